@@ -1,0 +1,86 @@
+"""Every setting, read from environment variables in this one place; each default runs.
+
+See the settings table in the README. ``Settings.from_env()`` is called by entry points, never at
+import time, so tests can pass their own ``environ``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value.strip() == "":
+        return default
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"expected on/off, got {value!r}")
+
+
+def database_url(raw: str | None, instance_dir: Path) -> str:
+    """SQLite under ``instance/`` by default; ``postgres://`` rewritten for psycopg 3."""
+    if not raw:
+        return f"sqlite:///{instance_dir / 'gridfee.sqlite3'}"
+    for prefix in ("postgres://", "postgresql://"):
+        if raw.startswith(prefix):
+            return "postgresql+psycopg://" + raw[len(prefix) :]
+    return raw
+
+
+@dataclass(frozen=True)
+class Settings:
+    port: int
+    grid_api_url: str | None
+    scenario: Path
+    slot_seconds: float
+    database_url: str
+    redis_url: str | None
+    secret_key: str
+    demo: bool
+    users_file: Path | None
+    instance_dir: Path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        instance_dir = Path(env.get("INSTANCE_DIR") or ROOT / "instance")
+        try:
+            port = int(env.get("PORT") or 8050)
+            slot_seconds = float(env.get("SLOT_SECONDS") or 5)
+        except ValueError as exc:
+            raise ConfigError(f"PORT and SLOT_SECONDS must be numbers: {exc}") from None
+        if slot_seconds < 0:
+            raise ConfigError("SLOT_SECONDS must be >= 0 (0 = fast-forward)")
+        demo = _flag(env.get("DEMO"), True)
+        secret = env.get("SECRET_KEY") or ""
+        if not secret:
+            if not demo:
+                raise ConfigError("SECRET_KEY must be set when DEMO is off")
+            secret = secrets.token_hex(32)
+        scenario = Path(env.get("SCENARIO") or ROOT / "scenarios" / "default.yaml")
+        users = env.get("USERS_FILE")
+        return cls(
+            port=port,
+            grid_api_url=env.get("GRID_API_URL") or None,
+            scenario=scenario,
+            slot_seconds=slot_seconds,
+            database_url=database_url(env.get("DATABASE_URL"), instance_dir),
+            redis_url=env.get("REDIS_URL") or None,
+            secret_key=secret,
+            demo=demo,
+            users_file=Path(users) if users else None,
+            instance_dir=instance_dir,
+        )

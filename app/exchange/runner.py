@@ -1,0 +1,238 @@
+"""The runner: drives the simulation slot by slot on the clock, through the store.
+
+Each cycle closes the running slot N and opens N+1 in one store transaction (stats of N,
+asset state after N, fees of N+1), then tells every subscriber with the ``market_info`` of the
+cycle (``market_slot`` = N+1, ``last_market_slot`` = N), the message a grid operator's
+``on_market_cycle`` receives. On start it resumes from the store: the slot that was running when
+the last process stopped is run again from the state saved after the slot before it, so no slot
+is missing from the history and none is there twice.
+
+    python -m app.exchange.runner [--slots N] [--reset]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from app.exchange.assets import AssetState
+from app.exchange.clock import SimClock
+from app.exchange.grid import GridModel
+from app.exchange.simulation import Simulation
+from app.exchange.stats import SlotStats
+from app.store.repo import ExchangeStore
+
+log = logging.getLogger(__name__)
+
+CycleHook = Callable[[dict], None]
+
+
+def market_info(
+    grid: GridModel,
+    clock: SimClock,
+    closed_slot: int,
+    stats: SlotStats,
+    current_fees: np.ndarray,
+    market_maker_rate: float,
+    feed_in_tariff_rate: float,
+) -> dict:
+    """The market-cycle event (DESIGN §3) after ``closed_slot`` closed."""
+    entries = []
+    for m in grid.markets:
+        row = stats.row(m.index)
+        entries.append(
+            {
+                "area_uuid": m.uuid,
+                "name": m.name,
+                "parent_uuid": None if m.parent_index is None else grid.markets[m.parent_index].uuid,
+                "level": m.level,
+                "last_market_fee": row["market_fee"],
+                "current_market_fee": float(current_fees[m.index]),
+                "next_market_fee": float(current_fees[m.index]),  # nothing queued yet
+                "last_market_stats": {
+                    "min_trade_rate": row["min_trade_rate"],
+                    "median_trade_rate": row["median_trade_rate"],
+                    "avg_trade_rate": row["avg_trade_rate"],
+                    "max_trade_rate": row["max_trade_rate"],
+                    "total_traded_energy_kWh": row["total_traded_energy_kWh"],
+                    "market_fee_revenue": row["market_fee_revenue"],
+                    "current_market_fee": row["market_fee"],
+                    "next_market_fee": row["next_market_fee"],
+                },
+                "area_throughput": {"import": row["import_kwh"], "export": row["export_kwh"]},
+                "self_sufficiency": row["self_sufficiency"],
+                "self_consumption": row["self_consumption"],
+                "market_fee_revenue": row["market_fee_revenue"],
+                "unmatched_kwh": row["unmatched_kwh"],
+            }
+        )
+    return {
+        "event": "market",
+        "market_slot": clock.label(closed_slot + 1),
+        "last_market_slot": clock.label(closed_slot),
+        "slot_length_min": clock.slot_length_min,
+        "feed_in_tariff_rate": feed_in_tariff_rate,
+        "market_maker_rate": market_maker_rate,
+        "markets": entries,
+    }
+
+
+class ExchangeRunner:
+    def __init__(self, store: ExchangeStore, slot_seconds: float = 0.0):
+        self.store = store
+        self.sim = Simulation(store.scenario, store.grid)
+        sc = store.scenario
+        self.clock = SimClock(sc.start, sc.slot_length_min, slot_seconds)
+        self.hooks: list[CycleHook] = []
+        self.running_slot: int | None = None
+        self.fees: np.ndarray | None = None
+        self.slot_started_at = 0.0
+
+    def subscribe(self, hook: CycleHook) -> None:
+        self.hooks.append(hook)
+
+    def resume(self) -> int:
+        """Load the state after the last closed slot and (re)start the slot after it."""
+        saved = self.store.load_state()
+        if saved.asset_state is not None:
+            self.sim.state = AssetState.from_arrays(saved.asset_state)
+        self.running_slot = saved.running_slot
+        self.fees = self.store.start_slot(saved.running_slot, self.clock.slot_seconds)
+        self.slot_started_at = time.time()
+        log.info("exchange %s: running slot %s", self.store.key, self.clock.label(saved.running_slot))
+        return saved.running_slot
+
+    def close_running_slot(self) -> dict:
+        """Simulate the running slot, store it, open the next one, tell the subscribers."""
+        if self.running_slot is None:
+            self.resume()
+        slot, grid = self.running_slot, self.sim.grid
+        before = AssetState.from_arrays(self.sim.state.to_arrays())
+        try:
+            outcome = self.sim.run_slot(slot, self.fees)
+            stats, next_fees = self.store.close_slot(
+                slot,
+                self.clock.label(slot),
+                lambda queued: outcome.stats(grid, queued),
+                self.sim.state.to_arrays(),
+                self.clock.slot_seconds,
+            )
+        except BaseException:
+            self.sim.state = before  # the store did not take the slot: neither do we
+            raise
+        self.running_slot, self.fees = slot + 1, next_fees
+        self.slot_started_at = time.time()
+        sell, feed_in = self.sim.supplier_rates(slot)
+        info = market_info(grid, self.clock, slot, stats, next_fees, sell, feed_in)
+        for hook in self.hooks:
+            try:
+                hook(info)
+            except Exception:  # a subscriber's bug must not stop the exchange
+                log.exception("market-cycle subscriber failed")
+        return info
+
+    def run(self, max_slots: int | None = None, stop: threading.Event | None = None) -> int:
+        """Close slots on the clock until ``max_slots`` closed or ``stop`` is set; returns count."""
+        stop = stop or threading.Event()
+        if self.running_slot is None:
+            self.resume()
+        done = 0
+        while not stop.is_set() and (max_slots is None or done < max_slots):
+            if not self.clock.fast_forward:
+                wait = self.clock.slot_end_wall(self.slot_started_at) - time.time()
+                if wait > 0 and stop.wait(wait):
+                    break
+            self.close_running_slot()
+            done += 1
+        return done
+
+
+def print_cycle(info: dict, levels: tuple[int, ...] = (0, 1)) -> None:
+    """Print the closed slot's stats of the grid and community markets, one line each."""
+
+    def num(v, fmt="{:7.2f}"):
+        return "      -" if v is None else fmt.format(v)
+
+    print(f"slot {info['last_market_slot']} closed; {info['market_slot']} running", flush=True)
+    print(
+        f"  {'market':<22}{'min':>7} {'med':>7} {'avg':>7} {'max':>7}  ct/kWh {'traded':>8} "
+        f"{'import':>8} {'export':>8} kWh {'self-suff':>9} % {'fee':>6} {'next':>6} ct/kWh {'revenue':>8} ct"
+    )
+    for m in info["markets"]:
+        if m["level"] not in levels:
+            continue
+        s = m["last_market_stats"]
+        print(
+            f"  {m['name'][:21]:<22}{num(s['min_trade_rate'])} {num(s['median_trade_rate'])} "
+            f"{num(s['avg_trade_rate'])} {num(s['max_trade_rate'])}         "
+            f"{s['total_traded_energy_kWh']:8.2f} {m['area_throughput']['import']:8.2f} "
+            f"{m['area_throughput']['export']:8.2f}     {num(m['self_sufficiency'], '{:9.1f}')}   "
+            f"{m['last_market_fee']:6.2f} {s['next_market_fee']:6.2f}        {m['market_fee_revenue']:8.2f}",
+            flush=True,
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    from app.config import Settings
+    from app.exchange.grid import build_grid
+    from app.exchange.scenario import ScenarioError, load_scenario
+    from app.store.db import migrate
+    from app.store.lock import RunnerLock
+    from app.store.repo import StoreMismatch
+
+    parser = argparse.ArgumentParser(description="Run the embedded exchange and print each slot.")
+    parser.add_argument("--slots", type=int, default=None, help="stop after this many slots")
+    parser.add_argument("--reset", action="store_true", help="forget this scenario's stored run first")
+    parser.add_argument("--quiet", action="store_true", help="do not print slot stats")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    try:
+        scenario = load_scenario(settings.scenario)
+    except ScenarioError as exc:
+        print(exc)
+        return 2
+    grid = build_grid(scenario)
+    try:
+        if args.reset:
+            migrate(settings.database_url)
+            store = ExchangeStore(settings.database_url, scenario, grid)
+            store.reset()
+            store.register()
+        else:
+            store = ExchangeStore.open(settings.database_url, scenario, grid)
+    except StoreMismatch as exc:
+        print(f"error: {exc}")
+        return 2
+    lock = RunnerLock(store.engine, store.key)
+    if not lock.try_acquire():
+        print("another runner holds the exchange; waiting for it to stop ...", flush=True)
+        lock.acquire()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    runner = ExchangeRunner(store, settings.slot_seconds)
+    if not args.quiet:
+        runner.subscribe(print_cycle)
+    first = runner.resume()
+    print(
+        f"exchange {scenario.name!r}: {grid.n_markets} markets, {grid.n_houses} houses; "
+        f"slot {runner.clock.label(first)} running, one slot every {settings.slot_seconds:g} s "
+        f"(store: {store.engine.url.render_as_string(hide_password=True)})",
+        flush=True,
+    )
+    try:
+        runner.run(args.slots, stop)
+    finally:
+        lock.release()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

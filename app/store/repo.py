@@ -1,0 +1,321 @@
+"""The exchange's store: markets, slot history, the fee book and the runner's state.
+
+One writer, many readers: only the runner writes slots and state (``close_slot``), in one
+transaction per slot, so a slot is in the history for every market or for none, and the state
+saved with it is what the next start resumes from. Fees are accepted by any process
+(``submit_fee``); accepting a fee and opening a slot both lock the exchange's state row, so a fee
+is either seen by the slot being opened or was received while that slot was already running.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+
+from app.exchange.fees import FeeChange, FeeRefused, validate_fee
+from app.exchange.grid import GridModel
+from app.exchange.scenario import Scenario
+from app.exchange.stats import STAT_FIELDS, SlotStats
+from app.store.db import make_engine, migrate
+from app.store.schema import exchange_state, fee_changes, markets, slot_stats
+
+
+class StoreMismatch(RuntimeError):
+    """The store holds a run of a scenario with this name but other content."""
+
+
+def scenario_hash(scenario: Scenario) -> str:
+    canonical = json.dumps(scenario.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _pack(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _unpack(blob: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(blob), allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+@dataclass(frozen=True)
+class RunnerState:
+    running_slot: int
+    last_closed_slot: int | None
+    slot_started_at: float
+    slot_seconds: float
+    asset_state: dict[str, np.ndarray] | None
+
+
+class ExchangeStore:
+    """Store of one scenario's exchange. Safe to use from several threads and processes."""
+
+    def __init__(self, engine: Engine | str, scenario: Scenario, grid: GridModel):
+        self.engine = make_engine(engine) if isinstance(engine, str) else engine
+        self.scenario = scenario
+        self.grid = grid
+        self.key = scenario.name
+        self.uuids = [m.uuid for m in grid.markets]
+        self._position = {u: i for i, u in enumerate(self.uuids)}
+        self._initial = {u: float(f) for u, f in zip(self.uuids, grid.initial_fee_ct_per_kwh, strict=True)}
+
+    # -- set-up ---------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls, url: str, scenario: Scenario, grid: GridModel, run_migrations: bool = True
+    ) -> ExchangeStore:
+        if run_migrations:
+            migrate(url)
+        store = cls(url, scenario, grid)
+        store.register()
+        return store
+
+    def register(self) -> None:
+        """Record the scenario's markets; refuse a store that ran other content under its name."""
+        digest = scenario_hash(self.scenario)
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(exchange_state.c.scenario_hash).where(exchange_state.c.scenario == self.key)
+            ).first()
+            if row is not None and row.scenario_hash != digest:
+                raise StoreMismatch(
+                    f"the store already holds a run of scenario {self.key!r} with different "
+                    "content; rename the scenario, point DATABASE_URL elsewhere, or reset it "
+                    "(python -m app.exchange.runner --reset)"
+                )
+            known = {
+                r.uuid for r in conn.execute(select(markets.c.uuid).where(markets.c.scenario == self.key))
+            }
+            rows = [
+                dict(
+                    uuid=m.uuid,
+                    scenario=self.key,
+                    position=m.index,
+                    name=m.name,
+                    level=m.level,
+                    parent_uuid=None if m.parent_index is None else self.uuids[m.parent_index],
+                )
+                for m in self.grid.markets
+                if m.uuid not in known
+            ]
+            if rows:
+                conn.execute(insert(markets), rows)
+            if row is None:
+                now = time.time()
+                conn.execute(
+                    insert(exchange_state).values(
+                        scenario=self.key,
+                        scenario_hash=digest,
+                        running_slot=0,
+                        last_closed_slot=None,
+                        slot_started_at=now,
+                        slot_seconds=0.0,
+                        asset_state=None,
+                        updated_at=now,
+                    )
+                )
+
+    def reset(self) -> None:
+        """Forget this scenario's history, fees and state (used by ``--reset``)."""
+        with self.engine.begin() as conn:
+            mine = select(markets.c.uuid).where(markets.c.scenario == self.key)
+            conn.execute(delete(slot_stats).where(slot_stats.c.market_uuid.in_(mine)))
+            conn.execute(delete(fee_changes).where(fee_changes.c.scenario == self.key))
+            conn.execute(delete(exchange_state).where(exchange_state.c.scenario == self.key))
+            conn.execute(delete(markets).where(markets.c.scenario == self.key))
+
+    # -- the runner's state ---------------------------------------------------------------
+    def _lock_state(self, conn: Connection):
+        return conn.execute(
+            select(exchange_state).where(exchange_state.c.scenario == self.key).with_for_update()
+        ).one()
+
+    def load_state(self) -> RunnerState:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(exchange_state).where(exchange_state.c.scenario == self.key)).one()
+        return RunnerState(
+            running_slot=row.running_slot,
+            last_closed_slot=row.last_closed_slot,
+            slot_started_at=row.slot_started_at,
+            slot_seconds=row.slot_seconds,
+            asset_state=_unpack(row.asset_state) if row.asset_state else None,
+        )
+
+    def start_slot(
+        self, slot: int, slot_seconds: float, asset_state: dict[str, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """Mark ``slot`` as running from now and return its fees (resume or first start)."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            self._lock_state(conn)
+            values = dict(running_slot=slot, slot_started_at=now, slot_seconds=slot_seconds, updated_at=now)
+            if asset_state is not None:
+                values["asset_state"] = _pack(asset_state)
+            conn.execute(update(exchange_state).where(exchange_state.c.scenario == self.key).values(**values))
+            return self._fees(conn, slot)
+
+    def close_slot(
+        self,
+        slot: int,
+        label: str,
+        build_stats: Callable[[np.ndarray], SlotStats],
+        asset_state: dict[str, np.ndarray],
+        slot_seconds: float,
+    ) -> tuple[SlotStats, np.ndarray]:
+        """Close ``slot`` and open ``slot + 1`` in one transaction.
+
+        Reads the fees of ``slot + 1`` under the state lock (so a fee accepted before this
+        moment is in them, and one accepted after it applies from ``slot + 2``), builds the
+        stats with them as "queued", writes the stats of every market and the asset state.
+        Returns the stats and the fees now in force.
+        """
+        now = time.time()
+        with self.engine.begin() as conn:
+            state = self._lock_state(conn)
+            if state.running_slot != slot:
+                raise RuntimeError(f"slot {slot} is not the running slot ({state.running_slot})")
+            next_fees = self._fees(conn, slot + 1)
+            stats = build_stats(next_fees)
+            conn.execute(insert(slot_stats), self._stat_rows(slot, label, stats))
+            conn.execute(
+                update(exchange_state)
+                .where(exchange_state.c.scenario == self.key)
+                .values(
+                    running_slot=slot + 1,
+                    last_closed_slot=slot,
+                    slot_started_at=now,
+                    slot_seconds=slot_seconds,
+                    asset_state=_pack(asset_state),
+                    updated_at=now,
+                )
+            )
+        return stats, next_fees
+
+    def _stat_rows(self, slot: int, label: str, stats: SlotStats) -> list[dict]:
+        columns = {name: getattr(stats, name) for name in STAT_FIELDS}
+        rows = []
+        for i, uuid in enumerate(self.uuids):
+            row = {"market_uuid": uuid, "slot": slot, "slot_label": label}
+            for name, values in columns.items():
+                v = float(values[i])
+                row[name] = None if v != v else v  # NaN -> NULL
+            rows.append(row)
+        return rows
+
+    # -- the fee book ---------------------------------------------------------------------
+    def _fees(self, conn: Connection, slot: int) -> np.ndarray:
+        fees = np.array([self._initial[u] for u in self.uuids])
+        newest = (
+            select(func.max(fee_changes.c.id))
+            .where(fee_changes.c.scenario == self.key, fee_changes.c.applies_from_slot <= slot)
+            .group_by(fee_changes.c.market_uuid)
+        )
+        rows = conn.execute(
+            select(fee_changes.c.market_uuid, fee_changes.c.fee_ct_per_kwh).where(
+                fee_changes.c.id.in_(newest)
+            )
+        )
+        for market_uuid, fee in rows:
+            fees[self._position[market_uuid]] = fee
+        return fees
+
+    def fees_for_slot(self, slot: int) -> np.ndarray:
+        with self.engine.connect() as conn:
+            return self._fees(conn, slot)
+
+    def submit_fees(
+        self, changes: Iterable[tuple[str, object]], source: str, transaction_id: str | None = None
+    ) -> list[FeeChange | FeeRefused]:
+        """Accept fee changes for the next slot; one result per change, in order.
+
+        Each change is validated alone: a refused one (``FeeRefused`` in the result) changes
+        nothing and does not stop the others. All accepted ones apply from the slot after the
+        one running when they were received, read under the state lock.
+        """
+        limits = self.scenario.fee_limits
+        results: list[FeeChange | FeeRefused] = []
+        with self.engine.begin() as conn:
+            running = self._lock_state(conn).running_slot
+            now = time.time()
+            for market_uuid, value in changes:
+                try:
+                    if market_uuid not in self._position:
+                        raise FeeRefused("unknown_market", f"no market with uuid {market_uuid!r}")
+                    fee = validate_fee(value, limits.min_ct_per_kwh, limits.max_ct_per_kwh)
+                except FeeRefused as refused:
+                    results.append(refused)
+                    continue
+                change = FeeChange(market_uuid, fee, running, running + 1, source, transaction_id)
+                conn.execute(
+                    insert(fee_changes).values(
+                        scenario=self.key,
+                        market_uuid=market_uuid,
+                        fee_ct_per_kwh=fee,
+                        received_slot=running,
+                        applies_from_slot=running + 1,
+                        source=source,
+                        transaction_id=transaction_id,
+                        created_at=now,
+                    )
+                )
+                results.append(change)
+        return results
+
+    def submit_fee(
+        self, market_uuid: str, value: object, source: str, transaction_id: str | None = None
+    ) -> FeeChange:
+        """One fee change; raises ``FeeRefused`` if it is not accepted."""
+        (result,) = self.submit_fees([(market_uuid, value)], source, transaction_id)
+        if isinstance(result, FeeRefused):
+            raise result
+        return result
+
+    def fee_history(self, market_uuid: str | None = None) -> list[FeeChange]:
+        query = select(fee_changes).where(fee_changes.c.scenario == self.key).order_by(fee_changes.c.id)
+        if market_uuid is not None:
+            query = query.where(fee_changes.c.market_uuid == market_uuid)
+        with self.engine.connect() as conn:
+            return [
+                FeeChange(
+                    r.market_uuid,
+                    r.fee_ct_per_kwh,
+                    r.received_slot,
+                    r.applies_from_slot,
+                    r.source,
+                    r.transaction_id,
+                )
+                for r in conn.execute(query)
+            ]
+
+    # -- history --------------------------------------------------------------------------
+    def history(
+        self, market_uuid: str, from_slot: int | None = None, to_slot: int | None = None
+    ) -> list[dict]:
+        """Per-slot stats of one market, oldest first (``to_slot`` inclusive)."""
+        query = select(slot_stats).where(slot_stats.c.market_uuid == market_uuid).order_by(slot_stats.c.slot)
+        if from_slot is not None:
+            query = query.where(slot_stats.c.slot >= from_slot)
+        if to_slot is not None:
+            query = query.where(slot_stats.c.slot <= to_slot)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def closed_slots(self) -> list[int]:
+        """Every closed slot of this scenario, ascending (from the grid market's rows)."""
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(slot_stats.c.slot)
+                    .where(slot_stats.c.market_uuid == self.uuids[0])
+                    .order_by(slot_stats.c.slot)
+                ).scalars()
+            )

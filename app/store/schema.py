@@ -1,0 +1,86 @@
+"""Tables of the store (SQLAlchemy Core). Alembic migrations are generated against ``metadata``."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+)
+
+metadata = MetaData()
+
+markets = Table(
+    "markets",
+    metadata,
+    Column("uuid", String(36), primary_key=True),
+    Column("scenario", String(200), nullable=False, index=True),
+    Column("position", Integer, nullable=False),  # index in the compiled grid
+    Column("name", String(200), nullable=False),
+    Column("level", Integer, nullable=False),  # 0 grid, 1 community, 2 house
+    Column("parent_uuid", String(36), nullable=True),
+)
+
+# One row per market per closed slot. Written by the runner only, in the transaction that
+# closes the slot, so a slot is either complete for every market or absent.
+slot_stats = Table(
+    "slot_stats",
+    metadata,
+    Column("market_uuid", String(36), ForeignKey("markets.uuid"), primary_key=True),
+    Column("slot", Integer, primary_key=True),
+    Column("slot_label", String(16), nullable=False),
+    Column("min_trade_rate", Float),  # ct/kWh, NULL when nothing traded
+    Column("median_trade_rate", Float),
+    Column("avg_trade_rate", Float),
+    Column("max_trade_rate", Float),
+    Column("total_traded_energy_kWh", Float, nullable=False),
+    Column("import_kwh", Float, nullable=False),
+    Column("export_kwh", Float, nullable=False),
+    Column("self_sufficiency", Float),  # %, NULL when nothing consumed
+    Column("self_consumption", Float),  # %, NULL when nothing produced
+    Column("market_fee", Float, nullable=False),  # ct/kWh in force
+    Column("next_market_fee", Float, nullable=False),  # ct/kWh queued for the next slot
+    Column("market_fee_revenue", Float, nullable=False),  # ct
+    Column("unmatched_kwh", Float, nullable=False),
+    Column("consumption_kwh", Float, nullable=False),
+    Column("production_kwh", Float, nullable=False),
+)
+Index("ix_slot_stats_slot", slot_stats.c.slot)
+
+# The fee book: every accepted change. The fee of a market in slot n is the newest row (by id)
+# with applies_from_slot <= n, else the scenario's initial fee.
+fee_changes = Table(
+    "fee_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scenario", String(200), nullable=False),
+    Column("market_uuid", String(36), ForeignKey("markets.uuid"), nullable=False),
+    Column("fee_ct_per_kwh", Float, nullable=False),
+    Column("received_slot", Integer, nullable=False),
+    Column("applies_from_slot", Integer, nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("transaction_id", String(200), nullable=True),
+    Column("created_at", Float, nullable=False),  # unix seconds
+)
+Index("ix_fee_changes_market_slot", fee_changes.c.market_uuid, fee_changes.c.applies_from_slot)
+
+# The exchange's own state, one row per scenario: the running slot and the asset state after
+# the last closed slot. Its row is also the lock that orders fee acceptance and slot opening.
+exchange_state = Table(
+    "exchange_state",
+    metadata,
+    Column("scenario", String(200), primary_key=True),
+    Column("scenario_hash", String(64), nullable=False),
+    Column("running_slot", Integer, nullable=False),
+    Column("last_closed_slot", Integer, nullable=True),
+    Column("slot_started_at", Float, nullable=False),  # unix seconds
+    Column("slot_seconds", Float, nullable=False),
+    Column("asset_state", LargeBinary, nullable=True),  # np.savez of AssetState
+    Column("updated_at", Float, nullable=False),
+)
