@@ -69,11 +69,15 @@ def flexible_load_kwh(
     need_today_kwh: np.ndarray,
     buy_price: np.ndarray,
     surplus_kwh: np.ndarray,
+    price_full: np.ndarray,
+    price_min: np.ndarray,
 ) -> np.ndarray:
     """Energy each flexible load takes this slot [kWh]; updates ``state.flex_remaining_kwh``.
 
     ``buy_price`` [ct/kWh] and ``surplus_kwh`` (PV beyond the house's load) are per house: a
     flexible load always soaks up its house's surplus, and decides on the buy price for the rest.
+    ``price_full`` / ``price_min`` [ct/kWh] are each load's thresholds (full power at or below
+    the first, only what it must at or above the second).
     """
     if len(grid.flex_house) == 0:
         return np.zeros(0)
@@ -87,7 +91,7 @@ def flexible_load_kwh(
     full = grid.flex_power_kw * slot_length_min / 60
     even = np.minimum(remaining / slots_left, full)
     price = buy_price[grid.flex_house]
-    phi = np.clip((grid.flex_price_min - price) / (grid.flex_price_min - grid.flex_price_full), 0, 1)
+    phi = np.clip((price_min - price) / (price_min - price_full), 0, 1)
     own_pv = np.minimum(surplus_kwh[grid.flex_house], full)
     kwh = np.minimum(np.maximum(even + phi * (full - even), own_pv), remaining)
     kwh = np.where(active, np.maximum(kwh, 0.0), 0.0)

@@ -78,22 +78,26 @@ def _pv_day_kw_per_kwp(
 
     naive = pd.date_range(iso_date, periods=96, freq="15min") + pd.Timedelta(minutes=7.5)
     times = naive.tz_localize(tz, ambiguous=np.zeros(len(naive), dtype=bool), nonexistent="shift_forward")
-    site = Location(latitude, longitude, tz=tz, altitude=altitude)
-    clear = site.get_clearsky(times, model="ineichen")
-    sun = site.get_solarposition(times)
-    poa = pvlib.irradiance.get_total_irradiance(
-        tilt,
-        azimuth,
-        sun["apparent_zenith"],
-        sun["azimuth"],
-        dni=clear["dni"],
-        ghi=clear["ghi"],
-        dhi=clear["dhi"],
-    )
-    params = pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"]["open_rack_glass_glass"]
-    t_cell = pvlib.temperature.sapm_cell(poa["poa_global"], 20, 1, **params)
-    p_dc = pvlib.pvsystem.pvwatts_dc(poa["poa_global"], t_cell, pdc0=1000, gamma_pdc=-0.004)
-    p_ac = pvlib.inverter.pvwatts(p_dc, pdc0=1000 / 0.96, eta_inv_nom=0.96)
+    with warnings.catch_warnings():
+        # pvlib 0.16 still reads DatetimeIndex.dayofyear, deprecated in pandas 3.1
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        site = Location(latitude, longitude, tz=tz, altitude=altitude)
+        clear = site.get_clearsky(times, model="ineichen")
+        sun = site.get_solarposition(times)
+        poa = pvlib.irradiance.get_total_irradiance(
+            tilt,
+            azimuth,
+            sun["apparent_zenith"],
+            sun["azimuth"],
+            dni=clear["dni"],
+            ghi=clear["ghi"],
+            dhi=clear["dhi"],
+        )
+        params = pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"]["open_rack_glass_glass"]
+        t_cell = pvlib.temperature.sapm_cell(poa["poa_global"], 20, 1, **params)
+        p_dc = pvlib.pvsystem.pvwatts_dc(poa["poa_global"], t_cell, pdc0=1000, gamma_pdc=-0.004)
+        p_ac = pvlib.inverter.pvwatts(p_dc, pdc0=1000 / 0.96, eta_inv_nom=0.96)
     values = np.clip(np.nan_to_num(np.asarray(p_ac, dtype=float)), 0, None) / 1000.0
     values.setflags(write=False)
     return values

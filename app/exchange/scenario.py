@@ -240,13 +240,17 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
+def _num(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
+
+
 def _format_error(err: dict[str, Any]) -> str:
     kind, ctx = err["type"], err.get("ctx", {})
     messages = {
-        "greater_than_equal": lambda: f"must be >= {ctx.get('ge')}",
-        "greater_than": lambda: f"must be > {ctx.get('gt')}",
-        "less_than_equal": lambda: f"must be <= {ctx.get('le')}",
-        "less_than": lambda: f"must be < {ctx.get('lt')}",
+        "greater_than_equal": lambda: f"must be >= {_num(ctx.get('ge'))}",
+        "greater_than": lambda: f"must be > {_num(ctx.get('gt'))}",
+        "less_than_equal": lambda: f"must be <= {_num(ctx.get('le'))}",
+        "less_than": lambda: f"must be < {_num(ctx.get('lt'))}",
         "missing": lambda: "is required",
         "extra_forbidden": lambda: "unknown field",
         "union_tag_invalid": lambda: (

@@ -53,6 +53,12 @@ class Simulation:
         self._bid_share = rng.uniform(0.85, 1.0, n_h)  # of the price the supplier would charge
         self._pv_ask = rng.uniform(0.0, 1.0, n_h)
         self._battery_ask = rng.uniform(0.6, 0.9, n_h)
+        # owners differ: each flexible load's price thresholds are its scenario's +-15 %
+        n_f = len(self.grid.flex_house)
+        self._flex_price_full = self.grid.flex_price_full * rng.uniform(0.85, 1.15, n_f)
+        self._flex_price_min = self._flex_price_full + (
+            self.grid.flex_price_min - self.grid.flex_price_full
+        ) * rng.uniform(0.85, 1.15, n_f)
         fees = self.grid.initial_fee_ct_per_kwh
         self.state = assets.initial_state(self.grid, self.buy_price(0, fees))
 
@@ -86,6 +92,8 @@ class Simulation:
             day.flex_energy_kwh,
             buy,
             np.maximum(pv - load, 0.0),
+            self._flex_price_full,
+            self._flex_price_min,
         )
         flex_house = np.bincount(grid.flex_house, weights=flex, minlength=grid.n_houses)
         residual = load + flex_house - pv

@@ -131,7 +131,7 @@ def subtree_sum(grid: GridModel, per_house: np.ndarray) -> np.ndarray:
 
 
 def _pct(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         value = np.clip(1.0 - numerator / denominator, 0.0, 1.0) * 100.0
     return np.where(denominator > 2e-5, value, np.nan)
 
@@ -151,7 +151,7 @@ def slot_stats(
     traded = np.bincount(market, weights=energy, minlength=n_m)
     count = np.bincount(market, minlength=n_m)
     has = count > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         avg = np.where(has, np.bincount(market, weights=energy * rate, minlength=n_m) / traded, np.nan)
     lo = np.full(n_m, np.nan)
     hi = np.full(n_m, np.nan)
