@@ -19,7 +19,9 @@ def i(*values):
 def test_pay_as_bid_pairs_in_merit_order_at_bid_rate():
     # bids 30 (2 kWh) and 20 (3 kWh); offers 10 (1 kWh), 15 (3 kWh), 25 (5 kWh)
     m = match_grouped(i(0, 0), a(20, 30), a(3, 2), i(0, 0, 0), a(25, 10, 15), a(5, 1, 3), 1)
-    pairs = sorted(zip(m.bid.tolist(), m.offer.tolist(), m.energy_kwh.round(9).tolist(), m.rate.tolist()))
+    pairs = sorted(
+        zip(m.bid.tolist(), m.offer.tolist(), m.energy_kwh.round(9).tolist(), m.rate.tolist(), strict=True)
+    )
     # 30-bid takes 1 kWh of the 10-offer and 1 kWh of the 15-offer; 20-bid takes 2 kWh of the
     # 15-offer; the 25-offer is above the 20-bid and stays out.
     assert pairs == [(0, 2, 2.0, 20.0), (1, 1, 1.0, 30.0), (1, 2, 1.0, 30.0)]
