@@ -44,8 +44,8 @@ def market_info(
 ) -> dict:
     """The market-cycle event (DESIGN §3) after ``closed_slot`` closed."""
     entries = []
-    for m in grid.markets:
-        row = stats.row(m.index)
+    fees_now = current_fees.tolist()
+    for m, row in zip(grid.markets, stats.rows(), strict=True):
         entries.append(
             {
                 "area_uuid": m.uuid,
@@ -53,8 +53,8 @@ def market_info(
                 "parent_uuid": None if m.parent_index is None else grid.markets[m.parent_index].uuid,
                 "level": m.level,
                 "last_market_fee": row["market_fee"],
-                "current_market_fee": float(current_fees[m.index]),
-                "next_market_fee": float(current_fees[m.index]),  # nothing queued yet
+                "current_market_fee": fees_now[m.index],
+                "next_market_fee": fees_now[m.index],  # nothing queued yet
                 "last_market_stats": {
                     "min_trade_rate": row["min_trade_rate"],
                     "median_trade_rate": row["median_trade_rate"],

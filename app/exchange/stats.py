@@ -70,6 +70,11 @@ class SlotStats:
     consumption_kwh: np.ndarray
     production_kwh: np.ndarray
 
+    def rows(self) -> list[dict[str, float | None]]:
+        """Every market's stats as JSON-ready numbers (NaN -> None), in market order."""
+        columns = [[None if v != v else v for v in getattr(self, name).tolist()] for name in STAT_FIELDS]
+        return [dict(zip(STAT_FIELDS, values, strict=True)) for values in zip(*columns, strict=True)]
+
     def row(self, market: int) -> dict[str, float | None]:
         """One market's stats as JSON-ready numbers (NaN -> None)."""
         out: dict[str, float | None] = {}

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from app.exchange.fees import FeeChange, FeeRefused, validate_fee
 from app.exchange.grid import GridModel
 from app.exchange.scenario import Scenario
-from app.exchange.stats import STAT_FIELDS, SlotStats
+from app.exchange.stats import SlotStats
 from app.store.db import make_engine, migrate
 from app.store.schema import exchange_state, fee_changes, markets, slot_stats
 
@@ -76,7 +76,11 @@ class ExchangeStore:
         if run_migrations:
             migrate(url)
         store = cls(url, scenario, grid)
-        store.register()
+        try:
+            store.register()
+        except BaseException:
+            store.engine.dispose()  # the caller never gets the engine: close its connections
+            raise
         return store
 
     def register(self) -> None:
@@ -201,15 +205,10 @@ class ExchangeStore:
         return stats, next_fees
 
     def _stat_rows(self, slot: int, label: str, stats: SlotStats) -> list[dict]:
-        columns = {name: getattr(stats, name) for name in STAT_FIELDS}
-        rows = []
-        for i, uuid in enumerate(self.uuids):
-            row = {"market_uuid": uuid, "slot": slot, "slot_label": label}
-            for name, values in columns.items():
-                v = float(values[i])
-                row[name] = None if v != v else v  # NaN -> NULL
-            rows.append(row)
-        return rows
+        return [
+            {"market_uuid": uuid, "slot": slot, "slot_label": label, **row}
+            for uuid, row in zip(self.uuids, stats.rows(), strict=True)
+        ]
 
     # -- the fee book ---------------------------------------------------------------------
     def _fees(self, conn: Connection, slot: int) -> np.ndarray:
