@@ -1,8 +1,11 @@
-"""``python -m app``: at this stage, the embedded exchange in live mode, printing every slot.
+"""``python -m app``: the embedded exchange with its Grid Operator API on ``PORT`` (8050),
+printing every closed slot. The Dash console joins this process in a later issue."""
 
-Later issues start the console (Dash) and the operator agent here as well.
-"""
+import logging
 
-from app.exchange.runner import main
+from app.config import Settings
+from app.serve import serve
 
-raise SystemExit(main())
+logging.basicConfig(level=logging.WARNING)
+settings = Settings.from_env()
+raise SystemExit(serve(settings, "127.0.0.1", settings.port))

@@ -52,6 +52,8 @@ class Settings:
     demo: bool
     users_file: Path | None
     instance_dir: Path
+    max_batch_commands: int = 2000
+    token_ttl_s: int = 3600
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -60,8 +62,12 @@ class Settings:
         try:
             port = int(env.get("PORT") or 8050)
             slot_seconds = float(env.get("SLOT_SECONDS") or 5)
+            max_batch = int(env.get("MAX_BATCH_COMMANDS") or 2000)
+            token_ttl = int(env.get("TOKEN_TTL_S") or 3600)
         except ValueError as exc:
-            raise ConfigError(f"PORT and SLOT_SECONDS must be numbers: {exc}") from None
+            raise ConfigError(
+                f"PORT, SLOT_SECONDS, MAX_BATCH_COMMANDS, TOKEN_TTL_S must be numbers: {exc}"
+            ) from None
         if slot_seconds < 0:
             raise ConfigError("SLOT_SECONDS must be >= 0 (0 = fast-forward)")
         demo = _flag(env.get("DEMO"), True)
@@ -83,4 +89,6 @@ class Settings:
             demo=demo,
             users_file=Path(users) if users else None,
             instance_dir=instance_dir,
+            max_batch_commands=max_batch,
+            token_ttl_s=token_ttl,
         )

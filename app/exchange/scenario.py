@@ -224,6 +224,13 @@ class Scenario(_Model):
     def slots_per_day(self) -> int:
         return 1440 // self.slot_length_min
 
+    def supplier_rates(self, slot: int) -> tuple[float, float]:
+        """(sell, feed-in) rate of the external supplier in ``slot`` [ct/kWh]."""
+        hour = (slot % self.slots_per_day) * self.slot_length_min // 60
+        return float(self.supplier.hourly_sell_ct_per_kwh()[hour]), float(
+            self.supplier.feed_in_rate_ct_per_kwh
+        )
+
     def house_count(self) -> int:
         return sum(h.count for c in self.grid.communities for h in c.houses)
 

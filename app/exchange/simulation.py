@@ -47,7 +47,6 @@ class Simulation:
         self.scenario = scenario
         self.grid = grid or build_grid(scenario)
         self.profiles = ProfileSource(scenario, self.grid)
-        self._hourly_sell = np.asarray(scenario.supplier.hourly_sell_ct_per_kwh())
         rng = np.random.default_rng([scenario.seed, 3])
         n_h = self.grid.n_houses
         self._bid_share = rng.uniform(0.85, 1.0, n_h)  # of the price the supplier would charge
@@ -67,8 +66,7 @@ class Simulation:
 
     def supplier_rates(self, slot: int) -> tuple[float, float]:
         """(sell, feed-in) rate of the external supplier in ``slot`` [ct/kWh]."""
-        hour = self.slot_minute(slot) // 60
-        return float(self._hourly_sell[hour]), float(self.scenario.supplier.feed_in_rate_ct_per_kwh)
+        return self.scenario.supplier_rates(slot)
 
     def buy_price(self, slot: int, fee_ct_per_kwh: np.ndarray) -> np.ndarray:
         """What each house pays for energy from the supplier in ``slot`` [ct/kWh]."""

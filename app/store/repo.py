@@ -18,13 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from app.exchange.fees import FeeChange, FeeRefused, validate_fee
 from app.exchange.grid import GridModel
 from app.exchange.scenario import Scenario
 from app.exchange.stats import SlotStats
 from app.store.db import make_engine, migrate
-from app.store.schema import exchange_state, fee_changes, markets, slot_stats
+from app.store.schema import batch_transactions, exchange_state, fee_changes, markets, slot_stats
 
 
 class StoreMismatch(RuntimeError):
@@ -134,6 +135,7 @@ class ExchangeStore:
             mine = select(markets.c.uuid).where(markets.c.scenario == self.key)
             conn.execute(delete(slot_stats).where(slot_stats.c.market_uuid.in_(mine)))
             conn.execute(delete(fee_changes).where(fee_changes.c.scenario == self.key))
+            conn.execute(delete(batch_transactions).where(batch_transactions.c.scenario == self.key))
             conn.execute(delete(exchange_state).where(exchange_state.c.scenario == self.key))
             conn.execute(delete(markets).where(markets.c.scenario == self.key))
 
@@ -153,6 +155,30 @@ class ExchangeStore:
             slot_seconds=row.slot_seconds,
             asset_state=_unpack(row.asset_state) if row.asset_state else None,
         )
+
+    def clock_state(self) -> RunnerState:
+        """The running slot and its timing, without the (large) asset state."""
+        c = exchange_state.c
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(c.running_slot, c.last_closed_slot, c.slot_started_at, c.slot_seconds).where(
+                    c.scenario == self.key
+                )
+            ).one()
+        return RunnerState(
+            row.running_slot, row.last_closed_slot, row.slot_started_at, row.slot_seconds, None
+        )
+
+    def slot_rows(self, slot: int) -> list[dict]:
+        """The stats of every market for one closed slot, in market order (empty if not closed)."""
+        query = (
+            select(slot_stats, markets.c.position)
+            .join(markets, markets.c.uuid == slot_stats.c.market_uuid)
+            .where(markets.c.scenario == self.key, slot_stats.c.slot == slot)
+            .order_by(markets.c.position)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
 
     def start_slot(
         self, slot: int, slot_seconds: float, asset_state: dict[str, np.ndarray] | None = None
@@ -240,34 +266,86 @@ class ExchangeStore:
         nothing and does not stop the others. All accepted ones apply from the slot after the
         one running when they were received, read under the state lock.
         """
-        limits = self.scenario.fee_limits
-        results: list[FeeChange | FeeRefused] = []
         with self.engine.begin() as conn:
-            running = self._lock_state(conn).running_slot
-            now = time.time()
-            for market_uuid, value in changes:
-                try:
-                    if market_uuid not in self._position:
-                        raise FeeRefused("unknown_market", f"no market with uuid {market_uuid!r}")
-                    fee = validate_fee(value, limits.min_ct_per_kwh, limits.max_ct_per_kwh)
-                except FeeRefused as refused:
-                    results.append(refused)
-                    continue
-                change = FeeChange(market_uuid, fee, running, running + 1, source, transaction_id)
+            return self._submit(conn, list(changes), source, transaction_id)
+
+    def _submit(
+        self, conn: Connection, changes: list[tuple[str, object]], source: str, transaction_id: str | None
+    ) -> list[FeeChange | FeeRefused]:
+        limits = self.scenario.fee_limits
+        running = self._lock_state(conn).running_slot
+        now = time.time()
+        results: list[FeeChange | FeeRefused] = []
+        for market_uuid, value in changes:
+            try:
+                if market_uuid not in self._position:
+                    raise FeeRefused("unknown_market", f"no market with uuid {market_uuid!r}")
+                fee = validate_fee(value, limits.min_ct_per_kwh, limits.max_ct_per_kwh)
+            except FeeRefused as refused:
+                results.append(refused)
+                continue
+            change = FeeChange(market_uuid, fee, running, running + 1, source, transaction_id)
+            conn.execute(
+                insert(fee_changes).values(
+                    scenario=self.key,
+                    market_uuid=market_uuid,
+                    fee_ct_per_kwh=fee,
+                    received_slot=running,
+                    applies_from_slot=running + 1,
+                    source=source,
+                    transaction_id=transaction_id,
+                    created_at=now,
+                )
+            )
+            results.append(change)
+        return results
+
+    def submit_batch(
+        self,
+        username: str,
+        transaction_id: str,
+        changes: list[tuple[str, object]],
+        source: str,
+        answer: Callable[[list[FeeChange | FeeRefused]], dict],
+    ) -> tuple[dict, bool]:
+        """Accept a batch's fee changes once per ``(username, transaction_id)``.
+
+        ``answer`` turns the results into the batch's response, which is stored in the same
+        transaction as the fees. Returns ``(response, replayed)``: a resent batch gets the
+        stored response back and changes nothing.
+        """
+        key = (
+            batch_transactions.c.scenario == self.key,
+            batch_transactions.c.username == username,
+            batch_transactions.c.transaction_id == transaction_id,
+        )
+        stored = self._stored_batch(key)
+        if stored is not None:
+            return stored, True
+        try:
+            with self.engine.begin() as conn:
+                results = self._submit(conn, changes, source, transaction_id)
+                response = answer(results)
                 conn.execute(
-                    insert(fee_changes).values(
+                    insert(batch_transactions).values(
                         scenario=self.key,
-                        market_uuid=market_uuid,
-                        fee_ct_per_kwh=fee,
-                        received_slot=running,
-                        applies_from_slot=running + 1,
-                        source=source,
+                        username=username,
                         transaction_id=transaction_id,
-                        created_at=now,
+                        response=json.dumps(response),
+                        created_at=time.time(),
                     )
                 )
-                results.append(change)
-        return results
+            return response, False
+        except IntegrityError:  # the same batch, sent twice at once: the other one won
+            stored = self._stored_batch(key)
+            if stored is None:
+                raise
+            return stored, True
+
+    def _stored_batch(self, key) -> dict | None:
+        with self.engine.connect() as conn:
+            text = conn.execute(select(batch_transactions.c.response).where(*key)).scalar()
+        return None if text is None else json.loads(text)
 
     def submit_fee(
         self, market_uuid: str, value: object, source: str, transaction_id: str | None = None

@@ -12,6 +12,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
 )
 
 metadata = MetaData()
@@ -83,4 +84,16 @@ exchange_state = Table(
     Column("slot_seconds", Float, nullable=False),
     Column("asset_state", LargeBinary, nullable=True),  # np.savez of AssetState
     Column("updated_at", Float, nullable=False),
+)
+
+# Batches already answered, by (scenario, user, transaction_id): a resent batch gets the stored
+# answer instead of applying its fees twice. Written in the transaction that accepts its fees.
+batch_transactions = Table(
+    "batch_transactions",
+    metadata,
+    Column("scenario", String(200), primary_key=True),
+    Column("username", String(200), primary_key=True),
+    Column("transaction_id", String(200), primary_key=True),
+    Column("response", Text, nullable=False),  # JSON
+    Column("created_at", Float, nullable=False),
 )

@@ -1,0 +1,203 @@
+"""Request and response models of the Grid Operator API (v1).
+
+These models validate what comes in, shape what goes out, and are the source of
+``/api/v1/openapi.json``: the document cannot drift from the code. Units: rates and fees
+[ct/kWh], energy [kWh], revenue [ct], self-sufficiency [%]. Slots are ``YYYY-MM-DDTHH:mm``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SlotLabel = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$", examples=["2026-06-22T13:15"])]
+Rate = Annotated[float | None, Field(description="ct/kWh; null when nothing traded")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="machine-readable code, e.g. invalid_json, negative_fee")
+    message: str = Field(description="a sentence for humans")
+
+
+# --- auth -------------------------------------------------------------------------------------
+class TokenRequest(_Strict):
+    username: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=1000)
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int = Field(description="seconds")
+    username: str
+    role: Literal["grid_operator", "viewer"]
+
+
+# --- clock and grid ----------------------------------------------------------------------------
+class ClockResponse(BaseModel):
+    running_slot: SlotLabel
+    last_closed_slot: SlotLabel | None
+    slot_length_min: int
+    slot_seconds: float = Field(description="real seconds per slot; 0 = fast-forward")
+    slot_completion_pct: float
+    fee_deadline: float = Field(description="unix time at which the running slot closes")
+    seconds_to_deadline: float
+    simulated_time: str = Field(description="start of the running slot, local time")
+    server_time: float
+
+
+class Asset(BaseModel):
+    type: str
+    params: dict[str, Any]
+
+
+class MarketNode(BaseModel):
+    area_uuid: str
+    name: str
+    parent_uuid: str | None
+    level: int = Field(description="0 grid, 1 community, 2 house")
+    level_name: Literal["grid", "community", "house"]
+    current_market_fee: float = Field(description="ct/kWh in force in the running slot")
+    next_market_fee: float = Field(description="ct/kWh queued for the next slot")
+    assets: list[Asset]
+
+
+class GridResponse(BaseModel):
+    scenario: str
+    fee_limits: dict[str, float]
+    markets: list[MarketNode]
+
+
+# --- stats and market cycles ----------------------------------------------------------------
+class MarketStats(BaseModel):
+    min_trade_rate: Rate
+    median_trade_rate: Rate
+    avg_trade_rate: Rate
+    max_trade_rate: Rate
+    total_traded_energy_kWh: float
+    market_fee_revenue: float = Field(description="ct, this slot")
+    current_market_fee: float = Field(description="ct/kWh in force in that slot")
+    next_market_fee: float = Field(description="ct/kWh queued for the slot after it")
+
+
+class Throughput(BaseModel):
+    import_: float = Field(alias="import", description="kWh entering the market's subtree")
+    export: float = Field(description="kWh leaving it")
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class DsoMarketStats(MarketStats):
+    area_throughput: Throughput
+    self_sufficiency: float | None = Field(description="%")
+    self_consumption: float | None = Field(description="%")
+    peak_import_kwh: float = Field(description="the slot's import [kWh]; x4 for kW at 15 min")
+    peak_export_kwh: float
+    unmatched_kwh: float
+
+
+class MarketCycleEntry(BaseModel):
+    area_uuid: str
+    name: str
+    parent_uuid: str | None
+    level: int
+    last_market_fee: float
+    current_market_fee: float
+    next_market_fee: float
+    last_market_stats: MarketStats
+    area_throughput: Throughput
+    self_sufficiency: float | None
+    self_consumption: float | None
+    market_fee_revenue: float
+    unmatched_kwh: float
+
+
+class MarketInfo(BaseModel):
+    event: Literal["market"] = "market"
+    market_slot: SlotLabel = Field(description="the slot now running (N)")
+    last_market_slot: SlotLabel = Field(description="the slot that just closed (N-1)")
+    slot_length_min: int
+    feed_in_tariff_rate: float
+    market_maker_rate: float
+    markets: list[MarketCycleEntry]
+
+
+class MarketCyclesResponse(BaseModel):
+    cycles: list[MarketInfo]
+    last_market_slot: SlotLabel | None = Field(description="pass as ?after= to get the next ones")
+    more: bool = Field(description="true when more cycles are waiting beyond this page")
+
+
+class HistoryRow(BaseModel):
+    slot: SlotLabel
+    stats: DsoMarketStats
+
+
+class HistoryResponse(BaseModel):
+    area_uuid: str
+    name: str
+    rows: list[HistoryRow]
+
+
+# --- batch commands ---------------------------------------------------------------------------
+class StatsData(_Strict):
+    market_slots: SlotLabel | list[SlotLabel] | None = Field(
+        default=None, description="slots to report; default: the last closed slot"
+    )
+
+
+class MarketStatsCommand(_Strict):
+    type: Literal["market_stats"]
+    data: StatsData = Field(default_factory=StatsData)
+
+
+class DsoMarketStatsCommand(_Strict):
+    type: Literal["dso_market_stats"]
+    data: StatsData = Field(default_factory=StatsData)
+
+
+class GridFeesData(_Strict):
+    fee_const: float = Field(ge=0, allow_inf_nan=False, description="ct/kWh from the next slot")
+
+
+class GridFeesCommand(_Strict):
+    type: Literal["grid_fees"]
+    data: GridFeesData
+
+
+Command = Annotated[MarketStatsCommand | DsoMarketStatsCommand | GridFeesCommand, Field(discriminator="type")]
+
+
+class BatchRequest(_Strict):
+    batch_commands: dict[str, list[dict[str, Any]]] = Field(
+        description="{area_uuid: [command, ...]}; each command is validated on its own",
+        json_schema_extra={
+            "additionalProperties": {"type": "array", "items": {"$ref": "#/components/schemas/Command"}}
+        },
+    )
+    transaction_id: str | None = Field(
+        default=None, min_length=1, max_length=200, description="resending the same id applies nothing twice"
+    )
+
+
+class CommandResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    status: Literal["ready", "error"]
+    command: str | None
+    area_uuid: str
+    error: str | None = None
+    error_message: str | None = None
+
+
+class BatchResponse(BaseModel):
+    transaction_id: str
+    responses: dict[str, list[CommandResponse]]
+
+
+class BatchErrorResponse(BatchResponse):
+    error: str
+    message: str

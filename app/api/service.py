@@ -1,0 +1,336 @@
+"""What the Grid Operator API answers, read from and written to the store.
+
+No Flask here: routes parse HTTP and call these methods, which any worker can serve because
+everything comes from the store ("one writer, many readers"). The runner is the only writer of
+slots; accepted fees go into the store's fee book.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid as uuidlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pydantic import TypeAdapter, ValidationError
+
+from app.api.auth import User
+from app.api.models import Command, GridFeesCommand
+from app.exchange.clock import BadSlot, SimClock
+from app.exchange.fees import FeeChange, FeeRefused
+from app.exchange.grid import LEVEL_NAMES
+from app.exchange.scenario import Scenario
+from app.store.repo import ExchangeStore
+
+_COMMAND = TypeAdapter(Command)
+MAX_CYCLES_PER_PAGE = 96
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error": code, "message": message}`` with ``status``."""
+
+    def __init__(self, status: int, code: str, message: str):
+        self.status, self.code, self.message = status, code, message
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    area_uuid: str
+    index: int
+    fee: object
+
+
+def _stats(row: dict) -> dict:
+    return {
+        "min_trade_rate": row["min_trade_rate"],
+        "median_trade_rate": row["median_trade_rate"],
+        "avg_trade_rate": row["avg_trade_rate"],
+        "max_trade_rate": row["max_trade_rate"],
+        "total_traded_energy_kWh": row["total_traded_energy_kWh"],
+        "market_fee_revenue": row["market_fee_revenue"],
+        "current_market_fee": row["market_fee"],
+        "next_market_fee": row["next_market_fee"],
+    }
+
+
+def _dso_stats(row: dict) -> dict:
+    return {
+        **_stats(row),
+        "area_throughput": {"import": row["import_kwh"], "export": row["export_kwh"]},
+        "self_sufficiency": row["self_sufficiency"],
+        "self_consumption": row["self_consumption"],
+        "peak_import_kwh": row["import_kwh"],
+        "peak_export_kwh": row["export_kwh"],
+        "unmatched_kwh": row["unmatched_kwh"],
+    }
+
+
+class ExchangeService:
+    def __init__(self, store: ExchangeStore, slot_seconds: float, max_batch_commands: int = 2000):
+        self.store = store
+        self.scenario: Scenario = store.scenario
+        self.grid = store.grid
+        self.clock = SimClock(self.scenario.start, self.scenario.slot_length_min, slot_seconds)
+        self.max_batch_commands = max_batch_commands
+        self.markets = {m.uuid: m for m in self.grid.markets}
+
+    # -- reads ----------------------------------------------------------------------------
+    def clock_info(self) -> dict:
+        state = self.store.clock_state()
+        now = time.time()
+        deadline = state.slot_started_at + state.slot_seconds
+        done = (now - state.slot_started_at) / state.slot_seconds if state.slot_seconds > 0 else 0.0
+        return {
+            "running_slot": self.clock.label(state.running_slot),
+            "last_closed_slot": None
+            if state.last_closed_slot is None
+            else self.clock.label(state.last_closed_slot),
+            "slot_length_min": self.scenario.slot_length_min,
+            "slot_seconds": state.slot_seconds,
+            "slot_completion_pct": 100.0 * min(max(done, 0.0), 1.0),
+            "fee_deadline": deadline,
+            "seconds_to_deadline": max(deadline - now, 0.0),
+            "simulated_time": self.clock.slot_start(state.running_slot).isoformat(timespec="minutes"),
+            "server_time": now,
+        }
+
+    def grid_tree(self) -> dict:
+        running = self.store.clock_state().running_slot
+        now = self.store.fees_for_slot(running).tolist()
+        queued = self.store.fees_for_slot(running + 1).tolist()
+        assets = self._assets_by_house()
+        markets = []
+        for m in self.grid.markets:
+            markets.append(
+                {
+                    "area_uuid": m.uuid,
+                    "name": m.name,
+                    "parent_uuid": None if m.parent_index is None else self.grid.markets[m.parent_index].uuid,
+                    "level": m.level,
+                    "level_name": LEVEL_NAMES[m.level],
+                    "current_market_fee": now[m.index],
+                    "next_market_fee": queued[m.index],
+                    "assets": assets.get(m.index, []),
+                }
+            )
+        limits = self.scenario.fee_limits
+        return {
+            "scenario": self.scenario.name,
+            "fee_limits": {"min_ct_per_kwh": limits.min_ct_per_kwh, "max_ct_per_kwh": limits.max_ct_per_kwh},
+            "markets": markets,
+        }
+
+    def _assets_by_house(self) -> dict[int, list[dict]]:
+        out: dict[int, list[dict]] = {}
+        position = 1 + self.grid.n_communities
+        for community in self.scenario.grid.communities:
+            for house in community.houses:
+                listed = [
+                    {"type": a.type, "params": a.model_dump(exclude={"type"}, mode="json")}
+                    for a in house.assets
+                ]
+                for _ in range(house.count):
+                    out[position] = listed
+                    position += 1
+        return out
+
+    def market_info(self, closed_slot: int, rows: list[dict] | None = None) -> dict:
+        rows = rows if rows is not None else self.store.slot_rows(closed_slot)
+        sell, feed_in = self.scenario.supplier_rates(closed_slot + 1)
+        entries = []
+        for row in rows:
+            m = self.markets[row["market_uuid"]]
+            entries.append(
+                {
+                    "area_uuid": m.uuid,
+                    "name": m.name,
+                    "parent_uuid": None if m.parent_index is None else self.grid.markets[m.parent_index].uuid,
+                    "level": m.level,
+                    "last_market_fee": row["market_fee"],
+                    "current_market_fee": row["next_market_fee"],
+                    "next_market_fee": row["next_market_fee"],
+                    "last_market_stats": _stats(row),
+                    "area_throughput": {"import": row["import_kwh"], "export": row["export_kwh"]},
+                    "self_sufficiency": row["self_sufficiency"],
+                    "self_consumption": row["self_consumption"],
+                    "market_fee_revenue": row["market_fee_revenue"],
+                    "unmatched_kwh": row["unmatched_kwh"],
+                }
+            )
+        return {
+            "event": "market",
+            "market_slot": self.clock.label(closed_slot + 1),
+            "last_market_slot": self.clock.label(closed_slot),
+            "slot_length_min": self.scenario.slot_length_min,
+            "feed_in_tariff_rate": feed_in,
+            "market_maker_rate": sell,
+            "markets": entries,
+        }
+
+    def slot_of(self, label: str) -> int:
+        try:
+            return self.clock.slot_of(label)
+        except BadSlot as exc:
+            raise ApiError(400, "bad_slot", str(exc)) from None
+
+    def market_cycles(self, after: str | None, wait_s: float, limit: int = MAX_CYCLES_PER_PAGE) -> dict:
+        """Cycles after slot ``after`` (all closed slots after it, oldest first, one page).
+
+        Without ``after``: the latest cycle. When there is none yet, waits up to ``wait_s``
+        seconds for one (long-poll), polling the store.
+        """
+        after_slot = None if after is None else self.slot_of(after)
+        deadline = time.monotonic() + max(0.0, wait_s)
+        while True:
+            last = self.store.clock_state().last_closed_slot
+            if last is not None and (after_slot is None or last > after_slot):
+                first = last if after_slot is None else after_slot + 1
+                final = min(last, first + limit - 1)
+                cycles = [self.market_info(k) for k in range(first, final + 1)]
+                return {"cycles": cycles, "last_market_slot": self.clock.label(final), "more": final < last}
+            if time.monotonic() >= deadline:
+                return {"cycles": [], "last_market_slot": after, "more": False}
+            time.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
+
+    def history(self, area_uuid: str, start: str | None, end: str | None) -> dict:
+        market = self.markets.get(area_uuid)
+        if market is None:
+            raise ApiError(404, "unknown_market", f"no market with uuid {area_uuid!r}")
+        lo = None if start is None else self.slot_of(start)
+        hi = None if end is None else self.slot_of(end)
+        if lo is not None and hi is not None and lo > hi:
+            raise ApiError(400, "bad_range", "'from' must not be after 'to'")
+        rows = self.store.history(area_uuid, lo, hi)
+        return {
+            "area_uuid": area_uuid,
+            "name": market.name,
+            "rows": [{"slot": r["slot_label"], "stats": _dso_stats(r)} for r in rows],
+        }
+
+    # -- batch commands -------------------------------------------------------------------
+    def count_commands(self, batch: dict[str, list]) -> int:
+        return sum(len(v) for v in batch.values())
+
+    def run_batch(
+        self, user: User, batch: dict[str, list], transaction_id: str | None, source: str
+    ) -> tuple[dict, bool]:
+        """Answer every command of a batch, in order; returns ``(response, replayed)``.
+
+        Stats commands are answered from the store; every ``grid_fees`` the user may send is
+        accepted (or refused) in one store transaction, once per transaction id.
+        """
+        if self.count_commands(batch) > self.max_batch_commands:
+            raise ApiError(
+                413, "batch_too_large", f"a batch may hold at most {self.max_batch_commands} commands"
+            )
+        tid = transaction_id or str(uuidlib.uuid4())
+        responses: dict[str, list[dict | None]] = {}
+        pending: list[_Pending] = []
+        last_closed = self.store.clock_state().last_closed_slot
+        rows_by_slot: dict[int, dict[str, dict]] = {}
+        for area_uuid, commands in batch.items():
+            out: list[dict | None] = []
+            responses[area_uuid] = out
+            for raw in commands:
+                out.append(None)
+                answer = self._answer(user, area_uuid, raw, last_closed, rows_by_slot)
+                if isinstance(answer, _Pending):
+                    pending.append(_Pending(area_uuid, len(out) - 1, answer.fee))
+                else:
+                    out[-1] = answer
+
+        def finish(results: list[FeeChange | FeeRefused]) -> dict:
+            for p, result in zip(pending, results, strict=True):
+                base = {"command": "grid_fees", "area_uuid": p.area_uuid}
+                if isinstance(result, FeeRefused):
+                    responses[p.area_uuid][p.index] = self._error(base, result.code, result.message)
+                else:
+                    responses[p.area_uuid][p.index] = {
+                        **base,
+                        "status": "ready",
+                        "market_fee_const": result.fee_ct_per_kwh,
+                        "applies_from_slot": self.clock.label(result.applies_from_slot),
+                    }
+            return {"transaction_id": tid, "responses": responses}
+
+        changes = [(p.area_uuid, p.fee) for p in pending]
+        if transaction_id is None:
+            return finish(self.store.submit_fees(changes, source) if changes else []), False
+        return self.store.submit_batch(user.username, tid, changes, source, finish)
+
+    @staticmethod
+    def _error(base: dict, code: str, message: str) -> dict:
+        return {**base, "status": "error", "error": code, "error_message": message}
+
+    def _answer(
+        self, user: User, area_uuid: str, raw: object, last_closed: int | None, rows_by_slot
+    ) -> dict | _Pending:
+        kind = raw.get("type") if isinstance(raw, dict) else None
+        base = {"command": kind if isinstance(kind, str) else None, "area_uuid": area_uuid}
+        if kind not in ("market_stats", "dso_market_stats", "grid_fees"):
+            return self._error(
+                base,
+                "unknown_command",
+                f"unknown command type {kind!r}; use market_stats, dso_market_stats or grid_fees",
+            )
+        market = self.markets.get(area_uuid)
+        if market is None:
+            return self._error(base, "unknown_market", f"no market with uuid {area_uuid!r}")
+        try:
+            command = _COMMAND.validate_python(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"][1:]) or "command"
+            code = "invalid_fee" if kind == "grid_fees" else "invalid_command"
+            if kind == "grid_fees" and first["type"] == "greater_than_equal":
+                code = "negative_fee"
+            return self._error(base, code, f"{where}: {first['msg']}")
+        if isinstance(command, GridFeesCommand):
+            if not user.may_manage(market.uuid, market.name):
+                return self._error(
+                    base, "forbidden", f"user {user.username!r} may not set the fee of {market.name!r}"
+                )
+            return _Pending(area_uuid, -1, command.data.fee_const)
+        slots_raw = command.data.market_slots
+        if slots_raw is None:
+            if last_closed is None:
+                return {**base, "status": "ready", "name": market.name, "market_stats": {}}
+            slots, keyed = [last_closed], False
+        else:
+            labels = [slots_raw] if isinstance(slots_raw, str) else slots_raw
+            try:
+                slots, keyed = [self.clock.slot_of(label) for label in labels], True
+            except BadSlot as exc:
+                return self._error(base, "bad_slot", str(exc))
+        pick = _dso_stats if kind == "dso_market_stats" else _stats
+        found = {}
+        for slot in slots:
+            if slot not in rows_by_slot:
+                rows_by_slot[slot] = {r["market_uuid"]: r for r in self.store.slot_rows(slot)}
+            row = rows_by_slot[slot].get(area_uuid)
+            found[self.clock.label(slot)] = None if row is None else pick(row)
+        if keyed:
+            return {**base, "status": "ready", "name": market.name, "market_stats": found}
+        return {
+            **base,
+            "status": "ready",
+            "name": market.name,
+            "market_slot": self.clock.label(slots[0]),
+            "market_stats": found[self.clock.label(slots[0])],
+        }
+
+
+def batch_status(response: dict) -> tuple[int, str, str] | None:
+    """When every command of a batch failed: (HTTP status, code, message) of the batch."""
+    answers: Iterator[dict] = (r for rs in response["responses"].values() for r in rs if r is not None)
+    errors = []
+    for r in answers:
+        if r.get("status") != "error":
+            return None
+        errors.append(r)
+    if not errors:
+        return None
+    codes = {r["error"] for r in errors}
+    status = 403 if codes == {"forbidden"} else 404 if codes == {"unknown_market"} else 400
+    return status, errors[0]["error"], errors[0]["error_message"]

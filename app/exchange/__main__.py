@@ -1,0 +1,15 @@
+"""``python -m app.exchange [--port 8051] [--host 127.0.0.1]``: the exchange and its API, no Dash."""
+
+import argparse
+import logging
+
+from app.config import Settings
+from app.serve import serve
+
+parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("--host", default="127.0.0.1")
+parser.add_argument("--port", type=int, default=8051)
+parser.add_argument("--quiet", action="store_true", help="do not print each slot's stats")
+args = parser.parse_args()
+logging.basicConfig(level=logging.WARNING)
+raise SystemExit(serve(Settings.from_env(), args.host, args.port, print_slots=not args.quiet))

@@ -1,0 +1,71 @@
+"""Local serving: the API (and later the console) plus the runner in one process.
+
+On a PaaS the runner is its own ``clock:`` process and the web workers only serve; locally
+``python -m app`` / ``python -m app.exchange`` start both, the runner in a thread of this
+process. If another process already runs this scenario's exchange (it holds the runner lock),
+this one only serves.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from werkzeug.serving import make_server
+
+from app.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def serve(settings: Settings, host: str, port: int, print_slots: bool = True) -> int:
+    from app import create_app
+    from app.exchange.grid import build_grid
+    from app.exchange.runner import ExchangeRunner, print_cycle
+    from app.exchange.scenario import ScenarioError, load_scenario
+    from app.store.lock import RunnerLock
+    from app.store.repo import ExchangeStore, StoreMismatch
+
+    try:
+        scenario = load_scenario(settings.scenario)
+        store = ExchangeStore.open(settings.database_url, scenario, build_grid(scenario))
+    except (ScenarioError, StoreMismatch) as exc:
+        print(f"error: {exc}")
+        return 2
+    server_app = create_app(settings, store=store)
+    stop = threading.Event()
+    lock = RunnerLock(store.engine, store.key)
+    runner_thread = None
+    if lock.try_acquire():
+        runner = ExchangeRunner(store, settings.slot_seconds)
+        if print_slots:
+            runner.subscribe(print_cycle)
+        runner.resume()
+        runner_thread = threading.Thread(target=runner.run, kwargs={"stop": stop}, name="runner", daemon=True)
+        runner_thread.start()
+    else:
+        print("another process runs this exchange; serving its store only", flush=True)
+    http = make_server(host, port, server_app, threaded=True)
+    print(
+        f"Grid Operator API on http://{host}:{port}/api/v1 (OpenAPI: /api/v1/openapi.json); "
+        f"scenario {scenario.name!r}, a slot every {settings.slot_seconds:g} s",
+        flush=True,
+    )
+    if settings.demo:
+        print("demo users: operator / operator (grid operator), viewer / viewer", flush=True)
+
+    def shutdown(*_):  # noqa: ANN002
+        stop.set()
+        threading.Thread(target=http.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    try:
+        http.serve_forever()
+    finally:
+        stop.set()
+        if runner_thread is not None:
+            runner_thread.join(timeout=30)  # lets the slot being written finish
+        lock.release()
+    return 0
