@@ -276,6 +276,7 @@ class ExchangeStore:
         running = self._lock_state(conn).running_slot
         now = time.time()
         results: list[FeeChange | FeeRefused] = []
+        rows = []
         for market_uuid, value in changes:
             try:
                 if market_uuid not in self._position:
@@ -284,9 +285,9 @@ class ExchangeStore:
             except FeeRefused as refused:
                 results.append(refused)
                 continue
-            change = FeeChange(market_uuid, fee, running, running + 1, source, transaction_id)
-            conn.execute(
-                insert(fee_changes).values(
+            results.append(FeeChange(market_uuid, fee, running, running + 1, source, transaction_id))
+            rows.append(
+                dict(
                     scenario=self.key,
                     market_uuid=market_uuid,
                     fee_ct_per_kwh=fee,
@@ -297,7 +298,8 @@ class ExchangeStore:
                     created_at=now,
                 )
             )
-            results.append(change)
+        if rows:  # one executemany; ids keep the order of the batch
+            conn.execute(insert(fee_changes), rows)
         return results
 
     def submit_batch(
