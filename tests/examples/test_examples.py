@@ -35,8 +35,8 @@ def exchange(tmp_path_factory):
         [sys.executable, "-m", "app.exchange", "--port", str(port), "--quiet"],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
