@@ -161,7 +161,8 @@ class DsoMarketStatsCommand(_Strict):
 
 
 class GridFeesData(_Strict):
-    fee_const: float = Field(ge=0, allow_inf_nan=False, description="ct/kWh from the next slot")
+    # strict: a JSON number only, never "3" or true (lax mode would read them as 3.0 and 1.0)
+    fee_const: float = Field(ge=0, allow_inf_nan=False, strict=True, description="ct/kWh from the next slot")
 
 
 class GridFeesCommand(_Strict):

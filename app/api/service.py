@@ -190,7 +190,8 @@ class ExchangeService:
                 cycles = [self.market_info(k) for k in range(first, final + 1)]
                 return {"cycles": cycles, "last_market_slot": self.clock.label(final), "more": final < last}
             if time.monotonic() >= deadline:
-                return {"cycles": [], "last_market_slot": after, "more": False}
+                label = None if after_slot is None else self.clock.label(after_slot)
+                return {"cycles": [], "last_market_slot": label, "more": False}
             time.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
 
     def history(self, area_uuid: str, start: str | None, end: str | None) -> dict:

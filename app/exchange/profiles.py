@@ -135,7 +135,7 @@ class ProfileSource:
         self._cache: dict[int, DayProfiles] = {}
 
     def date_of(self, day: int) -> dt.date:
-        return (self.scenario.start + dt.timedelta(days=day)).date()
+        return self.scenario.start.date() + dt.timedelta(days=day)
 
     def day(self, day: int) -> DayProfiles:
         if day not in self._cache:

@@ -210,6 +210,8 @@ class Scenario(_Model):
     def _consistent(self) -> Scenario:
         if 1440 % self.slot_length_min:
             raise ValueError("slot_length_min must divide a day (1440 minutes)")
+        if (self.start.hour * 60 + self.start.minute) % self.slot_length_min:
+            raise ValueError("start must be at the beginning of a slot (a multiple of slot_length_min)")
         if self.fee_limits.min_ct_per_kwh > self.fee_limits.max_ct_per_kwh:
             raise ValueError("fee_limits.min_ct_per_kwh must be <= max_ct_per_kwh")
         fees = [self.grid.fee_ct_per_kwh]
@@ -224,9 +226,18 @@ class Scenario(_Model):
     def slots_per_day(self) -> int:
         return 1440 // self.slot_length_min
 
+    @property
+    def start_offset_slots(self) -> int:
+        """Slots from midnight of the start date to ``start`` (a run may start at 16:00)."""
+        return (self.start.hour * 60 + self.start.minute) // self.slot_length_min
+
+    def day_and_slot(self, slot: int) -> tuple[int, int]:
+        """(day since the start date, slot of that day) of run slot ``slot``."""
+        return divmod(slot + self.start_offset_slots, self.slots_per_day)
+
     def supplier_rates(self, slot: int) -> tuple[float, float]:
         """(sell, feed-in) rate of the external supplier in ``slot`` [ct/kWh]."""
-        hour = (slot % self.slots_per_day) * self.slot_length_min // 60
+        hour = self.day_and_slot(slot)[1] * self.slot_length_min // 60
         return float(self.supplier.hourly_sell_ct_per_kwh()[hour]), float(
             self.supplier.feed_in_rate_ct_per_kwh
         )

@@ -62,7 +62,7 @@ class Simulation:
         self.state = assets.initial_state(self.grid, self.buy_price(0, fees))
 
     def slot_minute(self, slot: int) -> int:
-        return (slot % self.scenario.slots_per_day) * self.scenario.slot_length_min
+        return self.scenario.day_and_slot(slot)[1] * self.scenario.slot_length_min
 
     def supplier_rates(self, slot: int) -> tuple[float, float]:
         """(sell, feed-in) rate of the external supplier in ``slot`` [ct/kWh]."""
@@ -76,8 +76,8 @@ class Simulation:
         """Simulate ``slot`` with the fees in force for it; advances the asset state."""
         sc, grid = self.scenario, self.grid
         fee = np.asarray(fee_ct_per_kwh, dtype=float)
-        s = slot % sc.slots_per_day
-        day = self.profiles.day(slot // sc.slots_per_day)
+        day_index, s = sc.day_and_slot(slot)
+        day = self.profiles.day(day_index)
         load, pv = day.load_kwh[s], day.pv_kwh[s]
         sell, feed_in = self.supplier_rates(slot)
         fees_on_path = assets.path_fees(grid, fee)

@@ -90,3 +90,15 @@ def test_default_scenario_community_flows_fall_in_the_peak_tier_range():
     for community in (1, 2, 3):
         busiest = max(stats[:, imp, community].max(), stats[:, exp, community].max())
         assert 10 <= busiest <= 50, (community, busiest)
+
+
+def test_a_run_starting_in_the_afternoon_is_simulated_at_that_time_of_day():
+    midnight = generate_scenario(1, 10, seed=2)
+    afternoon = midnight.model_copy(update={"start": midnight.start.replace(hour=12)})
+    a, b = Simulation(midnight), Simulation(afternoon)
+    fee = a.grid.initial_fee_ct_per_kwh
+    noon_from_midnight = [a.run_slot(s, fee) for s in range(49)][-1]
+    noon_from_noon = b.run_slot(0, fee)
+    assert noon_from_noon.production_kwh.sum() > 0  # the sun is up at 12:00
+    np.testing.assert_allclose(noon_from_noon.production_kwh, noon_from_midnight.production_kwh)
+    assert b.supplier_rates(0) == a.supplier_rates(48)

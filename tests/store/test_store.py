@@ -1,0 +1,317 @@
+"""The store's fee book, its scenario guard and the runner lock, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from app.config import ROOT
+from app.exchange.fees import FeeChange, FeeRefused
+from app.exchange.grid import build_grid
+from app.exchange.runner import ExchangeRunner
+from app.store.db import make_engine
+from app.store.lock import RunnerLock
+from app.store.repo import ExchangeStore, StoreMismatch
+from app.store.schema import markets
+
+ABOVE_MAXIMUM = object()  # stands for "the scenario's maximum fee plus a little"
+
+
+def expected_fee(changes: list[FeeChange], initial: float, slot: int) -> float:
+    """Fee book semantics: the last accepted change with applies_from_slot <= slot, else initial."""
+    fee = initial
+    for change in changes:
+        if change.applies_from_slot <= slot:
+            fee = change.fee_ct_per_kwh
+    return fee
+
+
+# -- when a fee applies -------------------------------------------------------------------
+
+
+def test_fee_sent_during_slot_applies_from_next_slot(open_store, small_scenario):
+    store = open_store(small_scenario)
+    runner = ExchangeRunner(store, slot_seconds=0)
+    assert runner.resume() == 0
+    assert runner.run(2) == 2  # slots 0 and 1 closed, slot 2 running
+    community = store.grid.markets[1]
+    assert community.level == 1
+    old_fee = float(store.grid.initial_fee_ct_per_kwh[community.index])
+    assert old_fee != 7.5
+
+    change = store.submit_fee(community.uuid, 7.5, source="test")
+
+    assert (change.received_slot, change.applies_from_slot) == (2, 3)
+    assert change.fee_ct_per_kwh == 7.5 and change.source == "test"
+    assert runner.fees[community.index] == old_fee  # the running slot keeps its fee
+    assert store.fees_for_slot(2)[community.index] == old_fee
+    assert store.fees_for_slot(3)[community.index] == 7.5
+
+    info = runner.close_running_slot()  # slot 2
+    runner.close_running_slot()  # slot 3
+
+    entry = next(m for m in info["markets"] if m["area_uuid"] == community.uuid)
+    assert entry["last_market_fee"] == old_fee
+    assert entry["current_market_fee"] == 7.5
+    rows = {r["slot"]: r for r in store.history(community.uuid)}
+    assert sorted(rows) == [0, 1, 2, 3]
+    assert (rows[1]["market_fee"], rows[1]["next_market_fee"]) == (old_fee, old_fee)
+    assert (rows[2]["market_fee"], rows[2]["next_market_fee"]) == (old_fee, 7.5)
+    assert (rows[3]["market_fee"], rows[3]["next_market_fee"]) == (7.5, 7.5)
+    # no other market's fee moved
+    for market in store.grid.markets:
+        if market.uuid != community.uuid:
+            initial = float(store.grid.initial_fee_ct_per_kwh[market.index])
+            assert {r["market_fee"] for r in store.history(market.uuid)} == {initial}
+
+
+def test_fee_sent_in_last_instant_of_slot_applies_from_next_slot(open_store, small_scenario):
+    """Fees stream in from another process while slots close: each one lands exactly once,
+    in the slot after the one that was running when it was accepted, never in that slot."""
+    store = open_store(small_scenario)
+    submitter = open_store(small_scenario)  # an engine of its own, like the web process
+    community = store.grid.markets[2]
+    initial = float(store.grid.initial_fee_ct_per_kwh[community.index])
+    runner = ExchangeRunner(store, slot_seconds=0)
+    runner.resume()
+    runner.sim.profiles.day(0)  # build the day's profiles now, so that slots close in milliseconds
+
+    accepted: list[FeeChange] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def submit_in_a_loop() -> None:
+        i = 0
+        try:
+            while not stop.is_set():
+                i += 1
+                accepted.append(submitter.submit_fee(community.uuid, 5 + i / 1000, source="race"))
+                time.sleep(0.0002)  # a flood, but one that leaves SQLite's busy handler a gap
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    def wait_for(count: int) -> None:
+        deadline = time.monotonic() + 10
+        while len(accepted) < count and not errors and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=submit_in_a_loop, daemon=True)
+    thread.start()
+    try:
+        for _ in range(5):
+            wait_for(len(accepted) + 3)  # some fees arrive while each slot runs ...
+            runner.close_running_slot()  # ... and the loop keeps going while it closes
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert not errors, errors
+
+    changes = store.fee_history()
+    assert changes == accepted  # every accepted change is in the book, in order, once
+    assert len({c.fee_ct_per_kwh for c in changes}) == len(changes)
+    assert {c.received_slot for c in changes} >= {0, 1, 2, 3, 4}
+    assert [c.received_slot for c in changes] == sorted(c.received_slot for c in changes)
+    assert all(c.applies_from_slot == c.received_slot + 1 for c in changes)
+
+    rows = {r["slot"]: r for r in store.history(community.uuid)}
+    assert sorted(rows) == [0, 1, 2, 3, 4]
+    for slot, row in rows.items():
+        assert row["market_fee"] == expected_fee(changes, initial, slot), slot
+        assert row["next_market_fee"] == expected_fee(changes, initial, slot + 1), slot
+    for change in changes:  # distinct values: a fee never shows in the slot it arrived in
+        if change.received_slot in rows:
+            assert rows[change.received_slot]["market_fee"] != change.fee_ct_per_kwh
+    assert runner.fees[community.index] == expected_fee(changes, initial, 5)
+
+
+# -- refusals -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        pytest.param(float("nan"), "invalid_fee", id="nan"),
+        pytest.param(float("inf"), "invalid_fee", id="inf"),
+        pytest.param(float("-inf"), "invalid_fee", id="minus-inf"),
+        pytest.param(-1, "negative_fee", id="negative"),
+        pytest.param("abc", "invalid_fee", id="text"),
+        pytest.param("7.5", "invalid_fee", id="numeric-text"),
+        pytest.param(None, "invalid_fee", id="none"),
+        pytest.param(True, "invalid_fee", id="bool"),
+        pytest.param(ABOVE_MAXIMUM, "fee_above_maximum", id="above-maximum"),
+    ],
+)
+def test_refused_fee_changes_nothing(open_store, small_scenario, value, code):
+    store = open_store(small_scenario)
+    if value is ABOVE_MAXIMUM:
+        value = small_scenario.fee_limits.max_ct_per_kwh + 0.001
+    community = store.grid.markets[1]
+    fees_before = store.fees_for_slot(1).tolist()
+
+    with pytest.raises(FeeRefused) as refused:
+        store.submit_fee(community.uuid, value, source="test")
+    assert refused.value.code == code
+    (result,) = store.submit_fees([(community.uuid, value)], source="test")
+    assert isinstance(result, FeeRefused) and result.code == code
+
+    assert store.fee_history() == []
+    assert store.fees_for_slot(1).tolist() == fees_before
+    assert store.load_state().running_slot == 0
+
+
+def test_fee_for_unknown_market_is_refused(open_store, small_scenario):
+    store = open_store(small_scenario)
+    with pytest.raises(FeeRefused) as refused:
+        store.submit_fee("00000000-0000-0000-0000-000000000000", 3.0, source="test")
+    assert refused.value.code == "unknown_market"
+    assert store.fee_history() == []
+
+
+def test_fees_at_the_limits_are_accepted(open_store, small_scenario):
+    store = open_store(small_scenario)
+    top = small_scenario.fee_limits.max_ct_per_kwh
+    grid_market, community = store.grid.markets[0], store.grid.markets[1]
+    store.submit_fee(grid_market.uuid, 0, source="test")
+    store.submit_fee(community.uuid, top, source="test")
+    fees = store.fees_for_slot(1)
+    assert (fees[0], fees[1]) == (0.0, top)
+
+
+def test_batch_accepts_the_good_changes_and_refuses_the_bad_ones_in_order(open_store, small_scenario):
+    store = open_store(small_scenario)
+    grid_market, west, east = store.grid.markets[0], store.grid.markets[1], store.grid.markets[2]
+    house = store.grid.markets[3]
+    results = store.submit_fees(
+        [
+            (grid_market.uuid, 3.0),
+            (west.uuid, float("nan")),
+            ("no-such-market", 1.0),
+            (east.uuid, 4.5),
+            (house.uuid, -2),
+            (west.uuid, small_scenario.fee_limits.max_ct_per_kwh * 2),
+        ],
+        source="batch",
+        transaction_id="tx-1",
+    )
+
+    assert [type(r).__name__ for r in results] == [
+        "FeeChange",
+        "FeeRefused",
+        "FeeRefused",
+        "FeeChange",
+        "FeeRefused",
+        "FeeRefused",
+    ]
+    assert [r.code for r in results if isinstance(r, FeeRefused)] == [
+        "invalid_fee",
+        "unknown_market",
+        "negative_fee",
+        "fee_above_maximum",
+    ]
+    good = [
+        FeeChange(grid_market.uuid, 3.0, 0, 1, "batch", "tx-1"),
+        FeeChange(east.uuid, 4.5, 0, 1, "batch", "tx-1"),
+    ]
+    assert [r for r in results if isinstance(r, FeeChange)] == good
+    assert store.fee_history() == good
+    fees = store.fees_for_slot(1)
+    assert (fees[0], fees[1], fees[2], fees[3]) == (3.0, 1.0, 4.5, 0.0)
+
+
+# -- the scenario guard -------------------------------------------------------------------
+
+
+def test_store_refuses_other_scenario_content_under_same_name(open_store, store_url, small_scenario):
+    first = open_store(small_scenario)
+    n_markets = len(first.uuids)
+    open_store(small_scenario)  # the same content again is fine
+
+    changed = small_scenario.model_copy(update={"seed": small_scenario.seed + 1})
+    assert changed.name == small_scenario.name
+    other = ExchangeStore(store_url, changed, build_grid(changed))
+    try:
+        with pytest.raises(StoreMismatch, match="different content"):
+            other.register()
+    finally:
+        other.engine.dispose()
+    with pytest.raises(StoreMismatch):
+        open_store(changed)
+
+    with first.engine.connect() as conn:
+        count = conn.execute(select(func.count()).select_from(markets)).scalar()
+    assert count == n_markets  # nothing registered twice, nothing of the refused one
+
+
+# -- the runner lock ----------------------------------------------------------------------
+
+
+def test_runner_lock_is_held_by_one_engine_at_a_time(store_url):
+    engines = [make_engine(store_url), make_engine(store_url)]
+    first, second = RunnerLock(engines[0], "small"), RunnerLock(engines[1], "small")
+    elsewhere = RunnerLock(engines[1], "another scenario")
+    try:
+        assert first.try_acquire()
+        assert first.try_acquire()  # held already: still True
+        assert not second.try_acquire()
+        assert elsewhere.try_acquire()  # the lock is per scenario
+        first.release()
+        assert second.try_acquire()
+        assert not first.try_acquire()
+    finally:
+        for lock in (first, second, elsewhere):
+            lock.release()
+        for engine in engines:
+            engine.dispose()
+
+
+LOCK_HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from app.store.db import make_engine
+    from app.store.lock import RunnerLock
+
+    lock = RunnerLock(make_engine(sys.argv[1]), sys.argv[2])
+    print("held" if lock.try_acquire() else "refused", flush=True)
+    time.sleep(120)
+    """
+)
+
+
+def test_runner_lock_of_a_killed_process_is_free_again(store_url):
+    engine = make_engine(store_url)
+    mine = RunnerLock(engine, "small")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, store_url, "small"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert not mine.try_acquire()
+        holder.kill()  # SIGKILL: no clean-up runs in the holder
+        holder.wait(timeout=10)
+        started = time.monotonic()
+        assert mine.acquire(timeout=2, poll=0.02)
+        assert time.monotonic() - started < 2
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(timeout=10)
+        holder.stdout.close()
+        mine.release()
+        engine.dispose()
