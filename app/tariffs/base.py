@@ -1,0 +1,82 @@
+"""What every tariff model gets and must give back.
+
+A model is a pure function ``next_fee(history, slot, params, limits) -> float``: the fee in
+ct/kWh for the slot ``slot`` (the one after the running slot), from the market's closed-slot
+history. It must return a finite fee within ``limits`` whatever the history (empty, all NaN,
+huge values): the operator agent sends it without a second look.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FeeLimits:
+    min_ct_per_kwh: float = 0.0
+    max_ct_per_kwh: float = 100.0
+
+    def clamp(self, fee: float) -> float:
+        """The fee inside the limits; NaN and +-inf become the nearest sensible limit."""
+        if fee is None or math.isnan(fee):
+            return self.min_ct_per_kwh
+        return float(min(max(fee, self.min_ct_per_kwh), self.max_ct_per_kwh))
+
+
+@dataclass(frozen=True)
+class MarketHistory:
+    """Closed slots of one market, oldest first. NaN where a value is unknown.
+
+    ``import_kwh`` / ``export_kwh``: energy entering / leaving the market's subtree per slot;
+    ``fee_ct_per_kwh``: the fee in force in that slot; ``slot``: slot numbers.
+    """
+
+    slot: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    import_kwh: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    export_kwh: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    fee_ct_per_kwh: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def __len__(self) -> int:
+        return len(self.slot)
+
+    @classmethod
+    def from_rows(cls, rows: list[dict]) -> MarketHistory:
+        """From store rows (``slot``, ``import_kwh``, ``export_kwh``, ``market_fee``)."""
+
+        def col(name: str) -> np.ndarray:
+            return np.array([np.nan if r.get(name) is None else r[name] for r in rows], dtype=float)
+
+        return cls(
+            slot=np.array([r["slot"] for r in rows], dtype=np.int64),
+            import_kwh=col("import_kwh"),
+            export_kwh=col("export_kwh"),
+            fee_ct_per_kwh=col("market_fee"),
+        )
+
+    def tail(self, n: int) -> MarketHistory:
+        return MarketHistory(
+            self.slot[-n:], self.import_kwh[-n:], self.export_kwh[-n:], self.fee_ct_per_kwh[-n:]
+        )
+
+
+@dataclass(frozen=True)
+class SlotInfo:
+    """The slot a fee is computed for."""
+
+    slot: int
+    start: dt.datetime  # local time
+    slot_length_min: int = 15
+
+    @property
+    def quarter_hour(self) -> int:
+        """0..95: the quarter hour of the day the slot starts in."""
+        return (self.start.hour * 60 + self.start.minute) // 15
+
+    @property
+    def day_type(self) -> str:
+        """ "weekday", "saturday" or "sunday"."""
+        return {5: "saturday", 6: "sunday"}.get(self.start.weekday(), "weekday")
