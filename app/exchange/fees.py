@@ -66,7 +66,12 @@ class FeeBookLike(Protocol):
 
 
 class FeeBook:
-    """In-memory fee book over the markets of one grid."""
+    """In-memory fee book over the markets of one grid.
+
+    Keeps the fees in force and the changes pending for the next slot, so that opening the next
+    slot and reading its fees cost O(markets) however long the run (backtests run thousands of
+    slots); any other slot is recomputed from the full list of changes.
+    """
 
     def __init__(
         self,
@@ -80,6 +85,8 @@ class FeeBook:
         self.max_ct_per_kwh = max_ct_per_kwh
         self.running_slot = running_slot
         self.changes: list[FeeChange] = []
+        self._in_force = dict(initial_fees)  # for running_slot
+        self._pending: dict[str, float] = {}  # received while running_slot runs
 
     def submit(
         self, market_uuid: str, fee: object, source: str, transaction_id: str | None = None
@@ -91,9 +98,14 @@ class FeeBook:
             market_uuid, value, self.running_slot, self.running_slot + 1, source, transaction_id
         )
         self.changes.append(change)
+        self._pending[market_uuid] = value
         return change
 
     def fees_for_slot(self, slot: int) -> dict[str, float]:
+        if slot == self.running_slot:
+            return dict(self._in_force)
+        if slot == self.running_slot + 1:
+            return {**self._in_force, **self._pending}
         fees = dict(self._initial)
         for change in self.changes:
             if change.applies_from_slot <= slot:
@@ -102,11 +114,16 @@ class FeeBook:
 
     def open_slot(self, slot: int) -> dict[str, float]:
         """Start ``slot``: from now on, new fees apply from ``slot + 1``."""
+        if slot == self.running_slot + 1:
+            self._in_force.update(self._pending)
+        elif slot != self.running_slot:
+            self._in_force = self.fees_for_slot(slot)
+        self._pending = {}
         self.running_slot = slot
-        return self.fees_for_slot(slot)
+        return dict(self._in_force)
 
     def in_force(self, market_uuid: str) -> float:
-        return self.fees_for_slot(self.running_slot)[market_uuid]
+        return self._in_force[market_uuid]
 
     def queued(self, market_uuid: str) -> float:
-        return self.fees_for_slot(self.running_slot + 1)[market_uuid]
+        return self._pending.get(market_uuid, self._in_force[market_uuid])

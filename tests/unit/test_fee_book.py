@@ -61,3 +61,25 @@ def test_fee_for_unknown_market_is_refused():
 def test_integer_fee_is_accepted_as_float():
     assert validate_fee(3, 0, 10) == 3.0
     assert isinstance(validate_fee(3, 0, 10), float)
+
+
+def test_fast_path_agrees_with_the_full_history_over_a_long_run():
+    import random
+
+    rng = random.Random(3)
+    b = FeeBook({"grid": 2.0, "c1": 1.0, "c2": 1.0}, 0, 50)
+    for slot in range(300):
+        b.open_slot(slot)
+        for _ in range(rng.randrange(3)):
+            b.submit(rng.choice(["grid", "c1", "c2"]), round(rng.uniform(0, 50), 2), "test")
+        scanned = {"grid": 2.0, "c1": 1.0, "c2": 1.0}
+        for change in b.changes:
+            if change.applies_from_slot <= slot + 1:
+                scanned[change.market_uuid] = change.fee_ct_per_kwh
+        assert b.fees_for_slot(slot + 1) == scanned
+    # a slot in the past is recomputed from the changes
+    past = {"grid": 2.0, "c1": 1.0, "c2": 1.0}
+    for change in b.changes:
+        if change.applies_from_slot <= 10:
+            past[change.market_uuid] = change.fee_ct_per_kwh
+    assert b.fees_for_slot(10) == past
