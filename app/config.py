@@ -54,6 +54,13 @@ class Settings:
     instance_dir: Path
     max_batch_commands: int = 2000
     token_ttl_s: int = 3600
+    agent_username: str = "operator"
+    agent_password: str = "operator"
+
+    @property
+    def exchange_key(self) -> str:
+        """Names the exchange the console drives, to key the operator side's rows."""
+        return self.grid_api_url or "embedded"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -78,6 +85,8 @@ class Settings:
             secret = secrets.token_hex(32)
         scenario = Path(env.get("SCENARIO") or ROOT / "scenarios" / "default.yaml")
         users = env.get("USERS_FILE")
+        agent_user = env.get("AGENT_USERNAME") or ("operator" if demo else "")
+        agent_password = env.get("AGENT_PASSWORD") or ("operator" if demo else "")
         return cls(
             port=port,
             grid_api_url=env.get("GRID_API_URL") or None,
@@ -91,4 +100,6 @@ class Settings:
             instance_dir=instance_dir,
             max_batch_commands=max_batch,
             token_ttl_s=token_ttl,
+            agent_username=agent_user,
+            agent_password=agent_password,
         )

@@ -46,6 +46,9 @@ def serve(settings: Settings, host: str, port: int, print_slots: bool = True) ->
         runner_thread.start()
     else:
         print("another process runs this exchange; serving its store only", flush=True)
+    from app.operator.run import start_agent
+
+    agent_thread = start_agent(settings, store.engine, server_app, stop)
     http = make_server(host, port, server_app, threaded=True)
     print(
         f"Grid Operator API on http://{host}:{port}/api/v1 (OpenAPI: /api/v1/openapi.json); "
@@ -65,7 +68,8 @@ def serve(settings: Settings, host: str, port: int, print_slots: bool = True) ->
         http.serve_forever()
     finally:
         stop.set()
-        if runner_thread is not None:
-            runner_thread.join(timeout=30)  # lets the slot being written finish
+        for thread in (runner_thread, agent_thread):
+            if thread is not None:
+                thread.join(timeout=30)  # lets the slot being written finish
         lock.release()
     return 0

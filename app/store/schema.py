@@ -97,3 +97,71 @@ batch_transactions = Table(
     Column("response", Text, nullable=False),  # JSON
     Column("created_at", Float, nullable=False),
 )
+
+
+# --- the operator side (the console and its agent); it knows the exchange only through the API --
+# `exchange` keys the rows by the exchange they came from ("embedded" or GRID_API_URL), so a
+# console pointed at another exchange does not mix histories.
+
+# The history store: each managed market's dso_market_stats per closed slot, as the agent got them.
+op_history = Table(
+    "op_history",
+    metadata,
+    Column("exchange", String(300), primary_key=True),
+    Column("market_uuid", String(36), primary_key=True),
+    Column("slot", String(16), primary_key=True),  # slot label YYYY-MM-DDTHH:mm
+    Column("name", String(200), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("parent_uuid", String(36), nullable=True),
+    Column("min_trade_rate", Float),
+    Column("median_trade_rate", Float),
+    Column("avg_trade_rate", Float),
+    Column("max_trade_rate", Float),
+    Column("total_traded_energy_kWh", Float, nullable=False),
+    Column("import_kwh", Float, nullable=False),
+    Column("export_kwh", Float, nullable=False),
+    Column("self_sufficiency", Float),
+    Column("self_consumption", Float),
+    Column("market_fee", Float, nullable=False),
+    Column("next_market_fee", Float, nullable=False),
+    Column("market_fee_revenue", Float, nullable=False),
+    Column("unmatched_kwh", Float, nullable=False),
+)
+Index("ix_op_history_slot", op_history.c.exchange, op_history.c.slot)
+
+# How each market's fee is set: by hand (a value) or by a tariff model (its parameters as JSON).
+fee_settings = Table(
+    "fee_settings",
+    metadata,
+    Column("exchange", String(300), primary_key=True),
+    Column("market_uuid", String(36), primary_key=True),
+    Column("mode", String(20), nullable=False),  # "manual" | "model"
+    Column("manual_fee_ct_per_kwh", Float, nullable=True),
+    Column("model", Text, nullable=True),  # JSON of app.tariffs.registry.FeeModel
+    Column("changed_by", String(200), nullable=False),
+    Column("changed_at", Float, nullable=False),
+)
+
+# Every fee command the console sends, with why and what became of it:
+# queued -> sending -> applied | refused, or queued -> superseded (a later change for the same
+# market before it was sent). `transaction_id` is fixed when a command is claimed for sending, so
+# a batch resent after a crash is recognised by the exchange and applied once.
+fee_commands = Table(
+    "fee_commands",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("exchange", String(300), nullable=False),
+    Column("market_uuid", String(36), nullable=False),
+    Column("market_name", String(200), nullable=False),
+    Column("fee_ct_per_kwh", Float, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("source", String(500), nullable=False),  # "manual:<user>" or "model:<summary>"
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("running_slot", String(16), nullable=True),  # slot running when it was queued
+    Column("transaction_id", String(200), nullable=True),
+    Column("sent_at", Float, nullable=True),
+    Column("applies_from_slot", String(16), nullable=True),
+    Column("reason", Text, nullable=True),  # why it was refused
+)
+Index("ix_fee_commands_status", fee_commands.c.exchange, fee_commands.c.status)

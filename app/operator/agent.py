@@ -1,0 +1,163 @@
+"""The server-side operator agent: every market cycle, stats in, one batch of fees out.
+
+It runs whether or not a browser is open. Per cycle (slot N-1 closed, N running):
+
+1. resend any batch a previous agent claimed but never saw answered (same transaction id, so
+   the exchange applies it at most once);
+2. fetch ``dso_market_stats`` of every managed market for slot N-1 in one batch and append them
+   to the history store;
+3. for each market whose setting is a tariff model, compute the fee for slot N+1 (the first slot a
+   fee sent now can reach) and queue it, with the model and its parameters as the source;
+4. send everything queued (model fees and manual changes) in one ``grid_fees`` batch and record
+   each command's outcome: applied from slot X, or refused with the exchange's reason.
+
+Exactly one agent runs per deployment: the caller holds ``agent_lock`` while it runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from app.client import ExchangeUnavailable, GridOperatorAgent, GridOperatorClient
+from app.operator.store import APPLIED, REFUSED, OperatorStore
+from app.tariffs.base import FeeLimits, MarketHistory, SlotInfo
+
+log = logging.getLogger(__name__)
+SLOT_FORMAT = "%Y-%m-%dT%H:%M"
+HISTORY_FOR_MODELS = 2 * 96 + 8  # two days of 15-minute slots: enough for every model's look-back
+
+
+def send_commands(client: GridOperatorClient, store: OperatorStore, tid: str, commands: list[dict]) -> dict:
+    """Send claimed commands as one batch under ``tid``; record and return each outcome."""
+    batch: dict[str, list[dict]] = {}
+    order: list[tuple[str, int, int]] = []  # (market, index in its list, command id)
+    for cmd in commands:
+        entries = batch.setdefault(cmd["market_uuid"], [])
+        order.append((cmd["market_uuid"], len(entries), cmd["id"]))
+        entries.append({"type": "grid_fees", "data": {"fee_const": cmd["fee_ct_per_kwh"]}})
+    response = client.batch_command(batch, transaction_id=tid)
+    results = {}
+    for market, index, command_id in order:
+        answer = (response.get("responses", {}).get(market) or [None] * (index + 1))[index] or {}
+        if answer.get("status") == "ready":
+            results[command_id] = {"status": APPLIED, "applies_from_slot": answer.get("applies_from_slot")}
+        else:
+            reason = answer.get("error_message") or answer.get("message") or "no answer from the exchange"
+            results[command_id] = {"status": REFUSED, "reason": reason}
+    store.record_results(results)
+    return results
+
+
+def send_queue(client: GridOperatorClient, store: OperatorStore) -> dict:
+    """Send everything queued now ("send now" and the end of every cycle)."""
+    tid, commands = store.claim_queued()
+    return send_commands(client, store, tid, commands) if commands else {}
+
+
+def resend_unfinished(client: GridOperatorClient, store: OperatorStore) -> None:
+    for tid, commands in store.unfinished().items():
+        send_commands(client, store, tid, commands)
+
+
+def next_slot(label: str, slot_length_min: int) -> dt.datetime:
+    return dt.datetime.strptime(label, SLOT_FORMAT) + dt.timedelta(minutes=slot_length_min)
+
+
+def slot_number(start: dt.datetime, slot_length_min: int) -> int:
+    return int((start - dt.datetime(2000, 1, 1)).total_seconds() // 60 // slot_length_min)
+
+
+class OperatorAgent(GridOperatorAgent):
+    managed_levels: tuple[int, ...] = (0, 1)  # the grid and the communities
+
+    def __init__(self, *args, store: OperatorStore, **kwargs):  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self.store = store
+        self._limits: FeeLimits | None = None
+
+    def limits(self) -> FeeLimits:
+        if self._limits is None:
+            got = self.grid()["fee_limits"]
+            self._limits = FeeLimits(got["min_ct_per_kwh"], got["max_ct_per_kwh"])
+        return self._limits
+
+    def on_market_cycle(self, market_info: dict) -> None:
+        resend_unfinished(self, self.store)
+        closed = market_info["last_market_slot"]
+        managed = [m for m in market_info["markets"] if m["level"] in self.managed_levels]
+        stats = self.dso_market_stats([m["area_uuid"] for m in managed], market_slots=[closed])
+        rows = []
+        for m in managed:
+            answer = (stats["responses"].get(m["area_uuid"]) or [{}])[0]
+            got = (answer.get("market_stats") or {}).get(closed) if answer.get("status") == "ready" else None
+            if got is None:
+                log.warning("no stats of %s for %s: %s", m["name"], closed, answer.get("error_message"))
+                continue
+            rows.append(
+                {
+                    "market_uuid": m["area_uuid"],
+                    "slot": closed,
+                    "name": m["name"],
+                    "level": m["level"],
+                    "parent_uuid": m["parent_uuid"],
+                    **{
+                        k: got[k]
+                        for k in (
+                            "min_trade_rate",
+                            "median_trade_rate",
+                            "avg_trade_rate",
+                            "max_trade_rate",
+                            "total_traded_energy_kWh",
+                            "self_sufficiency",
+                            "self_consumption",
+                            "market_fee_revenue",
+                            "unmatched_kwh",
+                        )
+                    },
+                    "import_kwh": got["area_throughput"]["import"],
+                    "export_kwh": got["area_throughput"]["export"],
+                    "market_fee": got["current_market_fee"],
+                    "next_market_fee": got["next_market_fee"],
+                }
+            )
+        self.store.append_history(rows)
+        self.queue_model_fees(market_info, managed)
+        send_queue(self, self.store)
+
+    def queue_model_fees(self, market_info: dict, managed: list[dict]) -> None:
+        from app.tariffs.registry import compute_fee, describe, parse_model
+
+        settings = self.store.settings()
+        target = next_slot(market_info["market_slot"], market_info["slot_length_min"])
+        slot = SlotInfo(
+            slot_number(target, market_info["slot_length_min"]), target, market_info["slot_length_min"]
+        )
+        for m in managed:
+            setting = settings.get(m["area_uuid"])
+            if setting is None or setting.mode != "model" or not setting.model:
+                continue
+            try:
+                model = parse_model(setting.model)
+            except ValueError as exc:
+                log.error("fee model of %s is invalid, nothing sent: %s", m["name"], exc)
+                continue
+            history = MarketHistory.from_rows(self.store.history(m["area_uuid"], last=HISTORY_FOR_MODELS))
+            fee = compute_fee(model, history, slot, self.limits())
+            self.store.queue(
+                m["area_uuid"],
+                m["name"],
+                fee,
+                source=f"model:{describe(model)}",
+                user="agent",
+                running_slot=market_info["market_slot"],
+            )
+
+    def run_forever(self, stop) -> None:  # noqa: ANN001
+        """``run()`` that also survives errors of its own cycle (logged, next cycle tried)."""
+        while not stop.is_set():
+            try:
+                self.run(stop=stop)
+            except ExchangeUnavailable as exc:
+                log.warning("exchange unavailable: %s", exc)
+                stop.wait(self.reconnect_s)

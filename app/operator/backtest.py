@@ -1,0 +1,137 @@
+"""Backtest: the embedded exchange in fast-forward under given fee models, with KPIs per market.
+
+It runs what the live console would do, with the same timing: after slot n closes the agent
+computes each model's fee for slot n+2 (a fee sent while n+1 runs applies from n+2) from the
+history up to n, through the same fee book rules. Markets without a model keep the scenario's
+initial fee; ``models={}`` is the scenario as it is, and ``ZERO`` every fee at 0 (the baseline
+of the energy peak percentage).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.exchange.fees import FeeBook
+from app.exchange.scenario import Scenario
+from app.exchange.simulation import Simulation
+from app.operator.kpis import market_kpis
+from app.tariffs.base import FeeLimits, MarketHistory, SlotInfo
+
+SERIES = (
+    "import_kwh",
+    "export_kwh",
+    "market_fee",
+    "market_fee_revenue",
+    "total_traded_energy_kWh",
+    "avg_trade_rate",
+    "consumption_kwh",
+    "unmatched_kwh",
+    "self_sufficiency",
+)
+ZERO = "zero"
+
+
+class Cancelled(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    market_uuids: list[str]
+    market_names: list[str]
+    slot_labels: list[str]
+    series: dict[str, np.ndarray]  # name -> [slot, market]
+    kpis: dict[str, dict[str, float]]  # market uuid -> KPI name -> value
+
+    def peaks(self, market_uuid: str) -> tuple[float, float]:
+        k = self.kpis[market_uuid]
+        return k["peak_import_kwh"], k["peak_export_kwh"]
+
+
+def backtest(
+    scenario: Scenario,
+    models: Mapping[str, object] | str,
+    days: int = 1,
+    markets: list[str] | None = None,
+    baseline: BacktestResult | None = None,
+    limits_kwh: Mapping[str, tuple[float, float]] | None = None,
+    progress: Callable[[float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> BacktestResult:
+    """Run ``days`` days of ``scenario`` with ``models`` ({market uuid: FeeModel}) or ``ZERO``.
+
+    ``markets`` (uuids) limits what is recorded and evaluated (default: the grid and communities).
+    ``progress`` gets the share done (0..1); ``should_stop`` returning True cancels the run.
+    """
+    from app.tariffs.registry import compute_fee
+
+    sim = Simulation(scenario)
+    grid = sim.grid
+    uuids = [m.uuid for m in grid.markets]
+    position = {u: i for i, u in enumerate(uuids)}
+    picked = markets or [m.uuid for m in grid.markets if m.level <= 1]
+    idx = np.array([position[u] for u in picked])
+    initial = dict(zip(uuids, grid.initial_fee_ct_per_kwh.tolist(), strict=True))
+    if models == ZERO:
+        initial = dict.fromkeys(uuids, 0.0)
+        models = {}
+    limits = FeeLimits(scenario.fee_limits.min_ct_per_kwh, scenario.fee_limits.max_ct_per_kwh)
+    book = FeeBook(initial, limits.min_ct_per_kwh, limits.max_ct_per_kwh)
+    n_slots = days * scenario.slots_per_day
+    series = {name: np.full((n_slots, len(idx)), np.nan) for name in SERIES}
+    labels = []
+
+    def as_array(fees: dict[str, float]) -> np.ndarray:
+        return np.array([fees[u] for u in uuids])
+
+    fees = as_array(book.open_slot(0))
+    column = {u: j for j, u in enumerate(picked)}
+    for n in range(n_slots):
+        outcome = sim.run_slot(n, fees)
+        next_fees = as_array(book.fees_for_slot(n + 1))
+        stats = outcome.stats(grid, next_fees)
+        for name in SERIES:
+            series[name][n] = getattr(stats, name)[idx]
+        start = scenario.start + dt.timedelta(minutes=n * scenario.slot_length_min)
+        labels.append(start.strftime("%Y-%m-%dT%H:%M"))
+        fees = as_array(book.open_slot(n + 1))
+        # the agent, told that n closed while n+1 runs: fees for n+2
+        target = SlotInfo(
+            n + 2, start + dt.timedelta(minutes=2 * scenario.slot_length_min), scenario.slot_length_min
+        )
+        for market_uuid, model in models.items():
+            if model is None or market_uuid not in column:
+                continue
+            j = column[market_uuid]
+            history = MarketHistory(
+                slot=np.arange(n + 1),
+                import_kwh=series["import_kwh"][: n + 1, j],
+                export_kwh=series["export_kwh"][: n + 1, j],
+                fee_ct_per_kwh=series["market_fee"][: n + 1, j],
+            ).tail(2 * scenario.slots_per_day + 8)
+            book.submit(market_uuid, compute_fee(model, history, target, limits), "backtest")
+        if progress is not None and (n % 8 == 7 or n == n_slots - 1):
+            progress((n + 1) / n_slots)
+        if should_stop is not None and should_stop():
+            raise Cancelled(f"stopped after {n + 1} of {n_slots} slots")
+
+    kpis = {}
+    for j, u in enumerate(picked):
+        kpis[u] = market_kpis(
+            series["import_kwh"][:, j],
+            series["export_kwh"][:, j],
+            series["market_fee"][:, j],
+            series["market_fee_revenue"][:, j],
+            series["total_traded_energy_kWh"][:, j],
+            series["avg_trade_rate"][:, j],
+            series["consumption_kwh"][:, j],
+            series["unmatched_kwh"][:, j],
+            baseline_peaks=None if baseline is None or u not in baseline.kpis else baseline.peaks(u),
+            limits_kwh=None if limits_kwh is None else limits_kwh.get(u),
+        )
+    names = [grid.markets[position[u]].name for u in picked]
+    return BacktestResult(picked, names, labels, series, kpis)

@@ -1,0 +1,270 @@
+"""The operator side's store: slot history as the agent received it, fee settings, fee commands.
+
+Keyed by ``exchange`` ("embedded" or the remote exchange's URL). The console reads it (charts,
+tables, audit log, Excel) and writes settings and queued commands; the agent appends history and
+sends the queue. Several web workers and one agent share it, so every change that two of them
+could race on (queueing vs claiming a command) is one conditional UPDATE.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid as uuidlib
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, and_, insert, select, update
+
+from app.store.schema import fee_commands, fee_settings, op_history
+
+HISTORY_FIELDS = (
+    "min_trade_rate",
+    "median_trade_rate",
+    "avg_trade_rate",
+    "max_trade_rate",
+    "total_traded_energy_kWh",
+    "import_kwh",
+    "export_kwh",
+    "self_sufficiency",
+    "self_consumption",
+    "market_fee",
+    "next_market_fee",
+    "market_fee_revenue",
+    "unmatched_kwh",
+)
+
+QUEUED, SENDING, APPLIED, REFUSED, SUPERSEDED = "queued", "sending", "applied", "refused", "superseded"
+
+
+@dataclass(frozen=True)
+class FeeSetting:
+    market_uuid: str
+    mode: str  # "manual" | "model"
+    manual_fee_ct_per_kwh: float | None
+    model: dict | None
+    changed_by: str
+    changed_at: float
+
+
+def history_row(market: dict, slot: str) -> dict:
+    """A history row from a ``market_info`` entry (what ``on_market_cycle`` gets)."""
+    stats = market["last_market_stats"]
+    return {
+        "market_uuid": market["area_uuid"],
+        "slot": slot,
+        "name": market["name"],
+        "level": market.get("level", 1),
+        "parent_uuid": market.get("parent_uuid"),
+        "min_trade_rate": stats["min_trade_rate"],
+        "median_trade_rate": stats["median_trade_rate"],
+        "avg_trade_rate": stats["avg_trade_rate"],
+        "max_trade_rate": stats["max_trade_rate"],
+        "total_traded_energy_kWh": stats["total_traded_energy_kWh"],
+        "import_kwh": market["area_throughput"]["import"],
+        "export_kwh": market["area_throughput"]["export"],
+        "self_sufficiency": market.get("self_sufficiency"),
+        "self_consumption": market.get("self_consumption"),
+        "market_fee": stats["current_market_fee"],
+        "next_market_fee": stats["next_market_fee"],
+        "market_fee_revenue": stats["market_fee_revenue"],
+        "unmatched_kwh": market.get("unmatched_kwh") or 0.0,
+    }
+
+
+class OperatorStore:
+    def __init__(self, engine: Engine, exchange: str = "embedded"):
+        self.engine = engine
+        self.exchange = exchange
+
+    # -- history --------------------------------------------------------------------------
+    def append_history(self, rows: list[dict]) -> int:
+        """Add rows not yet there (a cycle delivered twice adds nothing); returns how many."""
+        if not rows:
+            return 0
+        slots = {r["slot"] for r in rows}
+        h = op_history.c
+        with self.engine.begin() as conn:
+            have = {
+                (m, s)
+                for m, s in conn.execute(
+                    select(h.market_uuid, h.slot).where(h.exchange == self.exchange, h.slot.in_(slots))
+                )
+            }
+            new = [
+                {**r, "exchange": self.exchange} for r in rows if (r["market_uuid"], r["slot"]) not in have
+            ]
+            if new:
+                conn.execute(insert(op_history), new)
+        return len(new)
+
+    def history(
+        self, market_uuid: str, start: str | None = None, end: str | None = None, last: int | None = None
+    ) -> list[dict]:
+        """One market's rows, oldest first; ``last`` keeps only the newest ``last`` slots."""
+        h = op_history.c
+        query = select(op_history).where(h.exchange == self.exchange, h.market_uuid == market_uuid)
+        if start is not None:
+            query = query.where(h.slot >= start)
+        if end is not None:
+            query = query.where(h.slot <= end)
+        if last is not None:
+            query = query.order_by(h.slot.desc()).limit(last)
+        else:
+            query = query.order_by(h.slot)
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        return rows[::-1] if last is not None else rows
+
+    def latest_slot(self) -> str | None:
+        h = op_history.c
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(h.slot).where(h.exchange == self.exchange).order_by(h.slot.desc()).limit(1)
+            ).scalar()
+
+    def slots(self, market_uuid: str) -> list[str]:
+        h = op_history.c
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(h.slot)
+                    .where(h.exchange == self.exchange, h.market_uuid == market_uuid)
+                    .order_by(h.slot)
+                ).scalars()
+            )
+
+    # -- settings -------------------------------------------------------------------------
+    def settings(self) -> dict[str, FeeSetting]:
+        s = fee_settings.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(fee_settings).where(s.exchange == self.exchange)).all()
+        return {
+            r.market_uuid: FeeSetting(
+                r.market_uuid,
+                r.mode,
+                r.manual_fee_ct_per_kwh,
+                None if r.model is None else json.loads(r.model),
+                r.changed_by,
+                r.changed_at,
+            )
+            for r in rows
+        }
+
+    def _upsert_setting(self, market_uuid: str, values: dict) -> None:
+        s = fee_settings.c
+        key = and_(s.exchange == self.exchange, s.market_uuid == market_uuid)
+        with self.engine.begin() as conn:
+            done = conn.execute(update(fee_settings).where(key).values(**values)).rowcount
+            if not done:
+                conn.execute(
+                    insert(fee_settings).values(exchange=self.exchange, market_uuid=market_uuid, **values)
+                )
+
+    def set_manual(self, market_uuid: str, fee_ct_per_kwh: float, user: str) -> None:
+        self._upsert_setting(
+            market_uuid,
+            dict(
+                mode="manual",
+                manual_fee_ct_per_kwh=fee_ct_per_kwh,
+                model=None,
+                changed_by=user,
+                changed_at=time.time(),
+            ),
+        )
+
+    def set_model(self, market_uuid: str, model: dict, user: str) -> None:
+        self._upsert_setting(
+            market_uuid,
+            dict(
+                mode="model",
+                manual_fee_ct_per_kwh=None,
+                model=json.dumps(model),
+                changed_by=user,
+                changed_at=time.time(),
+            ),
+        )
+
+    # -- commands -------------------------------------------------------------------------
+    def queue(
+        self,
+        market_uuid: str,
+        market_name: str,
+        fee_ct_per_kwh: float,
+        source: str,
+        user: str,
+        running_slot: str | None = None,
+    ) -> int:
+        """Queue a fee for the next slot; an unsent command for the same market is superseded."""
+        c = fee_commands.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(fee_commands)
+                .where(c.exchange == self.exchange, c.market_uuid == market_uuid, c.status == QUEUED)
+                .values(status=SUPERSEDED, reason="replaced by a later change before it was sent")
+            )
+            return conn.execute(
+                insert(fee_commands).values(
+                    exchange=self.exchange,
+                    market_uuid=market_uuid,
+                    market_name=market_name,
+                    fee_ct_per_kwh=fee_ct_per_kwh,
+                    status=QUEUED,
+                    source=source,
+                    created_by=user,
+                    created_at=time.time(),
+                    running_slot=running_slot,
+                )
+            ).inserted_primary_key[0]
+
+    def claim_queued(self) -> tuple[str, list[dict]]:
+        """Mark every queued command as being sent under one new transaction id; return them.
+
+        The conditional UPDATE makes the claim atomic: when the agent and a "send now" race, each
+        command is claimed by exactly one of them.
+        """
+        tid = f"console-{uuidlib.uuid4()}"
+        c = fee_commands.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(fee_commands)
+                .where(c.exchange == self.exchange, c.status == QUEUED)
+                .values(status=SENDING, transaction_id=tid, sent_at=time.time())
+            )
+            rows = conn.execute(select(fee_commands).where(c.transaction_id == tid).order_by(c.id)).all()
+        return tid, [dict(r._mapping) for r in rows]
+
+    def unfinished(self) -> dict[str, list[dict]]:
+        """Commands claimed but not answered (the sender died): by transaction id, to resend."""
+        c = fee_commands.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(fee_commands).where(c.exchange == self.exchange, c.status == SENDING).order_by(c.id)
+            ).all()
+        out: dict[str, list[dict]] = {}
+        for r in rows:
+            out.setdefault(r.transaction_id, []).append(dict(r._mapping))
+        return out
+
+    def record_results(self, results: dict[int, dict]) -> None:
+        """``{command id: {"status": applied|refused, "applies_from_slot"?, "reason"?}}``."""
+        c = fee_commands.c
+        with self.engine.begin() as conn:
+            for command_id, result in results.items():
+                conn.execute(
+                    update(fee_commands)
+                    .where(c.id == command_id, c.status == SENDING)
+                    .values(
+                        status=result["status"],
+                        applies_from_slot=result.get("applies_from_slot"),
+                        reason=result.get("reason"),
+                    )
+                )
+
+    def commands(self, statuses: tuple[str, ...] | None = None, limit: int = 500) -> list[dict]:
+        """Newest first."""
+        c = fee_commands.c
+        query = select(fee_commands).where(c.exchange == self.exchange)
+        if statuses:
+            query = query.where(c.status.in_(statuses))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query.order_by(c.id.desc()).limit(limit))]
