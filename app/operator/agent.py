@@ -126,9 +126,11 @@ class OperatorAgent(GridOperatorAgent):
         send_queue(self, self.store)
 
     def queue_model_fees(self, market_info: dict, managed: list[dict]) -> None:
+        settings = self.store.settings()
+        if not any(s.mode == "model" for s in settings.values()):
+            return
         from app.tariffs.registry import compute_fee, describe, parse_model
 
-        settings = self.store.settings()
         target = next_slot(market_info["market_slot"], market_info["slot_length_min"])
         slot = SlotInfo(
             slot_number(target, market_info["slot_length_min"]), target, market_info["slot_length_min"]
