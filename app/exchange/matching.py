@@ -14,7 +14,8 @@ Fee rules (Grid Singularity's constant grid fee, see the reference's "How fees e
 Levels are matched house markets first, then the residual orders move up (communities, then
 the grid). What is left at the grid trades with the external supplier: unmatched demand buys at
 the supplier's sell rate plus the fees on the way down; unmatched supply sells at the feed-in
-rate minus the fees on the way up, and is curtailed where that is negative.
+rate minus the fees on the way up, and is curtailed where that is negative (or below what the
+house accepts: owners curtail at different prices, so a rising export fee curtails gradually).
 
 Everything is vectorised over orders with sorts and cumulative sums: there is no Python loop per
 house, per order or per market in this module. Units: energy [kWh], rates and fees [ct/kWh].
@@ -134,6 +135,9 @@ class HouseOrders:
     pv_rate: np.ndarray  # [H] before fees
     battery_kwh: np.ndarray  # [H] battery discharge offered
     battery_rate: np.ndarray  # [H] before fees
+    # least each house accepts per kWh sold to the supplier (feed-in less fees) before it
+    # curtails instead [ct/kWh]; None = anything non-negative
+    min_export_revenue: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -239,7 +243,8 @@ def clear_slot(
             seller_kind=np.full(n_b, -1),
         )
     )
-    sells = feed_in_ct_per_kwh - o_fees >= 0
+    floor = 0.0 if orders.min_export_revenue is None else np.maximum(orders.min_export_revenue[o_house], 0.0)
+    sells = feed_in_ct_per_kwh - o_fees >= floor
     n_s = int(sells.sum())
     parts.append(
         dict(

@@ -58,6 +58,8 @@ class Simulation:
         self._flex_price_min = self._flex_price_full + (
             self.grid.flex_price_min - self.grid.flex_price_full
         ) * rng.uniform(0.85, 1.15, n_f)
+        # below this share of the feed-in rate (after fees) an owner curtails rather than export
+        self._export_floor_share = rng.uniform(0.0, 0.6, n_h)
         fees = self.grid.initial_fee_ct_per_kwh
         self.state = assets.initial_state(self.grid, self.buy_price(0, fees))
 
@@ -104,6 +106,7 @@ class Simulation:
             pv_rate=feed_in + self._pv_ask * max(0.8 * sell - feed_in, 0.0),
             battery_kwh=discharge,
             battery_rate=feed_in + self._battery_ask * max(sell - feed_in, 0.0),
+            min_export_revenue=self._export_floor_share * feed_in,
         )
         cleared = clear_slot(grid, orders, fee, sell, feed_in, sc.matching == "pay_as_clear")
         return SlotOutcome(slot, fee, orders, cleared, load + flex_house, pv, flex)
