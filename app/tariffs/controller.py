@@ -25,6 +25,9 @@ very next slot. For the same reason an operator's manual fee is taken over witho
 ``deadband`` (a fraction of the limit) makes the law ignore small errors: an error ``e`` counts
 as ``sign(e) * max(|e| - deadband, 0)``, continuous, so the fee does not chatter around the limit.
 
+With one measured slot only, ``e_{n-1}`` counts as 0: the first step is then ``(kp + ki) * e_n``,
+as a positional PI starting from the base fee would make it.
+
 ``forecast_weight`` adds a look-ahead: the error of the *same slot one day earlier* (the history
 row ``slot - slots_per_day``) is taken as a forecast of the coming slot's error and mixed in,
 ``E = (1 - w) * e_measured + w * e_yesterday``, for both ``e_n`` and ``e_{n-1}``. A daily PV or
@@ -123,7 +126,7 @@ def next_fee(history: MarketHistory, slot: SlotInfo, params: ControllerParams, l
     w = params.forecast_weight
     if w > 0:
         slots = np.asarray(history.slot)
-        per_day = max(1, round(1440 / slot.slot_length_min))
+        per_day = max(1, round(1440 / max(1, slot.slot_length_min)))
         ahead = _yesterday_error(errors, slots, slot.slot, per_day)
         before = _yesterday_error(errors, slots, slot.slot - 1, per_day)
         if ahead is not None:

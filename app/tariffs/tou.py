@@ -68,12 +68,12 @@ class TouParams(BaseModel):
         for key, values in table.items():
             if len(values) != QUARTER_HOURS:
                 raise ValueError(
-                    f"table[{key!r}]: expected {QUARTER_HOURS} quarter-hour values, found {len(values)}"
+                    f"{key!r}: expected {QUARTER_HOURS} quarter-hour values, found {len(values)}"
                 )
             for i, value in enumerate(values):
                 if value < 0:
                     raise ValueError(
-                        f"table[{key!r}][{i}] ({quarter_hour_label(i)}): {value} ct/kWh is negative; "
+                        f"{key!r}[{i}] ({quarter_hour_label(i)}): {value} ct/kWh is negative; "
                         "a fee must be >= 0"
                     )
         return table
@@ -186,7 +186,10 @@ def _xlsx_rows(data: bytes) -> _Rows:
             finally:
                 workbook.close()
     except Exception as exc:  # a broken zip, bad XML, no sheet: all mean the same to the operator
-        raise TouTableError(f"not a valid .xlsx workbook ({type(exc).__name__}: {exc})") from None
+        raise TouTableError(
+            f"not a valid .xlsx workbook ({type(exc).__name__}: {exc}); save the table from Excel as "
+            "'Excel Workbook (.xlsx)' or as CSV"
+        ) from None
     return rows
 
 
@@ -211,9 +214,7 @@ def _columns(rows: _Rows, column: str | None) -> dict[str, list[float]]:
     time_col = next((i for i in named if header[i].lower() in _TIME_HEADERS), named[0])
     fee_cols = [i for i in named if i != time_col]
     if not fee_cols:
-        raise TouTableError(
-            f"row {rows[0][0]}: no fee column next to the time column {header[time_col]!r}"
-        )
+        raise TouTableError(f"row {rows[0][0]}: no fee column next to the time column {header[time_col]!r}")
     seen: dict[str, int] = {}
     for i in fee_cols:
         if header[i].lower() in seen:
