@@ -22,10 +22,14 @@ from app.client import GridOperatorAgent
 TIERS = json.loads((Path(__file__).with_name("data") / "peak_tiers.json").read_text())
 
 
-def tier_fee(load_kwh: float, thresholds: list[float], fees: list[float], above: float) -> float:
-    """The fee of the first threshold at or above ``load_kwh``; ``above`` beyond the last."""
-    i = bisect.bisect_left(thresholds, load_kwh)
-    return fees[i] if i < len(fees) else above
+def tier_fee(load_kwh: float, thresholds: list[float], fees: list[float]) -> float:
+    """The fee of the last threshold at or below ``load_kwh`` (the docs' reading: a 22 kWh
+    average gives the 20 kWh tier, 3 ct/kWh); below the first threshold, the first fee.
+
+    The SDK's script took the first threshold at or above instead (22 kWh -> 3.9 ct/kWh) and
+    2000 ct/kWh above the last one."""
+    i = bisect.bisect_right(thresholds, load_kwh) - 1
+    return fees[max(i, 0)]
 
 
 class PeakTierAgent(GridOperatorAgent):
@@ -43,12 +47,7 @@ class PeakTierAgent(GridOperatorAgent):
             history = self.loads[market["area_uuid"]]
             average = sum(history) / len(history)
             fee = min(
-                tier_fee(
-                    average,
-                    TIERS["thresholds_kwh_per_slot"],
-                    TIERS["fees_ct_per_kwh"],
-                    TIERS["above_all_thresholds_ct_per_kwh"],
-                ),
+                tier_fee(average, TIERS["thresholds_kwh_per_slot"], TIERS["fees_ct_per_kwh"]),
                 self.cap_ct_per_kwh,
             )
             batch[market["area_uuid"]] = [{"type": "grid_fees", "data": {"fee_const": fee}}]
