@@ -25,6 +25,7 @@ SERIES = (
     "import_kwh",
     "export_kwh",
     "market_fee",
+    "next_market_fee",
     "market_fee_revenue",
     "total_traded_energy_kWh",
     "avg_trade_rate",
@@ -112,6 +113,7 @@ def backtest(
                 import_kwh=series["import_kwh"][: n + 1, j],
                 export_kwh=series["export_kwh"][: n + 1, j],
                 fee_ct_per_kwh=series["market_fee"][: n + 1, j],
+                next_fee_ct_per_kwh=series["next_market_fee"][: n + 1, j],
             ).tail(2 * scenario.slots_per_day + 8)
             book.submit(market_uuid, compute_fee(model, history, target, limits), "backtest")
         if progress is not None and (n % 8 == 7 or n == n_slots - 1):

@@ -39,6 +39,9 @@ class MarketHistory:
     import_kwh: np.ndarray = field(default_factory=lambda: np.zeros(0))
     export_kwh: np.ndarray = field(default_factory=lambda: np.zeros(0))
     fee_ct_per_kwh: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # fee queued after each slot closed = fee in force in the slot after it; its last value is
+    # the fee of the running slot, the one a new fee follows (NaN or empty when unknown)
+    next_fee_ct_per_kwh: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def __len__(self) -> int:
         return len(self.slot)
@@ -55,12 +58,24 @@ class MarketHistory:
             import_kwh=col("import_kwh"),
             export_kwh=col("export_kwh"),
             fee_ct_per_kwh=col("market_fee"),
+            next_fee_ct_per_kwh=col("next_market_fee"),
         )
 
     def tail(self, n: int) -> MarketHistory:
         return MarketHistory(
-            self.slot[-n:], self.import_kwh[-n:], self.export_kwh[-n:], self.fee_ct_per_kwh[-n:]
+            self.slot[-n:],
+            self.import_kwh[-n:],
+            self.export_kwh[-n:],
+            self.fee_ct_per_kwh[-n:],
+            self.next_fee_ct_per_kwh[-n:],
         )
+
+    def running_fee(self) -> float | None:
+        """The fee in force in the running slot, if known (else None)."""
+        for values in (self.next_fee_ct_per_kwh, self.fee_ct_per_kwh):
+            if len(values) and np.isfinite(values[-1]):
+                return float(values[-1])
+        return None
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,9 @@ class ControllerParams(BaseModel):
     min_fee_ct_per_kwh: float = Field(0.0, ge=0)
     max_fee_ct_per_kwh: float = Field(30.0, ge=0)
     max_step_ct_per_kwh: float = Field(2.0, gt=0, description="largest fee change from one slot to the next")
+    max_step_down_ct_per_kwh: float | None = Field(
+        None, gt=0, description="largest fall per slot (default: max_step); a slow fall avoids a rebound peak"
+    )
     deadband: float = Field(0.0, ge=0, le=1, description="errors within +-deadband of the limit count as 0")
     forecast_weight: float = Field(0.0, ge=0, le=1, description="weight of the same-slot-yesterday error")
 
@@ -112,8 +115,8 @@ def next_fee(history: MarketHistory, slot: SlotInfo, params: ControllerParams, l
     """The fee [ct/kWh] for ``slot``: the fee in force moved by one PI step (see the module doc)."""
     low = max(params.min_fee_ct_per_kwh, limits.min_ct_per_kwh)
     high = min(params.max_fee_ct_per_kwh, limits.max_ct_per_kwh)
-    fees = np.asarray(history.fee_ct_per_kwh, dtype=float)
-    fee = float(fees[-1]) if fees.size and math.isfinite(fees[-1]) else params.base_fee_ct_per_kwh
+    running = history.running_fee()
+    fee = running if running is not None else params.base_fee_ct_per_kwh
     fee = min(max(fee, low), high)
 
     errors = slot_errors(history, params)
@@ -138,5 +141,10 @@ def next_fee(history: MarketHistory, slot: SlotInfo, params: ControllerParams, l
     step = params.kp_ct_per_kwh * (e_now - e_before) + params.ki_ct_per_kwh * e_now
     if math.isnan(step):  # huge gains times huge errors of both signs: no direction to go
         step = 0.0
-    step = min(max(step, -params.max_step_ct_per_kwh), params.max_step_ct_per_kwh)
+    down = (
+        params.max_step_ct_per_kwh
+        if params.max_step_down_ct_per_kwh is None
+        else params.max_step_down_ct_per_kwh
+    )
+    step = min(max(step, -down), params.max_step_ct_per_kwh)
     return limits.clamp(min(max(fee + step, low), high))

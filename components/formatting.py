@@ -1,0 +1,134 @@
+"""Number, time and colour conventions shared by every console component.
+
+One place decides how a value looks on screen, so the header, the charts and the grid never
+disagree: fixed decimals, an en dash for a value that is missing (``None`` or NaN, e.g. no trade in
+the slot), the unit after the number, ``Label [unit]`` for axis titles and column headers, and one
+palette in which a colour means the same thing everywhere (import is always blue, export always
+orange, over-limit always red).
+
+Units follow the API: rates and fees [ct/kWh], energy [kWh], revenue [ct], self-sufficiency [%].
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from types import MappingProxyType
+
+MISSING = "–"  # en dash: what a missing value (None / NaN) looks like everywhere
+SLOT_FORMAT = "%Y-%m-%dT%H:%M"  # history slot labels, e.g. "2026-06-22T13:15" (simulated time)
+
+UNIT_PRICE = "ct/kWh"
+UNIT_ENERGY = "kWh"
+UNIT_MONEY = "ct"
+UNIT_PERCENT = "%"
+
+# Colour-blind-safe (Okabe–Ito based) colours, each with one meaning across the console.
+PALETTE: MappingProxyType[str, str] = MappingProxyType(
+    {
+        "import": "#0072B2",  # energy into the market from its parent (blue)
+        "export": "#E69F00",  # energy out of the market to its parent (orange)
+        "fee": "#CC79A7",  # grid fee in force (reddish purple)
+        "fee_queued": "#9E5A89",  # fee queued for the next slot (darker purple, dashed)
+        "revenue": "#009E73",  # fee revenue (bluish green)
+        "price": "#56B4E9",  # min–max price band (sky blue)
+        "median": "#1B3A5C",  # median trade rate (dark navy)
+        "avg": "#6B6B6B",  # volume-weighted average trade rate (grey)
+        "traded": "#4D7EA8",  # traded energy (steel blue)
+        "self_sufficiency": "#2E8B57",  # self-sufficiency (green)
+        "over_limit": "#D62728",  # a limit exceeded, or an alarm such as a stale connection (red)
+        "live": "#2F9E44",  # connection is live (green)
+        "warning": "#E8590C",  # needs attention soon, e.g. the fee deadline is near (orange-red)
+        "muted": "#868E96",  # secondary text
+    }
+)
+
+
+def is_missing(value: object) -> bool:
+    """True for ``None`` and NaN: the slot has no value (e.g. no trade), shown as a gap or "–"."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def clean_number(value: float | int | None) -> float | None:
+    """``value`` as a float, or ``None`` when missing, so it serialises to JSON ``null`` (a gap)."""
+    return None if is_missing(value) else float(value)  # type: ignore[arg-type]
+
+
+def fmt_number(value: float | int | None, decimals: int = 2, unit: str | None = None) -> str:
+    """``value`` with fixed ``decimals`` and an optional unit ("12.35 ct/kWh"); "–" if missing.
+
+    A missing value gets no unit: "–" alone reads as "nothing", "– ct/kWh" as a broken number.
+    """
+    if is_missing(value):
+        return MISSING
+    text = f"{float(value):.{decimals}f}"  # type: ignore[arg-type]
+    if text.startswith("-") and float(text) == 0:  # no "-0.00"
+        text = text[1:]
+    return f"{text} {unit}" if unit else text
+
+
+def fmt_price(value_ct_per_kwh: float | None, decimals: int = 2) -> str:
+    """A rate or fee, e.g. "3.50 ct/kWh"."""
+    return fmt_number(value_ct_per_kwh, decimals, UNIT_PRICE)
+
+
+def fmt_energy(value_kwh: float | None, decimals: int = 2) -> str:
+    """An energy, e.g. "12.00 kWh"."""
+    return fmt_number(value_kwh, decimals, UNIT_ENERGY)
+
+
+def fmt_money(value_ct: float | None, decimals: int = 2) -> str:
+    """A revenue in cents, e.g. "125.40 ct"."""
+    return fmt_number(value_ct, decimals, UNIT_MONEY)
+
+
+def fmt_percent(value_pct: float | None, decimals: int = 1) -> str:
+    """A percentage, e.g. "87.5 %"."""
+    return fmt_number(value_pct, decimals, UNIT_PERCENT)
+
+
+def with_unit(label: str, unit: str) -> str:
+    """An axis title or column header with its unit: ``with_unit("Price", "ct/kWh")`` → "Price [ct/kWh]"."""
+    return f"{label} [{unit}]"
+
+
+def fmt_duration_s(seconds: float | None) -> str:
+    """A countdown in wall-clock seconds as "M:SS" (or "H:MM:SS" from one hour); "–" if missing.
+
+    Rounded up so "0:00" only shows when the time is really up; negative values show "0:00".
+    """
+    if is_missing(seconds):
+        return MISSING
+    total = max(0, math.ceil(float(seconds)))  # type: ignore[arg-type]
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def fmt_clock(timestamp_s: float | None, tz: dt.tzinfo | None = None) -> str:
+    """A Unix time [s] as "HH:MM" in ``tz`` (the server's local time when ``None``); "–" if missing."""
+    if is_missing(timestamp_s):
+        return MISSING
+    return dt.datetime.fromtimestamp(float(timestamp_s), tz).strftime("%H:%M")  # type: ignore[arg-type]
+
+
+def slot_label_to_datetime(label: str) -> dt.datetime:
+    """The start of a slot from its label "YYYY-MM-DDTHH:mm" as a naive datetime (simulated time).
+
+    Naive on purpose: slot labels carry no zone, and plotly draws naive datetimes as they are, so
+    the axis shows the same wall-clock time as the label.
+    """
+    try:
+        return dt.datetime.strptime(label, SLOT_FORMAT)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"not a slot label (YYYY-MM-DDTHH:mm): {label!r}") from exc
+
+
+def slot_time(label: str | None) -> str:
+    """The "HH:MM" of a slot label, "–" when there is none."""
+    return MISSING if not label else slot_label_to_datetime(label).strftime("%H:%M")
+
+
+def slot_date(label: str | None) -> str:
+    """The simulated date "YYYY-MM-DD" of a slot label, "–" when there is none."""
+    return MISSING if not label else slot_label_to_datetime(label).date().isoformat()

@@ -1,0 +1,202 @@
+"""The overview grid: one row per managed market with its last slot's KPIs and fees.
+
+Built with dash-ag-grid 35. Rows carry ``id`` = market uuid and the grid sets
+``getRowId="params.data.id"``, so a new slot updates rows in place (no flicker, selection and
+scroll kept) whether the callback sends fresh ``rowData`` or a ``rowTransaction``; the same id comes
+back in ``cellClicked["rowId"]`` when the operator clicks a row, which the page uses to open that
+market.
+
+Numbers are formatted in the browser by a dash-ag-grid "function" string (a JavaScript expression
+that dash-ag-grid evaluates in a sandbox exposing ``params`` and ``d3``), so sorting and filtering
+still work on the raw numbers. Import and export cells over a row's ``limit_kwh`` get the CSS class
+``over-limit`` (for stylesheets and tests) and, so it shows without any stylesheet, a red
+background via dash-ag-grid's ``cellStyle.styleConditions``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import dash_ag_grid as dag
+
+from components.formatting import (
+    MISSING,
+    PALETTE,
+    UNIT_ENERGY,
+    UNIT_MONEY,
+    UNIT_PERCENT,
+    UNIT_PRICE,
+    clean_number,
+    with_unit,
+)
+
+OVER_LIMIT_CLASS = "over-limit"
+OVER_LIMIT_CONDITION = (
+    "params.data.limit_kwh != null && params.value != null && params.value > params.data.limit_kwh"
+)
+"""JavaScript condition (dash-ag-grid expression): the cell's energy exceeds the row's limit [kWh]."""
+
+
+def fixed_decimals_formatter(decimals: int = 2) -> dict[str, str]:
+    """A dash-ag-grid ``valueFormatter`` showing ``decimals`` fixed decimals, "–" for null.
+
+    ``d3.format`` alone would print null as "0.00", which reads as a real zero (e.g. a price in a
+    slot without trades), hence the null test.
+    """
+    return {"function": f"params.value == null ? '{MISSING}' : d3.format('.{decimals}f')(params.value)"}
+
+
+def _text(field: str, header: str, **extra) -> dict:
+    return {
+        "field": field,
+        "headerName": header,
+        "cellDataType": "text",
+        "filter": "agTextColumnFilter",
+    } | extra
+
+
+def _number(field: str, header: str, unit: str | None, decimals: int = 2, **extra) -> dict:
+    return {
+        "field": field,
+        "headerName": with_unit(header, unit) if unit else header,
+        "cellDataType": "number",
+        "type": "rightAligned",
+        "filter": "agNumberColumnFilter",
+        "valueFormatter": fixed_decimals_formatter(decimals),
+    } | extra
+
+
+def _flow(field: str, header: str, colour: str) -> dict:
+    """An import/export column: text in the flow's colour, red background over the row's limit."""
+    return _number(
+        field,
+        header,
+        UNIT_ENERGY,
+        cellClassRules={OVER_LIMIT_CLASS: OVER_LIMIT_CONDITION},
+        cellStyle={
+            "styleConditions": [
+                {
+                    "condition": OVER_LIMIT_CONDITION,
+                    "style": {"backgroundColor": PALETTE["over_limit"], "color": "white", "fontWeight": 600},
+                }
+            ],
+            "defaultStyle": {"color": colour},
+        },
+    )
+
+
+def overview_columns() -> list[dict]:
+    """The grid's ``columnDefs``: market, level, last slot, prices, energies, fees, revenue, mode.
+
+    Every numeric column names its unit in the header, is right-aligned (AG Grid column type
+    ``rightAligned``), filters numerically and shows fixed decimals. Fields match
+    :func:`overview_rows`.
+    """
+    return [
+        _text("market", "Market", pinned="left", minWidth=140),
+        _number("level", "Level", None, 0, headerTooltip="Depth in the grid tree: 1 = the grid"),
+        _text("slot", "Last slot", headerTooltip="Start of the last closed slot (simulated time)"),
+        _number("min_ct_per_kwh", "Min price", UNIT_PRICE),
+        _number("median_ct_per_kwh", "Median price", UNIT_PRICE),
+        _number("avg_ct_per_kwh", "Avg price", UNIT_PRICE),
+        _number("max_ct_per_kwh", "Max price", UNIT_PRICE),
+        _number("traded_kwh", "Traded", UNIT_ENERGY),
+        _flow("import_kwh", "Import", PALETTE["import"]),
+        _flow("export_kwh", "Export", PALETTE["export"]),
+        _number("self_sufficiency_pct", "Self-sufficiency", UNIT_PERCENT, 1),
+        _number("fee_revenue_slot_ct", "Fee revenue slot", UNIT_MONEY),
+        _number("fee_revenue_cumulative_ct", "Fee revenue cumulative", UNIT_MONEY),
+        _number("fee_in_force_ct_per_kwh", "Fee in force", UNIT_PRICE),
+        _number(
+            "fee_queued_ct_per_kwh",
+            "Fee queued",
+            UNIT_PRICE,
+            headerTooltip="Fee for the next slot: the console's queued command, else the exchange's",
+        ),
+        _text("mode", "Mode", headerTooltip="manual, or the tariff model that sets the fee"),
+    ]
+
+
+def overview_rows(
+    latest: Sequence[Mapping],
+    cumulative_revenue: Mapping[str, float],
+    queued: Mapping[str, float],
+    modes: Mapping[str, str],
+    limits_kwh: Mapping[str, float] | None = None,
+) -> list[dict]:
+    """Grid rows from each market's latest history row, in the order of ``latest``.
+
+    Parameters
+    ----------
+    latest : the newest history row of each market (``market_uuid``, ``name``, ``level``,
+        ``slot`` and the ``HISTORY_FIELDS``).
+    cumulative_revenue : market uuid → fee revenue [ct] summed over all its slots so far.
+    queued : market uuid → fee [ct/kWh] the console has queued for the next slot. A market with
+        no queued command shows the exchange's ``next_market_fee`` (the fee it accepted for the
+        next slot), so the column always says what the next slot will charge.
+    modes : market uuid → fee mode ("manual" or the tariff model's name).
+    limits_kwh : market uuid → import/export limit per slot [kWh]; a ``limit_kwh`` in the history
+        row is used when the market is not in it. Drives the over-limit marking.
+
+    NaN becomes ``None`` (JSON has no NaN; the grid shows "–").
+    """
+    limits = limits_kwh or {}
+    rows = []
+    for row in latest:
+        uuid = row["market_uuid"]
+        queued_fee = queued.get(uuid)
+        rows.append(
+            {
+                "id": uuid,
+                "market": row.get("name"),
+                "level": row.get("level"),
+                "parent_id": row.get("parent_uuid"),
+                "slot": row.get("slot"),
+                "min_ct_per_kwh": clean_number(row.get("min_trade_rate")),
+                "median_ct_per_kwh": clean_number(row.get("median_trade_rate")),
+                "avg_ct_per_kwh": clean_number(row.get("avg_trade_rate")),
+                "max_ct_per_kwh": clean_number(row.get("max_trade_rate")),
+                "traded_kwh": clean_number(row.get("total_traded_energy_kWh")),
+                "import_kwh": clean_number(row.get("import_kwh")),
+                "export_kwh": clean_number(row.get("export_kwh")),
+                "self_sufficiency_pct": clean_number(row.get("self_sufficiency")),
+                "fee_revenue_slot_ct": clean_number(row.get("market_fee_revenue")),
+                "fee_revenue_cumulative_ct": clean_number(cumulative_revenue.get(uuid)),
+                "fee_in_force_ct_per_kwh": clean_number(row.get("market_fee")),
+                "fee_queued_ct_per_kwh": clean_number(
+                    queued_fee if queued_fee is not None else row.get("next_market_fee")
+                ),
+                "mode": modes.get(uuid),
+                "limit_kwh": clean_number(limits.get(uuid, row.get("limit_kwh"))),
+            }
+        )
+    return rows
+
+
+DEFAULT_COL_DEF = {"sortable": True, "filter": True, "resizable": True, "minWidth": 90}
+GRID_OPTIONS = {
+    "pagination": False,
+    "animateRows": False,
+    # AG Grid ≥ 32.2 takes an object here ("single" is deprecated): a click selects the row,
+    # which highlights the market the cards show; no checkbox column.
+    "rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True},
+    "domLayout": "autoHeight",
+    "tooltipShowDelay": 300,
+}
+
+
+def overview_grid(rows: list[dict], grid_id: str | dict) -> dag.AgGrid:
+    """The overview ``AgGrid`` with ``rows`` from :func:`overview_rows`.
+
+    For navigation, listen to ``Input(grid_id, "cellClicked")``: its ``rowId`` is the market uuid
+    (from ``getRowId``). ``selectedRows`` holds the clicked row's data as well.
+    """
+    return dag.AgGrid(
+        id=grid_id,
+        rowData=rows,
+        columnDefs=overview_columns(),
+        getRowId="params.data.id",
+        defaultColDef=dict(DEFAULT_COL_DEF),
+        dashGridOptions=dict(GRID_OPTIONS),
+        columnSize="autoSize",
+    )

@@ -1,0 +1,88 @@
+"""The header bar's strings and its DMC layout."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import dash_mantine_components as dmc
+from plotly.io.json import to_json_plotly
+
+from components.formatting import PALETTE
+from components.header import header_bar, header_text
+
+STALE_TS = dt.datetime(2026, 6, 22, 13, 5, tzinfo=dt.UTC).timestamp()
+LIVE = {
+    "connected": True,
+    "stale_since": None,
+    "reason": None,
+    "running_slot": "2026-06-22T13:15",
+    "deadline_s": 42.0,
+    "next_slot": "2026-06-22T13:30",
+    "user": "alice",
+    "role": "operator",
+}
+STALE = LIVE | {"connected": False, "stale_since": STALE_TS, "reason": "exchange unreachable"}
+
+
+def test_hdr001_live():
+    assert header_text(LIVE, dt.UTC) == {
+        "connection": "live",
+        "slot": "slot 13:15",
+        "date": "2026-06-22",
+        "deadline": "fees for 13:30 close in 0:42",
+        "user": "alice (operator)",
+    }
+
+
+def test_hdr002_stale_with_time_and_reason():
+    assert header_text(STALE, dt.UTC)["connection"] == "stale since 13:05 (exchange unreachable)"
+    assert header_text(STALE | {"reason": None}, dt.UTC)["connection"] == "stale since 13:05"
+    assert header_text(STALE | {"stale_since": None}, dt.UTC)["connection"] == "stale (exchange unreachable)"
+
+
+def test_hdr003_deadline():
+    assert header_text(LIVE | {"deadline_s": 2520})["deadline"] == "fees for 13:30 close in 42:00"
+    assert header_text(LIVE | {"deadline_s": 0})["deadline"] == "fees for 13:30 closed"
+    assert header_text(LIVE | {"deadline_s": None})["deadline"] == "fees for 13:30 close in –"
+    assert header_text(LIVE | {"next_slot": None})["deadline"] == "fee deadline –"
+
+
+def test_hdr004_nothing_known_yet():
+    text = header_text({"connected": False})
+    assert text == {
+        "connection": "stale",
+        "slot": "slot –",
+        "date": "–",
+        "deadline": "fee deadline –",
+        "user": "not signed in",
+    }
+    assert header_text(LIVE | {"role": None})["user"] == "alice"
+
+
+def _texts(group: dmc.Group) -> list[str]:
+    return [child.children for child in group.children]
+
+
+def test_hdr005_bar_live():
+    bar = header_bar(LIVE, dt.UTC)
+    assert isinstance(bar, dmc.Group)
+    badge = bar.children[0]
+    assert isinstance(badge, dmc.Badge)
+    assert badge.children == "live" and badge.color == PALETTE["live"]
+    assert _texts(bar) == [
+        "live",
+        "slot 13:15",
+        "simulated date 2026-06-22",
+        "fees for 13:30 close in 0:42",
+        "alice (operator)",
+    ]
+    assert bar.children[3].c == PALETTE["warning"]  # under a minute left
+    assert header_bar(LIVE | {"deadline_s": 300}).children[3].c == "dimmed"
+    json.loads(to_json_plotly(bar))  # serialisable as a callback output
+
+
+def test_hdr006_bar_stale_is_red():
+    badge = header_bar(STALE, dt.UTC).children[0]
+    assert badge.children == "stale since 13:05 (exchange unreachable)"
+    assert badge.color == PALETTE["over_limit"]
