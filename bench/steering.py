@@ -50,13 +50,14 @@ def controller_params(import_limit_kwh: float, export_limit_kwh: float) -> dict:
         "model": "controller",
         "import_limit_kwh": max(import_limit_kwh, 0.1),
         "export_limit_kwh": max(export_limit_kwh, 0.1),
-        "kp_ct_per_kwh": 5.0,
+        "kp_ct_per_kwh": 2.0,
         "ki_ct_per_kwh": 5.0,
         "base_fee_ct_per_kwh": 1.0,
         "min_fee_ct_per_kwh": 0.0,
         "max_fee_ct_per_kwh": 40.0,
-        "max_step_ct_per_kwh": 5.0,
-        "forecast_weight": 0.5,
+        "max_step_ct_per_kwh": 6.0,
+        "max_step_down_ct_per_kwh": 0.5,
+        "forecast_weight": 0.0,
     }
 
 

@@ -1,0 +1,191 @@
+"""Time and memory of the console's Excel export: 100 markets x 30 days of 15-minute history.
+
+    .venv/bin/python bench/console_export.py [--markets 100] [--days 30] [--json]
+
+Fills an operator store (SQLite under a temporary folder) with ``markets x days x 96`` history
+rows (288,000 by default), a fee setting per market and a fee command per market per day, then
+times ``write_history_workbook`` of everything into a file in that folder. Target: export <= 10 s.
+
+Memory: the process's peak RSS (``ru_maxrss``) before and after that export, and the tracemalloc
+peak (Python allocations) of a second, traced export. Tracing every allocation makes openpyxl
+about six times slower, so that run exports ``--trace-markets`` markets (default 10, 0 for all)
+with all commands and settings; the export reads one market at a time in chunks, so its peak does
+not grow with the number of markets.
+
+With ``--json`` the last line is one JSON object:
+``{"export_seconds": s, "export_peak_mb": m, "rows": n, "xlsx_mb": size}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import resource
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+INSERT_CHUNK = 10_000
+TARGET_SECONDS = 10.0
+
+
+def fill(store, markets: list[dict], days: int) -> int:
+    """History rows for every market and slot, inserted in chunks; returns how many."""
+    from sqlalchemy import insert
+
+    from app.store.schema import op_history
+
+    rnd = random.Random(7)
+    start = dt.datetime(2026, 6, 1)
+    labels = [(start + dt.timedelta(minutes=15 * i)).strftime("%Y-%m-%dT%H:%M") for i in range(days * 96)]
+    rows: list[dict] = []
+    total = 0
+    with store.engine.begin() as conn:
+        for m in markets:
+            for i, label in enumerate(labels):
+                traded = rnd.uniform(0, 40)
+                rate = rnd.uniform(10, 30)
+                fee = 1.0 + (i % 96) / 48
+                rows.append(
+                    {
+                        "exchange": store.exchange,
+                        "market_uuid": m["uuid"],
+                        "slot": label,
+                        "name": m["name"],
+                        "level": m["level"],
+                        "parent_uuid": None,
+                        "min_trade_rate": rate - 2 if traded > 1 else None,
+                        "median_trade_rate": rate if traded > 1 else None,
+                        "avg_trade_rate": rate + 0.1 if traded > 1 else None,
+                        "max_trade_rate": rate + 2 if traded > 1 else None,
+                        "total_traded_energy_kWh": traded,
+                        "import_kwh": rnd.uniform(0, 20),
+                        "export_kwh": rnd.uniform(0, 20),
+                        "self_sufficiency": rnd.uniform(0, 100),
+                        "self_consumption": rnd.uniform(0, 100) if i % 96 > 24 else None,
+                        "market_fee": fee,
+                        "next_market_fee": fee,
+                        "market_fee_revenue": fee * traded,
+                        "unmatched_kwh": rnd.uniform(0, 1),
+                    }
+                )
+                if len(rows) >= INSERT_CHUNK:
+                    conn.execute(insert(op_history), rows)
+                    total += len(rows)
+                    rows = []
+        if rows:
+            conn.execute(insert(op_history), rows)
+            total += len(rows)
+    for n, m in enumerate(markets):
+        store.set_manual(m["uuid"], 1.5, "bench")
+        for day in range(days):
+            store.queue(m["uuid"], m["name"], 1 + day % 5, "manual:bench", "bench", labels[day * 96])
+        if n % 2:
+            tid, claimed = store.claim_queued()
+            store.record_results(
+                {c["id"]: {"status": "applied", "applies_from_slot": c["running_slot"]} for c in claimed}
+            )
+    return total
+
+
+def export(store, markets: list[dict], path: Path, trace: bool) -> tuple[float, int]:
+    """Seconds of one ``write_history_workbook`` of everything into ``path``; its tracemalloc peak."""
+    from app.export.excel import write_history_workbook
+
+    scenario_text = "name: bench\nstart: '2026-06-01T00:00:00'\n" * 50
+    if trace:
+        tracemalloc.start()
+    t0 = time.perf_counter()
+    with path.open("wb") as out:
+        write_history_workbook(out, store, markets, None, None, scenario_text, None)
+    seconds = time.perf_counter() - t0
+    peak = 0
+    if trace:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return seconds, peak
+
+
+def max_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--markets", type=int, default=100)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument(
+        "--trace-markets",
+        type=int,
+        default=10,
+        help="markets in the tracemalloc run (0: all; tracing makes openpyxl ~6x slower)",
+    )
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    from app.operator.store import OperatorStore
+    from app.store.db import make_engine
+    from app.store.schema import metadata
+
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")
+        metadata.create_all(engine)
+        store = OperatorStore(engine)
+        markets = [
+            {
+                "uuid": f"00000000-0000-0000-0000-{i:012d}",
+                "name": f"House {i:03d} (community {i // 10})",
+                "level": 2,
+            }
+            for i in range(args.markets)
+        ]
+        t0 = time.perf_counter()
+        rows = fill(store, markets, args.days)
+        fill_seconds = time.perf_counter() - t0
+
+        rss_before = max_rss_mb()
+        out_path = Path(tmp) / "export.xlsx"
+        export_seconds, _ = export(store, markets, out_path, trace=False)
+        rss_after = max_rss_mb()
+        xlsx_mb = out_path.stat().st_size / 1e6
+        traced = markets[: args.trace_markets] if args.trace_markets > 0 else markets
+        traced_seconds, peak = export(store, traced, Path(tmp) / "traced.xlsx", trace=True)
+        engine.dispose()
+
+    result = {
+        "export_seconds": round(export_seconds, 2),
+        "export_peak_mb": round(peak / 1e6, 1),
+        "rows": rows,
+        "xlsx_mb": round(xlsx_mb, 1),
+    }
+    met = "met" if export_seconds <= TARGET_SECONDS else "MISSED"
+    table = [
+        ("markets x days", f"{args.markets} x {args.days}"),
+        ("history rows", f"{rows:,}"),
+        ("fill store [s]", f"{fill_seconds:.2f}"),
+        (f"export, all markets [s] (target <= {TARGET_SECONDS:g}: {met})", f"{export_seconds:.2f}"),
+        ("  rows per second", f"{rows / export_seconds:,.0f}"),
+        ("xlsx size [MB]", f"{xlsx_mb:.1f}"),
+        (f"export tracemalloc peak [MB] ({len(traced)} markets)", f"{peak / 1e6:.1f}"),
+        ("  that export, traced [s]", f"{traced_seconds:.2f}"),
+        ("peak RSS before export [MB]", f"{rss_before:.1f}"),
+        ("peak RSS after export, ru_maxrss [MB]", f"{rss_after:.1f}"),
+        ("peak RSS at the end [MB]", f"{max_rss_mb():.1f}"),
+    ]
+    width = max(len(k) for k, _ in table) + 2
+    print(f"{'figure':<{width}}{'value':>14}")
+    for key, value in table:
+        print(f"{key:<{width}}{value:>14}")
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
