@@ -13,8 +13,9 @@ from werkzeug.exceptions import HTTPException
 from app.config import Settings
 
 
-def create_app(settings: Settings | None = None, store=None) -> Flask:  # noqa: ANN001
-    """The Flask server. ``store`` (an ``ExchangeStore``) defaults to the one of ``settings``."""
+def create_app(settings: Settings | None = None, store=None, dashboard: bool = True) -> Flask:  # noqa: ANN001
+    """The Flask server: the API and (``dashboard``) the console. ``store`` (an ``ExchangeStore``)
+    defaults to the one of ``settings``."""
     from app.api.auth import TokenSigner, UserBook
     from app.api.routes import ApiContext, bp
     from app.api.service import ExchangeService
@@ -39,6 +40,10 @@ def create_app(settings: Settings | None = None, store=None) -> Flask:  # noqa: 
     )
     server.extensions["gridfee_settings"] = settings
     server.register_blueprint(bp)
+    if dashboard:
+        from app.dashboard import init_dashboard
+
+        init_dashboard(server, settings, store.engine)
 
     @server.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -1,0 +1,106 @@
+"""The Dash console, mounted on the Flask server that also serves the API.
+
+``init_dashboard`` wires what the pages need into ``server.extensions["console"]`` (the history
+store, the client of the exchange, the cache): the pages find it there per request, so nothing
+lives in module globals and any number of workers can serve the console.
+"""
+
+from __future__ import annotations
+
+import dash
+import dash_mantine_components as dmc
+from dash import Dash, dcc, html
+from flask import Flask
+from flask_caching import Cache
+
+from app import ids
+from app.config import ROOT, Settings
+
+NAV = [("/", "Overview"), ("/audit", "Fee commands")]
+
+
+def cache_config(settings: Settings) -> dict:
+    if settings.redis_url:
+        return {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": settings.redis_url, "CACHE_KEY_PREFIX": "gfc:"}
+    return {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": 2000}
+
+
+def shell() -> dmc.MantineProvider:
+    return dmc.MantineProvider(
+        [
+            dcc.Location(id=ids.LOCATION, refresh="callback-nav"),
+            dcc.Interval(id=ids.TICK, interval=2000),
+            dmc.NotificationContainer(id=ids.NOTIFICATIONS, position="top-right"),
+            dmc.AppShell(
+                [
+                    dmc.AppShellHeader(
+                        dmc.Group(
+                            [
+                                dmc.Anchor(
+                                    dmc.Title("Grid Fee Console", order=4),
+                                    href="/",
+                                    underline="never",
+                                    c="dark",
+                                ),
+                                html.Div(id=ids.HEADER, style={"flex": 1}),
+                                dmc.Anchor("Sign out", href="/logout", size="sm", refresh=True),
+                            ],
+                            h="100%",
+                            px="md",
+                            gap="lg",
+                            wrap="nowrap",
+                        )
+                    ),
+                    dmc.AppShellNavbar(
+                        [
+                            dmc.NavLink(label=label, href=href, id={"type": "nav", "href": href})
+                            for href, label in NAV
+                        ],
+                        p="xs",
+                    ),
+                    dmc.AppShellMain(dash.page_container),
+                ],
+                header={"height": 56},
+                navbar={"width": 170, "breakpoint": "sm"},
+                padding="md",
+            ),
+        ]
+    )
+
+
+def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: ANN001
+    from app.dashboard import auth
+    from app.dashboard.data import ConsoleData
+    from app.operator.run import make_client
+    from app.operator.store import OperatorStore
+
+    cache = Cache(config=cache_config(settings))
+    cache.init_app(server)
+    client = make_client(settings, server, timeout_s=3.0, retries=0)
+    server.extensions["console"] = ConsoleData(OperatorStore(engine, settings.exchange_key), client, cache)
+    auth.install(server)
+
+    app = Dash(
+        "gridfee",
+        server=server,
+        use_pages=True,
+        pages_folder="",
+        assets_folder=str(ROOT / "assets"),
+        suppress_callback_exceptions=True,
+        title="Grid Fee Console",
+        update_title=None,
+    )
+    from app.pages import audit, market, overview  # registers their callbacks
+
+    dash.register_page("overview", path="/", layout=overview.layout, title="Overview - Grid Fee Console")
+    dash.register_page(
+        "market",
+        path_template="/markets/<market_id>",
+        layout=market.layout,
+        title="Market - Grid Fee Console",
+    )
+    dash.register_page("audit", path="/audit", layout=audit.layout, title="Fee commands - Grid Fee Console")
+    app.layout = shell
+    from app.pages import shell_callbacks  # noqa: F401
+
+    return app

@@ -1,0 +1,1 @@
+"""Downloads the console offers: the history workbook (``excel.py``)."""

@@ -1,0 +1,1 @@
+"""Console pages: each module has its layout function and its callbacks (registered at import)."""

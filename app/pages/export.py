@@ -1,0 +1,33 @@
+"""The Excel download: the slot history of the managed markets, fee commands, settings."""
+
+from __future__ import annotations
+
+from dash import dcc
+from flask import current_app
+
+from app.export.excel import export_filename, normalise_range, write_history_workbook
+from app.pages.common import console
+
+
+def scenario_text() -> str | None:
+    """The scenario file of the embedded exchange (none when the console drives a remote one)."""
+    settings = current_app.extensions["gridfee_settings"]
+    if settings.grid_api_url:
+        return None
+    try:
+        return settings.scenario.read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+def excel_download(start_date: str | None, end_date: str | None) -> dict:
+    """``dcc.Download`` data; ValueError (shown next to the button) for an unusable range."""
+    normalise_range(start_date, end_date)  # refuse a bad range before writing anything
+    data = console()
+    markets = [{"uuid": m["uuid"], "name": m["name"], "level": m["level"]} for m in data.markets()]
+    text = scenario_text()
+
+    def write(out) -> None:  # noqa: ANN001
+        write_history_workbook(out, data.ops, markets, start_date, end_date, text, None)
+
+    return dcc.send_bytes(write, export_filename(start_date, end_date))

@@ -1,0 +1,312 @@
+"""A market (``/markets/<uuid>``): its charts, others beside it to compare, and its fee control.
+
+Charts start with the last two days of history and then grow by ``Patch`` appends on every tick
+that brought new slots (one callback for every card, by pattern-matching ids). The fee control's
+callbacks are one set for all markets too; every write checks on the server that the user is a
+grid operator allowed to manage that market, whatever the browser sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+
+import dash_mantine_components as dmc
+from dash import ALL, MATCH, Input, Output, State, callback, ctx, dcc, html, no_update
+
+from app import ids
+from app.dashboard.auth import NotAllowed, require_operator
+from app.pages.common import console, is_viewer
+from components.fee_control import fee_control, parse_form
+from components.market_charts import FIGURE_TRACES, append_patches, market_figures
+
+INITIAL_SLOTS = 2 * 96
+SLOT_FORMAT = "%Y-%m-%dT%H:%M"
+
+
+# -- layout -----------------------------------------------------------------------------------
+def market_card(market: dict, cols: int) -> dmc.Paper:
+    data = console()
+    rows = data.history(market["uuid"], last=INITIAL_SLOTS)
+    total = data.overview()["cumulative"].get(market["uuid"], 0.0) or 0.0
+    before = total - sum(r["market_fee_revenue"] or 0.0 for r in rows)
+    figures = market_figures(
+        rows, previous_cumulative_ct=before, slot_minutes=15, uirevision=market["uuid"], height_px=240
+    )
+    graphs = [
+        dcc.Graph(
+            id={"type": "market-graph", "market": market["uuid"], "chart": name},
+            figure=figures[name],
+            config={"displaylogo": False},
+            style={"height": "240px"},
+        )
+        for name in FIGURE_TRACES
+    ]
+    return dmc.Paper(
+        [
+            dmc.Group(
+                [
+                    dmc.Title(market["name"], order=4),
+                    dmc.Badge(("grid", "community", "house")[market["level"]], variant="light"),
+                ]
+            ),
+            dmc.SimpleGrid(graphs, cols=max(1, 3 - cols), spacing="xs"),
+            dcc.Store(
+                id={"type": "market-last", "market": market["uuid"]},
+                data={"slot": rows[-1]["slot"] if rows else None, "cumulative": total},
+            ),
+        ],
+        p="xs",
+        withBorder=True,
+    )
+
+
+def layout(market_id: str | None = None, **_query) -> html.Div:
+    data = console()
+    market = data.market(market_id or "")
+    if market is None:
+        return dmc.Alert(
+            f"No market {market_id!r} among the markets you manage.", title="Unknown market", color="red"
+        )
+    others = [{"value": m["uuid"], "label": m["name"]} for m in data.markets() if m["uuid"] != market["uuid"]]
+    setting = data.ops.settings().get(market["uuid"])
+    manual = (
+        setting.manual_fee_ct_per_kwh
+        if setting and setting.manual_fee_ct_per_kwh is not None
+        else market.get("next_fee", 0.0)
+    )
+    control = fee_control(
+        market,
+        setting.mode if setting else "manual",
+        manual,
+        setting.model if setting else None,
+        data.fee_limits(),
+        disabled=is_viewer(),
+    )
+    return dmc.Grid(
+        [
+            dmc.GridCol(
+                [
+                    dmc.Group(
+                        [
+                            dmc.Title(market["name"], order=3),
+                            dmc.MultiSelect(
+                                id=ids.MARKET_COMPARE,
+                                data=others,
+                                placeholder="compare with ...",
+                                w=360,
+                                size="xs",
+                                clearable=True,
+                            ),
+                        ],
+                        justify="space-between",
+                        mb="xs",
+                    ),
+                    html.Div(id=ids.MARKET_CARDS, children=market_card(market, 1)),
+                    dcc.Store(id=ids.MARKET_ID, data=market["uuid"]),
+                ],
+                span={"base": 12, "lg": 9},
+            ),
+            dmc.GridCol(control, span={"base": 12, "lg": 3}),
+        ]
+    )
+
+
+# -- charts -----------------------------------------------------------------------------------
+@callback(
+    Output(ids.MARKET_CARDS, "children"),
+    Input(ids.MARKET_COMPARE, "value"),
+    State(ids.MARKET_ID, "data"),
+    prevent_initial_call=True,
+)
+def compare(others, primary):
+    data = console()
+    chosen = [primary, *(others or [])][:4]
+    markets = [m for u in chosen if (m := data.market(u)) is not None]
+    return dmc.SimpleGrid([market_card(m, len(markets)) for m in markets], cols=len(markets), spacing="sm")
+
+
+def new_slots(market_uuid: str, after: str | None) -> list[dict]:
+    rows = console().history(market_uuid, start=after)
+    return [r for r in rows if after is None or r["slot"] > after]
+
+
+@callback(
+    Output({"type": "market-graph", "market": MATCH, "chart": ALL}, "figure"),
+    Output({"type": "market-last", "market": MATCH}, "data"),
+    Input(ids.TICK, "n_intervals"),
+    State({"type": "market-last", "market": MATCH}, "data"),
+    prevent_initial_call=True,
+)
+def append_new_slots(_n, last):
+    market_uuid = ctx.outputs_list[1]["id"]["market"]
+    rows = new_slots(market_uuid, (last or {}).get("slot"))
+    charts = [o["id"]["chart"] for o in ctx.outputs_list[0]]
+    if not rows:
+        return [no_update] * len(charts), no_update
+    cumulative = (last or {}).get("cumulative") or 0.0
+    patches = append_patches(charts, rows, previous_cumulative_ct=cumulative)
+    cumulative += sum(r["market_fee_revenue"] or 0.0 for r in rows)
+    return [patches[c] for c in charts], {"slot": rows[-1]["slot"], "cumulative": cumulative}
+
+
+# -- fee control ------------------------------------------------------------------------------
+@callback(
+    Output({"type": "fee-slider", "market": MATCH}, "value"),
+    Output({"type": "fee-input", "market": MATCH}, "value"),
+    Input({"type": "fee-slider", "market": MATCH}, "value"),
+    Input({"type": "fee-input", "market": MATCH}, "value"),
+    prevent_initial_call=True,
+)
+def sync_manual(slider, box):
+    if ctx.triggered_id and ctx.triggered_id["type"] == "fee-slider":
+        return no_update, slider
+    if isinstance(box, int | float):
+        return box, no_update
+    return no_update, no_update
+
+
+@callback(
+    Output({"type": "fee-section", "market": MATCH, "mode": ALL}, "style"),
+    Output({"type": "fee-mode-badge", "market": MATCH}, "children"),
+    Input({"type": "fee-mode", "market": MATCH}, "value"),
+)
+def show_mode(mode):
+    sections = [o["id"]["mode"] for o in ctx.outputs_list[0]]
+    return [None if s == mode else {"display": "none"} for s in sections], mode
+
+
+@callback(
+    Output({"type": "tou-table", "market": MATCH}, "data"),
+    Output({"type": "tou-status", "market": MATCH}, "children"),
+    Input({"type": "tou-upload", "market": MATCH}, "contents"),
+    Input({"type": "tou-preset", "market": MATCH}, "value"),
+    State({"type": "tou-upload", "market": MATCH}, "filename"),
+    prevent_initial_call=True,
+)
+def load_tou(contents, preset, filename):
+    return tou_table_from(ctx.triggered_id["type"], contents, preset, filename)
+
+
+def tou_table_from(trigger: str, contents: str | None, preset: str | None, filename: str | None):
+    """(table, status message) from an upload or a preset; a bad file keeps the old table."""
+    from app.tariffs import tou
+
+    if trigger == "tou-preset":
+        if not preset:
+            return no_update, no_update
+        column = "grid" if preset.endswith("grid") else "community"
+        return {"all": tou.preset_challenge_2020()[column]}, f"preset: {preset}"
+    if not contents:
+        return no_update, no_update
+    try:
+        raw = base64.b64decode(contents.split(",", 1)[1])
+        if (filename or "").lower().endswith((".xlsx", ".xlsm")):
+            columns = tou.load_tou_xlsx_columns(raw)
+        else:
+            columns = tou.load_tou_csv_columns(raw)
+    except (ValueError, IndexError) as exc:
+        return no_update, f"not used: {exc}"
+    name, values = next(iter(columns.items()))
+    return {"all": values}, f"{filename}: column {name!r}, 96 values, {min(values):g}-{max(values):g} ct/kWh"
+
+
+def params_of(states: list[dict]) -> dict[str, object]:
+    return {s["id"]["field"]: s["value"] for s in states}
+
+
+@callback(
+    Output({"type": "fee-preview", "market": MATCH}, "children"),
+    Input({"type": "fee-mode", "market": MATCH}, "value"),
+    Input({"type": "fee-param", "market": MATCH, "field": ALL}, "value"),
+    Input({"type": "tou-table", "market": MATCH}, "data"),
+    Input({"type": "fee-input", "market": MATCH}, "value"),
+)
+def preview(mode, _values, table, manual):
+    market_uuid = ctx.outputs_list["id"]["market"]
+    return preview_text(market_uuid, mode, params_of(ctx.inputs_list[1]), table, manual)
+
+
+def preview_text(market_uuid: str, mode: str, values: dict, table: dict | None, manual) -> str:  # noqa: ANN001
+    """What the setting would send for the next slot, or why it cannot."""
+    if mode == "manual":
+        return f"sends {manual:.2f} ct/kWh" if isinstance(manual, int | float) else "enter a fee"
+    try:
+        fee = model_fee_for_next_slot(market_uuid, parse_form(mode, values, table))
+    except ValueError as exc:
+        return f"⚠ {exc}"
+    return f"would send {fee:.2f} ct/kWh next"
+
+
+def model_fee_for_next_slot(market_uuid: str, model_dict: dict) -> float:
+    from app.operator.agent import slot_number
+    from app.tariffs.base import FeeLimits, MarketHistory, SlotInfo
+    from app.tariffs.registry import compute_fee, parse_model
+
+    data = console()
+    model = parse_model(model_dict)
+    running = data.clock_state().get("running_slot") or data.latest_slot()
+    start = (
+        dt.datetime.strptime(running, SLOT_FORMAT) + dt.timedelta(minutes=15)
+        if running
+        else dt.datetime.now()
+    )
+    limits = data.fee_limits()
+    history = MarketHistory.from_rows(data.history(market_uuid, last=200))
+    return compute_fee(
+        model,
+        history,
+        SlotInfo(slot_number(start, 15), start, 15),
+        FeeLimits(limits["min_ct_per_kwh"], limits["max_ct_per_kwh"]),
+    )
+
+
+@callback(
+    Output({"type": "fee-message", "market": MATCH}, "children"),
+    Output({"type": "fee-message", "market": MATCH}, "c"),
+    Input({"type": "fee-queue", "market": MATCH}, "n_clicks"),
+    State({"type": "fee-mode", "market": MATCH}, "value"),
+    State({"type": "fee-input", "market": MATCH}, "value"),
+    State({"type": "fee-param", "market": MATCH, "field": ALL}, "value"),
+    State({"type": "tou-table", "market": MATCH}, "data"),
+    prevent_initial_call=True,
+    running=[(Output({"type": "fee-queue", "market": MATCH}, "loading"), True, False)],
+)
+def queue_fee(_clicks, mode, manual, _values, table):
+    market_uuid = ctx.outputs_list[0]["id"]["market"]
+    try:
+        return apply_setting(market_uuid, mode, manual, params_of(ctx.states_list[2]), table), "green"
+    except (NotAllowed, ValueError) as exc:
+        return str(exc), "red"
+
+
+def apply_setting(market_uuid: str, mode: str, manual, values: dict, table: dict | None) -> str:  # noqa: ANN001
+    """Store the market's setting and queue its fee for the next slot; the message to show.
+
+    Raises ``NotAllowed`` for a viewer or a market the user may not manage, ``ValueError`` for a
+    bad value; nothing is stored or queued then.
+    """
+    from app.exchange.fees import FeeRefused, validate_fee
+    from app.tariffs.registry import describe, parse_model
+
+    user = require_operator()
+    data = console()
+    market = data.market(market_uuid)
+    if market is None or not user.may_manage(market_uuid, market["name"]):
+        raise NotAllowed(f"{user.username} may not manage this market")
+    limits = data.fee_limits()
+    running = data.clock_state().get("running_slot")
+    if mode == "manual":
+        try:
+            fee = validate_fee(manual, limits["min_ct_per_kwh"], limits["max_ct_per_kwh"])
+        except FeeRefused as exc:
+            raise ValueError(exc.message) from None
+        data.ops.set_manual(market_uuid, fee, user.username)
+        data.ops.queue(market_uuid, market["name"], fee, f"manual:{user.username}", user.username, running)
+        return f"{fee:.2f} ct/kWh queued for the next slot"
+    model = parse_model(parse_form(mode, values, table))
+    stored = model.model_dump(mode="json", by_alias=True)
+    fee = model_fee_for_next_slot(market_uuid, stored)
+    data.ops.set_model(market_uuid, stored, user.username)
+    data.ops.queue(market_uuid, market["name"], fee, f"model:{describe(model)}", user.username, running)
+    return f"{describe(model)}: {fee:.2f} ct/kWh queued now, then a new fee every slot"

@@ -1,0 +1,109 @@
+"""Overview (``/``): every managed market's last slot in one table, and the Excel export."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dash_mantine_components as dmc
+from dash import Input, Output, State, callback, dcc, no_update
+
+from app import ids
+from app.pages.common import console
+from components.overview_table import overview_grid, overview_rows
+
+
+def overview_data() -> list[dict]:
+    """The table rows: last slot per managed market, cumulative revenue, queued fee, mode."""
+    data = console()
+    snapshot = data.overview()
+    managed = {m["uuid"]: m for m in data.markets()}
+    latest = [r for r in snapshot["latest"] if r["market_uuid"] in managed]
+    latest.sort(key=lambda r: (r["level"], r["name"]))
+    return overview_rows(latest, snapshot["cumulative"], data.queued(), data.modes())
+
+
+def layout(**_query) -> dmc.Stack:
+    today = dt.date.today()
+    return dmc.Stack(
+        [
+            dmc.Group(
+                [
+                    dmc.Title("Markets", order=3),
+                    dmc.Text(
+                        "last closed slot of every market you manage; click a row to open it",
+                        c="dimmed",
+                        size="sm",
+                    ),
+                ],
+                align="baseline",
+            ),
+            overview_grid(overview_data(), ids.OVERVIEW_GRID),
+            dcc.Store(id=ids.OVERVIEW_SLOT),
+            dmc.Paper(
+                dmc.Group(
+                    [
+                        dmc.Text("Excel export of the slot history", fw=600, size="sm"),
+                        dcc.DatePickerRange(
+                            id=ids.EXPORT_RANGE,
+                            display_format="YYYY-MM-DD",
+                            start_date_placeholder_text="from (all)",
+                            end_date_placeholder_text="to (all)",
+                            clearable=True,
+                            initial_visible_month=today,
+                        ),
+                        dmc.Button("Download .xlsx", id=ids.EXPORT_BUTTON, size="xs", variant="light"),
+                        dmc.Text(id=ids.EXPORT_MESSAGE, size="sm", c="red"),
+                        dcc.Download(id=ids.EXPORT_DOWNLOAD),
+                    ],
+                    gap="md",
+                ),
+                p="sm",
+                withBorder=True,
+            ),
+        ],
+        gap="sm",
+    )
+
+
+@callback(
+    Output(ids.OVERVIEW_GRID, "rowData"),
+    Output(ids.OVERVIEW_SLOT, "data"),
+    Input(ids.TICK, "n_intervals"),
+    State(ids.OVERVIEW_SLOT, "data"),
+    prevent_initial_call=True,
+)
+def refresh_rows(_n, shown):
+    rows = overview_data()
+    fingerprint = [(r["id"], r["slot"], r["fee_queued_ct_per_kwh"], r["mode"]) for r in rows]
+    if fingerprint == shown:
+        return no_update, no_update
+    return rows, fingerprint
+
+
+@callback(
+    Output(ids.LOCATION, "href", allow_duplicate=True),
+    Input(ids.OVERVIEW_GRID, "cellClicked"),
+    prevent_initial_call=True,
+)
+def open_market(cell):
+    if not cell or not cell.get("rowId"):
+        return no_update
+    return f"/markets/{cell['rowId']}"
+
+
+@callback(
+    Output(ids.EXPORT_DOWNLOAD, "data"),
+    Output(ids.EXPORT_MESSAGE, "children"),
+    Input(ids.EXPORT_BUTTON, "n_clicks"),
+    State(ids.EXPORT_RANGE, "start_date"),
+    State(ids.EXPORT_RANGE, "end_date"),
+    prevent_initial_call=True,
+    running=[(Output(ids.EXPORT_BUTTON, "loading"), True, False)],
+)
+def download_excel(_clicks, start_date, end_date):
+    from app.pages.export import excel_download
+
+    try:
+        return excel_download(start_date, end_date), ""
+    except ValueError as exc:
+        return no_update, str(exc)

@@ -1,0 +1,29 @@
+"""The header on every page: connection, running slot, fee deadline, user."""
+
+from __future__ import annotations
+
+from dash import Input, Output, callback
+
+from app import ids
+from app.pages.common import console, user_role
+from components.header import header_bar
+
+
+def header_state() -> dict:
+    state = dict(console().clock_state())
+    user, role = user_role()
+    state.update(user=user, role=role)
+    running = state.get("running_slot")
+    if running:
+        import datetime as dt
+
+        nxt = dt.datetime.strptime(running, "%Y-%m-%dT%H:%M") + dt.timedelta(
+            minutes=state.get("slot_length_min", 15)
+        )
+        state["next_slot"] = nxt.strftime("%Y-%m-%dT%H:%M")
+    return state
+
+
+@callback(Output(ids.HEADER, "children"), Input(ids.TICK, "n_intervals"))
+def update_header(_n):
+    return header_bar(header_state())
