@@ -270,13 +270,14 @@ def fee_control(
                 ],
                 justify="space-between",
             ),
-            dmc.SegmentedControl(
+            dmc.Select(
                 id={"type": "fee-mode", "market": uid},
                 value=mode,
+                label="Set the fee by",
                 data=[{"value": v, "label": label} for v, label in MODES],
                 size="xs",
                 disabled=disabled,
-                fullWidth=True,
+                allowDeselect=False,
                 my="xs",
             ),
             *sections,

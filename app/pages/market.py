@@ -37,7 +37,7 @@ def market_card(market: dict, cols: int) -> dmc.Paper:
         dcc.Graph(
             id={"type": "market-graph", "market": market["uuid"], "chart": name},
             figure=figures[name],
-            config={"displaylogo": False},
+            config={"displaylogo": False, "displayModeBar": False},
             style={"height": "240px"},
         )
         for name in FIGURE_TRACES
