@@ -14,6 +14,7 @@ from components.overview_table import (
     OVER_LIMIT_CLASS,
     OVER_LIMIT_CONDITION,
     fixed_decimals_formatter,
+    overview_column_groups,
     overview_columns,
     overview_grid,
     overview_rows,
@@ -149,7 +150,9 @@ def test_ovt005_grid_component():
     assert grid.id == "overview-grid"
     assert grid.getRowId == "params.data.id"
     assert grid.rowData == rows
-    assert grid.columnDefs == overview_columns()
+    assert grid.columnDefs == overview_column_groups()
+    children = [c for g in grid.columnDefs for c in g.get("children", [g])]
+    assert [c["field"] for c in children] == [c["field"] for c in overview_columns()]
     assert grid.defaultColDef["sortable"] is True and grid.defaultColDef["filter"] is True
     options = grid.dashGridOptions
     assert options["pagination"] is False and options["animateRows"] is False
