@@ -65,6 +65,7 @@ def next_slot(label: str, slot_length_min: int) -> dt.datetime:
 
 
 def slot_number(start: dt.datetime, slot_length_min: int) -> int:
+    """Slots since 2000-01-01, the numbering ``MarketHistory.from_rows`` gives slot labels."""
     return int((start - dt.datetime(2000, 1, 1)).total_seconds() // 60 // slot_length_min)
 
 

@@ -27,6 +27,17 @@ class FeeLimits:
         return float(min(max(fee, self.min_ct_per_kwh), self.max_ct_per_kwh))
 
 
+_EPOCH = dt.datetime(2000, 1, 1)
+
+
+def _slot_number(slot: int | str, slot_length_min: int = 15) -> int:
+    """Slot numbers as they are, slot labels (``YYYY-MM-DDTHH:mm``) as slots since 2000-01-01."""
+    if isinstance(slot, str):
+        start = dt.datetime.strptime(slot, "%Y-%m-%dT%H:%M")
+        return int((start - _EPOCH).total_seconds() // 60 // slot_length_min)
+    return int(slot)
+
+
 @dataclass(frozen=True)
 class MarketHistory:
     """Closed slots of one market, oldest first. NaN where a value is unknown.
@@ -48,13 +59,14 @@ class MarketHistory:
 
     @classmethod
     def from_rows(cls, rows: list[dict]) -> MarketHistory:
-        """From store rows (``slot``, ``import_kwh``, ``export_kwh``, ``market_fee``)."""
+        """From store rows (``slot`` number or label, ``import_kwh``, ``export_kwh``,
+        ``market_fee``, ``next_market_fee``)."""
 
         def col(name: str) -> np.ndarray:
             return np.array([np.nan if r.get(name) is None else r[name] for r in rows], dtype=float)
 
         return cls(
-            slot=np.array([r["slot"] for r in rows], dtype=np.int64),
+            slot=np.array([_slot_number(r["slot"]) for r in rows], dtype=np.int64),
             import_kwh=col("import_kwh"),
             export_kwh=col("export_kwh"),
             fee_ct_per_kwh=col("market_fee"),

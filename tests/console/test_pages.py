@@ -1,0 +1,121 @@
+"""The plain functions behind the console's callbacks, tested without a browser."""
+
+import base64
+
+import pytest
+
+from app.dashboard.auth import NotAllowed
+from app.operator.store import APPLIED, QUEUED
+from app.pages import audit, market, overview
+
+
+def test_overview_rows_show_every_managed_market_after_a_cycle(console):
+    console.cycles(2)
+    with console.as_user("operator"):
+        rows = overview.overview_data()
+    assert [r["market"] for r in rows] == ["Grid", "Community 1", "Community 2"]
+    assert {r["slot"] for r in rows} == {console.runner.clock.label(1)}
+    assert all(r["fee_in_force_ct_per_kwh"] is not None for r in rows)
+
+
+def test_manual_fee_is_queued_with_its_source_and_applied_by_the_next_cycle(console):
+    console.cycles(1)
+    c = console.community()
+    with console.as_user("operator"):
+        message = market.apply_setting(c.uuid, "manual", 4.5, {}, None)
+    assert "4.50 ct/kWh queued" in message
+    (command,) = console.data.ops.commands()
+    assert command["status"] == QUEUED and command["source"] == "manual:operator"
+    console.cycles(1)
+    (command,) = console.data.ops.commands()
+    assert command["status"] == APPLIED
+    with console.as_user("operator"):
+        rows = audit.command_rows(console.data.ops.commands())
+    assert rows[0]["outcome"].startswith("applied from slot ")
+
+
+@pytest.mark.parametrize("bad", [-1, "abc", None, float("nan"), 10_000])
+def test_bad_manual_fee_is_refused_and_nothing_is_queued(console, bad):
+    with console.as_user("operator"), pytest.raises(ValueError):
+        market.apply_setting(console.community().uuid, "manual", bad, {}, None)
+    assert console.data.ops.commands() == []
+
+
+def test_viewer_and_nobody_cannot_change_a_fee_even_with_a_forged_request(console):
+    for user in ("viewer", None):
+        with console.as_user(user), pytest.raises(NotAllowed):
+            market.apply_setting(console.community().uuid, "manual", 3.0, {}, None)
+    assert console.data.ops.commands() == []
+    assert console.data.ops.settings() == {}
+
+
+def test_model_setting_is_stored_and_its_fee_queued_then_sent_every_cycle(console):
+    console.cycles(2)
+    c = console.community()
+    values = {"constant.fee_ct_per_kwh": 3.0}
+    with console.as_user("operator"):
+        assert market.preview_text(c.uuid, "constant", values, None, None) == "would send 3.00 ct/kWh next"
+        message = market.apply_setting(c.uuid, "constant", None, values, None)
+    assert message.startswith("constant 3 ct/kWh")
+    assert console.data.ops.settings()[c.uuid].model == {"model": "constant", "fee_ct_per_kwh": 3.0}
+    console.cycles(3)
+    sources = [cmd["source"] for cmd in console.data.ops.commands() if cmd["status"] == APPLIED]
+    assert len(sources) == 3 and all(s.startswith("model:constant") for s in sources)  # one per cycle
+    # what the operator queued by hand was superseded by the model's fee of the first cycle
+    assert [cmd["status"] for cmd in console.data.ops.commands()][-1] == "superseded"
+
+
+def test_model_form_errors_name_the_field(console):
+    with console.as_user("operator"):
+        text = market.preview_text(
+            console.community().uuid, "controller", {"controller.import_limit_kwh": "x"}, None, 1
+        )
+    assert text.startswith("⚠ Import limit [kWh/slot]")
+
+
+def _upload(text: str) -> str:
+    return "data:text/csv;base64," + base64.b64encode(text.encode()).decode()
+
+
+def test_tou_upload_of_95_rows_or_text_is_refused_with_the_reason():
+    rows = [f"{h:02d}:{m:02d},{1 + h / 10:.2f}" for h in range(24) for m in (0, 15, 30, 45)]
+    ok = "time,fee\n" + "\n".join(rows)
+    table, status = market.tou_table_from("tou-upload", _upload(ok), None, "tou.csv")
+    assert len(table["all"]) == 96 and "96 values" in status
+    short = "time,fee\n" + "\n".join(rows[:95])
+    table, status = market.tou_table_from("tou-upload", _upload(short), None, "tou.csv")
+    assert table is market.no_update and "95" in status
+    texty = "time,fee\n" + "\n".join(rows).replace("01:15,1.10", "01:15,abc")
+    table, status = market.tou_table_from("tou-upload", _upload(texty), None, "tou.csv")
+    assert table is market.no_update and "abc" in status
+    table, status = market.tou_table_from("tou-upload", "data:;base64,bm90IGEgemlw", None, "tou.xlsx")
+    assert table is market.no_update and status.startswith("not used:")
+
+
+def test_tou_preset_gives_the_challenge_table():
+    table, status = market.tou_table_from("tou-preset", None, "challenge 2020: grid", None)
+    assert table["all"][0] == 1.68 and "preset" in status
+
+
+def test_new_slots_are_only_those_after_the_last_shown(console):
+    console.cycles(3)
+    c = console.community()
+    with console.as_user("operator"):
+        first = console.runner.clock.label(0)
+        rows = market.new_slots(c.uuid, first)
+        assert [r["slot"] for r in rows] == [console.runner.clock.label(1), console.runner.clock.label(2)]
+        assert market.new_slots(c.uuid, rows[-1]["slot"]) == []
+
+
+def test_header_says_stale_with_the_reason_when_the_exchange_does_not_answer(console):
+    from app.client import GridOperatorClient
+    from app.pages.shell_callbacks import header_state
+
+    with console.as_user("operator"):
+        assert header_state()["connected"] is True
+        console.data.cache.clear()
+        console.data.client = GridOperatorClient(
+            "http://127.0.0.1:9", "operator", "operator", retries=0, timeout_s=0.5
+        )
+        state = header_state()
+    assert state["connected"] is False and state["stale_since"] and state["reason"]
