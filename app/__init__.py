@@ -45,6 +45,26 @@ def create_app(settings: Settings | None = None, store=None, dashboard: bool = T
 
         init_dashboard(server, settings, store.engine)
 
+    @server.before_request
+    def _api_paths_stay_json():
+        """An /api/ path that no API route takes is a JSON 404 or 405, not the console's page."""
+        if not request.path.startswith("/api/") or request.blueprint == "api_v1":
+            return None
+        adapter = server.url_map.bind("localhost")
+        methods = []
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            try:
+                endpoint, _ = adapter.match(request.path, method=method)
+            except HTTPException:
+                continue
+            if endpoint.startswith("api_v1."):
+                methods.append(method)
+        if methods:
+            return jsonify(
+                error="method_not_allowed", message=f"use {', '.join(methods)} on {request.path}"
+            ), 405
+        return jsonify(error="not_found", message=f"no API endpoint {request.path}"), 404
+
     @server.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         if request.path.startswith("/api/"):
