@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -154,6 +155,8 @@ def main() -> int:
         export_seconds, _ = export(store, markets, out_path, trace=False)
         rss_after = max_rss_mb()
         xlsx_mb = out_path.stat().st_size / 1e6
+        with zipfile.ZipFile(out_path) as z:  # what waited in temporary files before the zip
+            xml_mb = sum(i.file_size for i in z.infolist() if i.filename.startswith("xl/worksheets/")) / 1e6
         traced = markets[: args.trace_markets] if args.trace_markets > 0 else markets
         traced_seconds, peak = export(store, traced, Path(tmp) / "traced.xlsx", trace=True)
         engine.dispose()
@@ -172,6 +175,7 @@ def main() -> int:
         (f"export, all markets [s] (target <= {TARGET_SECONDS:g}: {met})", f"{export_seconds:.2f}"),
         ("  rows per second", f"{rows / export_seconds:,.0f}"),
         ("xlsx size [MB]", f"{xlsx_mb:.1f}"),
+        ("sheet XML in temporary files [MB]", f"{xml_mb:.1f}"),
         (f"export tracemalloc peak [MB] ({len(traced)} markets)", f"{peak / 1e6:.1f}"),
         ("  that export, traced [s]", f"{traced_seconds:.2f}"),
         ("peak RSS before export [MB]", f"{rss_before:.1f}"),

@@ -132,13 +132,21 @@ class ConsoleData:
                     select(op_history).where(h.exchange == self.ops.exchange, h.slot == slot)
                 )
             ]
-            cumulative = dict(
-                conn.execute(
-                    select(h.market_uuid, func.sum(h.market_fee_revenue))
-                    .where(h.exchange == self.ops.exchange)
-                    .group_by(h.market_uuid)
-                ).all()
+            # the cumulative revenue grows by the new slots only: add them to the last total
+            # instead of summing the whole history on every slot
+            known = self.cache.get("console:cumulative")
+            query = select(h.market_uuid, func.sum(h.market_fee_revenue)).where(
+                h.exchange == self.ops.exchange
             )
+            if known and known["slot"] <= (slot or ""):
+                cumulative = dict(known["totals"])
+                added = conn.execute(query.where(h.slot > known["slot"]).group_by(h.market_uuid)).all()
+                for uuid, revenue in added:
+                    cumulative[uuid] = cumulative.get(uuid, 0.0) + (revenue or 0.0)
+            else:
+                cumulative = dict(conn.execute(query.group_by(h.market_uuid)).all())
+        if slot is not None:
+            self.cache.set("console:cumulative", {"slot": slot, "totals": cumulative}, timeout=0)
         data = {"slot": slot, "latest": latest, "cumulative": cumulative}
         self.cache.set(key, data, timeout=600)
         return data
