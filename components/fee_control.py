@@ -217,6 +217,9 @@ def fee_control(
                         value=manual_fee,
                         min=0,
                         max=float(fee_limits.get("max_ct_per_kwh", 100.0)),
+                        # keep what was typed: clamping on blur would turn a refused -3 into a
+                        # 0 that the next click queues; the server checks the limits and says why
+                        clampBehavior="none",
                         step=0.1,
                         decimalScale=2,
                         disabled=disabled,

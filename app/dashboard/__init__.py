@@ -7,8 +7,6 @@ lives in module globals and any number of workers can serve the console.
 
 from __future__ import annotations
 
-import functools
-
 import dash
 import dash_mantine_components as dmc
 from dash import Dash, dcc, html
@@ -70,25 +68,6 @@ def shell() -> dmc.MantineProvider:
     )
 
 
-@functools.cache
-def page_callbacks() -> tuple[dict, list]:
-    """The pages' callbacks, taken once per process from Dash's global registry.
-
-    The pages register them with ``dash.callback`` on import; the first Dash app to serve a
-    request moves them into itself and clears the registry, so a second ``create_app`` in one
-    process (tests build one per test) would serve a console without callbacks. Each app gets
-    its own copy of these instead (``init_dashboard``).
-    """
-    from dash import _callback
-
-    from app.pages import audit, market, overview, shell_callbacks  # noqa: F401  (register callbacks)
-
-    callback_map, callback_list = dict(_callback.GLOBAL_CALLBACK_MAP), list(_callback.GLOBAL_CALLBACK_LIST)
-    _callback.GLOBAL_CALLBACK_MAP.clear()
-    _callback.GLOBAL_CALLBACK_LIST.clear()
-    return callback_map, callback_list
-
-
 def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: ANN001
     from app.dashboard import auth
     from app.dashboard.data import ConsoleData
@@ -111,11 +90,12 @@ def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: 
         title="Grid Fee Console",
         update_title=None,
     )
-    from app.pages import audit, market, overview
+    from app.pages import audit, market, overview, shell_callbacks
 
-    callback_map, callback_list = page_callbacks()
-    app.callback_map.update({k: dict(v) for k, v in callback_map.items()})
-    app._callback_list.extend(dict(c) for c in callback_list)
+    # each app registers its own callbacks (not dash.callback's process-wide registry, which the
+    # first app empties: tests build an app per test, and every one needs its callbacks)
+    for page in (shell_callbacks, overview, market, audit):
+        page.register_callbacks(app)
 
     dash.register_page("overview", path="/", layout=overview.layout, title="Overview - Grid Fee Console")
     dash.register_page(
@@ -126,4 +106,5 @@ def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: 
     )
     dash.register_page("audit", path="/audit", layout=audit.layout, title="Fee commands - Grid Fee Console")
     app.layout = shell
+    server.extensions["dash_app"] = app
     return app

@@ -6,7 +6,7 @@ import datetime as dt
 
 import dash_ag_grid as dag
 import dash_mantine_components as dmc
-from dash import Input, Output, callback
+from dash import Input, Output
 
 from app import ids
 from app.client import ApiClientError, ExchangeUnavailable
@@ -86,32 +86,34 @@ def layout(**_query) -> dmc.Stack:
     )
 
 
-@callback(
-    Output(ids.QUEUE_GRID, "rowData"),
-    Output(ids.AUDIT_GRID, "rowData"),
-    Input(ids.TICK, "n_intervals"),
-    prevent_initial_call=True,
-)
-def refresh(_n):
-    ops = console().ops
-    return command_rows(ops.commands((QUEUED,))), command_rows(ops.commands(limit=500))
+def register_callbacks(app) -> None:  # noqa: ANN001
+    """This page's callbacks, on ``app`` (each Dash app of the process gets its own)."""
 
+    @app.callback(
+        Output(ids.QUEUE_GRID, "rowData"),
+        Output(ids.AUDIT_GRID, "rowData"),
+        Input(ids.TICK, "n_intervals"),
+        prevent_initial_call=True,
+    )
+    def refresh(_n):
+        ops = console().ops
+        return command_rows(ops.commands((QUEUED,))), command_rows(ops.commands(limit=500))
 
-@callback(
-    Output(ids.SEND_MESSAGE, "children"),
-    Input(ids.SEND_NOW, "n_clicks"),
-    prevent_initial_call=True,
-    running=[(Output(ids.SEND_NOW, "disabled"), True, False)],
-)
-def send_now(_clicks):
-    try:
-        require_operator()
-    except NotAllowed as exc:
-        return str(exc)
-    data = console()
-    try:
-        results = send_queue(data.client, data.ops)
-    except (ExchangeUnavailable, ApiClientError) as exc:  # stays claimed; the agent resends it
-        return f"not sent now ({exc}); the agent resends them"
-    applied = sum(r["status"] == "applied" for r in results.values())
-    return f"sent {len(results)} command(s), {applied} applied" if results else "nothing queued"
+    @app.callback(
+        Output(ids.SEND_MESSAGE, "children"),
+        Input(ids.SEND_NOW, "n_clicks"),
+        prevent_initial_call=True,
+        running=[(Output(ids.SEND_NOW, "disabled"), True, False)],
+    )
+    def send_now(_clicks):
+        try:
+            require_operator()
+        except NotAllowed as exc:
+            return str(exc)
+        data = console()
+        try:
+            results = send_queue(data.client, data.ops)
+        except (ExchangeUnavailable, ApiClientError) as exc:  # stays claimed; the agent resends it
+            return f"not sent now ({exc}); the agent resends them"
+        applied = sum(r["status"] == "applied" for r in results.values())
+        return f"sent {len(results)} command(s), {applied} applied" if results else "nothing queued"

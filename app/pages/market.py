@@ -12,7 +12,7 @@ import base64
 import datetime as dt
 
 import dash_mantine_components as dmc
-from dash import ALL, MATCH, Input, Output, State, callback, ctx, dcc, html, no_update
+from dash import ALL, MATCH, Input, Output, State, ctx, dcc, html, no_update
 
 from app import ids
 from app.dashboard.auth import NotAllowed, require_operator
@@ -113,17 +113,6 @@ def layout(market_id: str | None = None, **_query) -> html.Div:
 
 
 # -- charts -----------------------------------------------------------------------------------
-@callback(
-    Output(ids.MARKET_CARDS, "children"),
-    Input(ids.MARKET_COMPARE, "value"),
-    State(ids.MARKET_ID, "data"),
-    prevent_initial_call=True,
-)
-def compare(others, primary):
-    data = console()
-    chosen = [primary, *(others or [])][:4]
-    markets = [m for u in chosen if (m := data.market(u)) is not None]
-    return dmc.SimpleGrid([market_card(m, len(markets)) for m in markets], cols=len(markets), spacing="sm")
 
 
 def new_slots(market_uuid: str, after: str | None) -> list[dict]:
@@ -131,61 +120,7 @@ def new_slots(market_uuid: str, after: str | None) -> list[dict]:
     return [r for r in rows if after is None or r["slot"] > after]
 
 
-@callback(
-    Output({"type": "market-graph", "market": MATCH, "chart": ALL}, "figure"),
-    Output({"type": "market-last", "market": MATCH}, "data"),
-    Input(ids.TICK, "n_intervals"),
-    State({"type": "market-last", "market": MATCH}, "data"),
-    prevent_initial_call=True,
-)
-def append_new_slots(_n, last):
-    market_uuid = ctx.outputs_list[1]["id"]["market"]
-    rows = new_slots(market_uuid, (last or {}).get("slot"))
-    charts = [o["id"]["chart"] for o in ctx.outputs_list[0]]
-    if not rows:
-        return [no_update] * len(charts), no_update
-    cumulative = (last or {}).get("cumulative") or 0.0
-    patches = append_patches(charts, rows, previous_cumulative_ct=cumulative)
-    cumulative += sum(r["market_fee_revenue"] or 0.0 for r in rows)
-    return [patches[c] for c in charts], {"slot": rows[-1]["slot"], "cumulative": cumulative}
-
-
 # -- fee control ------------------------------------------------------------------------------
-@callback(
-    Output({"type": "fee-slider", "market": MATCH}, "value"),
-    Output({"type": "fee-input", "market": MATCH}, "value"),
-    Input({"type": "fee-slider", "market": MATCH}, "value"),
-    Input({"type": "fee-input", "market": MATCH}, "value"),
-    prevent_initial_call=True,
-)
-def sync_manual(slider, box):
-    if ctx.triggered_id and ctx.triggered_id["type"] == "fee-slider":
-        return no_update, slider
-    if isinstance(box, int | float):
-        return box, no_update
-    return no_update, no_update
-
-
-@callback(
-    Output({"type": "fee-section", "market": MATCH, "mode": ALL}, "style"),
-    Output({"type": "fee-mode-badge", "market": MATCH}, "children"),
-    Input({"type": "fee-mode", "market": MATCH}, "value"),
-)
-def show_mode(mode):
-    sections = [o["id"]["mode"] for o in ctx.outputs_list[0]]
-    return [None if s == mode else {"display": "none"} for s in sections], mode
-
-
-@callback(
-    Output({"type": "tou-table", "market": MATCH}, "data"),
-    Output({"type": "tou-status", "market": MATCH}, "children"),
-    Input({"type": "tou-upload", "market": MATCH}, "contents"),
-    Input({"type": "tou-preset", "market": MATCH}, "value"),
-    State({"type": "tou-upload", "market": MATCH}, "filename"),
-    prevent_initial_call=True,
-)
-def load_tou(contents, preset, filename):
-    return tou_table_from(ctx.triggered_id["type"], contents, preset, filename)
 
 
 def tou_table_from(trigger: str, contents: str | None, preset: str | None, filename: str | None):
@@ -213,18 +148,6 @@ def tou_table_from(trigger: str, contents: str | None, preset: str | None, filen
 
 def params_of(states: list[dict]) -> dict[str, object]:
     return {s["id"]["field"]: s["value"] for s in states}
-
-
-@callback(
-    Output({"type": "fee-preview", "market": MATCH}, "children"),
-    Input({"type": "fee-mode", "market": MATCH}, "value"),
-    Input({"type": "fee-param", "market": MATCH, "field": ALL}, "value"),
-    Input({"type": "tou-table", "market": MATCH}, "data"),
-    Input({"type": "fee-input", "market": MATCH}, "value"),
-)
-def preview(mode, _values, table, manual):
-    market_uuid = ctx.outputs_list["id"]["market"]
-    return preview_text(market_uuid, mode, params_of(ctx.inputs_list[1]), table, manual)
 
 
 def preview_text(market_uuid: str, mode: str, values: dict, table: dict | None, manual) -> str:  # noqa: ANN001
@@ -261,25 +184,6 @@ def model_fee_for_next_slot(market_uuid: str, model_dict: dict) -> float:
     )
 
 
-@callback(
-    Output({"type": "fee-message", "market": MATCH}, "children"),
-    Output({"type": "fee-message", "market": MATCH}, "c"),
-    Input({"type": "fee-queue", "market": MATCH}, "n_clicks"),
-    State({"type": "fee-mode", "market": MATCH}, "value"),
-    State({"type": "fee-input", "market": MATCH}, "value"),
-    State({"type": "fee-param", "market": MATCH, "field": ALL}, "value"),
-    State({"type": "tou-table", "market": MATCH}, "data"),
-    prevent_initial_call=True,
-    running=[(Output({"type": "fee-queue", "market": MATCH}, "loading"), True, False)],
-)
-def queue_fee(_clicks, mode, manual, _values, table):
-    market_uuid = ctx.outputs_list[0]["id"]["market"]
-    try:
-        return apply_setting(market_uuid, mode, manual, params_of(ctx.states_list[2]), table), "green"
-    except (NotAllowed, ValueError) as exc:
-        return str(exc), "red"
-
-
 def apply_setting(market_uuid: str, mode: str, manual, values: dict, table: dict | None) -> str:  # noqa: ANN001
     """Store the market's setting and queue its fee for the next slot; the message to show.
 
@@ -310,3 +214,102 @@ def apply_setting(market_uuid: str, mode: str, manual, values: dict, table: dict
     data.ops.set_model(market_uuid, stored, user.username)
     data.ops.queue(market_uuid, market["name"], fee, f"model:{describe(model)}", user.username, running)
     return f"{describe(model)}: {fee:.2f} ct/kWh queued now, then a new fee every slot"
+
+
+def register_callbacks(app) -> None:  # noqa: ANN001
+    """This page's callbacks, on ``app`` (each Dash app of the process gets its own)."""
+
+    @app.callback(
+        Output(ids.MARKET_CARDS, "children"),
+        Input(ids.MARKET_COMPARE, "value"),
+        State(ids.MARKET_ID, "data"),
+        prevent_initial_call=True,
+    )
+    def compare(others, primary):
+        data = console()
+        chosen = [primary, *(others or [])][:4]
+        markets = [m for u in chosen if (m := data.market(u)) is not None]
+        return dmc.SimpleGrid(
+            [market_card(m, len(markets)) for m in markets], cols=len(markets), spacing="sm"
+        )
+
+    @app.callback(
+        Output({"type": "market-graph", "market": MATCH, "chart": ALL}, "figure"),
+        Output({"type": "market-last", "market": MATCH}, "data"),
+        Input(ids.TICK, "n_intervals"),
+        State({"type": "market-last", "market": MATCH}, "data"),
+        prevent_initial_call=True,
+    )
+    def append_new_slots(_n, last):
+        market_uuid = ctx.outputs_list[1]["id"]["market"]
+        rows = new_slots(market_uuid, (last or {}).get("slot"))
+        charts = [o["id"]["chart"] for o in ctx.outputs_list[0]]
+        if not rows:
+            return [no_update] * len(charts), no_update
+        cumulative = (last or {}).get("cumulative") or 0.0
+        patches = append_patches(charts, rows, previous_cumulative_ct=cumulative)
+        cumulative += sum(r["market_fee_revenue"] or 0.0 for r in rows)
+        return [patches[c] for c in charts], {"slot": rows[-1]["slot"], "cumulative": cumulative}
+
+    @app.callback(
+        Output({"type": "fee-slider", "market": MATCH}, "value"),
+        Output({"type": "fee-input", "market": MATCH}, "value"),
+        Input({"type": "fee-slider", "market": MATCH}, "value"),
+        Input({"type": "fee-input", "market": MATCH}, "value"),
+        prevent_initial_call=True,
+    )
+    def sync_manual(slider, box):
+        if ctx.triggered_id and ctx.triggered_id["type"] == "fee-slider":
+            return no_update, slider
+        if isinstance(box, int | float):
+            return box, no_update
+        return no_update, no_update
+
+    @app.callback(
+        Output({"type": "fee-section", "market": MATCH, "mode": ALL}, "style"),
+        Output({"type": "fee-mode-badge", "market": MATCH}, "children"),
+        Input({"type": "fee-mode", "market": MATCH}, "value"),
+    )
+    def show_mode(mode):
+        sections = [o["id"]["mode"] for o in ctx.outputs_list[0]]
+        return [None if s == mode else {"display": "none"} for s in sections], mode
+
+    @app.callback(
+        Output({"type": "tou-table", "market": MATCH}, "data"),
+        Output({"type": "tou-status", "market": MATCH}, "children"),
+        Input({"type": "tou-upload", "market": MATCH}, "contents"),
+        Input({"type": "tou-preset", "market": MATCH}, "value"),
+        State({"type": "tou-upload", "market": MATCH}, "filename"),
+        prevent_initial_call=True,
+    )
+    def load_tou(contents, preset, filename):
+        return tou_table_from(ctx.triggered_id["type"], contents, preset, filename)
+
+    @app.callback(
+        Output({"type": "fee-preview", "market": MATCH}, "children"),
+        Input({"type": "fee-mode", "market": MATCH}, "value"),
+        Input({"type": "fee-param", "market": MATCH, "field": ALL}, "value"),
+        Input({"type": "tou-table", "market": MATCH}, "data"),
+        Input({"type": "fee-input", "market": MATCH}, "value"),
+    )
+    def preview(mode, _values, table, manual):
+        market_uuid = ctx.outputs_list["id"]["market"]
+        return preview_text(market_uuid, mode, params_of(ctx.inputs_list[1]), table, manual)
+
+    @app.callback(
+        Output({"type": "fee-message", "market": MATCH}, "children"),
+        Output({"type": "fee-message", "market": MATCH}, "c"),
+        Input({"type": "fee-queue", "market": MATCH}, "n_clicks"),
+        State({"type": "fee-mode", "market": MATCH}, "value"),
+        State({"type": "fee-input", "market": MATCH}, "value"),
+        State({"type": "fee-param", "market": MATCH, "field": ALL}, "value"),
+        State({"type": "tou-table", "market": MATCH}, "data"),
+        prevent_initial_call=True,
+        running=[(Output({"type": "fee-queue", "market": MATCH}, "loading"), True, False)],
+    )
+    def queue_fee(_clicks, mode, manual, _values, table):
+        market_uuid = ctx.outputs_list[0]["id"]["market"]
+        try:
+            return apply_setting(market_uuid, mode, manual, params_of(ctx.states_list[2]), table), "green"
+        except (NotAllowed, ValueError) as exc:
+            return str(exc), "red"

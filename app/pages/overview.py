@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import dash_mantine_components as dmc
-from dash import Input, Output, State, callback, dcc, no_update
+from dash import Input, Output, State, dcc, no_update
 
 from app import ids
 from app.pages.common import console
@@ -65,45 +65,46 @@ def layout(**_query) -> dmc.Stack:
     )
 
 
-@callback(
-    Output(ids.OVERVIEW_GRID, "rowData"),
-    Output(ids.OVERVIEW_SLOT, "data"),
-    Input(ids.TICK, "n_intervals"),
-    State(ids.OVERVIEW_SLOT, "data"),
-    prevent_initial_call=True,
-)
-def refresh_rows(_n, shown):
-    rows = overview_data()
-    fingerprint = [(r["id"], r["slot"], r["fee_queued_ct_per_kwh"], r["mode"]) for r in rows]
-    if fingerprint == shown:
-        return no_update, no_update
-    return rows, fingerprint
+def register_callbacks(app) -> None:  # noqa: ANN001
+    """This page's callbacks, on ``app`` (each Dash app of the process gets its own)."""
 
+    @app.callback(
+        Output(ids.OVERVIEW_GRID, "rowData"),
+        Output(ids.OVERVIEW_SLOT, "data"),
+        Input(ids.TICK, "n_intervals"),
+        State(ids.OVERVIEW_SLOT, "data"),
+        prevent_initial_call=True,
+    )
+    def refresh_rows(_n, shown):
+        rows = overview_data()
+        fingerprint = [(r["id"], r["slot"], r["fee_queued_ct_per_kwh"], r["mode"]) for r in rows]
+        if fingerprint == shown:
+            return no_update, no_update
+        return rows, fingerprint
 
-@callback(
-    Output(ids.LOCATION, "href", allow_duplicate=True),
-    Input(ids.OVERVIEW_GRID, "cellClicked"),
-    prevent_initial_call=True,
-)
-def open_market(cell):
-    if not cell or not cell.get("rowId"):
-        return no_update
-    return f"/markets/{cell['rowId']}"
+    @app.callback(
+        Output(ids.LOCATION, "href", allow_duplicate=True),
+        Input(ids.OVERVIEW_GRID, "cellClicked"),
+        prevent_initial_call=True,
+    )
+    def open_market(cell):
+        if not cell or not cell.get("rowId"):
+            return no_update
+        return f"/markets/{cell['rowId']}"
 
+    @app.callback(
+        Output(ids.EXPORT_DOWNLOAD, "data"),
+        Output(ids.EXPORT_MESSAGE, "children"),
+        Input(ids.EXPORT_BUTTON, "n_clicks"),
+        State(ids.EXPORT_RANGE, "start_date"),
+        State(ids.EXPORT_RANGE, "end_date"),
+        prevent_initial_call=True,
+        running=[(Output(ids.EXPORT_BUTTON, "loading"), True, False)],
+    )
+    def download_excel(_clicks, start_date, end_date):
+        from app.pages.export import excel_download
 
-@callback(
-    Output(ids.EXPORT_DOWNLOAD, "data"),
-    Output(ids.EXPORT_MESSAGE, "children"),
-    Input(ids.EXPORT_BUTTON, "n_clicks"),
-    State(ids.EXPORT_RANGE, "start_date"),
-    State(ids.EXPORT_RANGE, "end_date"),
-    prevent_initial_call=True,
-    running=[(Output(ids.EXPORT_BUTTON, "loading"), True, False)],
-)
-def download_excel(_clicks, start_date, end_date):
-    from app.pages.export import excel_download
-
-    try:
-        return excel_download(start_date, end_date), ""
-    except ValueError as exc:
-        return no_update, str(exc)
+        try:
+            return excel_download(start_date, end_date), ""
+        except ValueError as exc:
+            return no_update, str(exc)

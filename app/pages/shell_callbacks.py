@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dash import Input, Output, callback
+from dash import Input, Output
 
 from app import ids
 from app.pages.common import console, user_role
@@ -24,6 +24,9 @@ def header_state() -> dict:
     return state
 
 
-@callback(Output(ids.HEADER, "children"), Input(ids.TICK, "n_intervals"))
-def update_header(_n):
-    return header_bar(header_state())
+def register_callbacks(app) -> None:  # noqa: ANN001
+    """This page's callbacks, on ``app`` (each Dash app of the process gets its own)."""
+
+    @app.callback(Output(ids.HEADER, "children"), Input(ids.TICK, "n_intervals"))
+    def update_header(_n):
+        return header_bar(header_state())
