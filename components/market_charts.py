@@ -194,8 +194,16 @@ def _layout(
         template="plotly_white",
         uirevision=uirevision,
         height=height_px,
-        margin={"l": 64, "r": right_margin_px, "t": 36, "b": 48},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1},
+        # legend in its own row above the range buttons, so neither covers the other
+        margin={"l": 64, "r": right_margin_px, "t": 58, "b": 48},
+        legend={
+            "orientation": "h",
+            "yanchor": "bottom",
+            "y": 1.13,
+            "xanchor": "right",
+            "x": 1,
+            "font": {"size": 10},
+        },
         hovermode="x unified",
         xaxis={
             "type": "date",
