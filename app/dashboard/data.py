@@ -22,6 +22,15 @@ from app.store.schema import op_history
 MANAGED_LEVELS = (0, 1)
 
 
+def short_reason(exc: Exception) -> str:
+    """A few words for the header badge; the full text goes to its tooltip."""
+    if isinstance(exc, ExchangeUnavailable):
+        return "exchange not answering"
+    if isinstance(exc, ApiClientError):
+        return f"exchange error {exc.status} {exc.code}"
+    return type(exc).__name__
+
+
 @dataclass
 class ConsoleData:
     ops: OperatorStore
@@ -57,7 +66,8 @@ class ConsoleData:
                 **last,
                 "connected": False,
                 "stale_since": since,
-                "reason": str(exc)[:160] or type(exc).__name__,
+                "reason": short_reason(exc),
+                "reason_detail": str(exc)[:300],
                 "deadline_s": None,
             }
         else:

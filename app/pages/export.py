@@ -10,14 +10,12 @@ from app.pages.common import console
 
 
 def scenario_text() -> str | None:
-    """The scenario file of the embedded exchange (none when the console drives a remote one)."""
-    settings = current_app.extensions["gridfee_settings"]
-    if settings.grid_api_url:
-        return None
-    try:
-        return settings.scenario.read_text(encoding="utf-8")
-    except OSError:
-        return None
+    """The scenario the embedded exchange runs (none when the console drives a remote one)."""
+    from app.exchange.scenario import dump_scenario
+
+    api = current_app.extensions.get("gridfee")
+    service = getattr(api, "service", None)
+    return None if service is None else dump_scenario(service.scenario)
 
 
 def excel_download(start_date: str | None, end_date: str | None) -> dict:

@@ -153,7 +153,14 @@ def params_of(states: list[dict]) -> dict[str, object]:
 def preview_text(market_uuid: str, mode: str, values: dict, table: dict | None, manual) -> str:  # noqa: ANN001
     """What the setting would send for the next slot, or why it cannot."""
     if mode == "manual":
-        return f"sends {manual:.2f} ct/kWh" if isinstance(manual, int | float) else "enter a fee"
+        from app.exchange.fees import FeeRefused, validate_fee
+
+        limits = console().fee_limits()
+        try:
+            fee = validate_fee(manual, limits["min_ct_per_kwh"], limits["max_ct_per_kwh"])
+        except FeeRefused as exc:
+            return "enter a fee in ct/kWh" if manual in (None, "") else f"⚠ {exc.message}"
+        return f"sends {fee:.2f} ct/kWh"
     try:
         fee = model_fee_for_next_slot(market_uuid, parse_form(mode, values, table))
     except ValueError as exc:
