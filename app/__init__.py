@@ -13,43 +13,96 @@ from werkzeug.exceptions import HTTPException
 from app.config import Settings
 
 
-def create_app(settings: Settings | None = None, store=None, dashboard: bool = True) -> Flask:  # noqa: ANN001
-    """The Flask server: the API and (``dashboard``) the console. ``store`` (an ``ExchangeStore``)
-    defaults to the one of ``settings``."""
+def create_app(
+    settings: Settings | None = None,
+    store=None,  # noqa: ANN001
+    dashboard: bool = True,
+    run_migrations: bool = True,
+) -> Flask:
+    """The Flask server: the API and (``dashboard``) the console.
+
+    ``store`` (an ``ExchangeStore``) defaults to the one of ``settings``, migrated first unless
+    ``run_migrations`` is false (``app.wsgi``: the Procfile's ``release:`` migrates). With
+    ``GRID_API_URL`` set the exchange is remote: there is no exchange store and no API here
+    (``/api/...`` answers a JSON 404 naming the remote exchange), and the console drives the
+    remote exchange through the HTTP client, keeping its own rows in ``DATABASE_URL``.
+    """
+    from flask_caching import Cache
+
     from app.api.auth import TokenSigner, UserBook
+    from app.api.ratelimit import RateLimit
     from app.api.routes import ApiContext, bp
     from app.api.service import ExchangeService
-    from app.exchange.grid import build_grid
-    from app.exchange.scenario import load_scenario
-    from app.store.repo import ExchangeStore
+    from app.cache import cache_config
 
     settings = settings or Settings.from_env()
-    if store is None:
-        scenario = load_scenario(settings.scenario)
-        store = ExchangeStore.open(settings.database_url, scenario, build_grid(scenario))
+    remote = settings.grid_api_url is not None and store is None
+    if remote:
+        from app.store.db import check_migrated, make_engine, migrate
+
+        if run_migrations:
+            migrate(settings.database_url)
+        engine = make_engine(settings.database_url)
+        if not run_migrations:
+            check_migrated(engine)
+        service = None
+    else:
+        if store is None:
+            from app.exchange.grid import build_grid
+            from app.exchange.scenario import load_scenario
+            from app.store.repo import ExchangeStore
+
+            scenario = load_scenario(settings.scenario)
+            store = ExchangeStore.open(
+                settings.database_url, scenario, build_grid(scenario), run_migrations=run_migrations
+            )
+        engine = store.engine
+        service = ExchangeService(store, settings.slot_seconds, settings.max_batch_commands)
     users = UserBook.from_file(settings.users_file) if settings.users_file else UserBook()
     if settings.demo:
         users.users = {**UserBook.demo().users, **users.users}
     server = Flask(__name__)
-    server.config.update(SECRET_KEY=settings.secret_key, JSON_SORT_KEYS=False)
+    server.config.update(
+        SECRET_KEY=settings.secret_key,
+        JSON_SORT_KEYS=False,
+        # outside demo mode the console is served over HTTPS (the PaaS router ends TLS)
+        SESSION_COOKIE_SECURE=not settings.demo,
+    )
     server.json.sort_keys = False
+    if settings.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.proxy_hops  # the client's address and scheme as the router saw them
+        server.wsgi_app = ProxyFix(server.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
+    # one cache per server (Redis when REDIS_URL): the console's per-slot reads and the rate limit
+    cache = Cache(config=cache_config(settings))
+    cache.init_app(server)
+    server.extensions["gridfee_cache"] = cache
     server.extensions["gridfee"] = ApiContext(
-        service=ExchangeService(store, settings.slot_seconds, settings.max_batch_commands),
+        service=service,
         users=users,
         signer=TokenSigner(settings.secret_key, settings.token_ttl_s),
+        token_limit=RateLimit(cache, "token", settings.token_rate_limit, 60.0),
     )
     server.extensions["gridfee_settings"] = settings
-    server.register_blueprint(bp)
+    if not remote:
+        server.register_blueprint(bp)
     if dashboard:
         from app.dashboard import init_dashboard
 
-        init_dashboard(server, settings, store.engine)
+        init_dashboard(server, settings, engine)
 
     @server.before_request
     def _api_paths_stay_json():
         """An /api/ path that no API route takes is a JSON 404 or 405, not the console's page."""
         if not request.path.startswith("/api/") or request.blueprint == "api_v1":
             return None
+        if remote:
+            return jsonify(
+                error="exchange_remote",
+                message=f"this console drives the exchange at {settings.grid_api_url}; "
+                "its Grid Operator API is there",
+            ), 404
         adapter = server.url_map.bind("localhost")
         methods = []
         for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):

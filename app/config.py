@@ -56,6 +56,8 @@ class Settings:
     token_ttl_s: int = 3600
     agent_username: str = "operator"
     agent_password: str = "operator"
+    token_rate_limit: int = 30  # POST /api/v1/auth/token per client and minute; 0 = no limit
+    proxy_hops: int = 0  # proxies in front that set X-Forwarded-For/-Proto (a PaaS router: 1)
 
     @property
     def exchange_key(self) -> str:
@@ -71,9 +73,12 @@ class Settings:
             slot_seconds = float(env.get("SLOT_SECONDS") or 5)
             max_batch = int(env.get("MAX_BATCH_COMMANDS") or 2000)
             token_ttl = int(env.get("TOKEN_TTL_S") or 3600)
+            rate_limit = int(env.get("TOKEN_RATE_LIMIT") or 30)
+            proxy_hops = int(env.get("TRUSTED_PROXY_HOPS") or 0)
         except ValueError as exc:
             raise ConfigError(
-                f"PORT, SLOT_SECONDS, MAX_BATCH_COMMANDS, TOKEN_TTL_S must be numbers: {exc}"
+                "PORT, SLOT_SECONDS, MAX_BATCH_COMMANDS, TOKEN_TTL_S, TOKEN_RATE_LIMIT, "
+                f"TRUSTED_PROXY_HOPS must be numbers: {exc}"
             ) from None
         if slot_seconds < 0:
             raise ConfigError("SLOT_SECONDS must be >= 0 (0 = fast-forward)")
@@ -81,7 +86,10 @@ class Settings:
         secret = env.get("SECRET_KEY") or ""
         if not secret:
             if not demo:
-                raise ConfigError("SECRET_KEY must be set when DEMO is off")
+                raise ConfigError(
+                    "SECRET_KEY must be set when DEMO is off (a long random string, e.g. "
+                    "python -c 'import secrets; print(secrets.token_hex(32))')"
+                )
             secret = secrets.token_hex(32)
         scenario = Path(env.get("SCENARIO") or ROOT / "scenarios" / "default.yaml")
         users = env.get("USERS_FILE")
@@ -102,4 +110,6 @@ class Settings:
             token_ttl_s=token_ttl,
             agent_username=agent_user,
             agent_password=agent_password,
+            token_rate_limit=rate_limit,
+            proxy_hops=max(proxy_hops, 0),
         )

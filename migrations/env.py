@@ -1,14 +1,21 @@
-"""Alembic environment: the database URL comes from app.config (DATABASE_URL) unless set."""
+"""Alembic environment: the database URL is DATABASE_URL (as app.config reads it) unless set."""
+
+import os
+from pathlib import Path
 
 from alembic import context
-from app.config import Settings
+
+from app.config import ROOT, database_url
 from app.store.db import make_engine
 from app.store.schema import metadata
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
 if not url or url == "sqlite:///instance/gridfee.sqlite3":
-    url = Settings.from_env().database_url
+    # DATABASE_URL as the app reads it (postgres:// rewritten), without needing the other
+    # settings: the release phase migrates before SECRET_KEY & co. matter
+    instance_dir = Path(os.environ.get("INSTANCE_DIR") or ROOT / "instance")
+    url = database_url(os.environ.get("DATABASE_URL"), instance_dir)
 
 
 def run_migrations_offline() -> None:

@@ -28,6 +28,7 @@ def _errors(*codes: int) -> dict:
         404: "unknown market",
         413: "batch larger than the configured limit",
         415: "body is not JSON",
+        429: "too many requests from this client; retry after the Retry-After header's seconds",
     }
     return {str(c): _json(m.ErrorResponse, text[c]) for c in codes}
 
@@ -71,7 +72,7 @@ def openapi_document() -> dict:
                     "required": True,
                     "content": {"application/json": {"schema": _ref(m.TokenRequest)}},
                 },
-                "responses": {"200": _json(m.TokenResponse, "a token"), **_errors(400, 401, 415)},
+                "responses": {"200": _json(m.TokenResponse, "a token"), **_errors(400, 401, 415, 429)},
             }
         },
         "/api/v1/clock": {

@@ -54,3 +54,28 @@ def migrate(url: str) -> None:
     from alembic import command
 
     command.upgrade(alembic_config(url), "head")
+
+
+class NotMigrated(RuntimeError):
+    """The database is not at the newest schema: run the migrations (Procfile ``release:``)."""
+
+
+def check_migrated(engine: Engine) -> None:
+    """Raise ``NotMigrated`` unless the database's Alembic revision is the newest one.
+
+    For processes that must not migrate (the web workers and the clock on a PaaS, where the
+    ``release:`` phase runs ``alembic upgrade head`` once before they start).
+    """
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    heads = set(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
+    with engine.connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    if current != heads:
+        where = engine.url.render_as_string(hide_password=True)
+        found = ", ".join(sorted(current)) or "none"
+        raise NotMigrated(
+            f"the database {where} is at schema revision {found}, not {', '.join(sorted(heads))}: "
+            "run 'alembic upgrade head' (the Procfile's release: step) first"
+        )

@@ -66,6 +66,25 @@ class RunnerLock:
             time.sleep(poll)
         return True
 
+    def holder(self) -> str | None:
+        """Who holds the lock, for logs: "pid N" (SQLite: the pid in the lock file; PostgreSQL:
+        the server process of the holding session), or None when unknown or free."""
+        if self.engine.dialect.name == "postgresql":
+            unsigned = self.key & 0xFFFFFFFFFFFFFFFF  # a bigint advisory key is (classid, objid)
+            query = text(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND classid = :hi AND objid = :lo AND objsubid = 1"
+            )
+            with self.engine.connect() as conn:
+                pid = conn.execute(query, {"hi": unsigned >> 32, "lo": unsigned & 0xFFFFFFFF}).scalar()
+            return None if pid is None else f"PostgreSQL session pid {pid}"
+        path = self._lock_path()
+        try:
+            pid = path.read_text().strip() if path is not None else ""
+        except OSError:
+            return None
+        return f"pid {pid}" if pid else None
+
     @property
     def held(self) -> bool:
         return self._conn is not None or self._fd is not None

@@ -24,7 +24,7 @@ from app.exchange.fees import FeeChange, FeeRefused, validate_fee
 from app.exchange.grid import GridModel
 from app.exchange.scenario import Scenario
 from app.exchange.stats import SlotStats
-from app.store.db import make_engine, migrate
+from app.store.db import check_migrated, make_engine, migrate
 from app.store.schema import batch_transactions, exchange_state, fee_changes, markets, slot_stats
 
 
@@ -74,11 +74,21 @@ class ExchangeStore:
     def open(
         cls, url: str, scenario: Scenario, grid: GridModel, run_migrations: bool = True
     ) -> ExchangeStore:
+        """Open the store of ``scenario`` at ``url`` and register it.
+
+        ``run_migrations=False`` (web workers and clock on a PaaS, where ``release:`` migrates)
+        checks the schema instead and raises ``NotMigrated`` when it is not the newest.
+        """
         if run_migrations:
             migrate(url)
         store = cls(url, scenario, grid)
         try:
-            store.register()
+            if not run_migrations:
+                check_migrated(store.engine)
+            try:
+                store.register()
+            except IntegrityError:  # another process registered it at the same moment
+                store.register()
         except BaseException:
             store.engine.dispose()  # the caller never gets the engine: close its connections
             raise

@@ -1,0 +1,59 @@
+"""Fixtures of the deployment tests: the Procfile's commands as real processes, and Redis.
+
+``procs`` starts commands the way a PaaS does (``deploy_procs.Procs``) and kills every process
+group still alive at teardown, so no test leaves a gunicorn worker or a clock behind.
+``redis_url`` is a throwaway ``redis-server`` for the session (``tests/redis_server.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from deploy_procs import Procs
+from redis_server import RedisServer, RedisUnavailable
+
+from app.exchange.scenario import Scenario
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Procs]:
+    p = Procs(tmp_path)
+    yield p
+    p.kill_all()
+
+
+@pytest.fixture
+def scenario_file(tmp_path: Path, small_scenario: Scenario) -> Path:
+    """The small test scenario (hour-long slots, 2 x 3 houses) as a scenario file."""
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(small_scenario.model_dump(mode="json")), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    try:
+        server = RedisServer()
+    except RedisUnavailable as exc:
+        pytest.skip(str(exc))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, emptied for this test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    return redis_server.url

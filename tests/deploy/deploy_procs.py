@@ -1,0 +1,130 @@
+"""Processes as a PaaS runs them, for the deployment tests (imported by their conftest).
+
+``Procs.start`` runs a command the way a PaaS runs a Procfile line (``bash -c "exec ..."`` in the
+repository root, output to a log file), each in a process group of its own; ``kill_all`` kills
+every group still alive, gunicorn's workers included.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.config import ROOT
+
+# settings the tests set themselves; a value from the calling shell (CI) must not leak in
+SETTINGS = (
+    "PORT",
+    "WEB_CONCURRENCY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SECRET_KEY",
+    "DEMO",
+    "USERS_FILE",
+    "SCENARIO",
+    "SLOT_SECONDS",
+    "GRID_API_URL",
+    "AGENT_USERNAME",
+    "AGENT_PASSWORD",
+    "INSTANCE_DIR",
+    "TOKEN_RATE_LIMIT",
+    "TRUSTED_PROXY_HOPS",
+)
+
+
+def procfile() -> dict[str, str]:
+    """The Procfile's process types and their commands."""
+    entries = {}
+    for line in (ROOT / "Procfile").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, command = line.partition(":")
+            entries[name.strip()] = command.strip()
+    return entries
+
+
+def process_env(**settings: str) -> dict[str, str]:
+    """This environment without our settings, plus ``settings``, with the venv's tools on PATH."""
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(settings)
+    return env
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.output().splitlines()[-lines:])
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+
+@dataclass
+class Procs:
+    workdir: Path
+    started: list[Proc] = field(default_factory=list)
+
+    def start(self, name: str, command: str, env: dict[str, str]) -> Proc:
+        """Run ``command`` as bash does for a Procfile line, in its own process group."""
+        log = self.workdir / f"{name}.log"
+        handle = log.open("wb")
+        try:
+            popen = subprocess.Popen(
+                ["bash", "-c", f"exec {command}"],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            handle.close()
+        proc = Proc(name, popen, log)
+        self.started.append(proc)
+        return proc
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name} (pid {p.pid}) ---\n{p.tail()}" for p in self.started)
+
+    def kill_all(self) -> None:
+        for proc in self.started:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # the group: gunicorn's workers too
+            except ProcessLookupError:
+                pass
+            try:
+                proc.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        deadline = time.monotonic() + 10
+        left = []
+        for proc in self.started:  # a forked worker may outlive its master by a moment
+            while True:
+                try:
+                    os.killpg(proc.pid, 0)
+                except ProcessLookupError:
+                    break
+                if time.monotonic() > deadline:
+                    left.append(proc.name)
+                    break
+                time.sleep(0.05)
+        if left:
+            raise AssertionError(f"processes of {', '.join(left)} survived SIGKILL")

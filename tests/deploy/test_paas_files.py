@@ -1,0 +1,54 @@
+"""The PaaS files agree with the code: Procfile process types, app.json's settings, the runtime."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from deploy_procs import procfile
+
+from app.config import ROOT
+
+SETTINGS = {
+    "PORT",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SECRET_KEY",
+    "DEMO",
+    "USERS_FILE",
+    "SCENARIO",
+    "SLOT_SECONDS",
+    "GRID_API_URL",
+    "AGENT_USERNAME",
+    "AGENT_PASSWORD",
+    "WEB_CONCURRENCY",
+    "TOKEN_RATE_LIMIT",
+    "TRUSTED_PROXY_HOPS",
+}
+
+
+def test_dep040_procfile_process_types():
+    entries = procfile()
+    assert set(entries) == {"web", "clock", "release"}
+    assert entries["web"].startswith("gunicorn app.wsgi:server ")
+    assert "${WEB_CONCURRENCY" in entries["web"] and "0.0.0.0:${PORT" in entries["web"]
+    assert entries["clock"] == "python -m app.runner"
+    assert entries["release"] == "alembic upgrade head"
+
+
+def test_dep041_app_json_describes_every_setting():
+    app = json.loads((ROOT / "app.json").read_text(encoding="utf-8"))
+    assert set(app["env"]) == SETTINGS
+    assert all(spec.get("description") for spec in app["env"].values())
+    assert app["env"]["SECRET_KEY"]["generator"] == "secret"
+    assert set(app["formation"]) == {"web", "clock"}
+    config = (ROOT / "app" / "config.py").read_text(encoding="utf-8")
+    read = set(re.findall(r'env\.get\("([A-Z_]+)"\)', config))
+    assert SETTINGS - {"WEB_CONCURRENCY"} <= read | {"PORT"}  # WEB_CONCURRENCY is gunicorn's
+
+
+def test_dep042_runtime_and_pins():
+    version = (ROOT / ".python-version").read_text(encoding="utf-8").strip()
+    assert version == "3.11"  # pyproject: requires-python >= 3.11
+    pins = (ROOT / "requirements.txt").read_text(encoding="utf-8")
+    assert re.search(r"^gunicorn==\d", pins, re.M) and re.search(r"^redis==\d", pins, re.M)

@@ -1,0 +1,134 @@
+"""Security basics for a public host: token rate limit, secure session cookies, proxies, remote mode."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from flask import Flask
+from flask_caching import Cache
+from werkzeug.security import generate_password_hash
+
+from app import create_app
+from app.api.ratelimit import RateLimit
+from app.config import Settings
+from app.exchange.generate import generate_scenario
+from app.exchange.grid import build_grid
+from app.store.repo import ExchangeStore
+
+TOKEN = "/api/v1/auth/token"
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+    """``make_app(**environ)``: an app on a fresh small exchange (console included)."""
+    stores: list[ExchangeStore] = []
+
+    def make(**environ: str) -> Flask:
+        scenario = generate_scenario(2, 3, seed=1)
+        store = ExchangeStore.open(
+            f"sqlite:///{tmp_path / f's{len(stores)}.sqlite3'}", scenario, build_grid(scenario)
+        )
+        stores.append(store)
+        env = {"INSTANCE_DIR": str(tmp_path), "SECRET_KEY": "t", "SLOT_SECONDS": "0", **environ}
+        return create_app(Settings.from_env(env), store=store)
+
+    yield make
+    for store in stores:
+        store.engine.dispose()
+
+
+def test_dep030_sliding_window_weighs_the_previous_window():
+    app = Flask(__name__)
+    cache = Cache(app, config={"CACHE_TYPE": "SimpleCache"})
+    limit = RateLimit(cache, "t", limit=4, window_s=60.0)
+    with app.app_context():
+        assert [limit.hit("a", now=600.0 + i) for i in range(4)] == [None] * 4
+        wait = limit.hit("a", now=610.0)  # 5th in the window: wait for the next one
+        assert wait == pytest.approx(50.0)
+        assert limit.hit("b", now=610.0) is None  # per client
+        # a quarter into the next window the 5 earlier ones (the refused one counts) still weigh
+        # 5 * 0.75 = 3.75: one more makes 4.75 > 4, under 4 again once 0.4 of it has gone (684 s)
+        assert limit.hit("a", now=675.0) == pytest.approx(9.0)
+        assert limit.hit("a", now=800.0) is None  # two windows later: free again
+        assert RateLimit(cache, "off", limit=0).hit("a") is None  # 0 turns it off
+
+
+def test_dep031_token_endpoint_answers_json_429(make_app):
+    app = make_app(TOKEN_RATE_LIMIT="3")
+    client = app.test_client()
+    body = {"username": "operator", "password": "wrong"}
+    assert [client.post(TOKEN, json=body).status_code for _ in range(3)] == [401, 401, 401]
+    refused = client.post(TOKEN, json={"username": "operator", "password": "operator"})
+    assert refused.status_code == 429
+    assert refused.get_json()["error"] == "too_many_requests"
+    assert "try again in" in refused.get_json()["message"]
+    assert int(refused.headers["Retry-After"]) >= 1
+
+
+def test_dep032_forwarded_for_counts_only_behind_a_trusted_proxy(make_app):
+    spoofing = make_app(TOKEN_RATE_LIMIT="1").test_client()
+    body = {"username": "viewer", "password": "viewer"}
+    codes = [
+        spoofing.post(TOKEN, json=body, headers={"X-Forwarded-For": f"198.51.100.{i}"}).status_code
+        for i in (1, 2)
+    ]
+    assert codes == [200, 429]  # a client cannot dodge the limit by inventing addresses
+    routed = make_app(TOKEN_RATE_LIMIT="1", TRUSTED_PROXY_HOPS="1").test_client()
+    codes = [
+        routed.post(TOKEN, json=body, headers={"X-Forwarded-For": f"198.51.100.{i}"}).status_code
+        for i in (1, 2, 2)
+    ]
+    assert codes == [200, 200, 429]  # behind the PaaS router: per client address it saw
+
+
+def test_dep033_session_cookie_secure_outside_demo_mode(make_app, tmp_path: Path):
+    users = tmp_path / "users.yaml"
+    users.write_text(
+        yaml.safe_dump(
+            {
+                "users": [
+                    {"username": "alice", "password_hash": generate_password_hash("pw"), "role": "viewer"}
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+    public = make_app(DEMO="off", USERS_FILE=str(users))
+    assert public.config["SESSION_COOKIE_SECURE"] is True
+    cookie = public.test_client().get("/login").headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie
+    assert (
+        public.test_client().post(TOKEN, json={"username": "operator", "password": "operator"}).status_code
+        == 401
+    )
+
+    demo = make_app()
+    assert demo.config["SESSION_COOKIE_SECURE"] is False
+    assert "Secure" not in demo.test_client().get("/login").headers["Set-Cookie"]
+
+
+def test_dep034_remote_exchange_console_without_exchange_store(tmp_path: Path):
+    """``GRID_API_URL`` set: no exchange here; the console's client is the remote one's HTTP client."""
+    remote = "http://127.0.0.1:9"  # nothing listens: the console must not need it to start
+    settings = Settings.from_env(
+        {
+            "INSTANCE_DIR": str(tmp_path),
+            "SECRET_KEY": "t",
+            "GRID_API_URL": remote,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'console.sqlite3'}",
+        }
+    )
+    app = create_app(settings)
+    try:
+        assert app.extensions["gridfee"].service is None
+        assert app.extensions["console"].client.base_url == remote
+        answer = app.test_client().get("/api/v1/clock")
+        assert answer.status_code == 404
+        assert answer.get_json()["error"] == "exchange_remote"
+        assert remote in answer.get_json()["message"]
+        assert app.test_client().get("/login").status_code == 200
+    finally:
+        app.extensions["console"].ops.engine.dispose()
