@@ -14,15 +14,11 @@ from flask import Flask
 from flask_caching import Cache
 
 from app import ids
+from app.cache import cache_config
 from app.config import ROOT, Settings
 
 NAV = [("/", "Overview"), ("/audit", "Fee commands")]
-
-
-def cache_config(settings: Settings) -> dict:
-    if settings.redis_url:
-        return {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": settings.redis_url, "CACHE_KEY_PREFIX": "gfc:"}
-    return {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": 2000}
+__all__ = ["NAV", "cache_config", "init_dashboard", "shell"]
 
 
 def shell() -> dmc.MantineProvider:
@@ -74,8 +70,10 @@ def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: 
     from app.operator.run import make_client
     from app.operator.store import OperatorStore
 
-    cache = Cache(config=cache_config(settings))
-    cache.init_app(server)
+    cache = server.extensions.get("gridfee_cache")  # create_app's, shared with the rate limit
+    if cache is None:
+        cache = Cache(config=cache_config(settings))
+        cache.init_app(server)
     client = make_client(settings, server, timeout_s=3.0, retries=0)
     server.extensions["console"] = ConsoleData(OperatorStore(engine, settings.exchange_key), client, cache)
     auth.install(server)
