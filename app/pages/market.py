@@ -208,6 +208,8 @@ def apply_setting(market_uuid: str, mode: str, manual, values: dict, table: dict
     limits = data.fee_limits()
     running = data.clock_state().get("running_slot")
     if mode == "manual":
+        if manual in (None, ""):
+            raise ValueError("enter a fee in ct/kWh")
         try:
             fee = validate_fee(manual, limits["min_ct_per_kwh"], limits["max_ct_per_kwh"])
         except FeeRefused as exc:

@@ -302,15 +302,17 @@ def test_con007_bad_input_is_explained_next_to_the_control_and_nothing_is_queued
     box, message = pid("fee-input", market.uuid), pid("fee-message", market.uuid)
 
     type_into(dash_duo, box, "-3")
-    dash_duo.wait_for_text_to_equal(pid("fee-preview", market.uuid), "sends -3.00 ct/kWh")
+    dash_duo.wait_for_text_to_equal(
+        pid("fee-preview", market.uuid), "⚠ fee must not be negative, got -3.0 ct/kWh"
+    )
     click(dash_duo, pid("fee-queue", market.uuid))
     dash_duo.wait_for_text_to_equal(message, "fee must not be negative, got -3.0 ct/kWh")
     assert dash_duo.find_element(box).get_attribute("value") == "-3"  # as typed, not clamped to 0
 
     type_into(dash_duo, box, "abc")  # the number input takes no letters: it stays empty
-    dash_duo.wait_for_text_to_equal(pid("fee-preview", market.uuid), "enter a fee")
+    dash_duo.wait_for_text_to_equal(pid("fee-preview", market.uuid), "enter a fee in ct/kWh")
     click(dash_duo, pid("fee-queue", market.uuid))
-    dash_duo.wait_for_text_to_equal(message, "fee must be a number in ct/kWh, got ''")
+    dash_duo.wait_for_text_to_equal(message, "enter a fee in ct/kWh")
 
     choose(dash_duo, pid("fee-mode", market.uuid), "Time of use")
     upload = f"{pid('tou-upload', market.uuid)} input[type=file]"
