@@ -17,7 +17,7 @@ from app import ids
 from app.cache import cache_config
 from app.config import ROOT, Settings
 
-NAV = [("/", "Overview"), ("/audit", "Fee commands")]
+NAV = [("/", "Overview"), ("/audit", "Fee commands"), ("/what-if", "What-if")]
 __all__ = ["NAV", "cache_config", "init_dashboard", "shell"]
 
 
@@ -77,6 +77,7 @@ def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: 
     client = make_client(settings, server, timeout_s=3.0, retries=0)
     server.extensions["console"] = ConsoleData(OperatorStore(engine, settings.exchange_key), client, cache)
     auth.install(server)
+    from app.pages.whatif import background_manager
 
     app = Dash(
         "gridfee",
@@ -87,12 +88,14 @@ def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: 
         suppress_callback_exceptions=True,
         title="Grid Fee Console",
         update_title=None,
+        # the what-if runs: processes of their own, results in a diskcache under the instance dir
+        background_callback_manager=background_manager(settings, server),
     )
-    from app.pages import audit, market, overview, shell_callbacks
+    from app.pages import audit, market, overview, shell_callbacks, whatif
 
     # each app registers its own callbacks (not dash.callback's process-wide registry, which the
     # first app empties: tests build an app per test, and every one needs its callbacks)
-    for page in (shell_callbacks, overview, market, audit):
+    for page in (shell_callbacks, overview, market, audit, whatif):
         page.register_callbacks(app)
 
     dash.register_page("overview", path="/", layout=overview.layout, title="Overview - Grid Fee Console")
@@ -103,6 +106,7 @@ def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: 
         title="Market - Grid Fee Console",
     )
     dash.register_page("audit", path="/audit", layout=audit.layout, title="Fee commands - Grid Fee Console")
+    dash.register_page("whatif", path="/what-if", layout=whatif.layout, title="What-if - Grid Fee Console")
     app.layout = shell
     server.extensions["dash_app"] = app
     return app

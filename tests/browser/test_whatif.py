@@ -1,0 +1,127 @@
+"""The what-if page in a browser (feature code ``wif``): a background run with progress, its table
+and charts, apply to live, the Excel export, and cancel.
+
+Runs use the generated 1,000-house grid for 4 and 7 days, long enough (seconds) to see the
+progress bars and to cancel in the middle; the live exchange of ``conftest.py`` keeps running.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import openpyxl
+import psutil
+from console_ui import choose, grid_rows, login, type_into
+from dash.testing.wait import until
+
+from app import ids
+
+GENERATED = "a generated grid, 10 communities x 100 houses"
+
+
+def cid(kind: str, cand: int) -> str:
+    """CSS selector of the component with id ``{"type": kind, "cand": cand}``."""
+    return f"[id='{json.dumps({'cand': cand, 'type': kind}, separators=(',', ':'))}']"
+
+
+def start_run(dash_duo, candidates: int, days: int) -> None:  # noqa: ANN001
+    login(dash_duo, "operator", "/what-if")
+    choose(dash_duo, f"#{ids.WHATIF_SCENARIO}", GENERATED)
+    type_into(dash_duo, f"#{ids.WHATIF_DAYS}", str(days))
+    type_into(dash_duo, f"#{ids.WHATIF_COUNT}", str(candidates))
+    until(
+        lambda: not dash_duo.find_element(cid("whatif-card", candidates)).is_displayed(),
+        10,
+        msg="the cards beyond the count are still shown",
+    )
+    click(dash_duo, f"#{ids.WHATIF_RUN}")
+    dash_duo.wait_for_contains_text(f"#{ids.WHATIF_MESSAGE}", "Running", timeout=10)
+
+
+def click(dash_duo, selector: str) -> None:  # noqa: ANN001
+    """Click what ``selector`` finds once it is enabled, with a DOM click event: the results
+    grow (the charts load) while the page scrolls, so a click at coordinates can miss."""
+    element = dash_duo.wait_for_element(selector)
+    until(element.is_enabled, 10, msg=f"{selector} stays disabled")
+    dash_duo.driver.execute_script(
+        "arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", element
+    )
+
+
+def progress_shown(dash_duo) -> int:  # noqa: ANN001
+    """How many progress bars are shown (0 while the box is hidden); one script, no stale elements."""
+    return dash_duo.driver.execute_script(
+        """
+        const box = document.getElementById(arguments[0]);
+        const shown = box && getComputedStyle(box).display !== 'none';
+        return shown ? box.querySelectorAll('.whatif-bar').length : 0;
+        """,
+        ids.WHATIF_PROGRESS,
+    )
+
+
+def job_processes() -> list[psutil.Process]:
+    """The background jobs and their workers: what the fork server of this process started."""
+    servers = [p for p in psutil.Process().children() if "forkserver" in " ".join(p.cmdline())]
+    return [p for s in servers for p in s.children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_wif101_two_candidates_progress_then_table_charts_apply_and_export(live, dash_duo):
+    start_run(dash_duo, 2, days=4)  # "zero fee" and "time of use"
+    until(lambda: progress_shown(dash_duo) == 3, 20, msg="no progress bar per run")
+    dash_duo.wait_for_element(f"#{ids.WHATIF_GRID} .ag-row", timeout=60)
+    until(lambda: not progress_shown(dash_duo), 10, msg="the progress bars stay")
+    dash_duo.wait_for_contains_text(f"#{ids.WHATIF_MESSAGE}", "Done in ", timeout=10)
+    rows = grid_rows(dash_duo, ids.WHATIF_GRID)
+    assert len(rows) == 11 * 12  # grid and 10 communities, 12 KPIs each
+    peak = next(r for r in rows if r["label"] == "Peak import" and r["market"] == "Grid")
+    assert peak["unit"] == "kWh/slot" and peak["better"] == "lower"
+    assert dash_duo.driver.find_elements("css selector", f"#{ids.WHATIF_GRID} .whatif-best")
+    for graph in (ids.WHATIF_FLOWS, ids.WHATIF_DURATION, ids.WHATIF_FEE):
+        dash_duo.wait_for_element(f"#{graph} .main-svg", timeout=20)
+    legend = dash_duo.find_element(f"#{ids.WHATIF_DURATION}").text
+    assert "zero fee (reference)" in legend and "time of use" in legend
+
+    click(dash_duo, cid("whatif-apply", 1))
+    dash_duo.wait_for_contains_text(f"#{ids.WHATIF_APPLY_MESSAGE}", "what-if:time of use: queued", timeout=30)
+    commands = [c for c in live.ops.commands() if c["source"] == "what-if:time of use"]
+    assert {c["market_uuid"] for c in commands} == {m.uuid for m in live.managed}
+    assert all(c["created_by"] == "operator" for c in commands)
+    assert {s.model["model"] for s in live.ops.settings().values()} == {"tou"}
+
+    click(dash_duo, f"#{ids.WHATIF_EXPORT}")
+    download = Path(dash_duo.download_path)
+    assert not list(download.glob("what-if-*")), "a download before the click"
+    path = until(
+        lambda: (
+            (f := next(download.glob("what-if-*.xlsx"), None))
+            and not list(download.glob("*.crdownload"))
+            and f
+        ),
+        30,
+        msg=f"no download in {download}",
+    )
+    workbook = openpyxl.load_workbook(path, read_only=True)
+    try:
+        assert workbook.sheetnames == ["KPIs", "zero fee", "time of use"]
+    finally:
+        workbook.close()
+    assert dash_duo.get_logs() == []
+
+
+def test_wif102_cancel_stops_the_run(live, dash_duo):
+    start_run(dash_duo, 4, days=7)
+    until(lambda: progress_shown(dash_duo), 20, msg="no progress")
+    assert job_processes(), "no background job runs"
+    cancel = dash_duo.find_element(f"#{ids.WHATIF_CANCEL}")
+    assert cancel.is_enabled()
+    click(dash_duo, f"#{ids.WHATIF_CANCEL}")
+    dash_duo.wait_for_text_to_equal(f"#{ids.WHATIF_MESSAGE}", "Run cancelled.", timeout=10)
+    until(lambda: dash_duo.find_element(f"#{ids.WHATIF_RUN}").is_enabled(), 10, msg="Run stays disabled")
+    until(lambda: not job_processes(), 10, msg="the job or its workers still run")
+    time.sleep(1.5)  # three polls: no result comes any more
+    assert dash_duo.find_element(f"#{ids.WHATIF_RESULTS}").text == ""
+    assert not dash_duo.driver.find_elements("css selector", f"#{ids.WHATIF_GRID}")
+    assert dash_duo.get_logs() == []
