@@ -51,7 +51,7 @@ def serve(settings: Settings, host: str, port: int, print_slots: bool = True) ->
     agent_thread = start_agent(settings, store.engine, server_app, stop)
     http = make_server(host, port, server_app, threaded=True)
     print(
-        f"Grid Fee Console on http://{host}:{port} (Grid Operator API: /api/v1, OpenAPI: /api/v1/openapi.json); "
+        f"Grid Fee Console on http://{host}:{port} (API: /api/v1, OpenAPI: /api/v1/openapi.json); "
         f"scenario {scenario.name!r}, a slot every {settings.slot_seconds:g} s",
         flush=True,
     )

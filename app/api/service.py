@@ -17,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 from app.api.auth import User
 from app.api.models import Command, GridFeesCommand
 from app.exchange.clock import BadSlot, SimClock
+from app.exchange.events import last_market_stats, market_info
 from app.exchange.fees import FeeChange, FeeRefused
 from app.exchange.grid import LEVEL_NAMES
 from app.exchange.scenario import Scenario
@@ -41,17 +42,7 @@ class _Pending:
     fee: object
 
 
-def _stats(row: dict) -> dict:
-    return {
-        "min_trade_rate": row["min_trade_rate"],
-        "median_trade_rate": row["median_trade_rate"],
-        "avg_trade_rate": row["avg_trade_rate"],
-        "max_trade_rate": row["max_trade_rate"],
-        "total_traded_energy_kWh": row["total_traded_energy_kWh"],
-        "market_fee_revenue": row["market_fee_revenue"],
-        "current_market_fee": row["market_fee"],
-        "next_market_fee": row["next_market_fee"],
-    }
+_stats = last_market_stats
 
 
 def _dso_stats(row: dict) -> dict:
@@ -138,35 +129,7 @@ class ExchangeService:
     def market_info(self, closed_slot: int, rows: list[dict] | None = None) -> dict:
         rows = rows if rows is not None else self.store.slot_rows(closed_slot)
         sell, feed_in = self.scenario.supplier_rates(closed_slot + 1)
-        entries = []
-        for row in rows:
-            m = self.markets[row["market_uuid"]]
-            entries.append(
-                {
-                    "area_uuid": m.uuid,
-                    "name": m.name,
-                    "parent_uuid": None if m.parent_index is None else self.grid.markets[m.parent_index].uuid,
-                    "level": m.level,
-                    "last_market_fee": row["market_fee"],
-                    "current_market_fee": row["next_market_fee"],
-                    "next_market_fee": row["next_market_fee"],
-                    "last_market_stats": _stats(row),
-                    "area_throughput": {"import": row["import_kwh"], "export": row["export_kwh"]},
-                    "self_sufficiency": row["self_sufficiency"],
-                    "self_consumption": row["self_consumption"],
-                    "market_fee_revenue": row["market_fee_revenue"],
-                    "unmatched_kwh": row["unmatched_kwh"],
-                }
-            )
-        return {
-            "event": "market",
-            "market_slot": self.clock.label(closed_slot + 1),
-            "last_market_slot": self.clock.label(closed_slot),
-            "slot_length_min": self.scenario.slot_length_min,
-            "feed_in_tariff_rate": feed_in,
-            "market_maker_rate": sell,
-            "markets": entries,
-        }
+        return market_info(self.grid, self.clock, closed_slot, rows, sell, feed_in)
 
     def slot_of(self, label: str) -> int:
         try:

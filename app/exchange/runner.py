@@ -23,64 +23,13 @@ import numpy as np
 
 from app.exchange.assets import AssetState
 from app.exchange.clock import SimClock
-from app.exchange.grid import GridModel
+from app.exchange.events import market_info
 from app.exchange.simulation import Simulation
-from app.exchange.stats import SlotStats
 from app.store.repo import ExchangeStore
 
 log = logging.getLogger(__name__)
 
 CycleHook = Callable[[dict], None]
-
-
-def market_info(
-    grid: GridModel,
-    clock: SimClock,
-    closed_slot: int,
-    stats: SlotStats,
-    current_fees: np.ndarray,
-    market_maker_rate: float,
-    feed_in_tariff_rate: float,
-) -> dict:
-    """The market-cycle event (DESIGN §3) after ``closed_slot`` closed."""
-    entries = []
-    fees_now = current_fees.tolist()
-    for m, row in zip(grid.markets, stats.rows(), strict=True):
-        entries.append(
-            {
-                "area_uuid": m.uuid,
-                "name": m.name,
-                "parent_uuid": None if m.parent_index is None else grid.markets[m.parent_index].uuid,
-                "level": m.level,
-                "last_market_fee": row["market_fee"],
-                "current_market_fee": fees_now[m.index],
-                "next_market_fee": fees_now[m.index],  # nothing queued yet
-                "last_market_stats": {
-                    "min_trade_rate": row["min_trade_rate"],
-                    "median_trade_rate": row["median_trade_rate"],
-                    "avg_trade_rate": row["avg_trade_rate"],
-                    "max_trade_rate": row["max_trade_rate"],
-                    "total_traded_energy_kWh": row["total_traded_energy_kWh"],
-                    "market_fee_revenue": row["market_fee_revenue"],
-                    "current_market_fee": row["market_fee"],
-                    "next_market_fee": row["next_market_fee"],
-                },
-                "area_throughput": {"import": row["import_kwh"], "export": row["export_kwh"]},
-                "self_sufficiency": row["self_sufficiency"],
-                "self_consumption": row["self_consumption"],
-                "market_fee_revenue": row["market_fee_revenue"],
-                "unmatched_kwh": row["unmatched_kwh"],
-            }
-        )
-    return {
-        "event": "market",
-        "market_slot": clock.label(closed_slot + 1),
-        "last_market_slot": clock.label(closed_slot),
-        "slot_length_min": clock.slot_length_min,
-        "feed_in_tariff_rate": feed_in_tariff_rate,
-        "market_maker_rate": market_maker_rate,
-        "markets": entries,
-    }
 
 
 class ExchangeRunner:
@@ -129,7 +78,7 @@ class ExchangeRunner:
         self.running_slot, self.fees = slot + 1, next_fees
         self.slot_started_at = time.time()
         sell, feed_in = self.sim.supplier_rates(slot)
-        info = market_info(grid, self.clock, slot, stats, next_fees, sell, feed_in)
+        info = market_info(grid, self.clock, slot, stats.rows(), sell, feed_in)
         for hook in self.hooks:
             try:
                 hook(info)
