@@ -42,12 +42,9 @@ class _Pending:
     fee: object
 
 
-_stats = last_market_stats
-
-
 def _dso_stats(row: dict) -> dict:
     return {
-        **_stats(row),
+        **last_market_stats(row),
         "area_throughput": {"import": row["import_kwh"], "export": row["export_kwh"]},
         "self_sufficiency": row["self_sufficiency"],
         "self_consumption": row["self_consumption"],
@@ -267,7 +264,7 @@ class ExchangeService:
                 slots, keyed = [self.clock.slot_of(label) for label in labels], True
             except BadSlot as exc:
                 return self._error(base, "bad_slot", str(exc))
-        pick = _dso_stats if kind == "dso_market_stats" else _stats
+        pick = _dso_stats if kind == "dso_market_stats" else last_market_stats
         found = {}
         for slot in slots:
             if slot not in rows_by_slot:

@@ -20,7 +20,7 @@ import datetime as dt
 import logging
 
 from app.client import ExchangeUnavailable, GridOperatorAgent, GridOperatorClient
-from app.operator.store import APPLIED, REFUSED, OperatorStore
+from app.operator.store import APPLIED, REFUSED, OperatorStore, history_row
 from app.tariffs.base import FeeLimits, MarketHistory, SlotInfo
 
 log = logging.getLogger(__name__)
@@ -95,33 +95,7 @@ class OperatorAgent(GridOperatorAgent):
             if got is None:
                 log.warning("no stats of %s for %s: %s", m["name"], closed, answer.get("error_message"))
                 continue
-            rows.append(
-                {
-                    "market_uuid": m["area_uuid"],
-                    "slot": closed,
-                    "name": m["name"],
-                    "level": m["level"],
-                    "parent_uuid": m["parent_uuid"],
-                    **{
-                        k: got[k]
-                        for k in (
-                            "min_trade_rate",
-                            "median_trade_rate",
-                            "avg_trade_rate",
-                            "max_trade_rate",
-                            "total_traded_energy_kWh",
-                            "self_sufficiency",
-                            "self_consumption",
-                            "market_fee_revenue",
-                            "unmatched_kwh",
-                        )
-                    },
-                    "import_kwh": got["area_throughput"]["import"],
-                    "export_kwh": got["area_throughput"]["export"],
-                    "market_fee": got["current_market_fee"],
-                    "next_market_fee": got["next_market_fee"],
-                }
-            )
+            rows.append(history_row(m, closed, got))
         self.store.append_history(rows)
         self.queue_model_fees(market_info, managed)
         send_queue(self, self.store)

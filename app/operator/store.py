@@ -46,9 +46,20 @@ class FeeSetting:
     changed_at: float
 
 
-def history_row(market: dict, slot: str) -> dict:
-    """A history row from a ``market_info`` entry (what ``on_market_cycle`` gets)."""
-    stats = market["last_market_stats"]
+def history_row(market: dict, slot: str, stats: dict | None = None) -> dict:
+    """A history row of ``market`` (a ``market_info`` entry) for ``slot``.
+
+    ``stats`` is that market's ``dso_market_stats`` answer for the slot (what the agent fetches);
+    without it, the entry's own ``last_market_stats`` and throughput are used.
+    """
+    if stats is None:
+        stats = {
+            **market["last_market_stats"],
+            "area_throughput": market["area_throughput"],
+            "self_sufficiency": market.get("self_sufficiency"),
+            "self_consumption": market.get("self_consumption"),
+            "unmatched_kwh": market.get("unmatched_kwh"),
+        }
     return {
         "market_uuid": market["area_uuid"],
         "slot": slot,
@@ -60,14 +71,14 @@ def history_row(market: dict, slot: str) -> dict:
         "avg_trade_rate": stats["avg_trade_rate"],
         "max_trade_rate": stats["max_trade_rate"],
         "total_traded_energy_kWh": stats["total_traded_energy_kWh"],
-        "import_kwh": market["area_throughput"]["import"],
-        "export_kwh": market["area_throughput"]["export"],
-        "self_sufficiency": market.get("self_sufficiency"),
-        "self_consumption": market.get("self_consumption"),
+        "import_kwh": stats["area_throughput"]["import"],
+        "export_kwh": stats["area_throughput"]["export"],
+        "self_sufficiency": stats.get("self_sufficiency"),
+        "self_consumption": stats.get("self_consumption"),
         "market_fee": stats["current_market_fee"],
         "next_market_fee": stats["next_market_fee"],
         "market_fee_revenue": stats["market_fee_revenue"],
-        "unmatched_kwh": market.get("unmatched_kwh") or 0.0,
+        "unmatched_kwh": stats.get("unmatched_kwh") or 0.0,
     }
 
 
