@@ -57,6 +57,7 @@ class Settings:
     agent_username: str = "operator"
     agent_password: str = "operator"
     token_rate_limit: int = 30  # POST /api/v1/auth/token per client and minute; 0 = no limit
+    login_rate_limit: int = 10  # POST /login (the console's form) per client and minute; 0 = no limit
     proxy_hops: int = 0  # proxies in front that set X-Forwarded-For/-Proto (a PaaS router: 1)
 
     @property
@@ -74,10 +75,11 @@ class Settings:
             max_batch = int(env.get("MAX_BATCH_COMMANDS") or 2000)
             token_ttl = int(env.get("TOKEN_TTL_S") or 3600)
             rate_limit = int(env.get("TOKEN_RATE_LIMIT") or 30)
+            login_limit = int(env.get("LOGIN_RATE_LIMIT") or 10)
             proxy_hops = int(env.get("TRUSTED_PROXY_HOPS") or 0)
         except ValueError as exc:
             raise ConfigError(
-                "PORT, SLOT_SECONDS, MAX_BATCH_COMMANDS, TOKEN_TTL_S, TOKEN_RATE_LIMIT, "
+                "PORT, SLOT_SECONDS, MAX_BATCH_COMMANDS, TOKEN_TTL_S, TOKEN_RATE_LIMIT, LOGIN_RATE_LIMIT, "
                 f"TRUSTED_PROXY_HOPS must be numbers: {exc}"
             ) from None
         if slot_seconds < 0:
@@ -111,5 +113,6 @@ class Settings:
             agent_username=agent_user,
             agent_password=agent_password,
             token_rate_limit=rate_limit,
+            login_rate_limit=login_limit,
             proxy_hops=max(proxy_hops, 0),
         )

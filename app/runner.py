@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from app.config import ConfigError, Settings
+from app.preflight import settings_problem
 from app.store.lock import RunnerLock
 
 if TYPE_CHECKING:
@@ -210,7 +211,7 @@ def run_remote(settings: Settings, stop: threading.Event) -> int:
     return 0
 
 
-def refuse(exc: BaseException) -> int:
+def refuse(exc: BaseException | str) -> int:
     print(f"gridfee clock: refusing to start: {exc}", file=sys.stderr, flush=True)
     return EXIT_CONFIG
 
@@ -225,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
     except ConfigError as exc:
         return refuse(exc)
+    found = settings_problem(settings)  # e.g. no users outside demo mode
+    if found:
+        return refuse(found)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s clock[%(process)d] %(name)s: %(message)s"
     )

@@ -5,10 +5,10 @@ thread, no runner, no agent, no migration. The Procfile's ``release:`` migrates 
 and its ``clock:`` (``python -m app.runner``) runs the exchange and the operator agent, so any
 number of workers can import this module (DESIGN §2, "One writer, many readers").
 
-A setting that cannot work (``SECRET_KEY`` unset outside demo mode, a database whose schema is
-not migrated, a bad scenario or users file) stops the import with one line on stderr and exit
-status 4. 4 is gunicorn's "App failed to load": the master then stops instead of booting
-workers again and again.
+A setting that cannot work (``SECRET_KEY`` or ``USERS_FILE`` unset outside demo mode, a
+database whose schema is not migrated, a bad scenario or users file) stops the import with one
+line on stderr and exit status 4. 4 is gunicorn's "App failed to load": the master then stops
+instead of booting workers again and again.
 """
 
 from __future__ import annotations
@@ -24,12 +24,15 @@ EXIT_APP_LOAD_ERROR = 4  # gunicorn.arbiter.Arbiter.APP_LOAD_ERROR
 
 def _build():  # noqa: ANN202
     from app.exchange.scenario import ScenarioError
+    from app.preflight import settings_problem
     from app.store.db import NotMigrated
     from app.store.repo import StoreMismatch
 
     try:
         settings = Settings.from_env()
-        return create_app(settings, run_migrations=False)
+        message = settings_problem(settings)  # e.g. no users outside demo mode
+        if message is None:
+            return create_app(settings, run_migrations=False)
     except (ConfigError, ScenarioError, NotMigrated, StoreMismatch) as exc:
         message = str(exc)
     except ValueError as exc:  # a users file that cannot be read

@@ -4,12 +4,15 @@ Every page and Dash request needs a logged-in user; the API keeps its bearer tok
 (the login form) carry a CSRF token from the session, and Dash callback requests carry it in the
 ``X-CSRFToken`` header (Dash reads it from the ``_csrf_token`` cookie we set), so a forged
 cross-site request cannot change a fee. A viewer's writes are refused on the server whatever the
-browser sends (``require_operator``).
+browser sends (``require_operator``). Sign-in attempts are rate-limited per client address
+(``LOGIN_RATE_LIMIT`` a minute, counted in the shared cache like the API's token endpoint): one
+more is answered 429 with a ``Retry-After`` and the reason on the login page.
 """
 
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 from html import escape
 from pathlib import Path
@@ -19,6 +22,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, jsonify, redirect, request, session
 
 from app.api.auth import AuthError, User
+from app.api.ratelimit import RateLimit
 
 bp = Blueprint("console_auth", __name__)
 CSRF_COOKIE = "_csrf_token"
@@ -66,6 +70,14 @@ def login_form():
 
 @bp.post("/login")
 def login_submit():
+    limit: RateLimit | None = current_app.extensions.get("console_login_limit")
+    wait = limit.hit(request.remote_addr or "unknown") if limit is not None else None
+    if wait is not None:  # counted before the password is checked: guessing costs the same
+        seconds = math.ceil(wait)
+        html, status, headers = login_page(
+            f"Too many sign-in attempts from your address; try again in {seconds} s.", 429
+        )
+        return html, status, {**headers, "Retry-After": str(seconds)}
     if not hmac.compare_digest(request.form.get("csrf_token", ""), session.get("csrf", "")):
         return login_page("The form expired; please sign in again.", 400)
     try:
@@ -105,9 +117,11 @@ def require_operator() -> User:
     return user
 
 
-def install(server) -> None:  # noqa: ANN001
-    """Register the login routes and the guard in front of every page and Dash request."""
+def install(server, cache, login_rate_limit: int) -> None:  # noqa: ANN001
+    """Register the login routes, their rate limit (in ``cache``, per client and minute) and the
+    guard in front of every page and Dash request."""
     server.register_blueprint(bp)
+    server.extensions["console_login_limit"] = RateLimit(cache, "login", login_rate_limit, 60.0)
     server.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
 
     @server.before_request

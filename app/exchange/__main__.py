@@ -3,7 +3,7 @@
 import argparse
 import logging
 
-from app.config import Settings
+from app.preflight import start_settings
 from app.serve import serve
 
 parser = argparse.ArgumentParser(description=__doc__)
@@ -12,4 +12,4 @@ parser.add_argument("--port", type=int, default=8051)
 parser.add_argument("--quiet", action="store_true", help="do not print each slot's stats")
 args = parser.parse_args()
 logging.basicConfig(level=logging.WARNING)
-raise SystemExit(serve(Settings.from_env(), args.host, args.port, print_slots=not args.quiet))
+raise SystemExit(serve(start_settings("exchange"), args.host, args.port, print_slots=not args.quiet))

@@ -1,7 +1,9 @@
-"""Security basics for a public host: token rate limit, secure session cookies, proxies, remote mode."""
+"""Security basics for a public host: token and login rate limits, secure session cookies, proxies,
+remote mode."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +21,8 @@ from app.exchange.grid import build_grid
 from app.store.repo import ExchangeStore
 
 TOKEN = "/api/v1/auth/token"
+LOGIN = "/login"
+TOO_MANY = "Too many sign-in attempts from your address; try again in"
 
 
 @pytest.fixture
@@ -132,3 +136,63 @@ def test_dep034_remote_exchange_console_without_exchange_store(tmp_path: Path):
         assert app.test_client().get("/login").status_code == 200
     finally:
         app.extensions["console"].ops.engine.dispose()
+
+
+def sign_in(client, username: str, password: str, ip: str = "127.0.0.1"):  # noqa: ANN001, ANN201
+    """POST the login form as a browser does: first GET it for the session's CSRF token."""
+    page = client.get(LOGIN, environ_base={"REMOTE_ADDR": ip}).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    form = {"csrf_token": token, "next": "/", "username": username, "password": password}
+    return client.post(LOGIN, data=form, environ_base={"REMOTE_ADDR": ip})
+
+
+def signed_in(client) -> bool:  # noqa: ANN001
+    return client.get("/", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
+
+
+def test_dep035_login_form_rate_limit_answers_429_on_the_login_page(make_app):
+    app = make_app(LOGIN_RATE_LIMIT="3")
+    client = app.test_client()
+    assert [sign_in(client, "operator", "wrong").status_code for _ in range(3)] == [401, 401, 401]
+    refused = sign_in(client, "operator", "operator")  # the right password, but one try too many
+    assert refused.status_code == 429
+    assert refused.mimetype == "text/html"
+    page = refused.get_data(as_text=True)
+    assert TOO_MANY in page and 'id="login-error"' in page and 'name="csrf_token"' in page
+    wait = int(refused.headers["Retry-After"])
+    assert 1 <= wait <= 60
+    assert f"try again in {wait} s." in page  # the page and the header say the same
+    assert not signed_in(client)  # refused before the password was looked at: no session
+    # per client address: another one signs in, and the GET of the form is never limited
+    other = app.test_client()
+    assert sign_in(other, "operator", "operator", ip="198.51.100.9").status_code == 302
+    assert signed_in(other)
+    assert client.get(LOGIN).status_code == 200
+
+
+def test_dep036_login_rate_limit_default_and_off(make_app):
+    app = make_app()  # LOGIN_RATE_LIMIT unset: 10 a minute
+    assert app.extensions["gridfee_settings"].login_rate_limit == 10
+    client = app.test_client()
+    codes = [sign_in(client, "viewer", "wrong").status_code for _ in range(11)]
+    assert codes == [401] * 10 + [429]
+    unlimited = make_app(LOGIN_RATE_LIMIT="0").test_client()
+    assert {sign_in(unlimited, "viewer", "wrong").status_code for _ in range(15)} == {401}
+    assert sign_in(unlimited, "viewer", "viewer").status_code == 302
+
+
+def test_dep037_login_rate_limit_counts_only_behind_a_trusted_proxy(make_app):
+    """Like the token endpoint: X-Forwarded-For names the client only behind the PaaS router."""
+
+    def attempts(app: Flask, addresses: list[str]) -> list[int]:
+        client = app.test_client()
+        page = client.get(LOGIN).get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        form = {"csrf_token": token, "username": "viewer", "password": "wrong"}
+        return [
+            client.post(LOGIN, data=form, headers={"X-Forwarded-For": a}).status_code for a in addresses
+        ]
+
+    assert attempts(make_app(LOGIN_RATE_LIMIT="1"), ["198.51.100.1", "198.51.100.2"]) == [401, 429]
+    routed = make_app(LOGIN_RATE_LIMIT="1", TRUSTED_PROXY_HOPS="1")
+    assert attempts(routed, ["198.51.100.1", "198.51.100.2", "198.51.100.2"]) == [401, 401, 429]
