@@ -87,6 +87,7 @@ def create_app(
     server.extensions["gridfee_settings"] = settings
     if not remote:
         server.register_blueprint(bp)
+        _mount_gsy_face(server, settings, service, engine)
     if dashboard:
         from app.dashboard import init_dashboard
 
@@ -131,3 +132,27 @@ def create_app(
         return jsonify(error="internal_error", message="the server failed; the error was logged"), 500
 
     return server
+
+
+def _mount_gsy_face(server: Flask, settings: Settings, service, engine) -> None:  # noqa: ANN001
+    """The Grid Singularity SDK's endpoints and websockets beside ``/api/v1`` (same users, fees)."""
+    from app.api.auth import TokenSigner
+    from app.api.gsy_compat import GsyFace, install
+    from app.api.gsy_compat.face import SDK_TOKEN_TTL_S
+    from app.api.gsy_compat.protocol import simulation_id
+    from app.api.gsy_compat.store import GsyStore
+    from app.operator.store import OperatorStore
+
+    api = server.extensions["gridfee"]
+    install(
+        server,
+        GsyFace(
+            service=service,
+            users=api.users,
+            signer=TokenSigner(settings.secret_key, SDK_TOKEN_TTL_S),
+            gsy=GsyStore(engine, service.store.key),
+            ops=OperatorStore(engine, settings.exchange_key),
+            simulation_id=settings.gsy_simulation_id or simulation_id(service.scenario.name),
+            token_limit=api.token_limit,
+        ),
+    )

@@ -40,6 +40,15 @@ def database_url(raw: str | None, instance_dir: Path) -> str:
     return raw
 
 
+def _simulation_id(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    value = raw.strip()
+    if not value or len(value) > 100 or not all(c.isalnum() or c in "-_" for c in value):
+        raise ConfigError(f"GSY_SIMULATION_ID must be letters, digits, '-' or '_' (a UUID), got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     port: int
@@ -59,6 +68,7 @@ class Settings:
     token_rate_limit: int = 30  # POST /api/v1/auth/token per client and minute; 0 = no limit
     login_rate_limit: int = 10  # POST /login (the console's form) per client and minute; 0 = no limit
     proxy_hops: int = 0  # proxies in front that set X-Forwarded-For/-Proto (a PaaS router: 1)
+    gsy_simulation_id: str | None = None  # API_CLIENT_SIMULATION_ID of the SDK face; None: from the scenario
 
     @property
     def exchange_key(self) -> str:
@@ -115,4 +125,5 @@ class Settings:
             token_rate_limit=rate_limit,
             login_rate_limit=login_limit,
             proxy_hops=max(proxy_hops, 0),
+            gsy_simulation_id=_simulation_id(env.get("GSY_SIMULATION_ID")),
         )

@@ -55,6 +55,14 @@ def serve(settings: Settings, host: str, port: int, print_slots: bool = True) ->
         f"scenario {scenario.name!r}, a slot every {settings.slot_seconds:g} s",
         flush=True,
     )
+    gsy = server_app.extensions.get("gsy_compat")
+    if gsy is not None:
+        print(
+            f"gsy-e-sdk scripts: API_CLIENT_DOMAIN_NAME=http://{host}:{port} "
+            f"API_CLIENT_WEBSOCKET_DOMAIN_NAME=ws://{host}:{port}/external-ws "
+            f"API_CLIENT_SIMULATION_ID={gsy.simulation_id}",
+            flush=True,
+        )
     if settings.demo:
         print("demo users: operator / operator (grid operator), viewer / viewer", flush=True)
 

@@ -87,7 +87,7 @@ class ExchangeService:
         running = self.store.clock_state().running_slot
         now = self.store.fees_for_slot(running).tolist()
         queued = self.store.fees_for_slot(running + 1).tolist()
-        assets = self._assets_by_house()
+        assets = self.assets_by_market()
         markets = []
         for m in self.grid.markets:
             markets.append(
@@ -109,19 +109,8 @@ class ExchangeService:
             "markets": markets,
         }
 
-    def _assets_by_house(self) -> dict[int, list[dict]]:
-        out: dict[int, list[dict]] = {}
-        position = 1 + self.grid.n_communities
-        for community in self.scenario.grid.communities:
-            for house in community.houses:
-                listed = [
-                    {"type": a.type, "params": a.model_dump(exclude={"type"}, mode="json")}
-                    for a in house.assets
-                ]
-                for _ in range(house.count):
-                    out[position] = listed
-                    position += 1
-        return out
+    def assets_by_market(self) -> dict[int, list[dict]]:
+        return assets_by_market(self.scenario, self.grid.n_communities)
 
     def market_info(self, closed_slot: int, rows: list[dict] | None = None) -> dict:
         rows = rows if rows is not None else self.store.slot_rows(closed_slot)
@@ -280,6 +269,21 @@ class ExchangeService:
             "market_slot": self.clock.label(slots[0]),
             "market_stats": found[self.clock.label(slots[0])],
         }
+
+
+def assets_by_market(scenario: Scenario, n_communities: int) -> dict[int, list[dict]]:
+    """Each house market's assets (type and parameters), by the market's index in the grid."""
+    out: dict[int, list[dict]] = {}
+    position = 1 + n_communities
+    for community in scenario.grid.communities:
+        for house in community.houses:
+            listed = [
+                {"type": a.type, "params": a.model_dump(exclude={"type"}, mode="json")} for a in house.assets
+            ]
+            for _ in range(house.count):
+                out[position] = listed
+                position += 1
+    return out
 
 
 def batch_status(response: dict) -> tuple[int, str, str] | None:

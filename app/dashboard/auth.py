@@ -31,6 +31,11 @@ OPEN_PREFIXES = (
     "/login",
     "/logout",
     "/api/",
+    # the Grid Singularity SDK face (app.api.gsy_compat): token auth of its own, no session
+    "/api-token-auth",
+    "/external-connection/",
+    "/external-ws/",
+    "/graphql",
     "/assets/",
     "/_dash-component-suites/",
     "/_favicon.ico",

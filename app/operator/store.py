@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid as uuidlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, and_, insert, select, update
@@ -125,6 +126,35 @@ class OperatorStore:
         with self.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(query)]
         return rows[::-1] if last is not None else rows
+
+    def history_chunks(
+        self,
+        market_uuid: str,
+        start: str | None = None,
+        end: str | None = None,
+        fields: tuple[str, ...] = HISTORY_FIELDS,
+        size: int = 2000,
+    ) -> Iterator[list[tuple]]:
+        """One market's rows in [start, end] as tuples ``(slot, *fields)``, oldest first, ``size`` a list.
+
+        One ordered query streamed from the database (a server-side cursor on PostgreSQL), so a
+        long history is neither read twice nor held whole; for exports. Its connection stays open
+        until the iterator is exhausted or closed.
+        """
+        h = op_history.c
+        query = select(h.slot, *(h[f] for f in fields)).where(
+            h.exchange == self.exchange, h.market_uuid == market_uuid
+        )
+        if start is not None:
+            query = query.where(h.slot >= start)
+        if end is not None:
+            query = query.where(h.slot <= end)
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=size).execute(
+                query.order_by(h.slot)
+            )
+            for part in result.partitions(size):
+                yield [tuple(r) for r in part]
 
     def latest_slot(self) -> str | None:
         h = op_history.c
@@ -270,6 +300,37 @@ class OperatorStore:
                         reason=result.get("reason"),
                     )
                 )
+
+    def record_sent(self, commands: list[dict], source: str, user: str, transaction_id: str) -> None:
+        """Audit fee commands another client (a gsy-e-sdk script) sent to the exchange directly.
+
+        ``commands``: ``{"market_uuid", "market_name", "fee_ct_per_kwh", "running_slot", "status"
+        (applied | refused), "applies_from_slot"?, "reason"?}``. They show in the audit log with
+        their source; the agent never sends them (they are not queued).
+        """
+        if not commands:
+            return
+        now = time.time()
+        rows = [
+            {
+                "exchange": self.exchange,
+                "market_uuid": c["market_uuid"],
+                "market_name": c["market_name"],
+                "fee_ct_per_kwh": c["fee_ct_per_kwh"],
+                "status": c["status"],
+                "source": source,
+                "created_by": user,
+                "created_at": now,
+                "running_slot": c.get("running_slot"),
+                "transaction_id": transaction_id,
+                "sent_at": now,
+                "applies_from_slot": c.get("applies_from_slot"),
+                "reason": c.get("reason"),
+            }
+            for c in commands
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(insert(fee_commands), rows)
 
     def commands(self, statuses: tuple[str, ...] | None = None, limit: int = 500) -> list[dict]:
         """Newest first."""

@@ -165,3 +165,37 @@ fee_commands = Table(
     Column("reason", Text, nullable=True),  # why it was refused
 )
 Index("ix_fee_commands_status", fee_commands.c.exchange, fee_commands.c.status)
+
+# The Grid Singularity SDK face (app.api.gsy_compat). An aggregator is a named client of one
+# user; a selection says which market an aggregator manages. The outbox holds the websocket
+# frames other than the per-slot ``market`` event (command replies, selected_by_device) until the
+# worker that holds the socket sends them: the POST that produces a reply may reach another
+# worker than the one holding the socket.
+gsy_aggregators = Table(
+    "gsy_aggregators",
+    metadata,
+    Column("uuid", String(36), primary_key=True),
+    Column("scenario", String(200), nullable=False),
+    Column("owner", String(200), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_gsy_aggregators_owner", gsy_aggregators.c.scenario, gsy_aggregators.c.owner)
+
+gsy_selections = Table(
+    "gsy_selections",
+    metadata,
+    Column("aggregator_uuid", String(36), ForeignKey("gsy_aggregators.uuid"), primary_key=True),
+    Column("device_uuid", String(36), primary_key=True),
+    Column("created_at", Float, nullable=False),
+)
+
+gsy_outbox = Table(
+    "gsy_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel", String(100), nullable=False),  # "aggregator:<uuid>" or "area:<uuid>"
+    Column("payload", Text, nullable=False),  # the frame's JSON
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_gsy_outbox_channel", gsy_outbox.c.channel, gsy_outbox.c.id)

@@ -1,0 +1,60 @@
+"""What the SDK face knows about the exchange it serves: built once per server, immutable.
+
+The grid never changes while a server runs, so the scenario tree, the registry's asset leaves
+and the simulation id are computed here once; everything that changes (slots, fees,
+aggregators, outbox) is read from the store on every request.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from app.api.auth import TokenSigner, User, UserBook
+from app.api.gsy_compat import protocol
+from app.api.gsy_compat.store import GsyStore
+from app.api.ratelimit import RateLimit
+from app.api.service import ExchangeService
+from app.operator.store import OperatorStore
+
+SDK_TOKEN_TTL_S = 48 * 3600  # the SDK refreshes its token every 12 h, a quarter of gsy-web's 48 h
+POLL_S = 0.2  # how often a socket looks for new frames and for a closed slot
+
+
+@dataclass
+class GsyFace:
+    service: ExchangeService
+    users: UserBook
+    signer: TokenSigner
+    gsy: GsyStore
+    ops: OperatorStore  # the console's audit log, where SDK fee commands are recorded too
+    simulation_id: str
+    token_limit: RateLimit | None = None
+    tree: dict = field(init=False)
+    serialized: str = field(init=False)
+    assets: dict[str, list[dict]] = field(init=False)  # asset leaves by house uuid
+    managed: dict[str, str] = field(init=False)  # uuid -> name of grid and community markets
+
+    def __post_init__(self) -> None:
+        grid = self.service.grid
+        self.tree = protocol.area_tree(grid, self.service.assets_by_market())
+        self.serialized = json.dumps(self.tree)
+        self.assets = {}
+
+        def walk(node: dict) -> None:
+            leaves = [c for c in node["children"] if c["type"] != "Area"]
+            if leaves:
+                self.assets[node["uuid"]] = leaves
+            for child in node["children"]:
+                if child["type"] == "Area":
+                    walk(child)
+
+        walk(self.tree)
+        self.managed = {m.uuid: m.name for m in grid.markets if m.level in protocol.MANAGED_LEVELS}
+
+    def may_manage(self, user: User) -> list[str]:
+        return [uuid for uuid, name in self.managed.items() if user.may_manage(uuid, name)]
+
+    def market_name(self, uuid: str) -> str | None:
+        market = self.service.markets.get(uuid)
+        return None if market is None else market.name

@@ -1,0 +1,353 @@
+"""The SDK face on the wire: the sequence a gsy-e-sdk grid-operator script sends (reference §4.4),
+replayed with ``requests`` and a ``websockets`` 12 client against a live server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+import websockets
+from gsy_client import GsyServer
+
+from app.operator.store import OperatorStore
+
+
+def connect_like_the_sdk(srv: GsyServer, names=("Grid", "Community")):  # noqa: ANN001, ANN201
+    """Token, aggregator, its socket, registry, GraphQL names -> uuids, market sockets, select."""
+    token = srv.token()
+    listed = srv.get(f"{srv.aggregator_prefix}list-aggregators/", token)
+    assert listed.status_code == 200 and listed.json() == []
+    created = srv.post(f"{srv.aggregator_prefix}create-aggregator/", token, {"name": "dso"})
+    assert created.status_code == 200
+    agg = created.json()["uuid"]
+    agg_socket = srv.socket(f"aggregator/{agg}/", srv.token())
+    registry = srv.get(f"{srv.url}/external-connection/configurations/{srv.sim}/registry", token).json()
+    registered = [registry["name"]] + [c["name"] for c in registry["children"] if c["registered"]]
+    assert registry["registered"] is True and registered == ["Grid", "Community"]
+    uuids = srv.graphql_uuids(srv.token())
+    for name in names:
+        srv.socket(f"{uuids[name]}/", srv.token())
+        selected = srv.post(
+            f"{srv.aggregator_prefix}select-aggregator/",
+            srv.token(),
+            {"aggregator_uuid": agg, "device_uuid": uuids[name]},
+        )
+        assert selected.status_code == 200 and selected.json()["aggregator_uuid"] == agg
+    return token, agg, agg_socket, uuids
+
+
+def test_token_endpoint_answers_access_and_token_for_old_and_new_sdks(gsy_server: GsyServer):
+    response = requests.post(
+        f"{gsy_server.url}/api-token-auth/",
+        data=json.dumps({"username": "operator", "password": "operator"}),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    assert response.json()["access"] == response.json()["token"]
+
+
+def test_selected_markets_are_announced_as_binary_frames(gsy_server: GsyServer):
+    _, agg, agg_socket, uuids = connect_like_the_sdk(gsy_server)
+    frames = [agg_socket.next(), agg_socket.next()]
+    assert all(f.binary for f in frames)
+    assert [f.message["event"] for f in frames] == ["selected_by_device"] * 2
+    assert [f.message["device_uuid"] for f in frames] == [uuids["Grid"], uuids["Community"]]
+    assert all("command" not in f.message for f in frames)
+
+
+def test_a_socket_opened_after_the_selection_still_hears_of_it(gsy_server: GsyServer):
+    _, agg, first, uuids = connect_like_the_sdk(gsy_server, names=("Community",))
+    first.next()
+    late = gsy_server.socket(f"aggregator/{agg}/", gsy_server.token())
+    frame = late.next()
+    assert frame.message == {
+        "event": "selected_by_device",
+        "aggregator_uuid": agg,
+        "device_uuid": uuids["Community"],
+    }
+
+
+def test_market_event_each_slot_carries_the_uuid_keyed_grid_tree(gsy_server: GsyServer):
+    _, _, agg_socket, uuids = connect_like_the_sdk(gsy_server)
+    gsy_server.close()
+    frame = agg_socket.next(skip_events=("selected_by_device",))
+    event = frame.message
+    assert frame.binary and event["event"] == "market"
+    assert event["slot_completion"] == "0%" and event["num_ticks"] == 10.0
+    assert event["simulation_id"] == gsy_server.sim
+    # one event per closed slot, naming the slot now running
+    gsy_server.close()
+    second = agg_socket.next(skip_events=("selected_by_device",)).message
+    assert second["market_slot"] == gsy_server.label(gsy_server.running_slot())
+    tree = second["grid_tree"]
+    grid = tree[uuids["Grid"]]
+    community = grid["children"][uuids["Community"]]
+    assert grid["area_name"] == "Grid" and community["area_name"] == "Community"
+    for node in (grid, community):
+        assert set(node["last_market_stats"]) >= {
+            "min_trade_rate",
+            "max_trade_rate",
+            "avg_trade_rate",
+            "median_trade_rate",
+            "total_traded_energy_kWh",
+        }
+        assert {"last_market_fee", "current_market_fee", "last_market_bill", "children"} <= set(node)
+    assert grid["current_market_fee"] == 4.0 and community["current_market_fee"] == 1.0
+    houses = [n for n in community["children"].values() if "children" in n]
+    assert len(houses) == 29 and all(n["area_name"] for n in houses)
+
+
+def test_no_market_event_for_an_aggregator_without_markets(gsy_server: GsyServer):
+    token = gsy_server.token()
+    agg = gsy_server.post(
+        f"{gsy_server.aggregator_prefix}create-aggregator/", token, {"name": "idle"}
+    ).json()["uuid"]
+    sock = gsy_server.socket(f"aggregator/{agg}/", token)
+    gsy_server.close()
+    assert sock.quiet() == []
+
+
+def test_batch_of_stats_and_fees_is_answered_on_the_socket_and_fees_apply_from_the_next_slot(
+    gsy_server: GsyServer,
+):
+    token, agg, agg_socket, uuids = connect_like_the_sdk(gsy_server)
+    gsy_server.close()
+    agg_socket.next(skip_events=("selected_by_device",))
+    sent_during = gsy_server.running_slot()
+    batch = {
+        uuids["Grid"]: [
+            {"type": "dso_market_stats", "data": {}},
+            {"type": "grid_fees", "data": {"fee_const": 10}},
+        ],
+        uuids["Community"]: [
+            {"type": "dso_market_stats", "data": {}},
+            {"type": "grid_fees", "data": {"fee_const": 2.5}},
+        ],
+    }
+    posted = gsy_server.post(
+        f"{gsy_server.aggregator_prefix}batch-commands/",
+        token,
+        {"aggregator_uuid": agg, "batch_commands": batch},
+    )
+    assert posted.status_code == 200 and posted.json()
+    tid = posted.json()["transaction_id"]
+    reply = agg_socket.next(skip_events=("selected_by_device",))
+    assert reply.binary and "event" not in reply.message
+    assert reply.message["command"] == "batch_commands" and reply.message["transaction_id"] == tid
+    assert reply.message["aggregator_uuid"] == agg
+    stats, fee = reply.message["responses"][uuids["Grid"]]
+    assert stats["name"] == "Grid" and stats["status"] == "ready"
+    assert set(stats["market_stats"]["area_throughput"]) == {"import", "export"}
+    assert fee == {
+        "area_uuid": uuids["Grid"],
+        "command": "grid_fees",
+        "status": "ready",
+        "market_fee_const": "10.0",
+        "market_fee_percent": "None",
+        "applies_from_slot": gsy_server.label(sent_during + 1),
+    }
+    grid, community = (gsy_server.store.grid.by_uuid()[uuids[n]].index for n in ("Grid", "Community"))
+    assert gsy_server.store.fees_for_slot(sent_during)[[grid, community]].tolist() == [4.0, 1.0]
+    gsy_server.close()
+    assert gsy_server.store.fees_for_slot(sent_during + 1)[[grid, community]].tolist() == [10.0, 2.5]
+    # the console's audit log shows them with the aggregator as source
+    audit = OperatorStore(gsy_server.store.engine).commands()
+    assert {(c["market_name"], c["fee_ct_per_kwh"], c["status"], c["source"]) for c in audit} == {
+        ("Grid", 10.0, "applied", "gsy-sdk:dso"),
+        ("Community", 2.5, "applied", "gsy-sdk:dso"),
+    }
+
+
+def test_resent_batch_with_the_same_transaction_id_is_applied_once(gsy_server: GsyServer):
+    token, agg, agg_socket, uuids = connect_like_the_sdk(gsy_server, names=("Community",))
+    body = {
+        "aggregator_uuid": agg,
+        "batch_commands": {uuids["Community"]: [{"type": "grid_fees", "data": {"fee_const": 3}}]},
+    }
+    for _ in range(2):
+        assert (
+            gsy_server.post(
+                f"{gsy_server.aggregator_prefix}batch-commands/", token, body, tid="t-1"
+            ).status_code
+            == 200
+        )
+    replies = [agg_socket.next(skip_events=("selected_by_device",)).message for _ in range(2)]
+    assert replies[0]["responses"] == replies[1]["responses"]
+    assert len(OperatorStore(gsy_server.store.engine).commands()) == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        ({"fee_const": -1}, "negative_fee"),
+        ({"fee_const": None}, "invalid_fee"),
+        ({"fee_const": "ten"}, "invalid_fee"),
+        ({"fee_percent": 5}, "fee_percent_unsupported"),
+        ({"fee_const": 5000}, "fee_above_maximum"),
+    ],
+)
+def test_a_bad_fee_gets_an_error_reply_and_changes_nothing(gsy_server: GsyServer, data: dict, code: str):
+    token, agg, agg_socket, uuids = connect_like_the_sdk(gsy_server, names=("Community",))
+    community = uuids["Community"]
+    before = gsy_server.store.fees_for_slot(gsy_server.running_slot() + 1).tolist()
+    body = {"aggregator_uuid": agg, "batch_commands": {community: [{"type": "grid_fees", "data": data}]}}
+    assert gsy_server.post(f"{gsy_server.aggregator_prefix}batch-commands/", token, body).status_code == 200
+    (answer,) = agg_socket.next(skip_events=("selected_by_device",)).message["responses"][community]
+    assert answer["status"] == "error" and answer["command"] == "grid_fees"
+    assert answer["error"] == code and answer["error_message"]
+    assert gsy_server.store.fees_for_slot(gsy_server.running_slot() + 1).tolist() == before
+
+
+def test_a_viewer_may_read_but_not_select_or_set_fees(gsy_server: GsyServer):
+    token = gsy_server.token("viewer")
+    agg = gsy_server.post(
+        f"{gsy_server.aggregator_prefix}create-aggregator/", token, {"name": "peek"}
+    ).json()["uuid"]
+    registry = gsy_server.get(
+        f"{gsy_server.url}/external-connection/configurations/{gsy_server.sim}/registry", token
+    )
+    assert registry.json()["registered"] is False
+    community = gsy_server.market("Community")
+    refused = gsy_server.post(
+        f"{gsy_server.aggregator_prefix}select-aggregator/",
+        token,
+        {"aggregator_uuid": agg, "device_uuid": community},
+    )
+    assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
+    sock = gsy_server.socket(f"aggregator/{agg}/", token)
+    body = {
+        "aggregator_uuid": agg,
+        "batch_commands": {community: [{"type": "grid_fees", "data": {"fee_const": 9}}]},
+    }
+    gsy_server.post(f"{gsy_server.aggregator_prefix}batch-commands/", token, body)
+    (answer,) = sock.next().message["responses"][community]
+    assert answer["error"] == "forbidden"
+    assert gsy_server.store.fees_for_slot(gsy_server.running_slot() + 1).tolist()[1] == 1.0
+
+
+def test_wrong_token_is_refused_on_http_and_on_the_websocket_upgrade(gsy_server: GsyServer):
+    bad = gsy_server.get(f"{gsy_server.aggregator_prefix}list-aggregators/", "not-a-token")
+    assert bad.status_code == 401 and bad.json()["detail"]
+    token = gsy_server.token()
+    agg = gsy_server.post(f"{gsy_server.aggregator_prefix}create-aggregator/", token, {"name": "dso"}).json()[
+        "uuid"
+    ]
+    with pytest.raises(websockets.InvalidStatusCode) as refused:
+        gsy_server.socket(f"aggregator/{agg}/", "not-a-token")
+    assert refused.value.status_code == 401
+    with pytest.raises(websockets.InvalidStatusCode) as unknown:
+        gsy_server.socket("aggregator/00000000-0000-0000-0000-000000000000/", token)
+    assert unknown.value.status_code == 404
+
+
+def test_wrong_password_gets_401_with_a_detail(gsy_server: GsyServer):
+    response = requests.post(
+        f"{gsy_server.url}/api-token-auth/",
+        data=json.dumps({"username": "operator", "password": "nope"}),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert response.status_code == 401 and response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"aggregator_uuid": "00000000-0000-0000-0000-000000000000", "batch_commands": {}},
+        {"batch_commands": {}},
+    ],
+    ids=["unknown-aggregator", "no-aggregator"],
+)
+def test_batch_for_an_unknown_aggregator_is_refused(gsy_server: GsyServer, body: dict):
+    response = gsy_server.post(f"{gsy_server.aggregator_prefix}batch-commands/", gsy_server.token(), body)
+    assert response.status_code in (400, 404) and response.json()["error"] in (
+        "unknown_aggregator",
+        "invalid_request",
+    )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"aggregator_uuid": "A", "batch_commands": [1, 2]}',
+        "{not json",
+        '{"batch_commands": {"x": 1}}',
+        "[1]",
+        "NaN",
+    ],
+)
+def test_malformed_batch_is_refused_and_nothing_changes(gsy_server: GsyServer, raw: str):
+    token = gsy_server.token()
+    agg = gsy_server.post(f"{gsy_server.aggregator_prefix}create-aggregator/", token, {"name": "dso"}).json()[
+        "uuid"
+    ]
+    before = gsy_server.store.fees_for_slot(gsy_server.running_slot() + 1).tolist()
+    response = requests.post(
+        f"{gsy_server.aggregator_prefix}batch-commands/",
+        data=raw.replace('"A"', json.dumps(agg)),
+        headers=gsy_server.headers(token),
+        timeout=10,
+    )
+    assert response.status_code == 400 and response.json()["error"] in ("invalid_json", "invalid_request")
+    assert gsy_server.store.fees_for_slot(gsy_server.running_slot() + 1).tolist() == before
+
+
+def test_unknown_simulation_and_other_graphql_get_clear_errors(gsy_server: GsyServer):
+    token = gsy_server.token()
+    wrong = gsy_server.get(
+        f"{gsy_server.url}/external-connection/aggregator-api/other-sim/list-aggregators/", token
+    )
+    assert wrong.status_code == 404 and gsy_server.sim in wrong.json()["message"]
+    other = requests.post(
+        f"{gsy_server.url}/graphql/",
+        json={"query": "{ aggregatorsList { name } }"},
+        headers=gsy_server.headers(token),
+        timeout=10,
+    )
+    assert other.status_code == 400 and "readConfiguration" in other.json()["errors"][0]["message"]
+
+
+def test_market_client_commands_are_answered_on_the_market_socket(gsy_server: GsyServer):
+    token, agg, _, uuids = connect_like_the_sdk(gsy_server, names=("Community",))
+    market_socket = gsy_server.sockets[-1]
+    gsy_server.close()
+    community = uuids["Community"]
+    prefix = f"{gsy_server.url}/external-connection/api/{gsy_server.sim}/{community}"
+    posted = gsy_server.post(f"{prefix}/grid-fee/", token, {"fee_const": 6}, tid="direct-1")
+    assert posted.status_code == 200 and posted.json()
+    reply = market_socket.next().message
+    assert reply["command"] == "grid_fees" and reply["transaction_id"] == "direct-1"
+    assert reply["market_fee_const"] == "6.0"
+    stats = gsy_server.get(f"{prefix}/dso-market-stats", token)
+    assert stats.status_code == 200
+    answer = market_socket.next().message
+    assert answer["command"] == "dso_market_stats" and answer["name"] == "Community"
+    assert "import" in answer["market_stats"]["area_throughput"]
+
+
+def test_reply_reaches_a_socket_held_by_another_worker(gsy_server: GsyServer, tmp_path):  # noqa: ANN001
+    """Two servers on one store (two gunicorn workers): the batch goes to one, the socket is on
+    the other, and the reply still arrives, through the store's outbox."""
+    from conftest import start_server
+
+    other_http, _ = start_server(tmp_path, gsy_server.store)
+    gsy_server.extra_servers.append(other_http)
+    other = GsyServer(
+        f"http://127.0.0.1:{other_http.server_port}",
+        gsy_server.sim,
+        gsy_server.store,
+        gsy_server.runner,
+        None,
+        tmp_path,
+    )
+    token, agg, agg_socket, uuids = connect_like_the_sdk(gsy_server, names=("Grid",))
+    body = {
+        "aggregator_uuid": agg,
+        "batch_commands": {uuids["Grid"]: [{"type": "grid_fees", "data": {"fee_const": 7}}]},
+    }
+    posted = other.post(f"{other.aggregator_prefix}batch-commands/", other.token(), body)
+    assert posted.status_code == 200
+    reply = agg_socket.next(skip_events=("selected_by_device",)).message
+    assert reply["transaction_id"] == posted.json()["transaction_id"]
