@@ -1,12 +1,14 @@
 """Processes as a PaaS runs them, for the deployment tests (imported by their conftest).
 
 ``Procs.start`` runs a command the way a PaaS runs a Procfile line (``bash -c "exec ..."`` in the
-repository root, output to a log file), each in a process group of its own; ``kill_all`` kills
-every group still alive, gunicorn's workers included.
+repository root, output to a log file), each in a process group of its own; ``kill9`` kills one
+group (gunicorn's workers included) and waits until it is gone, ``kill_all`` every group still
+alive. ``Deployment`` is what a test sees of a running deployment: its API over HTTP.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -15,7 +17,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
+
+from app.client import GridOperatorClient
 from app.config import ROOT
+from app.exchange.scenario import Scenario
 
 # settings the tests set themselves; a value from the calling shell (CI) must not leak in
 SETTINGS = (
@@ -105,6 +111,26 @@ class Procs:
     def logs(self) -> str:
         return "\n".join(f"--- {p.name} (pid {p.pid}) ---\n{p.tail()}" for p in self.started)
 
+    def kill9(self, *procs: Proc, timeout: float = 10) -> None:
+        """SIGKILL the process groups of ``procs`` (a gunicorn master and its workers) at once, then
+        wait until no process of them is left."""
+        for proc in procs:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout
+        for proc in procs:
+            proc.popen.wait(timeout=timeout)
+            while True:
+                try:
+                    os.killpg(proc.pid, 0)
+                except ProcessLookupError:
+                    break
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"processes of {proc.name} survived SIGKILL")
+                time.sleep(0.02)
+
     def kill_all(self) -> None:
         for proc in self.started:
             try:
@@ -129,3 +155,50 @@ class Procs:
                 time.sleep(0.05)
         if left:
             raise AssertionError(f"processes of {', '.join(left)} survived SIGKILL")
+
+
+def wait_until(what: str, predicate, timeout: float, procs: Procs, every: float = 0.05):  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = predicate()
+        if got:
+            return got
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{procs.logs()}")
+
+
+class Deployment:
+    """What a test sees of the running deployment: its API over HTTP, its processes, its store."""
+
+    def __init__(self, procs: Procs, port: int, url: str, scenario: Scenario):
+        self.procs, self.port, self.url, self.scenario = procs, port, url, scenario
+        self.base = f"http://127.0.0.1:{port}"
+        self.start = dt.datetime.fromisoformat(str(scenario.start))
+        self.step = dt.timedelta(minutes=scenario.slot_length_min)
+        self.client: GridOperatorClient | None = None
+
+    def index(self, label: str | None) -> int:
+        return -1 if label is None else int((dt.datetime.fromisoformat(label) - self.start) / self.step)
+
+    def label(self, index: int) -> str:
+        return (self.start + index * self.step).strftime("%Y-%m-%dT%H:%M")
+
+    def up(self) -> bool:
+        try:
+            return requests.get(f"{self.base}/api/v1/openapi.json", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def last_closed(self) -> int:
+        return self.index(self.client.clock()["last_closed_slot"])
+
+    def wait_for_slot(self, index: int, timeout: float) -> int:
+        return wait_until(
+            f"slot {index} closed",
+            lambda: self.last_closed() >= index and self.last_closed(),
+            timeout,
+            self.procs,
+        )
+
+    def history_labels(self, area_uuid: str) -> list[str]:
+        return [row["slot"] for row in self.client.history(area_uuid)["rows"]]

@@ -10,7 +10,6 @@ no slot missing and none twice; SIGTERM stops the survivor cleanly (exit 0, lock
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 import signal
@@ -20,8 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-import requests
-from deploy_procs import Proc, Procs, process_env, procfile
+from deploy_procs import Deployment, Proc, Procs, process_env, procfile, wait_until
 from pg_server import free_port
 from sqlalchemy import create_engine, select
 
@@ -39,53 +37,6 @@ FEE_EVERY = 3  # slots between two fee commands
 # with slack for a loaded CI machine
 TAKEOVER_S = 4 * SLOT_SECONDS
 RUNNING = re.compile(r"clock\[(\d+)\] app\.runner: running exchange")
-
-
-def wait_until(what: str, predicate, timeout: float, procs: Procs, every: float = 0.05):  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = predicate()
-        if got:
-            return got
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{procs.logs()}")
-
-
-class Deployment:
-    """What a test sees of the running deployment: its API over HTTP, its processes, its store."""
-
-    def __init__(self, procs: Procs, port: int, url: str, scenario: Scenario):
-        self.procs, self.port, self.url, self.scenario = procs, port, url, scenario
-        self.base = f"http://127.0.0.1:{port}"
-        self.start = dt.datetime.fromisoformat(str(scenario.start))
-        self.step = dt.timedelta(minutes=scenario.slot_length_min)
-        self.client: GridOperatorClient | None = None
-
-    def index(self, label: str | None) -> int:
-        return -1 if label is None else int((dt.datetime.fromisoformat(label) - self.start) / self.step)
-
-    def label(self, index: int) -> str:
-        return (self.start + index * self.step).strftime("%Y-%m-%dT%H:%M")
-
-    def up(self) -> bool:
-        try:
-            return requests.get(f"{self.base}/api/v1/openapi.json", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def last_closed(self) -> int:
-        return self.index(self.client.clock()["last_closed_slot"])
-
-    def wait_for_slot(self, index: int, timeout: float) -> int:
-        return wait_until(
-            f"slot {index} closed",
-            lambda: self.last_closed() >= index and self.last_closed(),
-            timeout,
-            self.procs,
-        )
-
-    def history_labels(self, area_uuid: str) -> list[str]:
-        return [row["slot"] for row in self.client.history(area_uuid)["rows"]]
 
 
 def runner_holder(clocks: list[Proc]) -> list[Proc]:
