@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
+import random
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BytesIO
 from itertools import accumulate
 from pathlib import Path
+from xml.etree import ElementTree
 
 import openpyxl
 import pytest
@@ -171,19 +175,79 @@ def test_values_the_exchange_did_not_give_are_empty_cells(data):
     assert first[COL["total_traded_energy_kWh"]] == 0
 
 
+def with_values(store: OperatorStore, monkeypatch, **replace) -> None:  # noqa: ANN001
+    """Make the store's history give ``replace``'s values (field -> value) in every row."""
+    real = store.history_chunks
+
+    def patched(market_uuid, start=None, end=None, fields=HISTORY_FIELDS, size=2000):  # noqa: ANN001
+        at = {f: i for i, f in enumerate(fields, 1)}
+        for chunk in real(market_uuid, start, end, fields, size):
+            rows = [list(r) for r in chunk]
+            for r in rows:
+                for field, value in replace.items():
+                    r[at[field]] = value
+            yield [tuple(r) for r in rows]
+
+    monkeypatch.setattr(store, "history_chunks", patched)
+
+
 def test_not_a_number_from_postgresql_is_written_as_an_empty_cell(data, monkeypatch):
-    real = data.store.history
-
-    def with_nan(market_uuid, start=None, end=None, last=None):  # noqa: ANN001
-        rows = real(market_uuid, start, end, last)
-        for r in rows:
-            r["self_consumption"] = float("nan")
-            r["avg_trade_rate"] = float("inf")
-        return rows
-
-    monkeypatch.setattr(data.store, "history", with_nan)
+    with_values(data.store, monkeypatch, self_consumption=float("nan"), avg_trade_rate=float("inf"))
     rows = body(export(data.store)["Grid"])
     assert all(r[COL["self_consumption"]] is None and r[COL["avg_trade_rate"]] is None for r in rows)
+    assert all(r[COL["import_kwh"]] is not None for r in rows)
+
+
+def test_a_revenue_that_is_not_a_number_is_empty_and_left_out_of_the_running_sum(data, monkeypatch):
+    with_values(data.store, monkeypatch, market_fee_revenue=float("-inf"))
+    rows = body(export(data.store)["Grid"])
+    assert [r[COL["market_fee_revenue"]] for r in rows] == [None] * N_SLOTS
+    assert [r[COL[excel._CUMULATIVE]] for r in rows] == [0.0] * N_SLOTS
+
+
+def test_gaps_anywhere_in_a_row_leave_exactly_those_cells_empty(data, monkeypatch):
+    rnd = random.Random(3)
+    real = data.store.history_chunks
+    written = []
+
+    def gappy(market_uuid, start=None, end=None, fields=HISTORY_FIELDS, size=2000):  # noqa: ANN001
+        for chunk in real(market_uuid, start, end, fields, size):
+            rows = []
+            for r in chunk:
+                values = [rnd.choice([None, math.nan, math.inf, v, v, v]) for v in r[1:]]
+                rows.append((r[0], *values))
+                if market_uuid == "m-grid":
+                    written.append(dict(zip(fields, values, strict=True)))
+            yield rows
+
+    monkeypatch.setattr(data.store, "history_chunks", gappy)
+    rows = body(export(data.store)["Grid"])
+    assert len(rows) == len(written) == N_SLOTS
+    cumulative = 0.0
+    for row, source in zip(rows, written, strict=True):
+        for field, value in source.items():
+            got = row[COL[field]]
+            if value is None or not math.isfinite(value):
+                assert got is None, field
+            else:
+                assert got == value and isinstance(got, float), field
+        revenue = source["market_fee_revenue"]
+        cumulative += revenue if revenue is not None and math.isfinite(revenue) else 0.0
+        assert row[COL[excel._CUMULATIVE]] == pytest.approx(cumulative)
+
+
+def test_a_slot_that_is_no_label_is_kept_as_text(data, monkeypatch):
+    real = data.store.history_chunks
+
+    def odd(market_uuid, start=None, end=None, fields=HISTORY_FIELDS, size=2000):  # noqa: ANN001
+        for chunk in real(market_uuid, start, end, fields, size):
+            yield [("slot <7> & more", *chunk[0][1:]), *chunk[1:]]
+
+    monkeypatch.setattr(data.store, "history_chunks", odd)
+    ws = export(data.store)["Grid"]
+    assert ws["A2"].value == "slot <7> & more" and ws["A2"].data_type == "s"
+    assert ws["A3"].value == dt.datetime.fromisoformat(SLOTS[1])
+    assert ws.max_row == 1 + N_SLOTS
 
 
 def test_cumulative_revenue_is_the_running_sum_of_the_revenue_column(data):
@@ -216,21 +280,21 @@ def test_a_date_as_bound_covers_its_whole_day(data):
     assert labels(export(data.store, None, "2026-06-22")["Grid"]) == SLOTS[:4]
 
 
-def test_history_is_read_market_by_market_in_chunks(data, monkeypatch):
+def test_history_is_read_market_by_market_with_one_query_in_chunks(data, monkeypatch):
     monkeypatch.setattr(excel, "CHUNK_ROWS", 5)
     calls = []
-    real = data.store.history
+    real = data.store.history_chunks
 
-    def spy(market_uuid, start=None, end=None, last=None):  # noqa: ANN001
-        rows = real(market_uuid, start, end, last)
-        calls.append((market_uuid, len(rows)))
-        return rows
+    def spy(market_uuid, start=None, end=None, fields=HISTORY_FIELDS, size=2000):  # noqa: ANN001
+        calls.append((market_uuid, start, end, size))
+        for chunk in real(market_uuid, start, end, fields, size):
+            calls.append(len(chunk))
+            yield chunk
 
-    monkeypatch.setattr(data.store, "history", spy)
-    wb = export(data.store)
-    assert calls == [(m["uuid"], n) for m in MARKETS for n in (5, 5, 2)]
-    assert labels(wb["Grid"]) == SLOTS
-    assert excel.CHUNK_ROWS == 5
+    monkeypatch.setattr(data.store, "history_chunks", spy)
+    wb = export(data.store, SLOTS[1], None)
+    assert calls == [x for m in MARKETS for x in ((m["uuid"], SLOTS[1], None, 5), 5, 5, 1)]
+    assert labels(wb["Grid"]) == SLOTS[1:]
 
 
 # -- commands, settings, scenario ---------------------------------------------------------------
@@ -428,23 +492,25 @@ def test_text_that_looks_like_a_formula_stays_text_and_control_characters_are_dr
     assert odd[3].data_type == "s" and odd[7].value == "eve"
 
 
-def test_a_failed_export_leaves_no_temporary_files(data, monkeypatch, tmp_path: Path):
+def test_a_failed_export_raises_leaves_no_temporary_files_and_the_next_one_works(
+    data, monkeypatch, tmp_path: Path
+):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
-    real, calls = data.store.history, []
+    real, calls = data.store.history_chunks, []
 
-    def failing(market_uuid, start=None, end=None, last=None):  # noqa: ANN001
+    def failing(market_uuid, *args):  # noqa: ANN001, ANN002
         calls.append(market_uuid)
         if len(calls) == 3:
             raise OSError("database went away")
-        return real(market_uuid, start, end, last)
+        yield from real(market_uuid, *args)
 
-    monkeypatch.setattr(data.store, "history", failing)
+    monkeypatch.setattr(data.store, "history_chunks", failing)
     with pytest.raises(OSError, match="database went away"):
         history_workbook_bytes(data.store, MARKETS)
     assert calls == ["m-grid", "m-west", "m-long"]
     assert list((tmp_path / "tmp").iterdir()) == []
-    monkeypatch.setattr(data.store, "history", real)
+    monkeypatch.setattr(data.store, "history_chunks", real)
     assert labels(load(history_workbook_bytes(data.store, MARKETS))["Grid"]) == SLOTS
     assert list((tmp_path / "tmp").iterdir()) == []
 
@@ -470,3 +536,144 @@ def test_export_filename_names_the_range_with_safe_characters():
     odd = export_filename("../../etc/passwd", 'a"b;c\r\n')
     assert odd == "grid-fees_etc-passwd_a-b-c.xlsx"
     assert set(odd) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+# -- text, package ------------------------------------------------------------------------------
+
+ODD_TEXT = 'Föhr & "Süd" <Netz> 東京 ≥ 5 ct'
+
+
+def test_markup_characters_and_non_ascii_text_survive_everywhere(data):
+    markets = [{"uuid": "m-grid", "name": ODD_TEXT, "level": 0}, *MARKETS[1:]]
+    data.store.queue("m-west", ODD_TEXT, 2.0, f"manual:{ODD_TEXT}", "zoë", running_slot=SLOTS[3])
+    scenario = f"name: {ODD_TEXT}\n  <tag> & 'quote'\n"
+    wb = export(data.store, markets=markets, scenario_text=scenario)
+    title = wb.sheetnames[0]
+    assert title == ODD_TEXT  # nothing Excel forbids in a title, and 31 characters
+    assert labels(wb[title]) == SLOTS
+    commands = body(wb[COMMANDS_SHEET])
+    assert (ODD_TEXT, 2.0, f"manual:{ODD_TEXT}", "zoë") in [(r[1], r[2], r[3], r[7]) for r in commands]
+    rows = list(wb[SETTINGS_SHEET].iter_rows(values_only=True))
+    assert rows[1][0] == ODD_TEXT and rows[1][2] == ODD_TEXT
+    assert [r[0] for r in rows[-2:]] == [f"name: {ODD_TEXT}", "  <tag> & 'quote'"]
+
+
+def test_excel_escape_sequences_in_text_are_written_so_excel_shows_them_literally():
+    # Excel reads "_x0041_" in a cell as "A"; openpyxl does not unescape, so look at the XML
+    assert excel._xml_text("a_x0041_b_x12_") == "a_x005F_x0041_b_x12_"
+    assert excel._xml_text('<&">') == "&lt;&amp;&quot;&gt;"
+    assert excel._xml_text("bell\x07 and \ufffe gone, tab\tkept") == "bell and  gone, tab\tkept"
+    assert excel._xml_text("x" * 40000) == "x" * 32767
+
+
+def test_the_package_is_well_formed_with_every_part_declared_and_deflated(data):
+    raw = history_workbook_bytes(data.store, MARKETS, scenario_text="a: 1\n")
+    with zipfile.ZipFile(BytesIO(raw)) as z:
+        assert z.testzip() is None
+        names = z.namelist()
+        assert names[0] == "[Content_Types].xml"
+        for name in names:
+            ElementTree.fromstring(z.read(name))  # every part is well-formed XML
+        assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in z.infolist())
+        types = z.read("[Content_Types].xml").decode()
+        sheets = sorted(n for n in names if n.startswith("xl/worksheets/"))
+        assert len(sheets) == len(MARKETS) + 2
+        for part in [*sheets, "xl/workbook.xml", "xl/styles.xml", "docProps/core.xml", "docProps/app.xml"]:
+            assert f'PartName="/{part}"' in types
+        rels = z.read("xl/_rels/workbook.xml.rels").decode()
+        assert all(f'Target="{n.removeprefix("xl/")}"' in rels for n in sheets)
+        assert z.read("xl/worksheets/sheet1.xml").count(b'tabSelected="1"') == 1
+        assert b"tabSelected" not in z.read("xl/worksheets/sheet2.xml")
+
+
+def test_the_workbook_streams_into_a_file_that_cannot_seek(data):
+    class Pipe:  # what a web server's response stream offers: write, no seek or tell
+        def __init__(self) -> None:
+            self.parts: list[bytes] = []
+
+        def write(self, b: bytes) -> int:
+            self.parts.append(bytes(b))
+            return len(b)
+
+        def flush(self) -> None:
+            pass
+
+    pipe = Pipe()
+    write_history_workbook(pipe, data.store, MARKETS, None, None, None, None)
+    wb = load(b"".join(pipe.parts))
+    assert labels(wb["Grid"]) == SLOTS and len(pipe.parts) > 3
+
+
+def test_every_column_of_every_sheet_has_its_width_and_a_bold_wrapped_header(data):
+    wb = export(data.store)
+    sheets = [(ws, HISTORY_COLUMNS) for ws in wb.worksheets[:3]]
+    sheets += [(wb[COMMANDS_SHEET], excel.COMMAND_COLUMNS), (wb[SETTINGS_SHEET], excel.SETTING_COLUMNS)]
+    for ws, columns in sheets:
+        for i, column in enumerate(columns, 1):
+            letter = excel._column_letter(i)
+            assert ws.column_dimensions[letter].width == column.width, (ws.title, letter)
+            assert ws.cell(1, i).value == column.header
+            assert ws.cell(1, i).font.bold and ws.cell(1, i).alignment.wrap_text
+        assert ws.row_dimensions[1].height == excel.HEADER_HEIGHT
+    assert wb[SETTINGS_SHEET].freeze_panes is None
+    assert [excel._column_letter(i) for i in (1, 15, 26, 27, 52, 703)] == ["A", "O", "Z", "AA", "AZ", "AAA"]
+
+
+def test_numbers_of_the_commands_and_settings_sheets_are_numbers_with_their_formats(data):
+    wb = export(data.store)
+    ws = wb[COMMANDS_SHEET]
+    assert ws["A2"].is_date and ws["A2"].number_format == "yyyy-mm-dd hh:mm:ss"
+    assert ws["C2"].data_type == "n" and ws["C2"].value == 3.0
+    assert ws["F2"].is_date and ws["F2"].number_format == "yyyy-mm-dd hh:mm"
+    settings = wb[SETTINGS_SHEET]
+    assert (
+        settings["B2"].value == 0 and settings["B2"].data_type == "n" and settings["B2"].number_format == "0"
+    )
+    assert settings["E2"].value == 2.5 and settings["E2"].number_format == "0.00"
+    assert settings["H2"].is_date and settings["H2"].number_format == "yyyy-mm-dd hh:mm:ss"
+
+
+def test_market_names_with_markup_or_the_same_cut_get_unique_valid_titles(data):
+    long = "Netzgebiet Süd & Ost <Umspannwerk> Nummer "
+    markets = [
+        {"uuid": "m-grid", "name": long + "1", "level": 0},
+        {"uuid": "m-west", "name": long + "2", "level": 1},
+        {"uuid": "m-long", "name": 'a/b\\c?d*e[f]g:"h"', "level": 1},
+    ]
+    wb = export(data.store, markets=markets)
+    assert wb.sheetnames[:3] == [long[:31].rstrip(), long[:27].rstrip() + " (2)", 'a_b_c_d_e_f_g_"h"']
+    for title in wb.sheetnames[:3]:
+        assert labels(wb[title]) == SLOTS
+
+
+def test_an_empty_range_gives_a_valid_workbook_with_header_rows_only(data):
+    raw = history_workbook_bytes(data.store, MARKETS, "2030-01-01", "2030-01-01", "a: 1\n")
+    with zipfile.ZipFile(BytesIO(raw)) as z:
+        for name in z.namelist():
+            ElementTree.fromstring(z.read(name))
+    wb = load(raw)
+    for ws in [*wb.worksheets[:3], wb[COMMANDS_SHEET]]:
+        assert ws.max_row == 1 and [c.value for c in ws[1]][0] is not None
+        assert ws.freeze_panes == "A2"
+    assert wb[SETTINGS_SHEET]["A2"].value == "Grid"
+
+
+def test_an_output_that_fails_while_writing_raises_its_error(data):
+    class Full:  # a disk that fills up after 100 kB
+        def __init__(self) -> None:
+            self.size = 0
+
+        def write(self, b: bytes) -> int:
+            self.size += len(b)
+            if self.size > 100_000:
+                raise OSError(28, "No space left on device")
+            return len(b)
+
+        def flush(self) -> None:
+            pass
+
+    markets = [
+        {"uuid": m["uuid"], "name": f"{m['name']} {i}", "level": 1} for i in range(40) for m in MARKETS
+    ]
+    with pytest.raises(OSError, match="No space left"):
+        write_history_workbook(Full(), data.store, markets, None, None, None, None)
