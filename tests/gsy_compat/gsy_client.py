@@ -1,124 +1,23 @@
-"""A client that talks to the SDK face exactly as gsy-e-sdk 1.3 / gsy-framework do on the wire.
-
-HTTP: ``requests`` with ``data=json.dumps(body)``, ``Content-Type: application/json`` and
-``Authorization: JWT <token>``, a fresh ``transaction_id`` in every body, GETs included
-(reference §1.3). Websockets: the legacy asyncio client of ``websockets`` 12 with
-``extra_headers``, in a thread of its own, as ``WebsocketThread`` runs it; every frame received
-is kept with whether it came as binary.
-"""
+"""A live test server of the SDK face: the wire client plus the store and runner behind it."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import queue
-import threading
-import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import requests
-import websockets
+from gsy_wire import SdkWire
 
 from app.exchange.runner import ExchangeRunner
 from app.store.repo import ExchangeStore
 
-READ_CONFIGURATION = (
-    'query { readConfiguration(uuid: "{sim}")\n                { scenarioData { latest { serialized } } } }'
-)
-
 
 @dataclass
-class Frame:
-    binary: bool
-    message: dict
-
-
-class Socket:
-    """One websocket opened like the SDK's ``WebsocketThread``; ``next()`` returns frames."""
-
-    def __init__(self, uri: str, token: str):
-        self.uri, self.token = uri, token
-        self.frames: queue.Queue[Frame] = queue.Queue()
-        self.error: BaseException | None = None
-        self.opened = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._ws = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        if not self.opened.wait(10):
-            raise TimeoutError(f"websocket {uri} did not open")
-        if self.error is not None:
-            raise self.error
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self._main())
-        finally:
-            self._loop.close()
-
-    async def _main(self) -> None:
-        try:
-            self._ws = await websockets.connect(
-                self.uri, extra_headers={"Authorization": f"JWT {self.token}"}
-            )
-        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
-            self.error = exc
-            self.opened.set()
-            return
-        self.opened.set()
-        try:
-            async for raw in self._ws:
-                binary = isinstance(raw, bytes)
-                text = raw.decode("utf-8") if binary else raw
-                self.frames.put(Frame(binary, json.loads(text)))
-        except websockets.ConnectionClosed:
-            pass
-
-    def next(self, timeout: float = 10.0, skip_events: tuple[str, ...] = ()) -> Frame:
-        deadline = time.monotonic() + timeout
-        while True:
-            frame = self.frames.get(timeout=max(deadline - time.monotonic(), 0.01))
-            if frame.message.get("event") not in skip_events:
-                return frame
-
-    def quiet(self, seconds: float = 0.6) -> list[Frame]:
-        """Frames that arrive within ``seconds`` (to check that nothing does)."""
-        time.sleep(seconds)
-        out = []
-        while not self.frames.empty():
-            out.append(self.frames.get_nowait())
-        return out
-
-    def close(self) -> None:
-        if self._ws is not None and self._loop.is_running():
-            try:
-                asyncio.run_coroutine_threadsafe(self._ws.close(), self._loop).result(5)
-            except RuntimeError:  # the loop ended meanwhile
-                pass
-        self._thread.join(5)
-
-
-@dataclass
-class GsyServer:
-    url: str
-    sim: str
+class GsyServer(SdkWire):
     store: ExchangeStore
     runner: ExchangeRunner
     app: object
     tmp_path: Path
     extra_servers: list = field(default_factory=list)
-    sockets: list[Socket] = field(default_factory=list)
-
-    @property
-    def ws_url(self) -> str:
-        return self.url.replace("http://", "ws://") + "/external-ws"
-
-    @property
-    def aggregator_prefix(self) -> str:
-        return f"{self.url}/external-connection/aggregator-api/{self.sim}/"
 
     def close(self, n: int = 1) -> list[dict]:
         return [self.runner.close_running_slot() for _ in range(n)]
@@ -132,54 +31,3 @@ class GsyServer:
 
     def running_slot(self) -> int:
         return self.store.clock_state().running_slot
-
-    # -- what the SDK sends ----------------------------------------------------------------
-    def token(self, username: str = "operator", password: str | None = None) -> str:
-        response = requests.post(
-            f"{self.url}/api-token-auth/",
-            data=json.dumps({"username": username, "password": password or username}),
-            headers={"Content-Type": "application/json"},
-            timeout=10,
-        )
-        assert response.status_code == 200, response.text
-        return response.json()["access"]
-
-    @staticmethod
-    def headers(token: str) -> dict[str, str]:
-        return {"Content-Type": "application/json", "Authorization": f"JWT {token}"}
-
-    def get(self, url: str, token: str, body: dict | None = None) -> requests.Response:
-        payload = {**(body or {}), "transaction_id": str(uuid.uuid4())}
-        return requests.get(url, data=json.dumps(payload), headers=self.headers(token), timeout=10)
-
-    def post(
-        self, url: str, token: str, body: dict | None = None, tid: str | None = None
-    ) -> requests.Response:
-        payload = {**(body or {}), "transaction_id": tid or str(uuid.uuid4())}
-        return requests.post(url, data=json.dumps(payload), headers=self.headers(token), timeout=10)
-
-    def socket(self, path: str, token: str) -> Socket:
-        sock = Socket(f"{self.ws_url}/{self.sim}/{path}", token)
-        self.sockets.append(sock)
-        return sock
-
-    def graphql_uuids(self, token: str) -> dict[str, str]:
-        response = requests.post(
-            f"{self.url}/graphql/",
-            data=json.dumps({"query": READ_CONFIGURATION.replace("{sim}", self.sim)}),
-            headers={**self.headers(token), "Accept": "application/json; charset=utf-8"},
-            timeout=10,
-        )
-        assert response.status_code == 200, response.text
-        tree = json.loads(
-            response.json()["data"]["readConfiguration"]["scenarioData"]["latest"]["serialized"]
-        )
-        out: dict[str, str] = {}
-
-        def walk(node: dict) -> None:
-            out[node["name"]] = node["uuid"]
-            for child in node.get("children", []):
-                walk(child)
-
-        walk(tree)
-        return out
