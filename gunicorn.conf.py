@@ -17,3 +17,24 @@ def on_starting(server):  # noqa: ANN001, ANN201 - a gunicorn server hook
     if found:
         print(f"gridfee web: refusing to start: {found}", file=sys.stderr, flush=True)
         raise SystemExit(4)
+
+
+def post_worker_init(worker):  # noqa: ANN001, ANN201 - a gunicorn server hook
+    """On SIGTERM, also tell the app, so that its websockets close and the worker exits in time.
+
+    A websocket holds its thread until the client leaves; without this a restart would wait for
+    the whole graceful timeout. The SDK reconnects (to a live worker) on its own.
+    """
+    import signal
+
+    stop = getattr(worker.wsgi, "extensions", {}).get("gridfee_stop")
+    if stop is None:
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handle_term(signum, frame):  # noqa: ANN001, ANN202
+        stop.set()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, handle_term)

@@ -7,6 +7,8 @@ started by the entry points (``python -m app``, ``python -m app.exchange``), nev
 
 from __future__ import annotations
 
+import threading
+
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -85,6 +87,9 @@ def create_app(
         token_limit=RateLimit(cache, "token", settings.token_rate_limit, 60.0),
     )
     server.extensions["gridfee_settings"] = settings
+    # set when the process is asked to stop (serve.py, gunicorn.conf.py): long-lived requests,
+    # the SDK face's websockets, end so that the worker can exit within its graceful timeout
+    server.extensions["gridfee_stop"] = threading.Event()
     if not remote:
         server.register_blueprint(bp)
         _mount_gsy_face(server, settings, service, engine)
@@ -154,5 +159,8 @@ def _mount_gsy_face(server: Flask, settings: Settings, service, engine) -> None:
             ops=OperatorStore(engine, settings.exchange_key),
             simulation_id=settings.gsy_simulation_id or simulation_id(service.scenario.name),
             token_limit=api.token_limit,
+            stop=server.extensions["gridfee_stop"],
+            # a websocket holds a worker thread for its life: leave threads for HTTP requests
+            max_sockets=max(settings.web_threads - 4, 2),
         ),
     )

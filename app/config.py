@@ -69,6 +69,7 @@ class Settings:
     login_rate_limit: int = 10  # POST /login (the console's form) per client and minute; 0 = no limit
     proxy_hops: int = 0  # proxies in front that set X-Forwarded-For/-Proto (a PaaS router: 1)
     gsy_simulation_id: str | None = None  # API_CLIENT_SIMULATION_ID of the SDK face; None: from the scenario
+    web_threads: int = 16  # gunicorn threads per worker (Procfile); the SDK face's websockets hold one each
 
     @property
     def exchange_key(self) -> str:
@@ -87,10 +88,11 @@ class Settings:
             rate_limit = int(env.get("TOKEN_RATE_LIMIT") or 30)
             login_limit = int(env.get("LOGIN_RATE_LIMIT") or 10)
             proxy_hops = int(env.get("TRUSTED_PROXY_HOPS") or 0)
+            web_threads = int(env.get("WEB_THREADS") or 16)
         except ValueError as exc:
             raise ConfigError(
                 "PORT, SLOT_SECONDS, MAX_BATCH_COMMANDS, TOKEN_TTL_S, TOKEN_RATE_LIMIT, LOGIN_RATE_LIMIT, "
-                f"TRUSTED_PROXY_HOPS must be numbers: {exc}"
+                f"TRUSTED_PROXY_HOPS, WEB_THREADS must be numbers: {exc}"
             ) from None
         if slot_seconds < 0:
             raise ConfigError("SLOT_SECONDS must be >= 0 (0 = fast-forward)")
@@ -126,4 +128,5 @@ class Settings:
             login_rate_limit=login_limit,
             proxy_hops=max(proxy_hops, 0),
             gsy_simulation_id=_simulation_id(env.get("GSY_SIMULATION_ID")),
+            web_threads=max(web_threads, 1),
         )

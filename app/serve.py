@@ -68,6 +68,7 @@ def serve(settings: Settings, host: str, port: int, print_slots: bool = True) ->
 
     def shutdown(*_):  # noqa: ANN002
         stop.set()
+        server_app.extensions["gridfee_stop"].set()  # open websockets end
         threading.Thread(target=http.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, shutdown)

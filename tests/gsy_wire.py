@@ -64,7 +64,17 @@ class Socket:
             self.error = exc
             self.opened.set()
             return
+        self._stop = asyncio.Event()
         self.opened.set()
+        reader = asyncio.ensure_future(self._read())
+        stopper = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait([reader, stopper], return_when=asyncio.FIRST_COMPLETED)
+        await self._ws.close()
+        for task in (reader, stopper):
+            task.cancel()
+        await asyncio.gather(reader, stopper, return_exceptions=True)
+
+    async def _read(self) -> None:
         try:
             async for raw in self._ws:
                 binary = isinstance(raw, bytes)
@@ -89,12 +99,17 @@ class Socket:
         return out
 
     def close(self) -> None:
-        if self._ws is not None and self._loop.is_running():
+        """Close as a client does (close frame, wait for the server's) and end the thread."""
+        if self._thread.is_alive() and self._ws is not None:
             try:
-                asyncio.run_coroutine_threadsafe(self._ws.close(), self._loop).result(5)
-            except (RuntimeError, TimeoutError):  # the loop ended meanwhile, or the server is gone
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:  # the loop has ended meanwhile
                 pass
-        self._thread.join(5)
+        self._thread.join(15)
+
+    @property
+    def close_code(self) -> int | None:
+        return None if self._ws is None else self._ws.close_code
 
 
 @dataclass

@@ -4,11 +4,12 @@ replayed with ``requests`` and a ``websockets`` 12 client against a live server.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import requests
 import websockets
-from gsy_client import GsyServer
+from gsy_client import GsyServer, start_server
 
 from app.operator.store import OperatorStore
 
@@ -330,8 +331,6 @@ def test_market_client_commands_are_answered_on_the_market_socket(gsy_server: Gs
 def test_reply_reaches_a_socket_held_by_another_worker(gsy_server: GsyServer, tmp_path):  # noqa: ANN001
     """Two servers on one store (two gunicorn workers): the batch goes to one, the socket is on
     the other, and the reply still arrives, through the store's outbox."""
-    from conftest import start_server
-
     other_http, _ = start_server(tmp_path, gsy_server.store)
     gsy_server.extra_servers.append(other_http)
     other = GsyServer(
@@ -351,3 +350,46 @@ def test_reply_reaches_a_socket_held_by_another_worker(gsy_server: GsyServer, tm
     assert posted.status_code == 200
     reply = agg_socket.next(skip_events=("selected_by_device",)).message
     assert reply["transaction_id"] == posted.json()["transaction_id"]
+
+
+def test_websockets_beyond_the_workers_share_get_503_and_leave_threads_for_http(gsy_server: GsyServer):
+    small, _ = start_server(gsy_server.tmp_path, gsy_server.store, {"WEB_THREADS": "6"})  # 2 sockets
+    gsy_server.extra_servers.append(small)
+    wire = GsyServer(
+        f"http://127.0.0.1:{small.server_port}",
+        gsy_server.sim,
+        gsy_server.store,
+        gsy_server.runner,
+        None,
+        None,
+    )
+    token = wire.token()
+    agg = wire.post(f"{wire.aggregator_prefix}create-aggregator/", token, {"name": "dso"}).json()["uuid"]
+    first = wire.socket(f"aggregator/{agg}/", token)
+    wire.socket(f"aggregator/{agg}/", token)
+    with pytest.raises(websockets.InvalidStatusCode) as refused:
+        wire.socket(f"aggregator/{agg}/", token)
+    assert refused.value.status_code == 503
+    first.close()
+    deadline = time.monotonic() + 10
+    while True:  # the slot is free once the server has seen the close
+        try:
+            wire.socket(f"aggregator/{agg}/", token)
+            break
+        except websockets.InvalidStatusCode:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    for s in wire.sockets:
+        s.close()
+
+
+def test_stopping_server_closes_its_websockets_as_going_away(gsy_server: GsyServer):
+    token = gsy_server.token()
+    agg = gsy_server.post(f"{gsy_server.aggregator_prefix}create-aggregator/", token, {"name": "dso"}).json()[
+        "uuid"
+    ]
+    sock = gsy_server.socket(f"aggregator/{agg}/", token)
+    gsy_server.app.extensions["gridfee_stop"].set()
+    sock._thread.join(10)
+    assert not sock._thread.is_alive()
+    assert sock.close_code == 1001

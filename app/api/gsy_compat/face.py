@@ -8,6 +8,7 @@ aggregators, outbox) is read from the store on every request.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 
 from app.api.auth import TokenSigner, User, UserBook
@@ -30,12 +31,16 @@ class GsyFace:
     ops: OperatorStore  # the console's audit log, where SDK fee commands are recorded too
     simulation_id: str
     token_limit: RateLimit | None = None
+    stop: threading.Event = field(default_factory=threading.Event)  # the process is stopping
+    max_sockets: int = 12  # websockets this process serves at once
     tree: dict = field(init=False)
     serialized: str = field(init=False)
     assets: dict[str, list[dict]] = field(init=False)  # asset leaves by house uuid
     managed: dict[str, str] = field(init=False)  # uuid -> name of grid and community markets
+    socket_slots: threading.BoundedSemaphore = field(init=False)
 
     def __post_init__(self) -> None:
+        self.socket_slots = threading.BoundedSemaphore(self.max_sockets)
         grid = self.service.grid
         self.tree = protocol.area_tree(grid, self.service.assets_by_market())
         self.serialized = json.dumps(self.tree)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import uuid as uuidlib
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from flask_sock import Sock
+from simple_websocket import ConnectionClosed
 
 from app.api.auth import AuthError, User, bearer_token
 from app.api.gsy_compat import protocol
@@ -29,6 +31,7 @@ AGG = "/external-connection/aggregator-api/<sim>"
 MARKET = "/external-connection/api/<sim>/<area>"
 PREFIXES = ("/api-token-auth", "/external-connection/", "/external-ws/", "/graphql")
 MAX_NAME = 200
+GOING_AWAY = 1001  # websocket close code: the server is going down
 
 
 class GsyError(Exception):
@@ -332,7 +335,20 @@ def _socket_auth():
             raise GsyError(404, "unknown_market", f"no market with uuid {args['area']!r}")
     except (GsyError, AuthError) as exc:
         return error(exc.status, exc.code, exc.message)
+    if not face().socket_slots.acquire(blocking=False):
+        response, status = error(
+            503, "too_many_sockets", "this worker holds as many websockets as it may; try again shortly"
+        )
+        response.headers["Retry-After"] = "5"
+        return response, status
+    g.gsy_socket_slot = True
     return None
+
+
+@bp.teardown_request
+def _socket_slot_free(_exc):  # noqa: ANN001
+    if g.pop("gsy_socket_slot", False):
+        face().socket_slots.release()
 
 
 def send(ws, frame: dict | str) -> None:
@@ -340,8 +356,29 @@ def send(ws, frame: dict | str) -> None:
     ws.send((frame if isinstance(frame, str) else json.dumps(frame)).encode("utf-8"))
 
 
+def going_away(ws) -> None:  # noqa: ANN001
+    """Close a socket because the process stops: close frame 1001, then the TCP connection.
+
+    Ending the TCP connection ourselves spares the client its close timeout (the HTTP server
+    would otherwise keep the connection open for a next request that never comes).
+    """
+    try:
+        ws.close(reason=GOING_AWAY, message="the server is restarting; reconnect")
+    except ConnectionClosed:
+        pass
+    hang_up(ws)
+
+
+def hang_up(ws) -> None:  # noqa: ANN001
+    ws.thread.join(timeout=2)  # the client's close frame, answered by simple-websocket's reader
+    try:
+        ws.sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
 @sock.route("/external-ws/<sim>/aggregator/<agg>/", bp=bp, strict_slashes=False)
-def aggregator_socket(ws, sim: str, agg: str):
+def aggregator_socket(ws, sim: str, agg: str):  # noqa: ANN001
     """Selections, command replies and one ``market`` event per slot, until the client leaves.
 
     On connect it repeats ``selected_by_device`` for every market already selected, because the
@@ -351,6 +388,15 @@ def aggregator_socket(ws, sim: str, agg: str):
     the SDK acts on the state of the slot now running.
     """
     f = face()
+    try:
+        pump_aggregator(ws, f, agg)
+    except ConnectionClosed:
+        hang_up(ws)
+        return
+    going_away(ws)
+
+
+def pump_aggregator(ws, f: GsyFace, agg: str) -> None:  # noqa: ANN001
     channel = aggregator_channel(agg)
     last_id = f.gsy.last_id()
     told: set[str] = set()
@@ -358,7 +404,7 @@ def aggregator_socket(ws, sim: str, agg: str):
         send(ws, protocol.selection_event(True, agg, device))
         told.add(device)
     last_closed = f.service.store.clock_state().last_closed_slot
-    while True:
+    while not f.stop.is_set():
         for frame_id, payload in f.gsy.frames_after(channel, last_id):
             last_id = frame_id
             frame = json.loads(payload)
@@ -380,17 +426,22 @@ def aggregator_socket(ws, sim: str, agg: str):
 
 
 @sock.route("/external-ws/<sim>/<area>/", bp=bp, strict_slashes=False)
-def market_socket(ws, sim: str, area: str):
+def market_socket(ws, sim: str, area: str):  # noqa: ANN001
     """A ``RestMarketClient``'s socket: the replies to its direct commands, nothing else (the
     SDK's market client has no handler for events)."""
     f = face()
     channel = area_channel(area)
     last_id = f.gsy.last_id()
-    while True:
-        for frame_id, payload in f.gsy.frames_after(channel, last_id):
-            last_id = frame_id
-            send(ws, payload)
-        ws.receive(timeout=POLL_S)
+    try:
+        while not f.stop.is_set():
+            for frame_id, payload in f.gsy.frames_after(channel, last_id):
+                last_id = frame_id
+                send(ws, payload)
+            ws.receive(timeout=POLL_S)
+    except ConnectionClosed:
+        hang_up(ws)
+        return
+    going_away(ws)
 
 
 def install(server, face_: GsyFace) -> None:  # noqa: ANN001
