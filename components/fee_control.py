@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import dash_mantine_components as dmc
 from dash import dcc, html
 
+from components.formatting import plain_number
+
 MODES = [
     ("manual", "Manual"),
     ("constant", "Constant"),
@@ -147,7 +149,7 @@ def form_values(model: dict | None) -> dict[str, object]:
     for field in FORMS.get(name, []):
         value = model.get(field.name)
         if field.kind == "numbers" and isinstance(value, list):
-            value = ", ".join(f"{v:g}" for v in value)
+            value = ", ".join(plain_number(v) for v in value)
         out[f"{name}.{field.name}"] = value
     return out
 
@@ -207,7 +209,7 @@ def fee_control(
                         step=0.1,
                         value=manual_fee,
                         disabled=disabled,
-                        marks=[{"value": v, "label": f"{v:g}"} for v in (0, top / 2, top)],
+                        marks=[{"value": v, "label": plain_number(v)} for v in (0, top / 2, top)],
                         updatemode="mouseup",
                         mb="lg",
                     ),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from decimal import Decimal
 from types import MappingProxyType
 
 MISSING = "–"  # en dash: what a missing value (None / NaN) looks like everywhere
@@ -65,6 +66,25 @@ def fmt_number(value: float | int | None, decimals: int = 2, unit: str | None = 
     if text.startswith("-") and float(text) == 0:  # no "-0.00"
         text = text[1:]
     return f"{text} {unit}" if unit else text
+
+
+def plain_number(value: float | int | None, significant: int = 12) -> str:
+    """``value`` as one would type it: no exponent, no float noise, no trailing zeros; "" if missing.
+
+    ``1000.0`` -> "1000", ``1e6`` -> "1000000", ``1e-05`` -> "0.00001", ``0.1 + 0.2`` -> "0.3",
+    ``1234567.0`` -> "1234567". For numbers in editable text (a list of thresholds) and in labels:
+    Python's ``:g`` writes "1e+06" and keeps six significant digits, so 1234567 would come back
+    from the form as 1234570. ``significant`` digits are kept (12 hide binary noise).
+    """
+    if is_missing(value):
+        return ""
+    number = float(value)  # type: ignore[arg-type]
+    if not math.isfinite(number):
+        return repr(number)  # "inf", "-inf": float() reads them back
+    text = format(Decimal(f"{number:.{significant}g}"), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 def fmt_price(value_ct_per_kwh: float | None, decimals: int = 2) -> str:

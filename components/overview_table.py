@@ -37,6 +37,17 @@ OVER_LIMIT_CONDITION = (
 """JavaScript condition (dash-ag-grid expression): the cell's energy exceeds the row's limit [kWh]."""
 
 
+SLOT_FORMATTER = {"function": f"params.value == null ? '{MISSING}' : params.value.replace('T', ' ')"}
+"""The slot label "2026-06-22T13:15" shown as "2026-06-22 13:15" (sorting uses the label)."""
+SLOT_FILTER_VALUE = {"function": "params.data.slot == null ? null : params.data.slot.replace('T', ' ')"}
+"""The column's text filter matches what is shown."""
+CELL_PADDING_PX = 8
+"""Space left and right of a cell's text [px] (the Quartz theme's default is 15)."""
+SLOT_WIDTH_PX = 140
+"""Wide enough for "2026-06-22 13:15" (~111 px in the grid's 14 px font, ~10 % more in wider
+fallback fonts) plus the cell's padding: the column never cuts it at 1366 px."""
+
+
 def fixed_decimals_formatter(decimals: int = 2) -> dict[str, str]:
     """A dash-ag-grid ``valueFormatter`` showing ``decimals`` fixed decimals, "–" for null.
 
@@ -94,9 +105,22 @@ def overview_columns() -> list[dict]:
     """
     return [
         _text("market", "Market", pinned="left", minWidth=140),
-        _number("level", "Level", None, 0, headerTooltip="Depth in the grid tree: 0 = the grid", maxWidth=80),
+        _number(
+            "level",
+            "Level",
+            None,
+            0,
+            headerTooltip="Depth in the grid tree: 0 = the grid",
+            minWidth=56,
+            maxWidth=80,
+        ),
         _text(
-            "slot", "Last slot", headerTooltip="Start of the last closed slot (simulated time)", minWidth=130
+            "slot",
+            "Last slot",
+            headerTooltip="Start of the last closed slot (simulated time)",
+            valueFormatter=SLOT_FORMATTER,
+            filterValueGetter=SLOT_FILTER_VALUE,
+            minWidth=SLOT_WIDTH_PX,
         ),
         _number("min_ct_per_kwh", "Min price", UNIT_PRICE),
         _number("median_ct_per_kwh", "Median price", UNIT_PRICE),
@@ -107,7 +131,8 @@ def overview_columns() -> list[dict]:
         _flow("export_kwh", "Export", PALETTE["export"]),
         _number("self_sufficiency_pct", "Self-sufficiency", UNIT_PERCENT, 1),
         _number("fee_revenue_slot_ct", "Fee revenue slot", UNIT_MONEY),
-        _number("fee_revenue_cumulative_ct", "Fee revenue cumulative", UNIT_MONEY),
+        # grows without end: room for "123456.78" (~66 px) and the padding
+        _number("fee_revenue_cumulative_ct", "Fee revenue cumulative", UNIT_MONEY, minWidth=88),
         _number("fee_in_force_ct_per_kwh", "Fee in force", UNIT_PRICE),
         _number(
             "fee_queued_ct_per_kwh",
@@ -252,6 +277,9 @@ GRID_OPTIONS = {
     "rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True},
     "domLayout": "autoHeight",
     "tooltipShowDelay": 300,
+    # Quartz with 8 px instead of 15 px on each side of a cell: 16 columns then fit 1366 px without
+    # cutting values or breaking headers inside words
+    "theme": {"function": f"themeQuartz.withParams({{cellHorizontalPadding: {CELL_PADDING_PX}}})"},
 }
 
 

@@ -18,6 +18,7 @@ from app import ids
 from app.dashboard.auth import NotAllowed, require_operator
 from app.pages.common import console, is_viewer
 from components.fee_control import fee_control, parse_form
+from components.formatting import plain_number
 from components.market_charts import FIGURE_TRACES, append_patches, market_figures
 
 INITIAL_SLOTS = 2 * 96
@@ -143,7 +144,8 @@ def tou_table_from(trigger: str, contents: str | None, preset: str | None, filen
     except (ValueError, IndexError) as exc:
         return no_update, f"not used: {exc}"
     name, values = next(iter(columns.items()))
-    return {"all": values}, f"{filename}: column {name!r}, 96 values, {min(values):g}-{max(values):g} ct/kWh"
+    span = f"{plain_number(min(values))}-{plain_number(max(values))}"
+    return {"all": values}, f"{filename}: column {name!r}, 96 values, {span} ct/kWh"
 
 
 def params_of(states: list[dict]) -> dict[str, object]:

@@ -9,7 +9,9 @@ dict into a ``FeeModel`` with an error message an operator can act on.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
@@ -76,7 +78,15 @@ def _path_part(part: str | int) -> str:
 
 
 def _num(value: float) -> str:
-    return f"{value:g}"
+    """Six significant digits (every digit before the point), never an exponent: 5000000, 1234567,
+    0.00001, 1.23457 (``:g`` gives 5e+06 and 1.23457e+06)."""
+    if not math.isfinite(value):
+        return f"{value:g}"
+    digits = max(6, len(str(int(abs(value)))))
+    text = format(Decimal(f"{value:.{digits}g}"), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 def _span(values: list[float]) -> str:

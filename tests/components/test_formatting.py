@@ -77,3 +77,29 @@ def test_fmt007_palette_means_one_thing_per_colour():
     assert len(set(colours.values())) == len(colours)  # no colour with two meanings
     with pytest.raises(TypeError):
         f.PALETTE["import"] = "#000000"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (1000.0, "1000"),
+        (1e3, "1000"),
+        (1e6, "1000000"),
+        (1234567.0, "1234567"),
+        (1e16, "10000000000000000"),
+        (1e-05, "0.00001"),
+        (0.1 + 0.2, "0.3"),
+        (2.5, "2.5"),
+        (-0.0, "0"),
+        (-3.25, "-3.25"),
+        (7, "7"),
+        (None, ""),
+        (float("nan"), ""),
+        (float("inf"), "inf"),
+    ],
+)
+def test_fmt008_plain_number_has_no_exponent_and_reads_back(value, text):
+    assert f.plain_number(value) == text
+    if text not in ("", "inf"):
+        assert "e" not in text.lower()
+        assert float(text) == pytest.approx(value, rel=1e-12)

@@ -11,6 +11,7 @@ from plotly.io.json import to_json_plotly
 
 from components.formatting import PALETTE
 from components.overview_table import (
+    CELL_PADDING_PX,
     OVER_LIMIT_CLASS,
     OVER_LIMIT_CONDITION,
     fixed_decimals_formatter,
@@ -161,4 +162,21 @@ def test_ovt005_grid_component():
     assert overview_grid(rows, {"type": "grid", "page": "overview"}).id == {
         "type": "grid",
         "page": "overview",
+    }
+
+
+def test_ovt006_last_slot_is_shown_whole_with_a_space_and_filters_on_what_is_shown():
+    slot = _by_field()["slot"]
+    assert slot["valueFormatter"] == {
+        "function": "params.value == null ? '–' : params.value.replace('T', ' ')"
+    }
+    assert slot["filterValueGetter"]["function"].endswith("params.data.slot.replace('T', ' ')")
+    # "2026-06-22 13:15" is ~111 px in the grid's 14 px font, plus the cell padding
+    assert slot["minWidth"] >= 111 + 2 * CELL_PADDING_PX + 10
+    assert "maxWidth" not in slot
+    by_field = _by_field()
+    assert by_field["fee_revenue_cumulative_ct"]["minWidth"] >= 66 + 2 * CELL_PADDING_PX  # "123456.78"
+    grid = overview_grid([], "overview-grid")
+    assert grid.dashGridOptions["theme"] == {
+        "function": f"themeQuartz.withParams({{cellHorizontalPadding: {CELL_PADDING_PX}}})"
     }

@@ -88,6 +88,20 @@ def test_describe_says_in_one_line_what_set_the_fee():
     )
 
 
+def test_describe_writes_large_and_small_numbers_plainly():
+    big = peak_tiers.PeakTierParams(
+        thresholds_kwh_per_slot=[1000, 1234567, 5e6],
+        fees_ct_per_kwh=[0.00001, 0.1 + 0.2, 30],
+        above_all_ct_per_kwh=9,
+    )
+    assert (
+        describe(big) == "peak tiers (max, 4-slot mean, 3 tiers 1000-5000000 kWh/slot -> 0.00001-30 ct/kWh)"
+    )
+    assert (
+        describe(parse_model({"model": "constant", "fee_ct_per_kwh": 1.2345678})) == "constant 1.23457 ct/kWh"
+    )
+
+
 def test_describe_fits_the_audit_columns():
     many = dict(EXAMPLES["critical_peak"])
     many["events"] = [
