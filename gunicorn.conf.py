@@ -8,6 +8,10 @@ than every worker failing at once.
 import logging
 import sys
 
+# Keep idle client connections open longer than the console's 2-s poll (``dcc.Interval``): with
+# gunicorn's default of 2 s every poll raced the server closing its connection.
+keepalive = 5
+
 
 def on_starting(server):  # noqa: ANN001, ANN201 - a gunicorn server hook
     logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -1,14 +1,16 @@
 """What the console's callbacks read: the history store, and the exchange's clock and grid.
 
 Callbacks never wait on the exchange for long: the clock and the grid come through the client
-with a short timeout and are cached (1 s and 30 s), and everything per slot is read from the
-store and cached per closed slot, so any number of browsers costs the exchange nothing extra.
+with a short timeout and are cached (the clock until the running slot ends, the grid 30 s), and
+everything per slot is read from the store and cached per closed slot, so any number of browsers
+costs the exchange nothing extra (``bench/load.py`` counts it).
 When the exchange does not answer, the header says "stale since HH:MM" with the reason, and the
 pages keep showing the store's history.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -20,6 +22,12 @@ from app.operator.store import QUEUED, OperatorStore
 from app.store.schema import op_history
 
 MANAGED_LEVELS = (0, 1)
+CLOCK_MAX_AGE_S = 10.0  # the longest one clock reading is used [s]
+CLOCK_GRACE_S = 0.5  # after a slot's deadline, the moment the exchange takes to close it [s]
+CLOCK_MIN_AGE_S = 0.05  # a reading is used at least this long [s] (SLOT_SECONDS=0: fast-forward)
+CLOCK_RETRY_S = 1.0  # after the exchange did not answer, ask again this much later [s]
+CLOCK_ASKING_S = 5  # one request asks the exchange at a time; a dead asker frees it after [s]
+MARKETS_MAX_AGE_S = 30  # the managed markets (names, levels) are asked again after [s]
 
 
 def short_reason(exc: Exception) -> str:
@@ -39,26 +47,69 @@ class ConsoleData:
 
     # -- the exchange (cached, short timeouts) ----------------------------------------------
     def clock_state(self) -> dict:
-        """Header state: connected or stale since when and why, running slot, deadline."""
-        cached = self.cache.get("console:clock")
-        if cached is not None:
-            return cached
+        """Header state: connected or stale since when and why, running slot, deadline.
+
+        One reading of the exchange's clock serves every browser and worker (the shared cache)
+        until the running slot's deadline, plus a moment for the exchange to close the slot
+        (``CLOCK_GRACE_S``), and never longer than ``CLOCK_MAX_AGE_S``: the exchange is asked
+        about once a slot however many browsers poll, and one that stops answering shows as stale
+        within a slot (at most ``CLOCK_MAX_AGE_S``). The countdown is counted from the reading's
+        deadline on every call. While one request asks the exchange, the others answer from the
+        reading before it rather than asking too.
+        """
         now = time.time()
+        reading = self.cache.get("console:clock")
+        if reading is None or reading["valid_until"] <= now:
+            asking = self.cache.add("console:clock:asking", 1, timeout=CLOCK_ASKING_S)
+            if asking:  # another request may have asked between our read and now
+                fresh = self.cache.get("console:clock")
+                if fresh is not None and fresh["valid_until"] > time.time():
+                    self.cache.delete("console:clock:asking")
+                    reading, asking = fresh, False
+            elif reading is None:  # nothing to answer from yet: wait for the asker's reading
+                reading = self._wait_for("console:clock")
+            if asking or reading is None:
+                try:
+                    reading = self._read_clock(now)
+                finally:
+                    if asking:
+                        self.cache.delete("console:clock:asking")
+        state = {k: v for k, v in reading.items() if k != "valid_until"}
+        if state.get("connected"):
+            state["deadline_s"] = max(state["deadline_at"] - time.time(), 0.0)
+        return state
+
+    def _wait_for(self, key: str) -> dict | None:
+        """The reading another request is asking the exchange for, once it is there (None if it
+        does not come within the client's timeout)."""
+        until = time.monotonic() + self.client.timeout_s + 0.5
+        while time.monotonic() < until:
+            time.sleep(0.02)
+            reading = self.cache.get(key)
+            if reading is not None:
+                return reading
+        return None
+
+    def _read_clock(self, now: float) -> dict:
+        """Ask the exchange's clock; the reading, cached with how long it may be used."""
         try:
             clock = self.client.clock()
+            left = float(clock["seconds_to_deadline"])
             state = {
                 "connected": True,
                 "stale_since": None,
                 "reason": None,
                 "running_slot": clock["running_slot"],
                 "last_closed_slot": clock["last_closed_slot"],
-                "deadline_s": clock["seconds_to_deadline"],
-                "deadline_at": now + clock["seconds_to_deadline"],
+                "deadline_s": left,
+                "deadline_at": now + left,
                 "slot_seconds": clock["slot_seconds"],
                 "slot_length_min": clock["slot_length_min"],
             }
             self.cache.set("console:last_clock", state, timeout=0)
-        except (ExchangeUnavailable, ApiClientError, KeyError, ValueError) as exc:
+            grace = min(CLOCK_GRACE_S, 0.2 * float(clock["slot_seconds"] or 0.0))
+            valid_s = min(left + max(grace, CLOCK_MIN_AGE_S), CLOCK_MAX_AGE_S)
+        except (ExchangeUnavailable, ApiClientError, KeyError, TypeError, ValueError) as exc:
             last = self.cache.get("console:last_clock") or {}
             since = self.cache.get("console:stale_since") or now
             self.cache.set("console:stale_since", since, timeout=0)
@@ -70,16 +121,41 @@ class ConsoleData:
                 "reason_detail": str(exc)[:300],
                 "deadline_s": None,
             }
+            valid_s = CLOCK_RETRY_S
         else:
             self.cache.delete("console:stale_since")
-        self.cache.set("console:clock", state, timeout=1)
-        return state
+        reading = {**state, "valid_until": now + valid_s}
+        # the cache's own expiry (whole seconds) only clears readings nobody asks for any more
+        self.cache.set("console:clock", reading, timeout=math.ceil(valid_s) + 60)
+        return reading
 
     def markets(self) -> list[dict]:
-        """The managed markets (grid and communities): uuid, name, level, parent, fees."""
+        """The managed markets (grid and communities): uuid, name, level, parent, fees.
+
+        Asked of the exchange every ``MARKETS_MAX_AGE_S`` by one request at a time; the others
+        answer from the list before meanwhile (as ``clock_state``).
+        """
+        now = time.time()
         cached = self.cache.get("console:markets")
-        if cached is not None:
-            return cached
+        if cached is not None and cached["valid_until"] > now:
+            return cached["markets"]
+        asking = self.cache.add("console:markets:asking", 1, timeout=CLOCK_ASKING_S)
+        if asking:  # another request may have asked between our read and now
+            fresh = self.cache.get("console:markets")
+            if fresh is not None and fresh["valid_until"] > time.time():
+                self.cache.delete("console:markets:asking")
+                return fresh["markets"]
+        else:
+            cached = cached or self._wait_for("console:markets")
+            if cached is not None:
+                return cached["markets"]
+        try:
+            return self._read_markets(now)
+        finally:
+            if asking:
+                self.cache.delete("console:markets:asking")
+
+    def _read_markets(self, now: float) -> list[dict]:
         try:
             tree = self.client.grid()
             markets = [
@@ -97,7 +173,8 @@ class ConsoleData:
             self.cache.set("console:fee_limits", tree["fee_limits"], timeout=0)
         except (ExchangeUnavailable, ApiClientError):
             markets = self._markets_from_history()
-        self.cache.set("console:markets", markets, timeout=30)
+        reading = {"markets": markets, "valid_until": now + MARKETS_MAX_AGE_S}
+        self.cache.set("console:markets", reading, timeout=MARKETS_MAX_AGE_S + 60)
         return markets
 
     def fee_limits(self) -> dict:

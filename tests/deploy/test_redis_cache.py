@@ -1,11 +1,14 @@
 """With ``REDIS_URL`` (a redis-server the suite starts) every worker shares one cache.
 
 Two apps on one store stand for two gunicorn workers: the console's cache is a ``RedisCache``
-that both see, and the token endpoint's rate limit counts one client's requests across both.
+that both see, the token endpoint's rate limit counts one client's requests across both, and
+the exchange's clock is asked once a slot however many requests of both workers want it.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +19,10 @@ from flask_caching.backends.rediscache import RedisCache
 
 from app import create_app
 from app.config import Settings
+from app.dashboard.data import CLOCK_GRACE_S
 from app.exchange.generate import generate_scenario
 from app.exchange.grid import build_grid
+from app.exchange.runner import ExchangeRunner
 from app.store.repo import ExchangeStore
 
 TOKEN = "/api/v1/auth/token"
@@ -53,10 +58,13 @@ def test_dep020_console_cache_is_redis_shared_by_workers(workers: list[Flask], r
             assert isinstance(cache.cache, RedisCache)
     first, second = workers
     with first.app_context():
-        state = first.extensions["console"].clock_state()  # cached for a second, for every worker
+        state = first.extensions["console"].clock_state()  # one reading for every worker
         assert state["connected"]
     with second.app_context():
-        assert second.extensions["console"].cache.get("console:clock") == state
+        reading = second.extensions["console"].cache.get("console:clock")
+        assert {k: v for k, v in reading.items() if k not in ("valid_until", "deadline_s")} == {
+            k: v for k, v in state.items() if k != "deadline_s"
+        }
     client = redis.Redis.from_url(redis_url)
     try:
         assert client.exists("gfc:console:clock")
@@ -83,3 +91,64 @@ def test_dep021_token_rate_limit_counts_across_workers_in_redis(workers: list[Fl
         assert all(0 < client.ttl(k) <= 121 for k in keys)  # they expire after two windows
     finally:
         client.close()
+
+
+SLOT_S = 3.0  # wall seconds of a slot in the clock test
+GRACE_S = min(CLOCK_GRACE_S, 0.2 * SLOT_S)  # how long a reading past its slot's deadline is used
+
+
+def test_dep022_the_exchange_clock_is_asked_once_a_slot_by_all_workers(workers: list[Flask]):
+    first = workers[0]
+    store = first.extensions["gridfee"].service.store
+    runner = ExchangeRunner(store, SLOT_S)
+    asked = []
+    for app in workers:  # count the clock requests each worker's client makes to the exchange
+        client = app.extensions["console"].client
+        client.clock = (lambda ask: lambda: asked.append(time.monotonic()) or ask())(client.clock)
+
+    def poll(threads: int = 8, calls: int = 5) -> list[dict]:
+        """``threads`` requests of each worker at once, ``calls`` each: what they answered."""
+        states: list[dict] = []
+        start = threading.Barrier(threads * len(workers))
+
+        def request(app: Flask) -> None:
+            start.wait()
+            with app.app_context():
+                for _ in range(calls):
+                    states.append(app.extensions["console"].clock_state())
+
+        pool = [threading.Thread(target=request, args=(app,)) for app in workers for _ in range(threads)]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join(timeout=30)
+        return states
+
+    runner.resume()  # slot 0 runs, its deadline SLOT_S from now
+    deadline = time.monotonic() + SLOT_S
+    states = poll()
+    assert len(asked) == 1  # 80 answers, one question
+    assert {s["running_slot"] for s in states} == {runner.clock.label(0)}
+    assert all(s["connected"] and 0 < s["deadline_s"] <= SLOT_S for s in states)
+    time.sleep(0.3)
+    later = poll(threads=1, calls=1)
+    assert len(asked) == 1 and later[0]["deadline_s"] < min(s["deadline_s"] for s in states)  # counted down
+
+    # past the deadline and the grace while the exchange has not closed the slot: asked again,
+    # "fees closed" (0 s left), and asked again a grace later
+    time.sleep(max(deadline + GRACE_S + 0.05 - time.monotonic(), 0))
+    late = poll(threads=2, calls=2)  # a few, well within the grace
+    assert len(asked) == 2
+    assert {(s["running_slot"], s["deadline_s"]) for s in late} == {(runner.clock.label(0), 0.0)}
+
+    # the exchange closes the slot: after the grace one request asks (the others answer from the
+    # reading before meanwhile), then every worker shows the next slot
+    runner.close_running_slot()
+    time.sleep(GRACE_S + 0.05)
+    states = poll()
+    assert len(asked) == 3
+    assert runner.clock.label(1) in {s["running_slot"] for s in states}
+    states = poll()
+    assert len(asked) == 3
+    assert {s["running_slot"] for s in states} == {runner.clock.label(1)}
+    assert all(0 < s["deadline_s"] <= SLOT_S for s in states)
