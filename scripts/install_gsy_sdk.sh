@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Install Grid Singularity's gsy-e-sdk (and its gsy-framework) into a venv without GitHub access,
+# following ../shared/reference/gsy-grid-operator-api.md §4.2:
+#   1. pip install <framework copy>
+#   2. pip install -r <the SDK's requirements/base.txt without its "-e git+..." line>
+#   3. pip install --no-deps <sdk copy>
+# (The SDK's setup.py adds "gsy-framework @ git+https://github.com/...", which pip cannot fetch
+# here; --no-deps skips it, and step 1 already provides the framework.)
+#
+# Usage: scripts/install_gsy_sdk.sh [--force] [--unit-tests] FRAMEWORK SDK TARGET
+#   FRAMEWORK, SDK  a source directory (with setup.py) or a git repository (bare mirrors too),
+#                   whose HEAD is exported with `git archive`
+#   TARGET          gets src/gsy-framework, src/gsy-e-sdk (source copies; the grid-operator
+#                   scripts and their resources/ live only there) and venv/
+#   --force         replace TARGET/src/* and TARGET/venv if they exist
+#   --unit-tests    also install the SDK's pinned test tools (pytest 8.3.5, pytest-mock 3.14.0,
+#                   pluggy 1.5.0, iniconfig 2.1.0, from its requirements/dev.txt) and run its
+#                   unit_tests/; not needed to run the scripts
+# Env: PYTHON (default python3; the SDK targets Python 3.11).
+#
+# Example (the mirrors on this machine):
+#   scripts/install_gsy_sdk.sh /work/.mirror/gridsingularity+gsy-framework/repo \
+#       /work/.mirror/gridsingularity+gsy-e-sdk/repo /work/gsy-sdk
+set -euo pipefail
+
+force=0
+unit_tests=0
+while [[ $# -gt 0 && $1 == --* ]]; do
+    case $1 in
+        --force) force=1 ;;
+        --unit-tests) unit_tests=1 ;;
+        --help | -h)
+            sed -n '2,24p' "$0"
+            exit 0
+            ;;
+        *)
+            echo "install_gsy_sdk.sh: unknown option $1" >&2
+            exit 2
+            ;;
+    esac
+    shift
+done
+if [[ $# -ne 3 ]]; then
+    echo "usage: $0 [--force] [--unit-tests] FRAMEWORK SDK TARGET (see --help)" >&2
+    exit 2
+fi
+framework_in=$1
+sdk_in=$2
+target=$3
+python=${PYTHON:-python3}
+
+mkdir -p "$target"
+target=$(cd "$target" && pwd)
+src=$target/src
+venv=$target/venv
+
+# copy_source IN OUT: export a git repository's HEAD, or copy a source directory, to OUT.
+copy_source() {
+    local in=$1 out=$2
+    if [[ -d $in && -d $out && $(cd "$in" && pwd -P) == $(cd "$out" && pwd -P) ]]; then
+        echo "using $out in place"
+        return
+    fi
+    if [[ -e $out ]]; then
+        if [[ $force -eq 0 ]]; then
+            echo "install_gsy_sdk.sh: $out exists (use --force to replace it)" >&2
+            exit 1
+        fi
+        rm -rf "$out"
+    fi
+    mkdir -p "$out"
+    if [[ -f $in/setup.py ]]; then
+        (cd "$in" && tar -c --exclude=.git --exclude=.tox --exclude=./build --exclude='*.egg-info' .) | tar -x -C "$out"
+        echo "copied $in -> $out"
+    elif git -C "$in" rev-parse --git-dir >/dev/null 2>&1; then
+        git -C "$in" archive HEAD | tar -x -C "$out"
+        echo "exported $in @ $(git -C "$in" rev-parse HEAD) -> $out"
+    else
+        echo "install_gsy_sdk.sh: $in is neither a source directory with setup.py nor a git repository" >&2
+        exit 1
+    fi
+}
+
+copy_source "$framework_in" "$src/gsy-framework"
+copy_source "$sdk_in" "$src/gsy-e-sdk"
+
+if [[ -e $venv ]]; then
+    if [[ $force -eq 0 ]]; then
+        echo "install_gsy_sdk.sh: $venv exists (use --force to replace it)" >&2
+        exit 1
+    fi
+    rm -rf "$venv"
+fi
+"$python" -m venv "$venv"
+pip=("$venv/bin/python" -m pip)
+
+echo "== 1/3 gsy-framework from $src/gsy-framework"
+"${pip[@]}" install "$src/gsy-framework"
+
+echo "== 2/3 the SDK's pinned third-party requirements (without the git+ line)"
+reqs=$target/sdk-requirements-nogit.txt
+grep -v -E '^[[:space:]]*(-e[[:space:]]+)?git\+' "$src/gsy-e-sdk/requirements/base.txt" >"$reqs"
+if grep -q 'git+' "$reqs"; then
+    echo "install_gsy_sdk.sh: $reqs still names a git+ URL:" >&2
+    grep -n 'git+' "$reqs" >&2
+    exit 1
+fi
+"${pip[@]}" install -r "$reqs"
+
+echo "== 3/3 gsy-e-sdk from $src/gsy-e-sdk (--no-deps)"
+"${pip[@]}" install --no-deps "$src/gsy-e-sdk"
+
+"${pip[@]}" check
+"$venv/bin/python" -c "from gsy_e_sdk.aggregator import Aggregator; from gsy_e_sdk.rest_market import RestMarketClient"
+echo "import check ok: gsy_e_sdk.aggregator.Aggregator, gsy_e_sdk.rest_market.RestMarketClient"
+
+if [[ $unit_tests -eq 1 ]]; then
+    # The pins of the SDK's requirements/dev.txt: an unpinned pytest pulls a pluggy that
+    # breaks the SDK's own pluggy==1.5.0 pin.
+    "${pip[@]}" install pytest==8.3.5 pytest-mock==3.14.0 pluggy==1.5.0 iniconfig==2.1.0
+    "${pip[@]}" check
+    (cd "$src/gsy-e-sdk" && "$venv/bin/python" -m pytest -q -p no:cacheprovider unit_tests)
+fi
+
+cat <<MSG
+
+gsy-e-sdk installed. For the integration test (tests/gsy_sdk/test_sdk_scripts.py):
+export GSY_SDK_PYTHON=$venv/bin/python
+export GSY_SDK_SRC=$src/gsy-e-sdk
+MSG
