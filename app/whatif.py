@@ -14,16 +14,22 @@ controller candidate with ``auto_limits`` steers to those same limits, market by
 
 Several candidates run in parallel worker processes (one per core, forked after the baseline so
 that they inherit its warmed profile caches) where that is safe: on a platform with ``fork``, in a
-process that is not a daemon (a Celery prefork worker is one) and has no other thread (forking a
-threaded process can deadlock). Anywhere else, or with ``workers=1``, they run one after the
-other in this process; ``WhatIfResult.workers`` says which it was.
+process that is not a daemon and has no other thread (forking a threaded process can deadlock).
+A Celery prefork worker's process is a daemon; ``app.whatif_queue`` lifts that for its what-if
+jobs, which stop their workers themselves on cancel, and on Linux every worker process is killed
+with the process that started it (``PR_SET_PDEATHSIG``), so none runs on alone when that one is
+killed. Anywhere else, or with ``workers=1``, they run one after the other in this process;
+``WhatIfResult.workers`` says which it was.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -436,8 +442,22 @@ def _run_candidates(
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(queue, stop) -> None:  # noqa: ANN001
+def _init_worker(queue, stop, parent: int) -> None:  # noqa: ANN001
     _WORKER["queue"], _WORKER["stop"] = queue, stop
+    _die_with(parent)
+
+
+def _die_with(parent: int) -> None:
+    """Linux: SIGKILL for this process when ``parent`` (the process that forked it) ends."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it ended before prctl took effect
+        os._exit(1)
 
 
 def _run_in_worker(
@@ -483,7 +503,7 @@ def _run_in_pool(
             report(name, share)
 
     with ProcessPoolExecutor(
-        size, mp_context=context, initializer=_init_worker, initargs=(queue, stop)
+        size, mp_context=context, initializer=_init_worker, initargs=(queue, stop, os.getpid())
     ) as pool:
         pending: dict[Future, str] = {
             pool.submit(_run_in_worker, scenario, name, models, days, picked, slim, limits): name

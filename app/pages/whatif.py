@@ -1,28 +1,35 @@
 """What-if (``/what-if``): the same days under 2-6 fee settings, side by side, before going live.
 
 The operator picks the days (1-7), the scenario (the live one, or a generated 1,000-house grid),
-the markets and the candidates (zero fee, a copy of the live settings, a constant fee, the 2020
-time-of-use or peak-tier preset, the congestion controller, each with its main parameters).
+the markets and the candidates: zero fee, a copy of the live settings (offered on the live
+scenario only), a constant fee, a time-of-use table (the 2020 preset or an uploaded CSV/xlsx,
+read and checked by the live fee control's loaders, with a column per level), peak tiers or the
+congestion controller. A model's fields serve the grid and the communities alike unless "Other
+parameters for the communities" is ticked; then each level has its own (e.g. the communities'
+peak-tier thresholds).
 
 "Run" is two callbacks. The first, an ordinary one, reads the form in the request (the live
-settings come from the store), checks every parameter and refuses a bad one with a message;
-only a run that passed is written to the ``whatif-spec`` store. That starts the second, a Dash
-background callback (``run_job``; the manager is ``background_manager``: a ``DiskcacheManager``
-under ``settings.instance_dir`` whose jobs start from a fork server): it runs in a process of its
-own (``app.whatif.run_whatif``, which uses the cores for the candidates), reports a progress bar
-per run and stops on "Cancel" (Dash kills the process and its workers). The browser and the
-live console stay responsive meanwhile.
+settings come from the store), checks every parameter (an upload that was refused included) and
+refuses a bad one with a message; with Celery it also checks that Redis and a worker answer.
+Only a run that passed is written to the ``whatif-spec`` store. That starts the second, a Dash
+background callback (``run_job``; the manager is ``background_manager``: Celery over Redis when
+``REDIS_URL`` is set, see ``app.whatif_queue``, else a ``DiskcacheManager`` under
+``settings.instance_dir`` whose jobs start from a fork server): it runs in a process of its own
+(``app.whatif.run_whatif``, which uses the cores for the candidates), reports a progress bar
+per run and stops on "Cancel" (Dash kills the process and its workers, or revokes the Celery
+task). The browser and the live console stay responsive meanwhile.
 
-The result is kept on the server for a day (a diskcache next to the jobs', keyed by a random run
-id that the page holds): the charts of another market, the Excel export (a background callback
-too) and "Apply to live" read it from there, so nothing large travels back and forth. "Apply to
-live" stores the candidate's model for the live markets and queues its first fee for the next
-slot, audited with the source ``what-if:<candidate>``; a viewer is refused on the server
-(``require_operator``).
+The result is kept for a day (``ResultStore``: in Redis with Celery, else a diskcache next to
+the jobs', keyed by a random run id that the page holds): the charts of another market, the
+Excel export (a background callback too) and "Apply to live" read it from there, so nothing
+large travels back and forth. "Apply to live" stores the candidate's model for the live markets
+and queues its first fee for the next slot, audited with the source ``what-if:<candidate>``; a
+viewer is refused on the server (``require_operator``).
 """
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 import uuid as uuidlib
@@ -55,6 +62,7 @@ from app.whatif import (
     validate_run,
     whatif_workbook,
 )
+from app.whatif_queue import JOB_CONTEXT
 from components.fee_control import FORMS, Field, parse_form
 from components.whatif_view import colour, duration_figure, fee_figure, flows_figure, kpi_grid, progress_bars
 
@@ -64,11 +72,16 @@ MODELS = [
     ("zero", "Zero fee (baseline)"),
     (LIVE, "Copy of the live settings"),
     ("constant", "Constant fee"),
-    ("tou", "Time of use (2020 preset)"),
+    ("tou", "Time of use (2020 preset or a table)"),
     ("peak_tiers", "Peak tiers (2020 preset)"),
     ("controller", "Congestion controller"),
 ]
 MODEL_NAMES = dict(MODELS)
+LEVEL_MODELS = ("constant", "peak_tiers", "controller")  # models with fields, per level
+TOU_COLUMN = "tou:column"  # the field naming a level's column of the table (no "." in a callback id)
+PRESET_COLUMNS = ("grid", "community")  # of tou.preset_challenge_2020()
+PRESET_LEVEL_COLUMNS = {0: "grid", 1: "community"}
+MAX_UPLOAD_BYTES = 1_000_000
 DEFAULTS = [
     ("zero fee", "zero"),
     ("time of use", "tou"),
@@ -87,23 +100,29 @@ _RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def background_manager(settings: Settings, server: Flask | None = None):  # noqa: ANN201
-    """The console's background callback manager: a ``DiskcacheManager`` under the instance dir
-    whose jobs start from a fork server (see ``ForkServerManager``).
+    """The console's background callback manager.
 
-    One machine only (the jobs are processes of the web server's machine); a ``CeleryManager``
-    over ``REDIS_URL`` would be the multi-machine one.
+    With ``REDIS_URL``: Dash's ``CeleryManager`` over Redis (``app.whatif_queue``), whose jobs
+    the Procfile's ``worker:`` runs, on any machine. Without: a ``DiskcacheManager`` under the
+    instance dir whose jobs start from a fork server (see ``ForkServerManager``): processes of
+    the web server's machine.
     """
-    import diskcache
-
-    folder = settings.instance_dir / "whatif" / "jobs"
-    folder.mkdir(parents=True, exist_ok=True)
     service = getattr((server.extensions if server is not None else {}).get("gridfee"), "service", None)
     context = {
         "instance_dir": str(settings.instance_dir),
+        "redis_url": settings.redis_url,
         "scenario_file": str(settings.scenario),
         # the embedded exchange's scenario: "the live scenario" of a run
         "scenario": None if service is None else service.store.scenario,
     }
+    if settings.redis_url:
+        from app.whatif_queue import celery_manager, make_celery
+
+        return celery_manager(make_celery(settings.redis_url), context)
+    import diskcache
+
+    folder = settings.instance_dir / "whatif" / "jobs"
+    folder.mkdir(parents=True, exist_ok=True)
     return _fork_server_manager()(diskcache.Cache(str(folder)), context)
 
 
@@ -144,9 +163,6 @@ def _fork_server_manager():  # noqa: ANN202
     return ForkServerManager
 
 
-JOB_CONTEXT = "whatif_job"
-
-
 def _job_context() -> dict:
     """What the manager gave the running job (``background_manager``'s ``context``)."""
     from dash._callback_context import context_value
@@ -154,26 +170,73 @@ def _job_context() -> dict:
     return context_value.get()[JOB_CONTEXT]
 
 
-def _results(instance_dir: Path):  # noqa: ANN202
-    import diskcache
+class ResultStore:
+    """Where the runs' results are kept for a day (``RESULT_TTL_S``), keyed by run id.
 
-    return diskcache.Cache(str(instance_dir / "whatif" / "results"))
+    With ``redis_url`` in Redis (pickled, under ``gridfee:whatif:<run id>``), which the web
+    processes and the Celery worker share; else a diskcache under ``instance_dir``, which the
+    web server and its job processes share (one machine).
+    """
 
+    def __init__(self, instance_dir: Path | str, redis_url: str | None = None):
+        self.instance_dir = Path(instance_dir)
+        self.redis_url = redis_url
 
-def save_result(instance_dir: Path, run_id: str, result: WhatIfResult, spec: dict) -> None:
-    with _results(instance_dir) as cache:
-        cache.set(run_id, {"result": result, "spec": spec}, expire=RESULT_TTL_S)
+    @classmethod
+    def of(cls, where: Settings | Mapping) -> ResultStore:
+        """The store of the app's ``Settings`` or of a job context."""
+        if isinstance(where, Settings):
+            return cls(where.instance_dir, where.redis_url)
+        return cls(where["instance_dir"], where.get("redis_url"))
 
+    def _redis(self):  # noqa: ANN202
+        import redis
 
-def load_result(instance_dir: Path, run_id: object) -> tuple[WhatIfResult, dict]:
-    """The stored run; ``ValueError`` when the id is not one or the run is gone (a day later)."""
-    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
-        raise ValueError("no what-if run to use: run one first")
-    with _results(instance_dir) as cache:
-        stored = cache.get(run_id)
-    if stored is None:
-        raise ValueError("this what-if run is no longer stored: run it again")
-    return stored["result"], stored["spec"]
+        return redis.Redis.from_url(self.redis_url, socket_connect_timeout=3.0, socket_timeout=30.0)
+
+    def _diskcache(self):  # noqa: ANN202
+        import diskcache
+
+        return diskcache.Cache(str(self.instance_dir / "whatif" / "results"))
+
+    def save(self, run_id: str, result: WhatIfResult, spec: dict) -> None:
+        stored = {"result": result, "spec": spec}
+        if self.redis_url:
+            import pickle
+
+            client = self._redis()
+            try:
+                client.set(f"gridfee:whatif:{run_id}", pickle.dumps(stored, protocol=5), ex=RESULT_TTL_S)
+            finally:
+                client.close()
+            return
+        with self._diskcache() as cache:
+            cache.set(run_id, stored, expire=RESULT_TTL_S)
+
+    def load(self, run_id: object) -> tuple[WhatIfResult, dict]:
+        """The stored run; ``ValueError`` when the id is not one or the run is gone (a day later)."""
+        if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
+            raise ValueError("no what-if run to use: run one first")
+        if self.redis_url:
+            import pickle
+
+            import redis
+
+            client = self._redis()
+            try:
+                raw = client.get(f"gridfee:whatif:{run_id}")
+            except redis.RedisError as exc:
+                raise ValueError(f"the what-if results in Redis cannot be read: {exc}") from None
+            finally:
+                client.close()
+            # written by this app's own processes into its own Redis, as Celery's results are
+            stored = None if raw is None else pickle.loads(raw)  # noqa: S301
+        else:
+            with self._diskcache() as cache:
+                stored = cache.get(run_id)
+        if stored is None:
+            raise ValueError("this what-if run is no longer stored: run it again")
+        return stored["result"], stored["spec"]
 
 
 def _settings(server: Flask | None = None) -> Settings:
@@ -237,17 +300,26 @@ def live_models() -> dict[str, dict | None]:
     return out
 
 
+def _by_card(states: Sequence[Mapping] | None) -> dict[int, object]:
+    """``{card: value}`` of per-card states (``ctx.states_list``: ``{"id": {"cand": k}, "value"}``)."""
+    return {s["id"]["cand"]: s.get("value") for s in states or ()}
+
+
 def form_rows(
     count: object,
     names: Sequence[object],
     models: Sequence[object],
     autos: Sequence[object],
     params: Sequence[Mapping],
+    splits: Sequence[object] | None = None,
+    tables: Sequence[object] | None = None,
 ) -> list[dict]:
-    """The first ``count`` candidates of the form: name, model, auto limits, field values.
+    """The first ``count`` candidates of the form: name, model, auto limits, field values per level.
 
     ``params`` are the states of the ``whatif-param`` fields (``{"id": {..., "cand": k, "field":
-    "<model>.<name>"}, "value": ...}``), as ``ctx.states_list`` gives them.
+    "<model>.<name>", "level": 0 or 1}, "value": ...}``), as ``ctx.states_list`` gives them;
+    ``splits``: per card, whether the communities have parameters of their own; ``tables``: per
+    card, its uploaded time-of-use table (``read_tou_upload``) or None (the preset).
     """
     try:
         n = int(count)
@@ -255,38 +327,133 @@ def form_rows(
         n = -1
     if not MIN_CANDIDATES <= n <= MAX_CANDIDATES or (isinstance(count, float) and not count.is_integer()):
         raise WhatIfError(f"candidates: {count!r}, compare {MIN_CANDIDATES} to {MAX_CANDIDATES}")
-    values: list[dict] = [{} for _ in names]
+    values: list[dict[int, dict]] = [{level: {} for level in LEVELS} for _ in names]
     for state in params:
-        k = state["id"]["cand"]
-        if 0 <= k < len(values):
-            values[k][state["id"]["field"]] = state.get("value")
+        k, level = state["id"]["cand"], state["id"].get("level", 0)
+        if 0 <= k < len(values) and level in LEVELS:
+            values[k][level][state["id"]["field"]] = state.get("value")
+    splits = list(splits or [])
+    tables = list(tables or [])
     return [
-        {"name": names[k], "model": models[k], "auto_limits": bool(autos[k]), "values": values[k]}
+        {
+            "name": names[k],
+            "model": models[k],
+            "auto_limits": bool(autos[k]),
+            "split": bool(splits[k]) if k < len(splits) else False,
+            "values": values[k],
+            "table": tables[k] if k < len(tables) else None,
+        }
         for k in range(min(n, len(names)))
     ]
 
 
-def _tou_levels() -> dict[int, dict]:
+# -- time-of-use tables -------------------------------------------------------------------------
+
+
+def read_tou_upload(contents: object, filename: object) -> dict:
+    """An uploaded time-of-use table: ``{"filename", "columns": {fee column: 96 fees}}``, or
+    ``{"filename", "error"}`` saying what is wrong with it (no exception: the page shows it).
+
+    ``contents`` is what ``dcc.Upload`` gives (``data:<type>;base64,<bytes>``). The file is read
+    by the loaders of the live fee control (``app.tariffs.tou``): ``.xlsx``/``.xlsm`` as Excel,
+    anything else as CSV; 96 quarter-hour rows, every fee a number >= 0.
+    """
+    import binascii
+
     from app.tariffs import tou
 
-    table = tou.preset_challenge_2020()
-    return {
-        0: {"model": "tou", "table": {"all": table["grid"]}},
-        1: {"model": "tou", "table": {"all": table["community"]}},
-    }
+    name = str(filename or "the upload")
+    try:
+        if not isinstance(contents, str) or "," not in contents:
+            raise tou.TouTableError("nothing was uploaded")
+        try:
+            raw = base64.b64decode(contents.split(",", 1)[1], validate=True)
+        except binascii.Error as exc:
+            raise tou.TouTableError(f"the upload did not arrive whole (not base64: {exc})") from None
+        if len(raw) > MAX_UPLOAD_BYTES:
+            raise tou.TouTableError(
+                f"{len(raw) / 1e6:.1f} MB is not a 96-row table (at most {MAX_UPLOAD_BYTES // 1000} kB)"
+            )
+        lower = name.lower()
+        if lower.endswith((".xlsx", ".xlsm")):
+            columns = tou.load_tou_xlsx_columns(raw)
+        elif lower.endswith(".xls"):
+            raise tou.TouTableError("an old Excel .xls workbook: save it as .xlsx or CSV")
+        else:
+            columns = tou.load_tou_csv_columns(raw)
+    except ValueError as exc:  # TouTableError is one
+        return {"filename": name, "error": str(exc)}
+    return {"filename": name, "columns": columns}
+
+
+def tou_columns(upload: Mapping | None) -> tuple[list[str], dict[int, str]]:
+    """The fee columns a candidate's table offers and the one each level starts with.
+
+    No upload: the 2020 preset (``grid`` for the grid, ``community`` for the communities). An
+    upload: its columns; the grid takes one whose name says grid, the communities one that says
+    community, else the first column.
+    """
+    if not upload or upload.get("error") or not upload.get("columns"):
+        return list(PRESET_COLUMNS), dict(PRESET_LEVEL_COLUMNS)
+    names = list(upload["columns"])
+
+    def pick(word: str) -> str:
+        return next((n for n in names if word in n.lower()), names[0])
+
+    return names, {0: pick("grid"), 1: pick("commun")}
+
+
+def tou_status(upload: Mapping | None) -> tuple[str, str]:
+    """(text, colour) saying which table a candidate uses."""
+    if not upload:
+        return "table: the 2020 challenge preset (grid and community columns)", "dimmed"
+    if upload.get("error"):
+        return f"{upload['filename']} not used: {upload['error']}", "red"
+    parts = [f"{n} {min(v):g}-{max(v):g}" for n, v in upload["columns"].items()]
+    return f"{upload['filename']}: 96 rows, {'; '.join(parts)} ct/kWh", "green"
+
+
+def tou_levels(upload: Mapping | None, columns: Mapping[int, object] | None = None) -> dict[int, dict]:
+    """The time-of-use model of each level: the preset, or a column of the uploaded table.
+
+    ``columns``: ``{level: fee column}`` (missing or empty: ``tou_columns``' choice).
+    ``ValueError`` for an upload that was refused or a column the table has not.
+    """
+    from app.tariffs import tou
+
+    if upload and upload.get("error"):
+        raise ValueError(
+            f"the uploaded table {upload.get('filename')!r} is not usable ({upload['error']}); "
+            "upload a corrected one or use the preset"
+        )
+    if upload:
+        table, source = upload["columns"], repr(upload.get("filename"))
+    else:
+        table, source = tou.preset_challenge_2020(), "the 2020 preset"
+    names, defaults = tou_columns(upload)
+    out = {}
+    for level, title in LEVELS.items():
+        column = (columns or {}).get(level) or defaults[level]
+        if column not in table:
+            raise ValueError(f"{title}: {source} has no column {column!r} (it has {', '.join(names)})")
+        out[level] = {"model": "tou", "table": {"all": [float(v) for v in table[column]]}}
+    return out
 
 
 def parse_candidates(rows: Sequence[Mapping], live: Mapping[str, dict | None] | None) -> list[Candidate]:
     """``Candidate`` per form row; ``WhatIfError`` naming the candidate and field of each problem.
 
-    ``live``: the live settings (``live_models()``), for a copy of them. The models themselves are
-    checked by ``app.whatif.validate_run``.
+    ``live``: the live settings (``live_models()``), for a copy of them (None: not offered, the
+    run is not on the live scenario). A row's ``values`` are per level; the communities get their
+    own only when the row is ``split``. The models themselves are checked by
+    ``app.whatif.validate_run``.
     """
     problems, out = [], []
     for k, row in enumerate(rows):
         name = str(row.get("name") or "").strip()
         label = f"candidate {k + 1} ({name or 'no name'})"
         model = row.get("model")
+        values = row.get("values") or {}
         if len(name) > MAX_NAME:
             problems.append(f"{label}: a name of at most {MAX_NAME} characters")
         try:
@@ -297,16 +464,25 @@ def parse_candidates(rows: Sequence[Mapping], live: Mapping[str, dict | None] | 
                     raise ValueError("a copy of the live settings runs on the live scenario only")
                 out.append(Candidate.live_copy(name, live))
             elif model == "tou":
-                out.append(Candidate(name, _tou_levels()))
-            elif model in ("constant", "peak_tiers", "controller"):
-                values = dict(row.get("values") or {})
+                columns = {level: (values.get(level) or {}).get(TOU_COLUMN) for level in LEVELS}
+                out.append(Candidate(name, tou_levels(row.get("table"), columns)))
+            elif model in LEVEL_MODELS:
                 auto = model == "controller" and bool(row.get("auto_limits"))
-                if auto:  # the limits come from the run; the fields need not hold any
-                    for key in ("controller.import_limit_kwh", "controller.export_limit_kwh"):
-                        if values.get(key) in (None, ""):
-                            values[key] = 1.0
-                form = parse_form(model, values)
-                out.append(Candidate(name, {0: form, 1: form}, auto_limits=auto))
+                split = bool(row.get("split"))
+                forms, failed = {}, False
+                for level in LEVELS if split else (0,):
+                    level_values = dict(values.get(level) or {})
+                    if auto:  # the limits come from the run; the fields need not hold any
+                        for key in ("controller.import_limit_kwh", "controller.export_limit_kwh"):
+                            if level_values.get(key) in (None, ""):
+                                level_values[key] = 1.0
+                    try:
+                        forms[level] = parse_form(model, level_values)
+                    except ValueError as exc:
+                        failed = True
+                        problems.append(f"{label}, {LEVELS[level]}: {exc}" if split else f"{label}: {exc}")
+                if not failed:
+                    out.append(Candidate(name, {0: forms[0], 1: forms.get(1, forms[0])}, auto_limits=auto))
             else:
                 raise ValueError(f"choose a model ({', '.join(MODEL_NAMES.values())})")
         except ValueError as exc:
@@ -394,8 +570,18 @@ def execute(
     result = run_whatif(
         scenario, candidates, days, markets, progress=progress, should_stop=should_stop, limit_share=share
     )
-    save_result(Path(job["instance_dir"]), spec["run_id"], result, dict(spec))
+    ResultStore.of(job).save(spec["run_id"], result, dict(spec))
     return result
+
+
+def queue_problem_now(server: Flask | None = None) -> str | None:
+    """Why a run would not start now (Celery: Redis or the worker missing), or None."""
+    server = server or current_app
+    if not _settings(server).redis_url:
+        return None  # the diskcache manager starts the job itself
+    from app.whatif_queue import queue_problem
+
+    return queue_problem(server.extensions["dash_app"]._background_manager.handle)
 
 
 def job_context(server: Flask | None = None) -> dict:
@@ -421,7 +607,7 @@ def apply_candidate(run_id: object, index: object) -> str:
     from app.tariffs.registry import parse_model
 
     user = require_operator()
-    result, spec = load_result(_settings().instance_dir, run_id)
+    result, spec = ResultStore.of(_settings()).load(run_id)
     if not isinstance(index, int) or not 0 <= index < len(result.candidates):
         raise ValueError("no such candidate in this run")
     name, kind = result.candidates[index], result.kinds[index]
@@ -469,9 +655,9 @@ def apply_candidate(run_id: object, index: object) -> str:
     return f"{source}: queued for the next slot ({fees}); the models then set a fee every slot"
 
 
-def export_workbook(run_id: object, instance_dir: Path) -> dict:
+def export_workbook(run_id: object, store: ResultStore) -> dict:
     """``dcc.Download`` data of the comparison workbook."""
-    result, _ = load_result(instance_dir, run_id)
+    result, _ = store.load(run_id)
     content = whatif_workbook(result)
     return dcc.send_bytes(content, f"what-if-{result.slot_labels[0][:10]}-{result.days}d.xlsx")
 
@@ -479,8 +665,8 @@ def export_workbook(run_id: object, instance_dir: Path) -> dict:
 # -- layout -------------------------------------------------------------------------------------
 
 
-def _param_input(cand: int, model: str, field: Field) -> object:
-    ident = {"type": "whatif-param", "cand": cand, "field": f"{model}.{field.name}"}
+def _param_input(cand: int, model: str, field: Field, level: int = 0) -> object:
+    ident = {"type": "whatif-param", "cand": cand, "field": f"{model}.{field.name}", "level": level}
     if field.kind == "number":
         return dmc.NumberInput(
             id=ident, label=field.label, value=field.default, size="xs", decimalScale=3, allowNegative=False
@@ -497,14 +683,94 @@ def _param_input(cand: int, model: str, field: Field) -> object:
     return dmc.TextInput(id=ident, label=field.label, value=field.default, size="xs")
 
 
+def level_title(level: int, split: bool) -> str:
+    """The heading of a level's fields: the grid's fields serve both levels unless split."""
+    if level == 1:
+        return "Communities"
+    return "Grid" if split else "Grid and communities"
+
+
+def _level_block(k: int, model: str, level: int) -> html.Div:
+    """Candidate ``k``'s fields of ``model`` for one level (the communities' hidden until split)."""
+    return html.Div(
+        [
+            dmc.Text(
+                level_title(level, False),
+                id={"type": "whatif-level-title", "cand": k, "model": model, "level": level},
+                size="xs",
+                fw=600,
+                mt=4,
+            ),
+            dmc.SimpleGrid(
+                [_param_input(k, model, f, level) for f in FORMS[model]],
+                cols=2,
+                spacing="xs",
+                verticalSpacing="xs",
+            ),
+        ],
+        id={"type": "whatif-level", "cand": k, "model": model, "level": level},
+        style=None if level == 0 else {"display": "none"},
+    )
+
+
+def _tou_section(k: int) -> dmc.Stack:
+    """The table of a time-of-use candidate: the preset or an upload, and a column per level."""
+    names, columns = tou_columns(None)
+    text, colour = tou_status(None)
+    return dmc.Stack(
+        [
+            dmc.Group(
+                [
+                    dcc.Upload(
+                        dmc.Button("Upload CSV / xlsx (96 rows)", variant="light", size="xs"),
+                        id={"type": "whatif-upload", "cand": k},
+                        accept=".csv,.txt,.xlsx,.xlsm",
+                        max_size=MAX_UPLOAD_BYTES,
+                    ),
+                    dmc.Button(
+                        "Use the 2020 preset",
+                        id={"type": "whatif-preset", "cand": k},
+                        variant="subtle",
+                        size="xs",
+                    ),
+                ],
+                gap="xs",
+            ),
+            dmc.Text(text, id={"type": "whatif-upload-status", "cand": k}, c=colour, size="xs"),
+            dmc.SimpleGrid(
+                [
+                    dmc.Select(
+                        id={"type": "whatif-param", "cand": k, "field": TOU_COLUMN, "level": level},
+                        label=f"Column for the {title}",
+                        data=names,
+                        value=columns[level],
+                        allowDeselect=False,
+                        size="xs",
+                    )
+                    for level, title in LEVELS.items()
+                ],
+                cols=2,
+                spacing="xs",
+            ),
+            dcc.Store(id={"type": "whatif-tou", "cand": k}),
+        ],
+        gap=4,
+    )
+
+
+def model_options(scenario_kind: object) -> list[dict]:
+    """The models a candidate may take: a copy of the live settings on the live scenario only."""
+    return [{"value": v, "label": label} for v, label in MODELS if v != LIVE or scenario_kind == "live"]
+
+
 def candidate_card(k: int, shown: bool) -> dmc.Paper:
     name, model = DEFAULTS[k]
     sections = []
     for value, _ in MODELS:
-        if value in ("constant", "peak_tiers", "controller"):
-            fields = [_param_input(k, value, f) for f in FORMS[value]]
+        if value in LEVEL_MODELS:
+            blocks = [_level_block(k, value, level) for level in LEVELS]
             if value == "controller":
-                fields.insert(
+                blocks.insert(
                     0,
                     dmc.Checkbox(
                         id={"type": "whatif-auto", "cand": k},
@@ -513,14 +779,14 @@ def candidate_card(k: int, shown: bool) -> dmc.Paper:
                         size="xs",
                     ),
                 )
-            body = dmc.SimpleGrid(fields, cols=2, spacing="xs", verticalSpacing="xs")
+            body = dmc.Stack(blocks, gap=4)
+        elif value == "tou":
+            body = _tou_section(k)
         else:
             body = dmc.Text(
                 {
                     "zero": "Every fee 0 ct/kWh: the run every percentage refers to.",
                     LIVE: "Each market's live setting (a manual fee as a constant); live scenario only.",
-                    "tou": "The 2020 challenge's 96-slot table: grid column for the grid, community column "
-                    "for the communities.",
                 }[value],
                 size="xs",
                 c="dimmed",
@@ -547,10 +813,22 @@ def candidate_card(k: int, shown: bool) -> dmc.Paper:
             dmc.Select(
                 id={"type": "whatif-model", "cand": k},
                 value=model,
-                data=[{"value": v, "label": label} for v, label in MODELS],
+                data=model_options("live"),
+                placeholder="choose a model",
                 size="xs",
                 allowDeselect=False,
                 my="xs",
+            ),
+            html.Div(
+                dmc.Checkbox(
+                    id={"type": "whatif-split", "cand": k},
+                    label="Other parameters for the communities",
+                    checked=False,
+                    size="xs",
+                    mb=4,
+                ),
+                id={"type": "whatif-split-box", "cand": k},
+                style=None if model in LEVEL_MODELS else {"display": "none"},
             ),
             *sections,
         ],
@@ -747,7 +1025,7 @@ def results_section(result: WhatIfResult, spec: Mapping) -> dmc.Stack:
 
 
 def chart_figures(run_id: object, market_uuid: object) -> tuple:
-    result, _ = load_result(_settings().instance_dir, run_id)
+    result, _ = ResultStore.of(_settings()).load(run_id)
     if market_uuid not in result.market_uuids:
         raise ValueError("not a market of this run")
     minutes = 15
@@ -771,11 +1049,55 @@ def register_callbacks(app) -> None:  # noqa: ANN001
 
     @app.callback(
         Output({"type": "whatif-section", "cand": MATCH, "model": ALL}, "style"),
+        Output({"type": "whatif-split-box", "cand": MATCH}, "style"),
         Input({"type": "whatif-model", "cand": MATCH}, "value"),
         prevent_initial_call=True,
     )
     def show_model(model):
-        return [None if o["id"]["model"] == model else {"display": "none"} for o in ctx.outputs_list]
+        sections = [None if o["id"]["model"] == model else {"display": "none"} for o in ctx.outputs_list[0]]
+        return sections, None if model in LEVEL_MODELS else {"display": "none"}
+
+    @app.callback(
+        Output({"type": "whatif-level", "cand": MATCH, "model": ALL, "level": 1}, "style"),
+        Output({"type": "whatif-level-title", "cand": MATCH, "model": ALL, "level": 0}, "children"),
+        Input({"type": "whatif-split", "cand": MATCH}, "checked"),
+        prevent_initial_call=True,
+    )
+    def show_levels(split):
+        n = len(ctx.outputs_list[0])
+        return [None if split else {"display": "none"}] * n, [level_title(0, bool(split))] * n
+
+    @app.callback(
+        Output({"type": "whatif-tou", "cand": MATCH}, "data"),
+        Output({"type": "whatif-upload-status", "cand": MATCH}, "children"),
+        Output({"type": "whatif-upload-status", "cand": MATCH}, "c"),
+        Output({"type": "whatif-param", "cand": MATCH, "field": TOU_COLUMN, "level": ALL}, "data"),
+        Output({"type": "whatif-param", "cand": MATCH, "field": TOU_COLUMN, "level": ALL}, "value"),
+        Input({"type": "whatif-upload", "cand": MATCH}, "contents"),
+        Input({"type": "whatif-preset", "cand": MATCH}, "n_clicks"),
+        State({"type": "whatif-upload", "cand": MATCH}, "filename"),
+        prevent_initial_call=True,
+    )
+    def upload_table(contents, _preset, filename):
+        upload = None
+        if ctx.triggered_id and ctx.triggered_id["type"] == "whatif-upload":
+            upload = read_tou_upload(contents, filename)
+        names, columns = tou_columns(upload)
+        text, colour = tou_status(upload)
+        levels = [o["id"]["level"] for o in ctx.outputs_list[3]]
+        return upload, text, colour, [names] * len(levels), [columns[level] for level in levels]
+
+    @app.callback(
+        Output({"type": "whatif-model", "cand": ALL}, "data"),
+        Output({"type": "whatif-model", "cand": ALL}, "value"),
+        Input(ids.WHATIF_SCENARIO, "value"),
+        State({"type": "whatif-model", "cand": ALL}, "value"),
+        prevent_initial_call=True,
+    )
+    def scenario_models(kind, models):
+        options = model_options(kind)
+        offered = {o["value"] for o in options}
+        return [options] * len(models), [m if m in offered else None for m in models]
 
     @app.callback(
         Output({"type": "whatif-card", "cand": ALL}, "style"),
@@ -812,20 +1134,28 @@ def register_callbacks(app) -> None:  # noqa: ANN001
         State({"type": "whatif-name", "cand": ALL}, "value"),
         State({"type": "whatif-model", "cand": ALL}, "value"),
         State({"type": "whatif-auto", "cand": ALL}, "checked"),
-        State({"type": "whatif-param", "cand": ALL, "field": ALL}, "value"),
+        State({"type": "whatif-param", "cand": ALL, "field": ALL, "level": ALL}, "value"),
+        State({"type": "whatif-split", "cand": ALL}, "checked"),
+        State({"type": "whatif-tou", "cand": ALL}, "data"),
         prevent_initial_call=True,
     )
-    def submit(_clicks, scenario, days, markets, limit_pct, count, names, models, autos, _params):
-        autos_by_card = {s["id"]["cand"]: s.get("value") for s in ctx.states_list[7]}
+    def submit(_clicks, scenario, days, markets, limit_pct, count, names, models, *_cards):
+        autos, splits, tables = (_by_card(ctx.states_list[i]) for i in (7, 9, 10))
+        cards = range(len(names))
         try:
             rows = form_rows(
                 count,
                 names,
                 models,
-                [autos_by_card.get(k, False) for k in range(len(names))],
+                [autos.get(k, False) for k in cards],
                 ctx.states_list[8],
+                [splits.get(k, False) for k in cards],
+                [tables.get(k) for k in cards],
             )
             spec = build_spec(scenario, days, markets, limit_pct, rows)
+            problem = queue_problem_now()
+            if problem:
+                raise WhatIfError(problem)
         except (WhatIfError, OSError) as exc:
             return no_update, f"Not run: {exc}", "red"
         return spec, f"Running {len(spec['candidates'])} candidates over {spec['days']} day(s) ...", "dimmed"
@@ -921,6 +1251,6 @@ def export_job(clicks, state):  # noqa: ANN001, ANN201
     if not clicks:  # the results (with the button) just appeared: Dash may call it then too
         raise PreventUpdate
     try:
-        return export_workbook((state or {}).get("run_id"), Path(_job_context()["instance_dir"])), ""
+        return export_workbook((state or {}).get("run_id"), ResultStore.of(_job_context())), ""
     except ValueError as exc:
         return no_update, str(exc)

@@ -1,5 +1,6 @@
 """The what-if page in a browser (feature code ``wif``): a background run with progress, its table
-and charts, apply to live, the Excel export, and cancel.
+and charts, apply to live, the Excel export, and cancel; the candidate form's uploads, levels and
+the models offered per scenario.
 
 Runs use the generated 1,000-house grid for 4 and 7 days, long enough (seconds) to see the
 progress bars and to cancel in the middle; the live exchange of ``conftest.py`` keeps running.
@@ -15,6 +16,7 @@ import openpyxl
 import psutil
 from console_ui import choose, grid_rows, login, type_into
 from dash.testing.wait import until
+from selenium.webdriver.common.keys import Keys
 
 from app import ids
 
@@ -124,4 +126,64 @@ def test_wif102_cancel_stops_the_run(live, dash_duo):
     time.sleep(1.5)  # three polls: no result comes any more
     assert dash_duo.find_element(f"#{ids.WHATIF_RESULTS}").text == ""
     assert not dash_duo.driver.find_elements("css selector", f"#{ids.WHATIF_GRID}")
+    assert dash_duo.get_logs() == []
+
+
+def pmid(**ident: object) -> str:
+    """CSS selector of the component with the pattern-matching id ``ident``."""
+    return f"[id='{json.dumps(dict(sorted(ident.items())), separators=(',', ':'))}']"
+
+
+def _tou_csv(rows: int) -> str:
+    """A GSy-style table (``Time;Community;Grid``, decimal comma) of ``rows`` quarter hours."""
+    times = [f"{q // 4:02d}:{q % 4 * 15:02d}:00" for q in range(rows)]
+    return "\n".join(["Time;Community;Grid", *(f"{t};0,{q % 10};1,{q % 10}" for q, t in enumerate(times))])
+
+
+def test_wif103_uploads_checked_before_a_run_levels_apart_and_live_copy_on_live_only(
+    live, dash_duo, tmp_path
+):
+    login(dash_duo, "operator", "/what-if")
+    short, good = tmp_path / "short.csv", tmp_path / "ToU.csv"
+    short.write_text(_tou_csv(95), encoding="utf-8")
+    good.write_text(_tou_csv(96), encoding="utf-8")
+    upload = f"{cid('whatif-upload', 1)} input[type=file]"  # card 2: "time of use"
+    status = cid("whatif-upload-status", 1)
+
+    dash_duo.find_element(upload).send_keys(str(short))
+    dash_duo.wait_for_contains_text(status, "short.csv not used: expected 96 quarter-hour rows, found 95")
+    click(dash_duo, f"#{ids.WHATIF_RUN}")
+    dash_duo.wait_for_contains_text(
+        f"#{ids.WHATIF_MESSAGE}",
+        "Not run: candidate 2 (time of use): the uploaded table 'short.csv' is not usable",
+        timeout=10,
+    )
+    assert not progress_shown(dash_duo) and not job_processes()
+
+    dash_duo.find_element(upload).send_keys(str(good))
+    dash_duo.wait_for_contains_text(status, "ToU.csv: 96 rows, Community 0-0.9; Grid 1-1.9 ct/kWh")
+    column = {"type": "whatif-param", "cand": 1, "field": "tou:column"}
+    until(lambda: dash_duo.find_element(pmid(**column, level=0)).get_attribute("value") == "Grid", 10)
+    assert dash_duo.find_element(pmid(**column, level=1)).get_attribute("value") == "Community"
+
+    # peak tiers (card 3): the communities' own fields show once split
+    communities = pmid(type="whatif-level", cand=2, model="peak_tiers", level=1)
+    assert not dash_duo.find_element(communities).is_displayed()
+    click(dash_duo, cid("whatif-split", 2))
+    until(lambda: dash_duo.find_element(communities).is_displayed(), 10, msg="no communities' fields")
+    title = pmid(type="whatif-level-title", cand=2, model="peak_tiers", level=0)
+    dash_duo.wait_for_text_to_equal(title, "Grid")
+
+    # a copy of the live settings: offered on the live scenario, not on the generated grid
+    def offered(card: int) -> list[str]:
+        dash_duo.find_element(cid("whatif-model", card)).click()
+        options = [
+            o.text for o in dash_duo.driver.find_elements("css selector", "[role=option]") if o.is_displayed()
+        ]
+        dash_duo.find_element(cid("whatif-model", card)).send_keys(Keys.ESCAPE)
+        return options
+
+    assert "Copy of the live settings" in offered(0)
+    choose(dash_duo, f"#{ids.WHATIF_SCENARIO}", GENERATED)
+    until(lambda: "Copy of the live settings" not in offered(0), 10, msg="the live copy is still offered")
     assert dash_duo.get_logs() == []

@@ -3,19 +3,31 @@
 ``console`` is the fixture of ``tests/console`` (an exchange on SQLite, its app, the operator
 agent driven by hand, ``as_user`` for a logged-in request), built here on the what-if's own
 scenario file so that "the live scenario" of a run is the one the exchange runs.
+
+``celery_console`` is the same console with ``REDIS_URL`` set (a throwaway ``redis-server``,
+``tests/redis_server.py``): its background callbacks go to Celery. ``celery_worker`` is the
+Procfile's worker for it, a real ``celery -A app.celery_app worker`` process on the same
+settings; it is killed (its process group) at teardown.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from redis_server import RedisServer, RedisUnavailable
 from whatif_scenario import SCENARIO
 
 from app import create_app
-from app.config import Settings
+from app.config import ROOT, Settings
 from app.exchange.grid import build_grid
 from app.exchange.runner import ExchangeRunner
 from app.exchange.scenario import dump_scenario
@@ -57,8 +69,7 @@ class Console:
             yield
 
 
-@pytest.fixture
-def console(tmp_path: Path):
+def _console(tmp_path: Path, **env: str) -> Iterator[Console]:
     scenario_file = tmp_path / "scenario.yaml"
     scenario_file.write_text(dump_scenario(SCENARIO), encoding="utf-8")
     store = ExchangeStore.open(f"sqlite:///{tmp_path / 'c.sqlite3'}", SCENARIO, build_grid(SCENARIO))
@@ -70,9 +81,124 @@ def console(tmp_path: Path):
             "SECRET_KEY": "t",
             "SLOT_SECONDS": "0",
             "SCENARIO": str(scenario_file),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'c.sqlite3'}",
+            **env,
         }
     )
     server = create_app(settings, store=store)
     agent = OperatorAgent.embedded(server, "operator", "operator", store=server.extensions["console"].ops)
     yield Console(store, runner, server, agent, settings)
     store.engine.dispose()
+
+
+@pytest.fixture
+def console(tmp_path: Path) -> Iterator[Console]:
+    yield from _console(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    try:
+        server = RedisServer()
+    except RedisUnavailable as exc:
+        pytest.skip(str(exc))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, emptied for this test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def celery_console(tmp_path: Path, redis_url: str) -> Iterator[Console]:
+    yield from _console(tmp_path, REDIS_URL=redis_url)
+
+
+@dataclass
+class Worker:
+    proc: subprocess.Popen
+    log: Path
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """The environment of a worker process for the console of ``settings``."""
+    return {
+        **os.environ,
+        "INSTANCE_DIR": str(settings.instance_dir),
+        "SECRET_KEY": settings.secret_key,
+        "SLOT_SECONDS": "0",
+        "SCENARIO": str(settings.scenario),
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url or "",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def worker_command(concurrency: int = 1) -> list[str]:
+    """The Procfile's worker command (``celery`` of this interpreter)."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "app.celery_app:celery_app",
+        "worker",
+        "--concurrency",
+        str(concurrency),
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+
+
+@pytest.fixture
+def celery_worker(celery_console: Console, tmp_path: Path) -> Iterator[Worker]:
+    """A worker for ``celery_console``, answering PING (up to 60 s for it to start)."""
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            worker_command(),
+            cwd=ROOT,
+            env=worker_env(celery_console.settings),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: teardown ends the pool's processes too
+        )
+    worker = Worker(proc, log)
+    celery = celery_console.server.extensions["dash_app"]._background_manager.handle
+    try:
+        deadline = time.monotonic() + 60
+        while not celery.control.ping(timeout=0.5):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the celery worker did not start:\n{worker.log_tail()}")
+        yield worker
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        try:  # the pool's processes of a worker that did not end them
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -15,14 +15,13 @@ from app.whatif import WhatIfError
 from components.fee_control import FORMS
 
 
-def _params(k: int, model: str, **values) -> list[dict]:
-    """The states of candidate ``k``'s fields of ``model``: defaults, some replaced."""
+def _params(k: int, model: str, level: int = 0, **values) -> list[dict]:
+    """The states of candidate ``k``'s fields of ``model`` at ``level``: defaults, some replaced."""
     out = []
     for field in FORMS[model]:
         value = values.get(field.name, field.default)
-        out.append(
-            {"id": {"type": "whatif-param", "cand": k, "field": f"{model}.{field.name}"}, "value": value}
-        )
+        ident = {"type": "whatif-param", "cand": k, "field": f"{model}.{field.name}", "level": level}
+        out.append({"id": ident, "value": value})
     return out
 
 
@@ -101,18 +100,18 @@ def test_wif024_a_run_is_stored_and_gives_table_charts_workbook(console):
     result = page.execute(spec, page.job_context(console.server), progress=seen.append)
     assert seen[-1] == {page.BASELINE: 1.0, "zero": 1.0, "flat": 1.0}
     with console.as_user("viewer"):
-        stored, again = page.load_result(console.settings.instance_dir, spec["run_id"])
+        stored, again = page.ResultStore.of(console.settings).load(spec["run_id"])
         assert stored.rows == result.rows and again == spec
         flows, duration, fee = page.chart_figures(spec["run_id"], console.managed[1].uuid)
         section = page.results_section(result, spec)
-        download = page.export_workbook(spec["run_id"], console.settings.instance_dir)
+        download = page.export_workbook(spec["run_id"], page.ResultStore.of(console.settings))
     assert len(flows.data) == 4 and len(fee.data) == 2 and len(duration.data) == 3
     assert duration.data[0].y[0] >= duration.data[0].y[-1]  # sorted from the highest slot down
     assert "Apply to live" in str(section) and page.ids.WHATIF_GRID in str(section)
     wb = openpyxl.load_workbook(io.BytesIO(base64.b64decode(download["content"])))
     assert wb.sheetnames == ["KPIs", "zero", "flat"]
     with console.as_user("viewer"), pytest.raises(ValueError, match="run one first"):
-        page.load_result(console.settings.instance_dir, "../../etc")
+        page.ResultStore.of(console.settings).load("../../etc")
 
 
 def test_wif025_apply_to_live_queues_the_models_audited_and_refuses_viewers(console):
