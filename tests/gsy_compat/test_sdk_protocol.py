@@ -393,3 +393,19 @@ def test_stopping_server_closes_its_websockets_as_going_away(gsy_server: GsyServ
     sock._thread.join(10)
     assert not sock._thread.is_alive()
     assert sock.close_code == 1001
+
+
+def test_market_event_waits_until_the_script_has_selected_all_its_markets(gsy_server: GsyServer):
+    """The SDK refuses a batch naming a market it has not heard is selected: a slot that closes
+    between two selections must not reach the script before the second one."""
+    token = gsy_server.token()
+    prefix = gsy_server.aggregator_prefix
+    agg = gsy_server.post(f"{prefix}create-aggregator/", token, {"name": "dso"}).json()["uuid"]
+    sock = gsy_server.socket(f"aggregator/{agg}/", token)
+    grid, community = gsy_server.market("Grid"), gsy_server.market("Community")
+    gsy_server.post(f"{prefix}select-aggregator/", token, {"aggregator_uuid": agg, "device_uuid": grid})
+    gsy_server.close()  # the slot boundary falls between the two selections
+    time.sleep(0.5)
+    gsy_server.post(f"{prefix}select-aggregator/", token, {"aggregator_uuid": agg, "device_uuid": community})
+    events = [sock.next().message for _ in range(3)]
+    assert [e["event"] for e in events] == ["selected_by_device", "selected_by_device", "market"]

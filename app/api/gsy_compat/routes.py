@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import socket
+import time
 import uuid as uuidlib
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -32,6 +33,10 @@ MARKET = "/external-connection/api/<sim>/<area>"
 PREFIXES = ("/api-token-auth", "/external-connection/", "/external-ws/", "/graphql")
 MAX_NAME = 200
 GOING_AWAY = 1001  # websocket close code: the server is going down
+# A script selects its markets one after the other, some 0.3-0.8 s apart; a market event between
+# two selections makes the SDK refuse its batch ("not in list of selected device uuids"), so the
+# event waits until the selections have been quiet this long.
+SELECTION_SETTLE_S = 1.5
 
 
 class GsyError(Exception):
@@ -385,7 +390,9 @@ def aggregator_socket(ws, sim: str, agg: str):  # noqa: ANN001
     SDK may select before its socket is up; the per-slot event goes only to an aggregator that
     has selected at least one market, as gsy-e sends it per controlled market. A socket that
     finds several slots closed since it last looked (a fast-forward run) sends the newest only:
-    the SDK acts on the state of the slot now running.
+    the SDK acts on the state of the slot now running. While the aggregator is still selecting
+    markets the event waits (``SELECTION_SETTLE_S``), so the script's batch names only markets
+    the SDK knows it has selected.
     """
     f = face()
     try:
@@ -404,6 +411,7 @@ def pump_aggregator(ws, f: GsyFace, agg: str) -> None:  # noqa: ANN001
         send(ws, protocol.selection_event(True, agg, device))
         told.add(device)
     last_closed = f.service.store.clock_state().last_closed_slot
+    selected_at = time.monotonic()
     while not f.stop.is_set():
         for frame_id, payload in f.gsy.frames_after(channel, last_id):
             last_id = frame_id
@@ -413,11 +421,13 @@ def pump_aggregator(ws, f: GsyFace, agg: str) -> None:  # noqa: ANN001
                 if device in told:
                     continue
                 told.add(device)
+                selected_at = time.monotonic()
             elif event == "unselected_by_device":
                 told.discard(device)
             send(ws, payload)
         closed = f.service.store.clock_state().last_closed_slot
-        if closed is not None and closed != last_closed:
+        settled = time.monotonic() - selected_at >= SELECTION_SETTLE_S
+        if closed is not None and closed != last_closed and settled:
             last_closed = closed
             if told:
                 info = f.service.market_info(closed)
