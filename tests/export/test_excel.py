@@ -677,3 +677,22 @@ def test_an_output_that_fails_while_writing_raises_its_error(data):
     ]
     with pytest.raises(OSError, match="No space left"):
         write_history_workbook(Full(), data.store, markets, None, None, None, None)
+
+
+def test_the_history_streams_from_either_backend_and_nan_is_an_empty_cell(store_url: str):
+    # PostgreSQL reads through a server-side cursor and keeps NaN (SQLite turns it into NULL)
+    engine = make_engine(store_url)
+    metadata.create_all(engine)
+    store = OperatorStore(engine)
+    rows = history_rows(MARKETS[0], 0)
+    for row in rows[::2]:
+        row["self_consumption"] = float("nan")
+    assert store.append_history(rows) == N_SLOTS
+    chunks = list(store.history_chunks("m-grid", SLOTS[1], None, ("import_kwh",), size=5))
+    assert [len(c) for c in chunks] == [5, 5, 1]
+    assert chunks[0][0] == (SLOTS[1], 1.125)
+    wb = export(store, markets=MARKETS[:1])
+    got = body(wb["Grid"])
+    assert labels(wb["Grid"]) == SLOTS
+    assert [r[COL["self_consumption"]] for r in got] == [None if i % 2 == 0 else 80.0 for i in range(N_SLOTS)]
+    engine.dispose()
