@@ -175,6 +175,11 @@ def run_embedded(settings: Settings, stop: threading.Event, max_slots: int | Non
         )
         agent = agent_thread(settings, store.engine, app, stop, poll)
         closed = runner.run(max_slots, stop)
+        if runner.finished and not stop.is_set():
+            # the scenario's days are over: stay up (and keep the lock), so that the platform
+            # does not restart the clock again and again; the console and API keep serving
+            log.info("the scenario ended after %d day(s); the exchange idles until stopped", scenario.days)
+            stop.wait()
         log.info(
             "runner stopped after %d slots; slot %s is next", closed, runner.clock.label(runner.running_slot)
         )

@@ -49,6 +49,7 @@ class ClockResponse(BaseModel):
     seconds_to_deadline: float
     simulated_time: str = Field(description="start of the running slot, local time")
     server_time: float
+    finished: bool = Field(description="the scenario's days are simulated: no slot closes any more")
 
 
 class Asset(BaseModel):

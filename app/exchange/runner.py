@@ -32,12 +32,17 @@ log = logging.getLogger(__name__)
 CycleHook = Callable[[dict], None]
 
 
+class ScenarioEnded(RuntimeError):
+    """No slot is left to close: the scenario's ``days`` are simulated."""
+
+
 class ExchangeRunner:
     def __init__(self, store: ExchangeStore, slot_seconds: float = 0.0):
         self.store = store
         self.sim = Simulation(store.scenario, store.grid)
         sc = store.scenario
         self.clock = SimClock(sc.start, sc.slot_length_min, slot_seconds)
+        self.end_slot = sc.end_slot  # None: runs until stopped
         self.hooks: list[CycleHook] = []
         self.running_slot: int | None = None
         self.fees: np.ndarray | None = None
@@ -57,10 +62,19 @@ class ExchangeRunner:
         log.info("exchange %s: running slot %s", self.store.key, self.clock.label(saved.running_slot))
         return saved.running_slot
 
+    @property
+    def finished(self) -> bool:
+        """The scenario's last slot is closed (``days`` set and reached)."""
+        return (
+            self.end_slot is not None and self.running_slot is not None and self.running_slot >= self.end_slot
+        )
+
     def close_running_slot(self) -> dict:
         """Simulate the running slot, store it, open the next one, tell the subscribers."""
         if self.running_slot is None:
             self.resume()
+        if self.finished:
+            raise ScenarioEnded(f"the scenario ended after {self.store.scenario.days} day(s)")
         slot, grid = self.running_slot, self.sim.grid
         before = AssetState.from_arrays(self.sim.state.to_arrays())
         try:
@@ -87,12 +101,13 @@ class ExchangeRunner:
         return info
 
     def run(self, max_slots: int | None = None, stop: threading.Event | None = None) -> int:
-        """Close slots on the clock until ``max_slots`` closed or ``stop`` is set; returns count."""
+        """Close slots on the clock until ``max_slots`` closed, ``stop`` is set or the scenario
+        ended (``finished``); returns the count."""
         stop = stop or threading.Event()
         if self.running_slot is None:
             self.resume()
         done = 0
-        while not stop.is_set() and (max_slots is None or done < max_slots):
+        while not stop.is_set() and not self.finished and (max_slots is None or done < max_slots):
             if not self.clock.fast_forward:
                 wait = self.clock.slot_end_wall(self.slot_started_at) - time.time()
                 if wait > 0 and stop.wait(wait):

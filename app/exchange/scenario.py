@@ -199,7 +199,19 @@ class Scenario(_Model):
     location: Location = Field(default_factory=Location)
     supplier: Supplier = Field(default_factory=Supplier)
     fee_limits: FeeLimits = Field(default_factory=FeeLimits)
+    days: int | None = Field(
+        default=None,
+        ge=1,
+        le=3660,
+        description="simulated days after which the exchange ends (a gsy-e simulation's duration); "
+        "unset: it runs until stopped",
+    )
     grid: Grid
+
+    @property
+    def end_slot(self) -> int | None:
+        """The first slot after the scenario's end (slots count from ``start``); None: no end."""
+        return None if self.days is None else self.days * (1440 // self.slot_length_min)
 
     @field_validator("start")
     @classmethod

@@ -33,7 +33,8 @@ class StoreMismatch(RuntimeError):
 
 
 def scenario_hash(scenario: Scenario) -> str:
-    canonical = json.dumps(scenario.model_dump(mode="json"), sort_keys=True)
+    """What a stored run was simulated with; ``days`` is left out: the end may move."""
+    canonical = json.dumps(scenario.model_dump(mode="json", exclude={"days"}), sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

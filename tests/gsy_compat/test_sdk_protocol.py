@@ -409,3 +409,58 @@ def test_market_event_waits_until_the_script_has_selected_all_its_markets(gsy_se
     gsy_server.post(f"{prefix}select-aggregator/", token, {"aggregator_uuid": agg, "device_uuid": community})
     events = [sock.next().message for _ in range(3)]
     assert [e["event"] for e in events] == ["selected_by_device", "selected_by_device", "market"]
+
+
+def test_scenario_end_sends_finish_and_no_slot_closes_after_it(tmp_path):  # noqa: ANN001
+    """With ``days`` set the exchange ends after its last slot: the aggregator socket says
+    ``finish`` (on which the SDK's scripts exit), the clock says finished, no slot closes."""
+    from app.config import ROOT
+    from app.exchange.grid import build_grid
+    from app.exchange.runner import ExchangeRunner, ScenarioEnded
+    from app.exchange.scenario import load_scenario
+    from app.store.repo import ExchangeStore
+
+    scenario = load_scenario(ROOT / "scenarios" / "challenge.yaml").model_copy(update={"days": 1})
+    store = ExchangeStore.open(f"sqlite:///{tmp_path}/end.sqlite3", scenario, build_grid(scenario))
+    runner = ExchangeRunner(store, slot_seconds=0.0)
+    runner.resume()
+    http, app = start_server(tmp_path, store)
+    srv = GsyServer(
+        f"http://127.0.0.1:{http.server_port}",
+        app.extensions["gsy_compat"].simulation_id,
+        store,
+        runner,
+        app,
+        tmp_path,
+    )
+    try:
+        token = srv.token()
+        agg = srv.post(f"{srv.aggregator_prefix}create-aggregator/", token, {"name": "dso"}).json()["uuid"]
+        srv.post(
+            f"{srv.aggregator_prefix}select-aggregator/",
+            token,
+            {"aggregator_uuid": agg, "device_uuid": srv.market("Grid")},
+        )
+        sock = srv.socket(f"aggregator/{agg}/", token)
+        assert sock.next().message["event"] == "selected_by_device"
+        assert runner.run() == 96 and runner.finished  # fast-forward: the whole day, then it returns
+        frame = sock.next(timeout=15, skip_events=("market",))
+        assert frame.binary and frame.message["event"] == "finish"
+        assert sock.quiet() == []  # once
+        with pytest.raises(ScenarioEnded):
+            runner.close_running_slot()
+        assert runner.run() == 0
+        api = requests.post(
+            f"{srv.url}/api/v1/auth/token", json={"username": "operator", "password": "operator"}, timeout=10
+        )
+        clock = requests.get(
+            f"{srv.url}/api/v1/clock",
+            headers={"Authorization": f"Bearer {api.json()['access_token']}"},
+            timeout=10,
+        )
+        assert clock.json()["finished"] is True
+    finally:
+        for s in srv.sockets:
+            s.close()
+        http.shutdown()
+        store.engine.dispose()

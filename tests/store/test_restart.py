@@ -164,3 +164,23 @@ def test_crash_mid_slot_reruns_that_slot_once(open_store, small_scenario, monkey
     new_runner.run(3)
     assert_history_continuous(restarted, 6)
     assert len(all_rows(restarted)) == 6 * len(restarted.uuids)
+
+
+def test_a_run_can_be_given_an_end_or_a_later_one_after_a_restart(open_store, small_scenario):
+    """``days`` is when the run ends, not what it simulates: setting or moving it keeps the
+    stored run (no scenario mismatch), and the run stops exactly at the new end."""
+    store_a = open_store(small_scenario)
+    assert ExchangeRunner(store_a, slot_seconds=0).run(5) == 5
+    drop(store_a)
+
+    ending = small_scenario.model_copy(update={"days": 1})  # hour-long slots: 24 in a day
+    store_b = open_store(ending)
+    runner_b = ExchangeRunner(store_b, slot_seconds=0)
+    assert runner_b.run() == 19 and runner_b.finished
+    drop(store_b)
+
+    later = small_scenario.model_copy(update={"days": 2})
+    runner_c = ExchangeRunner(open_store(later), slot_seconds=0)
+    assert runner_c.resume() == 24 and not runner_c.finished
+    assert runner_c.run() == 24 and runner_c.finished
+    assert_history_continuous(runner_c.store, 48)

@@ -392,7 +392,8 @@ def aggregator_socket(ws, sim: str, agg: str):  # noqa: ANN001
     finds several slots closed since it last looked (a fast-forward run) sends the newest only:
     the SDK acts on the state of the slot now running. While the aggregator is still selecting
     markets the event waits (``SELECTION_SETTLE_S``), so the script's batch names only markets
-    the SDK knows it has selected.
+    the SDK knows it has selected. When the scenario has ended (its ``days``) the socket sends
+    ``finish``, on which a script ends.
     """
     f = face()
     try:
@@ -412,6 +413,7 @@ def pump_aggregator(ws, f: GsyFace, agg: str) -> None:  # noqa: ANN001
         told.add(device)
     last_closed = f.service.store.clock_state().last_closed_slot
     selected_at = time.monotonic()
+    finish_sent = False
     while not f.stop.is_set():
         for frame_id, payload in f.gsy.frames_after(channel, last_id):
             last_id = frame_id
@@ -432,6 +434,9 @@ def pump_aggregator(ws, f: GsyFace, agg: str) -> None:  # noqa: ANN001
             if told:
                 info = f.service.market_info(closed)
                 send(ws, protocol.market_event(info, f.assets, f.simulation_id))
+        if not finish_sent and settled and f.service.finished():
+            send(ws, protocol.finish_event(f.simulation_id))  # the SDK's scripts exit on it
+            finish_sent = True
         ws.receive(timeout=POLL_S)  # the client never sends; this waits and notices a close
 
 
