@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 import threading
+import time
 from types import SimpleNamespace
 
+import psutil
 import pytest
 from whatif_scenario import SCENARIO
 
 import app.whatif as whatif
+from app.config import ROOT
 from app.exchange.grid import build_grid
 from app.operator.backtest import ZERO, backtest
 from app.tariffs import peak_tiers
@@ -188,4 +193,39 @@ def test_wif007_processes_only_where_forking_is_safe(monkeypatch):
     assert whatif._pool_size(4, 3) == 1  # a threaded process (a web server): in this process
     monkeypatch.setattr(whatif.threading, "active_count", lambda: 1)
     monkeypatch.setattr(whatif.multiprocessing, "current_process", lambda: SimpleNamespace(daemon=True))
-    assert whatif._pool_size(4, 3) == 1  # a daemon (a Celery prefork worker) may not have children
+    assert whatif._pool_size(4, 3) == 1  # a daemon may not have children (app.whatif_queue lifts it)
+
+
+FORKED = """
+import os, signal, sys, time
+from app.whatif import _die_with
+
+child = os.fork()
+if child == 0:
+    _die_with(os.getppid())
+    time.sleep(60)
+    os._exit(0)
+print(child, flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_wif008_a_candidate_worker_dies_with_the_process_that_forked_it():
+    """A candidate's worker process does not run on alone when its parent is killed (kill -9 of a
+    Celery worker's process at its time limit, the OOM killer): ``_die_with`` in ``_init_worker``."""
+    parent = subprocess.Popen([sys.executable, "-c", FORKED], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    with parent:
+        child = psutil.Process(int(parent.stdout.readline()))
+        try:
+            assert child.is_running() and child.status() != psutil.STATUS_ZOMBIE
+            parent.kill()
+            parent.wait(timeout=10)
+            deadline = time.monotonic() + 10
+            while child.is_running() and child.status() != psutil.STATUS_ZOMBIE:
+                assert time.monotonic() < deadline, "the worker runs on without its parent"
+                time.sleep(0.05)
+        finally:
+            parent.kill()
+            if child.is_running():
+                child.kill()
