@@ -88,7 +88,7 @@ def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: 
         suppress_callback_exceptions=True,
         title="Grid Fee Console",
         update_title=None,
-        # the what-if runs: processes of their own, results in a diskcache under the instance dir
+        # the what-if runs: Celery tasks over REDIS_URL, else processes of this machine (diskcache)
         background_callback_manager=background_manager(settings, server),
     )
     from app.pages import audit, market, overview, shell_callbacks, whatif
