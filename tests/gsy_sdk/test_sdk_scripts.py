@@ -540,3 +540,48 @@ def summary(run: Run) -> str:
     stopped = "?" if run.stopped_in is None else run.clock.label(run.stopped_in)
     lines.append(f"(the script was stopped while {stopped} ran)")
     return "\n".join(lines)
+
+
+FINISH_SLOT_SECONDS = 0.25  # a day of 96 slots in about 24 s
+FINISH_WITHIN_S = 120.0
+
+
+def test_gsy002_sdk_script_exits_when_the_scenario_ends(
+    sdk_src: Path, procs: list[Proc], tmp_path: Path
+) -> None:
+    """A scenario with ``days`` ends; the face's ``finish`` event makes the script stop on its own
+    (exit 0, no traceback), having set fees on the way."""
+    data = yaml.safe_load(SCENARIO.read_text(encoding="utf-8"))
+    data["days"] = 1
+    scenario_path = tmp_path / "challenge-one-day.yaml"
+    scenario_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    port, sim_id = free_port(), str(uuid.uuid4())
+    env = {**server_env(port, sim_id, instance, scenario_path), "SLOT_SECONDS": str(FINISH_SLOT_SECONDS)}
+    server = Proc.start("server", [sys.executable, "-m", "app"], ROOT, env, tmp_path)
+    procs.append(server)
+    api = Api(f"http://127.0.0.1:{port}")
+    try:
+        wait_for_server(api, server)
+        script_path = sdk_src / SCRIPTS_DIR / "rest_grid_fees.py"
+        sdk = Proc.start(
+            "script",
+            [SDK_PYTHON, "-u", str(script_path)],
+            script_path.parent,
+            script_env(port, sim_id),
+            tmp_path,
+        )
+        procs.append(sdk)
+        try:
+            code = sdk.popen.wait(timeout=FINISH_WITHIN_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the script still ran {FINISH_WITHIN_S:g} s after its start\n{sdk.text()}")
+        assert code == 0, sdk.text()
+        assert "Traceback" not in sdk.text(), sdk.text()
+        assert api.get("/clock")["finished"] is True
+        grid = next(m for m in api.get("/grid")["markets"] if m["name"] == "Grid")
+        assert grid["current_market_fee"] == 10.0  # its fees were applied on the way
+    finally:
+        api.close()
+        server.stop()
