@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from pathlib import Path
 import pytest
 from redis_server import RedisServer, RedisUnavailable
 from whatif_scenario import SCENARIO
+from whatif_worker import Worker, worker_command, worker_env
 
 from app import create_app
 from app.config import ROOT, Settings
@@ -125,47 +125,6 @@ def redis_url(redis_server: RedisServer) -> str:
 @pytest.fixture
 def celery_console(tmp_path: Path, redis_url: str) -> Iterator[Console]:
     yield from _console(tmp_path, REDIS_URL=redis_url)
-
-
-@dataclass
-class Worker:
-    proc: subprocess.Popen
-    log: Path
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-
-def worker_env(settings: Settings) -> dict[str, str]:
-    """The environment of a worker process for the console of ``settings``."""
-    return {
-        **os.environ,
-        "INSTANCE_DIR": str(settings.instance_dir),
-        "SECRET_KEY": settings.secret_key,
-        "SLOT_SECONDS": "0",
-        "SCENARIO": str(settings.scenario),
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url or "",
-        "PYTHONUNBUFFERED": "1",
-    }
-
-
-def worker_command(concurrency: int = 1) -> list[str]:
-    """The Procfile's worker command (``celery`` of this interpreter)."""
-    return [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "app.celery_app:celery_app",
-        "worker",
-        "--concurrency",
-        str(concurrency),
-        "--loglevel",
-        "INFO",
-        "--without-gossip",
-        "--without-mingle",
-    ]
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ import time
 import numpy as np
 import psutil
 import pytest
-from conftest import worker_command, worker_env
 from dash import CeleryManager
 from dash.background_callback.managers import BaseBackgroundCallbackManager
 from whatif_scenario import SCENARIO
+from whatif_worker import worker_command, worker_env
 
 from app.operator.backtest import SERIES
 from app.pages import whatif as page
