@@ -17,15 +17,16 @@ temporary folder that is removed at the end:
 
 A simulated browser is a thread with its own cookies. It signs in with the login form (GET for the
 session's CSRF token, POST), then alternates between the overview and a random managed market
-page, ``--visit`` seconds each. Every visit is a full page load, as a browser makes it: GET of the
-page, ``/_dash-layout`` and ``/_dash-dependencies``, then the ``/_dash-update-component`` POSTs of
-the page's initial callbacks (header, page routing; on the overview the grid's click callback, on
-a market page the fee control's mode and preview), then every ``dcc.Interval`` tick (its interval
-is read from the layout, 2 s) the header's and the page's tick callbacks: the overview's rows, or
-the market's chart appends (``Patch``). The payloads are those Dash's renderer sends (captured
-from headless Chromium: the ``X-CSRFToken`` header from the ``_csrf_token`` cookie, the ``endId``
-of the page's config, ids and values from the layout, the store states as the last answers set
-them); requests of one tick go out together, as the renderer sends them. Static files
+page, staying ``--visit`` seconds on each on average (0.5 to 1.5 times that). Every visit is a
+full page load, as a browser makes it: GET of the page, ``/_dash-layout`` and
+``/_dash-dependencies``, then the ``/_dash-update-component`` POSTs of the page's initial
+callbacks (header, page routing; on the overview the grid's click callback, on a market page the
+fee control's mode and preview), then every ``dcc.Interval`` tick (its interval is read from the
+layout, 2 s) the header's and the page's tick callbacks: the overview's rows, or the market's
+chart appends (``Patch``). The payloads are those Dash's renderer sends (captured from headless
+Chromium: the ``X-CSRFToken`` header from the ``_csrf_token`` cookie, the ``endId`` of the page's
+config, ids and values from the layout, the store states as the last answers set them); requests
+of one tick go out together, as the renderer sends them. Static files
 (``/_dash-component-suites``) are not fetched: a browser has them cached.
 
 Two phases: ``--baseline`` seconds with 1 browser, then ``--duration`` seconds with
@@ -73,7 +74,7 @@ CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 SETTINGS = (
     "PORT WEB_CONCURRENCY DATABASE_URL REDIS_URL SECRET_KEY DEMO USERS_FILE SCENARIO SLOT_SECONDS "
     "GRID_API_URL AGENT_USERNAME AGENT_PASSWORD INSTANCE_DIR TOKEN_RATE_LIMIT LOGIN_RATE_LIMIT "
-    "TRUSTED_PROXY_HOPS"
+    "TRUSTED_PROXY_HOPS WEB_THREADS"
 ).split()
 
 
@@ -523,7 +524,8 @@ class Browser:
             if not loaded:
                 stop.wait(self.interval_s)  # as a user would retry; the failure is counted
                 continue
-            leave = time.monotonic() + visit_s
+            # users stay a while, not all equally long: their page loads do not fall in step
+            leave = time.monotonic() + visit_s * self.rng.uniform(0.5, 1.5)
             next_tick = time.monotonic() + self.interval_s
             while not stop.is_set() and time.monotonic() < leave:
                 if stop.wait(max(next_tick - time.monotonic(), 0.0)):
@@ -598,6 +600,7 @@ def phase(base: str, exchange: Exchange, browsers: int, duration_s: float, visit
 
 
 def report(one: dict, many: dict, args: argparse.Namespace, load: tuple, result: dict) -> None:
+    print(f"web: {procfile()['web']} (WEB_CONCURRENCY={args.workers})")
     print(
         f"console: gunicorn -w {args.workers} (Procfile web) + clock, cache {args.cache}; exchange: "
         f"python -m app.exchange, a slot every {args.slot_seconds:g} s"
