@@ -25,12 +25,15 @@ SETTINGS = {
     "TOKEN_RATE_LIMIT",
     "LOGIN_RATE_LIMIT",
     "TRUSTED_PROXY_HOPS",
+    "WHATIF_CONCURRENCY",
+    "WEB_THREADS",
+    "GSY_SIMULATION_ID",
 }
 
 
 def test_dep040_procfile_process_types():
     entries = procfile()
-    assert set(entries) == {"web", "clock", "release"}
+    assert set(entries) == {"web", "clock", "worker", "release"}
     assert entries["web"].startswith("gunicorn app.wsgi:server ")
     assert "${WEB_CONCURRENCY" in entries["web"] and "0.0.0.0:${PORT" in entries["web"]
     assert entries["clock"] == "python -m app.runner"
@@ -42,10 +45,11 @@ def test_dep041_app_json_describes_every_setting():
     assert set(app["env"]) == SETTINGS
     assert all(spec.get("description") for spec in app["env"].values())
     assert app["env"]["SECRET_KEY"]["generator"] == "secret"
-    assert set(app["formation"]) == {"web", "clock"}
+    assert set(app["formation"]) == {"web", "clock", "worker"}
     config = (ROOT / "app" / "config.py").read_text(encoding="utf-8")
     read = set(re.findall(r'env\.get\("([A-Z_]+)"\)', config))
-    assert SETTINGS - {"WEB_CONCURRENCY"} <= read | {"PORT"}  # WEB_CONCURRENCY is gunicorn's
+    # WEB_CONCURRENCY is gunicorn's, WHATIF_CONCURRENCY celery's (both on their Procfile lines)
+    assert SETTINGS - {"WEB_CONCURRENCY", "WHATIF_CONCURRENCY"} <= read | {"PORT"}
 
 
 def test_dep042_runtime_and_pins():
