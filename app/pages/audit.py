@@ -19,9 +19,9 @@ COLUMNS = [
     {"field": "created", "headerName": "Queued at (UTC)", "width": 170},
     {"field": "market_name", "headerName": "Market", "width": 160},
     {"field": "fee_ct_per_kwh", "headerName": "Fee [ct/kWh]", "type": "rightAligned", "width": 130},
-    {"field": "source", "headerName": "Source", "flex": 2, "minWidth": 220, "tooltipField": "source"},
+    {"field": "source", "headerName": "Source", "flex": 1, "minWidth": 150, "tooltipField": "source"},
     {"field": "status", "headerName": "Status", "width": 110},
-    {"field": "outcome", "headerName": "Outcome", "flex": 2, "minWidth": 220, "tooltipField": "outcome"},
+    {"field": "outcome", "headerName": "Outcome", "flex": 3, "minWidth": 280, "tooltipField": "outcome"},
     {"field": "created_by", "headerName": "By", "width": 100},
 ]
 

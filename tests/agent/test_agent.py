@@ -124,5 +124,11 @@ def test_two_agent_processes_against_one_store_only_one_runs(console):
     finally:
         stop.set()
         first.join(timeout=20)
-    third = start_agent(console.settings, console.store.engine, console.app, threading.Event())
-    assert third is not None  # the lock is free again once the first one stopped
+    stop_third = threading.Event()
+    third = start_agent(console.settings, console.store.engine, console.app, stop_third)
+    try:
+        assert third is not None  # the lock is free again once the first one stopped
+    finally:
+        stop_third.set()  # no agent thread outlives the test (a later fork must not inherit one)
+        if third is not None:
+            third.join(timeout=20)
