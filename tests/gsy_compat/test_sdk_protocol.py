@@ -464,3 +464,48 @@ def test_scenario_end_sends_finish_and_no_slot_closes_after_it(tmp_path):  # noq
             s.close()
         http.shutdown()
         store.engine.dispose()
+
+
+def test_unselect_and_delete_aggregator(gsy_server: GsyServer):
+    token, agg, agg_socket, uuids = connect_like_the_sdk(gsy_server, names=("Community",))
+    assert agg_socket.next().message["event"] == "selected_by_device"
+    prefix = gsy_server.aggregator_prefix
+    body = {"aggregator_uuid": agg, "device_uuid": uuids["Community"]}
+    unselected = gsy_server.post(f"{prefix}unselect-aggregator/", token, body)
+    assert unselected.status_code == 200 and unselected.json()["status"] == "UNSELECTED"
+    frame = agg_socket.next().message
+    assert frame == {
+        "event": "unselected_by_device",
+        "aggregator_uuid": agg,
+        "device_uuid": uuids["Community"],
+    }
+    registry = gsy_server.get(
+        f"{gsy_server.url}/external-connection/configurations/{gsy_server.sim}/registry", token
+    )
+    assert registry.json()["children"][0]["aggregator_name"] is None
+    listed = gsy_server.get(f"{prefix}list-aggregators/", token).json()
+    assert [a["name"] for a in listed] == ["dso"] and listed[0]["devices"] == []
+    deleted = gsy_server.post(f"{prefix}delete-aggregator/", token, {"aggregator_uuid": agg})
+    assert deleted.status_code == 200 and deleted.json()["deleted"] is True
+    assert gsy_server.get(f"{prefix}list-aggregators/", token).json() == []
+    batch = {
+        "aggregator_uuid": agg,
+        "batch_commands": {uuids["Community"]: [{"type": "dso_market_stats", "data": {}}]},
+    }
+    gone = gsy_server.post(f"{prefix}batch-commands/", token, batch)
+    assert gone.status_code == 404 and gone.json()["error"] == "unknown_aggregator"
+    again = gsy_server.post(f"{prefix}delete-aggregator/", token, {"aggregator_uuid": agg})
+    assert again.status_code == 404
+
+
+def test_aggregators_are_per_user(gsy_server: GsyServer):
+    operator, viewer = gsy_server.token(), gsy_server.token("viewer")
+    prefix = gsy_server.aggregator_prefix
+    mine = gsy_server.post(f"{prefix}create-aggregator/", operator, {"name": "dso"}).json()["uuid"]
+    assert gsy_server.post(f"{prefix}create-aggregator/", operator, {"name": "dso"}).json()["uuid"] == mine
+    assert gsy_server.get(f"{prefix}list-aggregators/", viewer).json() == []
+    stolen = gsy_server.post(f"{prefix}delete-aggregator/", viewer, {"aggregator_uuid": mine})
+    assert stolen.status_code == 404
+    with pytest.raises(websockets.InvalidStatusCode) as refused:
+        gsy_server.socket(f"aggregator/{mine}/", viewer)
+    assert refused.value.status_code == 404
