@@ -3,7 +3,8 @@
 ``store_url`` runs a test once per backend (ids ``sqlite`` and ``postgresql``); the PostgreSQL
 one gets a database of its own that is dropped after the test. ``fresh_store_url()`` gives a
 further empty store on the same backend, ``open_store(scenario, url)`` opens (and migrates) a
-store whose engine is disposed at teardown.
+store whose engine is disposed at teardown. ``redis_url`` is a throwaway ``redis-server`` for the
+session (``tests/redis_server.py``), emptied for each test.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from pg_server import PostgresServer, PostgresUnavailable
+from redis_server import RedisServer, RedisUnavailable
 
 from app.config import ROOT
 from app.exchange.grid import build_grid
@@ -96,6 +98,35 @@ def small_scenario() -> Scenario:
 @pytest.fixture
 def default_scenario() -> Scenario:
     return load_scenario(ROOT / "scenarios" / "default.yaml")
+
+
+# -- Redis --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    try:
+        server = RedisServer()
+    except RedisUnavailable as exc:
+        pytest.skip(str(exc))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, emptied for this test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    return redis_server.url
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""Fixtures of the deployment tests: the Procfile's commands as real processes, and Redis.
+"""Fixtures of the deployment tests: the Procfile's commands as real processes.
 
 ``procs`` starts commands the way a PaaS does (``deploy_procs.Procs``) and kills every process
 group still alive at teardown, so no test leaves a gunicorn worker or a clock behind.
-``redis_url`` is a throwaway ``redis-server`` for the session (``tests/redis_server.py``).
+``redis_url`` (``tests/conftest.py``) is the session's throwaway ``redis-server``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import yaml
 from deploy_procs import Procs
-from redis_server import RedisServer, RedisUnavailable
 
 from app.exchange.scenario import Scenario
 
@@ -31,29 +30,3 @@ def scenario_file(tmp_path: Path, small_scenario: Scenario) -> Path:
     path = tmp_path / "small.yaml"
     path.write_text(yaml.safe_dump(small_scenario.model_dump(mode="json")), encoding="utf-8")
     return path
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    try:
-        server = RedisServer()
-    except RedisUnavailable as exc:
-        pytest.skip(str(exc))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
-    """The session's Redis, emptied for this test."""
-    import redis
-
-    client = redis.Redis.from_url(redis_server.url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-    return redis_server.url

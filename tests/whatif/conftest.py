@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from redis_server import RedisServer, RedisUnavailable
 from whatif_scenario import SCENARIO
 from whatif_worker import Worker, worker_command, worker_env
 
@@ -94,32 +93,6 @@ def _console(tmp_path: Path, **env: str) -> Iterator[Console]:
 @pytest.fixture
 def console(tmp_path: Path) -> Iterator[Console]:
     yield from _console(tmp_path)
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    try:
-        server = RedisServer()
-    except RedisUnavailable as exc:
-        pytest.skip(str(exc))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
-    """The session's Redis, emptied for this test."""
-    import redis
-
-    client = redis.Redis.from_url(redis_server.url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-    return redis_server.url
 
 
 @pytest.fixture
