@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from app.config import ConfigError, Settings
+from app.operator.run import AGENT_LONG_POLL_S
 from app.preflight import settings_problem
 from app.store.lock import RunnerLock
 
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("app.runner")
 EXIT_CONFIG = 2
-AGENT_LONG_POLL_S = 2.0  # bounds how long the agent takes to notice a stop
 
 
 def lock_poll_s(settings: Settings) -> float:

@@ -25,6 +25,9 @@ def make_client(settings: Settings, wsgi_app=None, cls=GridOperatorClient, **kwa
     return cls.embedded(wsgi_app, settings.agent_username, settings.agent_password, **kwargs)
 
 
+AGENT_LONG_POLL_S = 2.0  # seconds a market-cycles long poll waits; a stop waits at most this
+
+
 def start_agent(
     settings: Settings, engine: Engine, wsgi_app, stop: threading.Event
 ) -> threading.Thread | None:  # noqa: ANN001
@@ -38,6 +41,7 @@ def start_agent(
         return None
     store = OperatorStore(engine, settings.exchange_key)
     agent = make_client(settings, wsgi_app, cls=OperatorAgent, store=store, start_after=store.latest_slot())
+    agent.long_poll_s = AGENT_LONG_POLL_S  # bounds how long a stop waits for the agent
 
     def run() -> None:
         try:
