@@ -509,3 +509,45 @@ def test_aggregators_are_per_user(gsy_server: GsyServer):
     with pytest.raises(websockets.InvalidStatusCode) as refused:
         gsy_server.socket(f"aggregator/{mine}/", viewer)
     assert refused.value.status_code == 404
+
+
+def test_an_operator_granted_one_market_registers_selects_and_sets_only_that_one(gsy_server: GsyServer):
+    import yaml
+    from werkzeug.security import generate_password_hash
+
+    users = gsy_server.tmp_path / "users.yaml"
+    alice = {"username": "alice", "password_hash": generate_password_hash("alice"), "role": "grid_operator"}
+    users.write_text(yaml.safe_dump({"users": [{**alice, "markets": ["Community"]}]}), encoding="utf-8")
+    http, _ = start_server(gsy_server.tmp_path, gsy_server.store, {"USERS_FILE": str(users)})
+    gsy_server.extra_servers.append(http)
+    wire = GsyServer(
+        f"http://127.0.0.1:{http.server_port}",
+        gsy_server.sim,
+        gsy_server.store,
+        gsy_server.runner,
+        None,
+        None,
+    )
+    token = wire.token("alice")
+    registry = wire.get(f"{wire.url}/external-connection/configurations/{wire.sim}/registry", token).json()
+    assert registry["registered"] is False and registry["children"][0]["registered"] is True
+    prefix = wire.aggregator_prefix
+    agg = wire.post(f"{prefix}create-aggregator/", token, {"name": "alice-dso"}).json()["uuid"]
+    grid, community = wire.market("Grid"), wire.market("Community")
+    refused = wire.post(f"{prefix}select-aggregator/", token, {"aggregator_uuid": agg, "device_uuid": grid})
+    assert refused.status_code == 403
+    sock = wire.socket(f"aggregator/{agg}/", token)
+    body = {
+        "aggregator_uuid": agg,
+        "batch_commands": {
+            grid: [{"type": "grid_fees", "data": {"fee_const": 9}}],
+            community: [{"type": "grid_fees", "data": {"fee_const": 3}}],
+        },
+    }
+    assert wire.post(f"{prefix}batch-commands/", token, body).status_code == 200
+    responses = sock.next().message["responses"]
+    assert responses[grid][0]["error"] == "forbidden" and responses[community][0]["status"] == "ready"
+    queued = gsy_server.store.fees_for_slot(gsy_server.running_slot() + 1).tolist()
+    assert queued[:2] == [4.0, 3.0]
+    for s in wire.sockets:
+        s.close()
