@@ -12,7 +12,7 @@ from app import ids
 from app.client import ApiClientError, ExchangeUnavailable
 from app.dashboard.auth import NotAllowed, require_operator
 from app.operator.agent import send_queue
-from app.operator.store import QUEUED
+from app.operator.store import APPLIED, QUEUED, SENDING
 from app.pages.common import console, is_viewer
 
 COLUMNS = [
@@ -55,6 +55,21 @@ def command_rows(commands: list[dict]) -> list[dict]:
     return rows
 
 
+def next_slot_commands(ops, running_slot: str | None) -> list[dict]:  # noqa: ANN001
+    """What the next slot will bring: commands not yet sent, and commands the exchange has
+    already taken for a slot that has not started (a gsy-e-sdk script's fees, a "Send now"),
+    newest first. Slot labels ``YYYY-MM-DDTHH:mm`` sort as time."""
+    waiting = ops.commands((QUEUED, SENDING))
+    if running_slot is None:
+        return waiting
+    taken = [
+        c
+        for c in ops.commands((APPLIED,), limit=200)
+        if c["applies_from_slot"] is not None and c["applies_from_slot"] > running_slot
+    ]
+    return sorted(waiting + taken, key=lambda c: c["id"], reverse=True)
+
+
 def _grid(grid_id: str, rows: list[dict], height: int) -> dag.AgGrid:
     return dag.AgGrid(
         id=grid_id,
@@ -67,18 +82,22 @@ def _grid(grid_id: str, rows: list[dict], height: int) -> dag.AgGrid:
     )
 
 
+def _running_slot() -> str | None:
+    return console().clock_state().get("running_slot")
+
+
 def layout(**_query) -> dmc.Stack:
     ops = console().ops
     return dmc.Stack(
         [
             dmc.Group(
                 [
-                    dmc.Title("Queued for the next slot", order=3),
+                    dmc.Title("For the next slot", order=3),
                     dmc.Button("Send now", id=ids.SEND_NOW, size="xs", disabled=is_viewer()),
                     dmc.Text(id=ids.SEND_MESSAGE, size="sm"),
                 ]
             ),
-            _grid(ids.QUEUE_GRID, command_rows(ops.commands((QUEUED,))), 180),
+            _grid(ids.QUEUE_GRID, command_rows(next_slot_commands(ops, _running_slot())), 180),
             dmc.Title("Audit log", order=3),
             _grid(ids.AUDIT_GRID, command_rows(ops.commands(limit=500)), 460),
         ],
@@ -97,7 +116,8 @@ def register_callbacks(app) -> None:  # noqa: ANN001
     )
     def refresh(_n):
         ops = console().ops
-        return command_rows(ops.commands((QUEUED,))), command_rows(ops.commands(limit=500))
+        queue = next_slot_commands(ops, _running_slot())
+        return command_rows(queue), command_rows(ops.commands(limit=500))
 
     @app.callback(
         Output(ids.SEND_MESSAGE, "children"),

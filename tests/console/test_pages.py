@@ -119,3 +119,25 @@ def test_header_says_stale_with_the_reason_when_the_exchange_does_not_answer(con
         )
         state = header_state()
     assert state["connected"] is False and state["stale_since"] and state["reason"]
+
+
+def test_next_slot_list_holds_unsent_commands_and_fees_taken_for_a_slot_not_yet_started(console):
+    """A gsy-e-sdk script's fee (taken by the exchange during slot N for N+1) is "for the next
+    slot" like a console command still queued; a fee already in force is not."""
+    console.cycles(2)
+    ops, clock = console.data.ops, console.runner.clock
+    running = console.store.clock_state().running_slot
+    c = console.community()
+    sdk = {"market_uuid": c.uuid, "market_name": c.name, "fee_ct_per_kwh": 6.0, "status": "applied"}
+    ops.record_sent([{**sdk, "applies_from_slot": clock.label(running)}], "gsy-sdk:dso", "operator", "t-old")
+    ops.record_sent(
+        [{**sdk, "applies_from_slot": clock.label(running + 1)}], "gsy-sdk:dso", "operator", "t-new"
+    )
+    ops.queue(c.uuid, c.name, 2.0, source="manual:operator", user="operator")
+    rows = audit.command_rows(audit.next_slot_commands(ops, clock.label(running)))
+    assert [(r["source"], r["fee_ct_per_kwh"]) for r in rows] == [
+        ("manual:operator", 2.0),
+        ("gsy-sdk:dso", 6.0),
+    ]
+    assert rows[1]["outcome"] == f"applied from slot {clock.label(running + 1)}"
+    assert len(audit.next_slot_commands(ops, None)) == 1  # no clock reading: the unsent ones only
