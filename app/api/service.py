@@ -81,16 +81,8 @@ class ExchangeService:
             "seconds_to_deadline": max(deadline - now, 0.0),
             "simulated_time": self.clock.slot_start(state.running_slot).isoformat(timespec="minutes"),
             "server_time": now,
-            "finished": self.finished(state.running_slot),
+            "finished": self.scenario.has_ended(state.running_slot),
         }
-
-    def finished(self, running_slot: int | None = None) -> bool:
-        """The scenario has ended (its ``days`` are simulated): no slot will close any more."""
-        end = self.scenario.end_slot
-        if end is None:
-            return False
-        running = self.store.clock_state().running_slot if running_slot is None else running_slot
-        return running >= end
 
     def grid_tree(self) -> dict:
         running = self.store.clock_state().running_slot

@@ -42,7 +42,6 @@ class ExchangeRunner:
         self.sim = Simulation(store.scenario, store.grid)
         sc = store.scenario
         self.clock = SimClock(sc.start, sc.slot_length_min, slot_seconds)
-        self.end_slot = sc.end_slot  # None: runs until stopped
         self.hooks: list[CycleHook] = []
         self.running_slot: int | None = None
         self.fees: np.ndarray | None = None
@@ -65,9 +64,7 @@ class ExchangeRunner:
     @property
     def finished(self) -> bool:
         """The scenario's last slot is closed (``days`` set and reached)."""
-        return (
-            self.end_slot is not None and self.running_slot is not None and self.running_slot >= self.end_slot
-        )
+        return self.running_slot is not None and self.store.scenario.has_ended(self.running_slot)
 
     def close_running_slot(self) -> dict:
         """Simulate the running slot, store it, open the next one, tell the subscribers."""

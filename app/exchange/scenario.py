@@ -213,6 +213,11 @@ class Scenario(_Model):
         """The first slot after the scenario's end (slots count from ``start``); None: no end."""
         return None if self.days is None else self.days * (1440 // self.slot_length_min)
 
+    def has_ended(self, running_slot: int) -> bool:
+        """With ``running_slot`` next to run, the scenario's days are simulated: no slot is left."""
+        end = self.end_slot
+        return end is not None and running_slot >= end
+
     @field_validator("start")
     @classmethod
     def _naive_on_slot(cls, value: dt.datetime) -> dt.datetime:

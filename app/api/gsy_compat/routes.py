@@ -111,12 +111,16 @@ def check_simulation(sim: str) -> None:
         )
 
 
-def owned_aggregator(who: User, data: dict) -> dict:
+def aggregator_request(sim: str) -> tuple[User, dict, dict]:
+    """The caller, the request's body and the caller's aggregator it names (``aggregator_uuid``)."""
+    who = user()
+    check_simulation(sim)
+    data = body()
     agg_uuid = text_field(data, "aggregator_uuid")
     found = face().gsy.aggregator(who.username, agg_uuid)
     if found is None:
         raise GsyError(404, "unknown_aggregator", f"user {who.username!r} has no aggregator {agg_uuid!r}")
-    return found
+    return who, data, found
 
 
 # -- auth ---------------------------------------------------------------------------------------
@@ -161,19 +165,13 @@ def create_aggregator(sim: str):
 
 @bp.post(f"{AGG}/delete-aggregator/", strict_slashes=False)
 def delete_aggregator(sim: str):
-    who = user()
-    check_simulation(sim)
-    data = body()
-    found = owned_aggregator(who, data)
+    who, data, found = aggregator_request(sim)
     face().gsy.delete(who.username, found["uuid"])
     return jsonify(aggregator_uuid=found["uuid"], deleted=True, transaction_id=transaction_id(data))
 
 
 def _selection(sim: str, selected: bool):
-    who = user()
-    check_simulation(sim)
-    data = body()
-    found = owned_aggregator(who, data)
+    who, data, found = aggregator_request(sim)
     device = text_field(data, "device_uuid")
     f = face()
     name = f.market_name(device)
@@ -252,10 +250,7 @@ def run_commands(who: User, batch: dict, tid: str, source: str) -> dict:
 
 @bp.post(f"{AGG}/batch-commands/", strict_slashes=False)
 def batch_commands(sim: str):
-    who = user()
-    check_simulation(sim)
-    data = body()
-    found = owned_aggregator(who, data)
+    who, data, found = aggregator_request(sim)
     batch = data.get("batch_commands")
     if not isinstance(batch, dict) or not all(
         isinstance(k, str) and isinstance(v, list) for k, v in batch.items()
@@ -427,14 +422,15 @@ def pump_aggregator(ws, f: GsyFace, agg: str) -> None:  # noqa: ANN001
             elif event == "unselected_by_device":
                 told.discard(device)
             send(ws, payload)
-        closed = f.service.store.clock_state().last_closed_slot
+        state = f.service.store.clock_state()  # one read a turn serves both checks below
+        closed = state.last_closed_slot
         settled = time.monotonic() - selected_at >= SELECTION_SETTLE_S
         if closed is not None and closed != last_closed and settled:
             last_closed = closed
             if told:
                 info = f.service.market_info(closed)
                 send(ws, protocol.market_event(info, f.assets, f.simulation_id))
-        if not finish_sent and settled and f.service.finished():
+        if not finish_sent and settled and f.service.scenario.has_ended(state.running_slot):
             send(ws, protocol.finish_event(f.simulation_id))  # the SDK's scripts exit on it
             finish_sent = True
         ws.receive(timeout=POLL_S)  # the client never sends; this waits and notices a close
