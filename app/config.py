@@ -15,6 +15,39 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Every environment variable of a deployment: what ``Settings.from_env`` reads, and what the
+# Procfile's lines read themselves (gunicorn's workers, celery's concurrency). Whatever starts our
+# processes for a test or a benchmark clears these first, so that the calling shell's values do not
+# leak in. (tests/deploy/test_paas_files.py keeps this list equal to what ``from_env`` reads.)
+PROCFILE_SETTINGS = frozenset({"WEB_CONCURRENCY", "WHATIF_CONCURRENCY"})
+SETTING_NAMES = PROCFILE_SETTINGS | {
+    "PORT",
+    "GRID_API_URL",
+    "SCENARIO",
+    "SLOT_SECONDS",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SECRET_KEY",
+    "DEMO",
+    "USERS_FILE",
+    "INSTANCE_DIR",
+    "MAX_BATCH_COMMANDS",
+    "TOKEN_TTL_S",
+    "AGENT_USERNAME",
+    "AGENT_PASSWORD",
+    "TOKEN_RATE_LIMIT",
+    "LOGIN_RATE_LIMIT",
+    "TRUSTED_PROXY_HOPS",
+    "GSY_SIMULATION_ID",
+    "WEB_THREADS",
+}
+
+
+def without_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` without any of our settings (``SETTING_NAMES``)."""
+    return {k: v for k, v in environ.items() if k not in SETTING_NAMES}
+
+
 class ConfigError(ValueError):
     pass
 

@@ -64,18 +64,16 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.config import without_settings  # noqa: E402 - after the path
+
 PASSWORD = {"operator": "operator"}
 REQUEST_TIMEOUT_S = 30.0
 START_TIMEOUT_S = 120.0
 ACCESS_LINE = re.compile(r'"(GET|POST|PUT|DELETE|PATCH) (\S+) HTTP/1\.[01]"')
 CONFIG = re.compile(r'<script id="_dash-config" type="application/json">(.*?)</script>', re.S)
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
-# settings of ours that must not leak in from the calling shell
-SETTINGS = (
-    "PORT WEB_CONCURRENCY DATABASE_URL REDIS_URL SECRET_KEY DEMO USERS_FILE SCENARIO SLOT_SECONDS "
-    "GRID_API_URL AGENT_USERNAME AGENT_PASSWORD INSTANCE_DIR TOKEN_RATE_LIMIT LOGIN_RATE_LIMIT "
-    "TRUSTED_PROXY_HOPS WEB_THREADS"
-).split()
 
 
 # -- the processes ------------------------------------------------------------------------------
@@ -96,7 +94,7 @@ class Stack:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def env(self, **settings: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
+        env = without_settings(os.environ)  # our settings must not leak in from the calling shell
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env["PYTHONUNBUFFERED"] = "1"
         env.update(settings)

@@ -20,28 +20,8 @@ from pathlib import Path
 import requests
 
 from app.client import GridOperatorClient
-from app.config import ROOT
+from app.config import ROOT, without_settings
 from app.exchange.scenario import Scenario
-
-# settings the tests set themselves; a value from the calling shell (CI) must not leak in
-SETTINGS = (
-    "PORT",
-    "WEB_CONCURRENCY",
-    "DATABASE_URL",
-    "REDIS_URL",
-    "SECRET_KEY",
-    "DEMO",
-    "USERS_FILE",
-    "SCENARIO",
-    "SLOT_SECONDS",
-    "GRID_API_URL",
-    "AGENT_USERNAME",
-    "AGENT_PASSWORD",
-    "INSTANCE_DIR",
-    "TOKEN_RATE_LIMIT",
-    "LOGIN_RATE_LIMIT",
-    "TRUSTED_PROXY_HOPS",
-)
 
 
 def procfile() -> dict[str, str]:
@@ -56,7 +36,7 @@ def procfile() -> dict[str, str]:
 
 def process_env(**settings: str) -> dict[str, str]:
     """This environment without our settings, plus ``settings``, with the venv's tools on PATH."""
-    env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
+    env = without_settings(os.environ)  # a value from the calling shell (CI) must not leak in
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
     env.update(settings)

@@ -189,9 +189,7 @@ def test_dep037_login_rate_limit_counts_only_behind_a_trusted_proxy(make_app):
         page = client.get(LOGIN).get_data(as_text=True)
         token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
         form = {"csrf_token": token, "username": "viewer", "password": "wrong"}
-        return [
-            client.post(LOGIN, data=form, headers={"X-Forwarded-For": a}).status_code for a in addresses
-        ]
+        return [client.post(LOGIN, data=form, headers={"X-Forwarded-For": a}).status_code for a in addresses]
 
     assert attempts(make_app(LOGIN_RATE_LIMIT="1"), ["198.51.100.1", "198.51.100.2"]) == [401, 429]
     routed = make_app(LOGIN_RATE_LIMIT="1", TRUSTED_PROXY_HOPS="1")

@@ -59,7 +59,7 @@ import pytest
 import requests
 import yaml
 
-from app.config import ROOT, database_url
+from app.config import ROOT, database_url, without_settings
 from app.exchange.clock import SimClock
 from app.exchange.grid import build_grid
 from app.exchange.scenario import load_scenario
@@ -84,26 +84,6 @@ SLOTS_AFTER_FIRST = 4  # closed slots in force after the one the first fee was s
 SERVER_START_S = 90.0
 FIRST_FEE_S = 90.0  # from the script's start
 STOP_S = 30.0
-# the server's settings that must not leak in from the calling shell
-SERVER_SETTINGS = (
-    "PORT",
-    "WEB_CONCURRENCY",
-    "DATABASE_URL",
-    "REDIS_URL",
-    "SECRET_KEY",
-    "DEMO",
-    "USERS_FILE",
-    "SCENARIO",
-    "SLOT_SECONDS",
-    "GRID_API_URL",
-    "AGENT_USERNAME",
-    "AGENT_PASSWORD",
-    "INSTANCE_DIR",
-    "TOKEN_RATE_LIMIT",
-    "LOGIN_RATE_LIMIT",
-    "TRUSTED_PROXY_HOPS",
-    "GSY_SIMULATION_ID",
-)
 
 
 # -- processes ----------------------------------------------------------------------------------
@@ -165,7 +145,7 @@ def free_port() -> int:
 
 
 def server_env(port: int, sim_id: str, instance: Path, scenario: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in SERVER_SETTINGS}
+    env = without_settings(os.environ)  # the server's settings must not leak in from the shell
     env.update(
         SCENARIO=str(scenario.relative_to(ROOT)) if scenario.is_relative_to(ROOT) else str(scenario),
         GSY_SIMULATION_ID=sim_id,
