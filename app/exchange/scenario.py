@@ -128,15 +128,31 @@ class House(_Model):
         return self
 
 
+class FlowLimits(_Model):
+    """What the market's connection can carry per slot: the physical limit a DSO steers against.
+
+    ``import_kwh_per_slot`` is the energy that may enter the market's subtree in one slot,
+    ``export_kwh_per_slot`` what may leave it (for the grid market: from / to the external
+    supplier). Unset: no limit on that direction. Limits do not change the simulation (they are
+    left out of a stored run's fingerprint); alerts, charts, the map and the congestion models
+    read them.
+    """
+
+    import_kwh_per_slot: float | None = Field(default=None, gt=0, le=1e9)
+    export_kwh_per_slot: float | None = Field(default=None, gt=0, le=1e9)
+
+
 class Community(_Model):
     name: str = Field(min_length=1, max_length=120)
     fee_ct_per_kwh: float = Field(default=1, ge=0)
+    limits: FlowLimits | None = None
     houses: list[House] = Field(min_length=1)
 
 
 class Grid(_Model):
     name: str = Field(default="Grid", min_length=1, max_length=120)
     fee_ct_per_kwh: float = Field(default=2, ge=0)
+    limits: FlowLimits | None = None
     communities: list[Community] = Field(min_length=1)
 
 
@@ -258,6 +274,12 @@ class Scenario(_Model):
         return float(self.supplier.hourly_sell_ct_per_kwh()[hour]), float(
             self.supplier.feed_in_rate_ct_per_kwh
         )
+
+    def market_limits(self) -> dict[str, FlowLimits]:
+        """The flow limits set in the scenario, by market name (grid and communities only)."""
+        found = {self.grid.name: self.grid.limits}
+        found.update({c.name: c.limits for c in self.grid.communities})
+        return {name: limits for name, limits in found.items() if limits is not None}
 
     def house_count(self) -> int:
         return sum(h.count for c in self.grid.communities for h in c.houses)

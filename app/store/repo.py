@@ -33,8 +33,13 @@ class StoreMismatch(RuntimeError):
 
 
 def scenario_hash(scenario: Scenario) -> str:
-    """What a stored run was simulated with; ``days`` is left out: the end may move."""
-    canonical = json.dumps(scenario.model_dump(mode="json", exclude={"days"}), sort_keys=True)
+    """What a stored run was simulated with; ``days`` (the end may move) and the markets' flow
+    ``limits`` (they steer the operator, not the simulation) are left out."""
+    data = scenario.model_dump(mode="json", exclude={"days"})
+    data["grid"].pop("limits", None)
+    for community in data["grid"]["communities"]:
+        community.pop("limits", None)
+    canonical = json.dumps(data, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -123,3 +123,29 @@ def test_generator_makes_n_communities_of_m_houses_and_round_trips(tmp_path):
     again = load_scenario(out)
     assert again.house_count() == 14
     assert parse_scenario(__import__("yaml").safe_load(dump_scenario(scenario))) == scenario
+
+
+def test_sc_limits_are_per_market_and_do_not_change_the_stored_run():
+    """Flow limits steer the operator, not the simulation: a run stored before they were set
+    (or with other limits) is still the same run."""
+    from app.store.repo import scenario_hash
+
+    base = load_scenario(ROOT / "scenarios" / "default.yaml")
+    limits = base.market_limits()
+    assert limits["Grid"].import_kwh_per_slot == 25
+    assert limits["Community North"].export_kwh_per_slot == 28
+    data = base.model_dump(mode="json")
+    data["grid"]["limits"] = None
+    for c in data["grid"]["communities"]:
+        c["limits"] = None
+    without = parse_scenario(data)
+    assert without.market_limits() == {}
+    assert scenario_hash(without) == scenario_hash(base)
+
+
+def test_sc_a_limit_must_be_positive():
+    data = load_scenario(ROOT / "scenarios" / "default.yaml").model_dump(mode="json")
+    data["grid"]["communities"][0]["limits"] = {"import_kwh_per_slot": -3}
+    with pytest.raises(ScenarioError) as err:
+        parse_scenario(data)
+    assert "grid.communities[0].limits.import_kwh_per_slot: must be > 0" in str(err.value)
