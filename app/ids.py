@@ -15,11 +15,13 @@ EXPORT_MESSAGE = "export-message"
 MARKET_COMPARE = "market-compare"
 MARKET_CARDS = "market-cards"
 MARKET_ID = "market-id"
+FEE_TIMING = "fee-timing"  # the send point as the server sees it, refreshed every TICK
+FEE_TIMING_LOCAL = "fee-timing-local"  # the same on the browser's clock
+FEE_TIMING_TICK = "fee-timing-tick"  # a fast browser-only interval that turns the queue buttons
 
 QUEUE_GRID = "queue-grid"
 AUDIT_GRID = "audit-grid"
-SEND_NOW = "send-now"
-SEND_MESSAGE = "send-message"
+QUEUE_TITLE = "queue-title"
 
 WHATIF_SCENARIO = "whatif-scenario"
 WHATIF_DAYS = "whatif-days"

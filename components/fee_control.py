@@ -191,8 +191,13 @@ def fee_control(
     model: dict | None,
     fee_limits: dict,
     disabled: bool,
+    queue_label: str = "Queue",
 ) -> dmc.Paper:
-    """The control card of one market; ``disabled`` for viewers (the server refuses them too)."""
+    """The control card of one market; ``disabled`` for viewers (the server refuses them too).
+
+    ``queue_label`` names the slot a click reaches ("Queue for 12:15 CEST",
+    :func:`components.fee_status.queue_button_text`); the page keeps it current.
+    """
     uid = market["uuid"]
     mode = (model or {}).get("model") if setting_mode == "model" else "manual"
     values = form_values(model)
@@ -215,7 +220,7 @@ def fee_control(
                     ),
                     dmc.NumberInput(
                         id={"type": "fee-input", "market": uid},
-                        label="Fee for the next slot [ct/kWh]",
+                        label="Fee [ct/kWh]",
                         value=manual_fee,
                         min=0,
                         max=float(fee_limits.get("max_ct_per_kwh", 100.0)),
@@ -290,7 +295,7 @@ def fee_control(
             dmc.Group(
                 [
                     dmc.Button(
-                        "Queue for next slot",
+                        queue_label,
                         id={"type": "fee-queue", "market": uid},
                         size="xs",
                         disabled=disabled,
@@ -300,6 +305,7 @@ def fee_control(
                 mt="sm",
             ),
             dmc.Text(id={"type": "fee-message", "market": uid}, size="sm", mt="xs"),
+            dcc.Store(id={"type": "fee-command", "market": uid}),
         ],
         p="sm",
         withBorder=True,

@@ -15,6 +15,7 @@ import datetime as dt
 import math
 from decimal import Decimal
 from types import MappingProxyType
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MISSING = "–"  # en dash: what a missing value (None / NaN) looks like everywhere
 SLOT_FORMAT = "%Y-%m-%dT%H:%M"  # history slot labels, e.g. "2026-06-22T13:15" (simulated time)
@@ -152,3 +153,25 @@ def slot_time(label: str | None) -> str:
 def slot_date(label: str | None) -> str:
     """The simulated date "YYYY-MM-DD" of a slot label, "–" when there is none."""
     return MISSING if not label else slot_label_to_datetime(label).date().isoformat()
+
+
+def slot_when(label: str | None, tz_name: str | None = None, running_slot: str | None = None) -> str:
+    """A slot as the operator reads it in a sentence: "12:15 CEST" (simulated time, in the
+    exchange's zone ``tz_name``; its IANA name in brackets when it has no abbreviation).
+
+    The date follows when it is not the running slot's ("00:00 CEST on 2026-06-23"), and always
+    when ``running_slot`` is not given.
+    """
+    if not label:
+        return MISSING
+    start = slot_label_to_datetime(label)
+    zone = ""
+    if tz_name:
+        try:
+            zone = " " + (start.replace(tzinfo=ZoneInfo(tz_name)).tzname() or tz_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = f" ({tz_name})"
+    text = f"{start:%H:%M}{zone}"
+    if running_slot is None or running_slot[:10] != label[:10]:
+        text += f" on {start:%Y-%m-%d}"
+    return text

@@ -10,8 +10,12 @@ app's ``dmc.MantineProvider``, like every DMC component.
 - ``stale_since`` (float | None): Unix time [s] of the last good poll when not connected.
 - ``reason`` (str | None): why the data is stale (e.g. "exchange unreachable").
 - ``running_slot`` (str | None): label "YYYY-MM-DDTHH:mm" of the slot now trading (simulated).
-- ``deadline_s`` (float | None): wall-clock seconds left to send fees for ``next_slot``.
-- ``next_slot`` (str | None): label of the slot the next fee command applies to.
+- ``deadline_s`` (float | None): wall-clock seconds left until the running slot closes.
+- ``send_s`` (float | None): wall-clock seconds left until the agent sends the queue for
+  ``next_slot`` (the send point; a fee queued after it is in force from ``target_slot``).
+- ``next_slot`` / ``target_slot`` (str | None): labels of the slot after the running one, and of
+  the slot a fee queued now is in force from.
+- ``time_zone`` (str | None): the zone of the slot labels (simulated time).
 - ``user`` / ``role`` (str | None): who is signed in, and as what ("operator" or "viewer").
 """
 
@@ -30,6 +34,7 @@ from components.formatting import (
     is_missing,
     slot_date,
     slot_time,
+    slot_when,
 )
 
 DEADLINE_WARNING_S = 60.0
@@ -52,15 +57,19 @@ def header_text(state: Mapping, tz: dt.tzinfo | None = None) -> dict[str, str]:
 
     running = state.get("running_slot")
     next_slot = state.get("next_slot")
-    deadline_s = state.get("deadline_s")
+    send_s = state.get("send_s", state.get("deadline_s"))
+    zone = state.get("time_zone")
     if not next_slot:
         deadline = f"fee deadline {MISSING}"
-    elif is_missing(deadline_s):
-        deadline = f"fees for {slot_time(next_slot)} close in {MISSING}"
-    elif deadline_s <= 0:
-        deadline = f"fees for {slot_time(next_slot)} closed"
+    elif is_missing(send_s):
+        deadline = f"fees for {slot_when(next_slot, zone, running)} close in {MISSING}"
+    elif send_s <= 0:
+        later = state.get("target_slot")
+        deadline = f"fees for {slot_when(next_slot, zone, running)} closed"
+        if later and later != next_slot:
+            deadline += f"; queue now for {slot_when(later, zone, running)}"
     else:
-        deadline = f"fees for {slot_time(next_slot)} close in {fmt_duration_s(deadline_s)}"
+        deadline = f"fees for {slot_when(next_slot, zone, running)} close in {fmt_duration_s(send_s)}"
 
     user, role = state.get("user"), state.get("role")
     who = "not signed in" if not user else (f"{user} ({role})" if role else str(user))

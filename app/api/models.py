@@ -48,6 +48,9 @@ class ClockResponse(BaseModel):
     fee_deadline: float = Field(description="unix time at which the running slot closes")
     seconds_to_deadline: float
     simulated_time: str = Field(description="start of the running slot, local time")
+    time_zone: str | None = Field(
+        default=None, description="IANA zone of the slot labels (simulated local time), e.g. Europe/Berlin"
+    )
     server_time: float
     finished: bool = Field(description="the scenario's days are simulated: no slot closes any more")
 

@@ -80,6 +80,7 @@ class ExchangeService:
             "fee_deadline": deadline,
             "seconds_to_deadline": max(deadline - now, 0.0),
             "simulated_time": self.clock.slot_start(state.running_slot).isoformat(timespec="minutes"),
+            "time_zone": self.scenario.location.tz,
             "server_time": now,
             "finished": self.scenario.has_ended(state.running_slot),
         }

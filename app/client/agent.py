@@ -27,13 +27,20 @@ class GridOperatorAgent(GridOperatorClient):
     def on_market_cycle(self, market_info: dict) -> None:
         """Called once per closed slot with its ``market_info``. Override me."""
 
+    def poll_wait_s(self) -> float:
+        """How long the next long-poll may wait [s]; an agent with work due earlier says less."""
+        return self.long_poll_s
+
+    def after_poll(self) -> None:
+        """Called after every long-poll, once its cycles are delivered: work that is due by time."""
+
     def run(self, stop: threading.Event | None = None, max_cycles: int | None = None) -> int:
         """Deliver cycles until ``stop`` is set or ``max_cycles`` were delivered; returns count."""
         stop = stop or threading.Event()
         delivered = 0
         while not stop.is_set() and (max_cycles is None or delivered < max_cycles):
             try:
-                page = self.market_cycles(self.last_market_slot, wait_s=self.long_poll_s)
+                page = self.market_cycles(self.last_market_slot, wait_s=self.poll_wait_s())
             except (ExchangeUnavailable, ApiClientError) as exc:
                 if isinstance(exc, ApiClientError) and exc.status < 500 and exc.status != 401:
                     raise
@@ -51,6 +58,7 @@ class GridOperatorAgent(GridOperatorClient):
                 delivered += 1
                 if stop.is_set() or (max_cycles is not None and delivered >= max_cycles):
                     break
+            self.after_poll()
             if not page["cycles"]:
                 time.sleep(0)  # long-poll returned empty: ask again
         return delivered

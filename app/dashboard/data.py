@@ -18,6 +18,7 @@ from flask_caching import Cache
 from sqlalchemy import func, select
 
 from app.client import ApiClientError, ExchangeUnavailable, GridOperatorClient
+from app.operator import timing
 from app.operator.store import QUEUED, OperatorStore
 from app.store.schema import op_history
 
@@ -37,6 +38,30 @@ def short_reason(exc: Exception) -> str:
     if isinstance(exc, ApiClientError):
         return f"exchange error {exc.status} {exc.code}"
     return type(exc).__name__
+
+
+def with_send_point(state: dict) -> dict:
+    """The clock state with what the operator needs to queue a fee (:mod:`app.operator.timing`):
+
+    ``next_slot`` (N+1's label), ``send_s`` (seconds until the agent sends the queue, None when
+    unknown) and ``target_slot``: the slot a fee queued now is in force from (N+1 before the send
+    point, N+2 after it).
+    """
+    running = state.get("running_slot")
+    if not running:
+        return {**state, "next_slot": None, "send_s": None, "target_slot": None}
+    length = int(state.get("slot_length_min") or 15)
+    deadline_s = state.get("deadline_s")
+    send_s = None
+    if state.get("connected") and deadline_s is not None:
+        send_s = float(deadline_s) - timing.send_lead_s(float(state.get("slot_seconds") or 0.0))
+    return {
+        **state,
+        "next_slot": timing.shift_slot(running, 1, length),
+        "send_s": send_s,
+        # unknown (stale): whatever is queued now goes with the next send the agent makes
+        "target_slot": None if send_s is None else timing.target_slot(running, length, send_s),
+    }
 
 
 @dataclass
@@ -77,7 +102,7 @@ class ConsoleData:
         state = {k: v for k, v in reading.items() if k != "valid_until"}
         if state.get("connected"):
             state["deadline_s"] = max(state["deadline_at"] - time.time(), 0.0)
-        return state
+        return with_send_point(state)
 
     def _wait_for(self, key: str) -> dict | None:
         """The reading another request is asking the exchange for, once it is there (None if it
@@ -105,6 +130,7 @@ class ConsoleData:
                 "deadline_at": now + left,
                 "slot_seconds": clock["slot_seconds"],
                 "slot_length_min": clock["slot_length_min"],
+                "time_zone": clock.get("time_zone"),
             }
             self.cache.set("console:last_clock", state, timeout=0)
             grace = min(CLOCK_GRACE_S, 0.2 * float(clock["slot_seconds"] or 0.0))

@@ -8,8 +8,13 @@ It runs whether or not a browser is open. Per cycle (slot N-1 closed, N running)
    to the history store;
 3. for each market whose setting is a tariff model, compute the fee for slot N+1 (the first slot a
    fee sent now can reach) and queue it, with the model and its parameters as the source;
-4. send everything queued (model fees and manual changes) in one ``grid_fees`` batch and record
-   each command's outcome: applied from slot X, or refused with the exchange's reason.
+4. at N's send point (its fee deadline less a lead, :mod:`app.operator.timing`), send everything
+   queued by then (the models' fees and the operator's changes, the last change of each market)
+   in one ``grid_fees`` batch, so all of it is in force from N+1; record each command's outcome:
+   applied from slot X, or refused with the exchange's reason.
+
+Sending at the send point rather than at the cycle is what makes a fee the operator queues while
+N runs reach N+1: sent at the next cycle it would arrive while N+1 runs and apply from N+2.
 
 Exactly one agent runs per deployment: the caller holds ``agent_lock`` while it runs.
 """
@@ -18,8 +23,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
-from app.client import ExchangeUnavailable, GridOperatorAgent, GridOperatorClient
+from app.client import ApiClientError, ExchangeUnavailable, GridOperatorAgent, GridOperatorClient
+from app.operator import timing
 from app.operator.store import APPLIED, REFUSED, OperatorStore, history_row
 from app.tariffs.base import FeeLimits, MarketHistory, SlotInfo
 
@@ -50,7 +57,7 @@ def send_commands(client: GridOperatorClient, store: OperatorStore, tid: str, co
 
 
 def send_queue(client: GridOperatorClient, store: OperatorStore) -> dict:
-    """Send everything queued now ("send now" and the end of every cycle)."""
+    """Send everything queued now, as one batch (the agent, at each slot's send point)."""
     tid, commands = store.claim_queued()
     return send_commands(client, store, tid, commands) if commands else {}
 
@@ -76,6 +83,7 @@ class OperatorAgent(GridOperatorAgent):
         super().__init__(*args, **kwargs)
         self.store = store
         self._limits: FeeLimits | None = None
+        self.send_due_at: float | None = None  # wall-clock time of the running slot's send point
 
     def limits(self) -> FeeLimits:
         if self._limits is None:
@@ -98,7 +106,53 @@ class OperatorAgent(GridOperatorAgent):
             rows.append(history_row(m, closed, got))
         self.store.append_history(rows)
         self.queue_model_fees(market_info, managed)
-        send_queue(self, self.store)
+        self.schedule_send()
+
+    # -- sending at the send point -----------------------------------------------------------
+    def schedule_send(self) -> None:
+        """Read the exchange's clock and plan the queue's batch for the running slot's send point;
+        send at once when it has passed (fast-forward, or a cycle that came late)."""
+        try:
+            clock = self.clock()
+        except (ExchangeUnavailable, ApiClientError) as exc:
+            log.warning("no clock from the exchange (%s): sending the queue now", exc)
+            self.send_due_at = None
+            self.send_queued()
+            return
+        due = timing.send_at(time.time() + float(clock["seconds_to_deadline"]), float(clock["slot_seconds"]))
+        if due <= time.time() or clock.get("finished"):
+            self.send_due_at = None
+            self.send_queued()
+        else:
+            self.send_due_at = due
+
+    def send_queued(self) -> dict:
+        """The queue's batch now; an exchange that does not answer leaves it claimed, and the next
+        cycle resends it under the same transaction id."""
+        try:
+            return send_queue(self, self.store)
+        except (ExchangeUnavailable, ApiClientError) as exc:
+            log.warning("the queue's batch did not reach the exchange (%s); resent next cycle", exc)
+            return {}
+
+    def poll_wait_s(self) -> float:
+        if self.send_due_at is None:
+            return self.long_poll_s
+        return min(self.long_poll_s, max(self.send_due_at - time.time(), 0.0))
+
+    def after_poll(self) -> None:
+        if self.send_due_at is not None and time.time() >= self.send_due_at:
+            self.send_due_at = None
+            self.send_queued()
+
+    def run(self, stop=None, max_cycles: int | None = None) -> int:  # noqa: ANN001
+        """``GridOperatorAgent.run``, with the running slot's send point planned before the first
+        cycle (so what was queued before the agent started goes out in this slot)."""
+        try:
+            self.schedule_send()
+        except Exception:  # the cycles still come; the next one plans again
+            log.exception("planning the first send failed")
+        return super().run(stop=stop, max_cycles=max_cycles)
 
     def queue_model_fees(self, market_info: dict, managed: list[dict]) -> None:
         settings = self.store.settings()

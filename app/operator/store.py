@@ -332,6 +332,15 @@ class OperatorStore:
         with self.engine.begin() as conn:
             conn.execute(insert(fee_commands), rows)
 
+    def command(self, command_id: int) -> dict | None:
+        """One command of this exchange by id (None when there is no such command)."""
+        c = fee_commands.c
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(fee_commands).where(c.exchange == self.exchange, c.id == command_id)
+            ).first()
+        return None if row is None else dict(row._mapping)
+
     def commands(self, statuses: tuple[str, ...] | None = None, limit: int = 500) -> list[dict]:
         """Newest first."""
         c = fee_commands.c

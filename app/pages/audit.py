@@ -1,4 +1,8 @@
-"""Fee commands (``/audit``): what is queued for the next slot, and every command's outcome."""
+"""Fee commands (``/audit``): what will be in force in the next slot, and every command's outcome.
+
+There is no "send now": the operator agent sends the queue at each slot's send point
+(:mod:`app.operator.timing`), which is what makes a queued fee reach the next slot.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,10 @@ import dash_mantine_components as dmc
 from dash import Input, Output
 
 from app import ids
-from app.client import ApiClientError, ExchangeUnavailable
-from app.dashboard.auth import NotAllowed, require_operator
-from app.operator.agent import send_queue
 from app.operator.store import APPLIED, QUEUED, SENDING
-from app.pages.common import console, is_viewer
+from app.pages.common import console
+from components.fee_status import command_outcome
+from components.formatting import slot_when
 
 COLUMNS = [
     {"field": "created", "headerName": "Queued at (UTC)", "width": 170},
@@ -26,20 +29,11 @@ COLUMNS = [
 ]
 
 
-def command_rows(commands: list[dict]) -> list[dict]:
-    """Rows for the grids: time, market, fee, source, status and what became of it."""
+def command_rows(commands: list[dict], state: dict) -> list[dict]:
+    """Rows for the grids: time, market, fee, source, status and what became of it, with the
+    exact slot (``state``: the console's clock state, for where a queued command goes)."""
     rows = []
     for c in commands:
-        if c["status"] == "applied":
-            outcome = f"applied from slot {c['applies_from_slot']}"
-        elif c["status"] == "refused":
-            outcome = f"refused: {c['reason']}"
-        elif c["status"] == "superseded":
-            outcome = "superseded by a later change"
-        elif c["status"] == "sending":
-            outcome = "sent, waiting for the exchange"
-        else:
-            outcome = "queued for the next slot"
         rows.append(
             {
                 "id": str(c["id"]),
@@ -48,26 +42,35 @@ def command_rows(commands: list[dict]) -> list[dict]:
                 "fee_ct_per_kwh": round(c["fee_ct_per_kwh"], 3),
                 "source": c["source"],
                 "status": c["status"],
-                "outcome": outcome,
+                "outcome": command_outcome(c, state)[0],
                 "created_by": c["created_by"],
             }
         )
     return rows
 
 
-def next_slot_commands(ops, running_slot: str | None) -> list[dict]:  # noqa: ANN001
-    """What the next slot will bring: commands not yet sent, and commands the exchange has
-    already taken for a slot that has not started (a gsy-e-sdk script's fees, a "Send now"),
-    newest first. Slot labels ``YYYY-MM-DDTHH:mm`` sort as time."""
-    waiting = ops.commands((QUEUED, SENDING))
-    if running_slot is None:
-        return waiting
-    taken = [
-        c
-        for c in ops.commands((APPLIED,), limit=200)
-        if c["applies_from_slot"] is not None and c["applies_from_slot"] > running_slot
-    ]
+def next_slot_commands(ops, state: dict) -> list[dict]:  # noqa: ANN001
+    """What will be in force in the next slot (N+1), newest first: commands the exchange has
+    taken for N+1 (the agent's batch, a gsy-e-sdk script's fees), the batch on its way, and the
+    queue while it still goes with N's batch (before the send point; after it, the queue is for
+    N+2 and shows in the audit log only). Slot labels ``YYYY-MM-DDTHH:mm`` sort as time."""
+    running, next_slot = state.get("running_slot"), state.get("next_slot")
+    waiting = ops.commands((SENDING,))
+    if state.get("target_slot") is None or state.get("target_slot") == next_slot:
+        waiting += ops.commands((QUEUED,))
+    if running is None:
+        return sorted(waiting, key=lambda c: c["id"], reverse=True)
+    taken = [c for c in ops.commands((APPLIED,), limit=200) if c["applies_from_slot"] == next_slot]
     return sorted(waiting + taken, key=lambda c: c["id"], reverse=True)
+
+
+def queue_title(state: dict) -> str:
+    """ "In force from 12:15 CEST (the next slot)": the first grid's title."""
+    nxt = state.get("next_slot")
+    if not nxt:
+        return "Queued (slot unknown: no clock from the exchange)"
+    when = slot_when(nxt, state.get("time_zone"), state.get("running_slot"))
+    return f"In force from {when} (the next slot)"
 
 
 def _grid(grid_id: str, rows: list[dict], height: int) -> dag.AgGrid:
@@ -82,24 +85,15 @@ def _grid(grid_id: str, rows: list[dict], height: int) -> dag.AgGrid:
     )
 
 
-def _running_slot() -> str | None:
-    return console().clock_state().get("running_slot")
-
-
 def layout(**_query) -> dmc.Stack:
-    ops = console().ops
+    data = console()
+    state = data.clock_state()
     return dmc.Stack(
         [
-            dmc.Group(
-                [
-                    dmc.Title("For the next slot", order=3),
-                    dmc.Button("Send now", id=ids.SEND_NOW, size="xs", disabled=is_viewer()),
-                    dmc.Text(id=ids.SEND_MESSAGE, size="sm"),
-                ]
-            ),
-            _grid(ids.QUEUE_GRID, command_rows(next_slot_commands(ops, _running_slot())), 180),
+            dmc.Title(queue_title(state), id=ids.QUEUE_TITLE, order=3),
+            _grid(ids.QUEUE_GRID, command_rows(next_slot_commands(data.ops, state), state), 180),
             dmc.Title("Audit log", order=3),
-            _grid(ids.AUDIT_GRID, command_rows(ops.commands(limit=500)), 460),
+            _grid(ids.AUDIT_GRID, command_rows(data.ops.commands(limit=500), state), 460),
         ],
         gap="sm",
     )
@@ -109,31 +103,18 @@ def register_callbacks(app) -> None:  # noqa: ANN001
     """This page's callbacks, on ``app`` (each Dash app of the process gets its own)."""
 
     @app.callback(
+        Output(ids.QUEUE_TITLE, "children"),
         Output(ids.QUEUE_GRID, "rowData"),
         Output(ids.AUDIT_GRID, "rowData"),
         Input(ids.TICK, "n_intervals"),
         prevent_initial_call=True,
     )
     def refresh(_n):
-        ops = console().ops
-        queue = next_slot_commands(ops, _running_slot())
-        return command_rows(queue), command_rows(ops.commands(limit=500))
-
-    @app.callback(
-        Output(ids.SEND_MESSAGE, "children"),
-        Input(ids.SEND_NOW, "n_clicks"),
-        prevent_initial_call=True,
-        running=[(Output(ids.SEND_NOW, "disabled"), True, False)],
-    )
-    def send_now(_clicks):
-        try:
-            require_operator()
-        except NotAllowed as exc:
-            return str(exc)
         data = console()
-        try:
-            results = send_queue(data.client, data.ops)
-        except (ExchangeUnavailable, ApiClientError) as exc:  # stays claimed; the agent resends it
-            return f"not sent now ({exc}); the agent resends them"
-        applied = sum(r["status"] == "applied" for r in results.values())
-        return f"sent {len(results)} command(s), {applied} applied" if results else "nothing queued"
+        state = data.clock_state()
+        queue = next_slot_commands(data.ops, state)
+        return (
+            queue_title(state),
+            command_rows(queue, state),
+            command_rows(data.ops.commands(limit=500), state),
+        )

@@ -16,13 +16,29 @@ from dash import ALL, MATCH, Input, Output, State, ctx, dcc, html, no_update
 
 from app import ids
 from app.dashboard.auth import NotAllowed, require_operator
+from app.operator import timing
 from app.pages.common import console, is_viewer
 from components.fee_control import fee_control, parse_form
+from components.fee_status import command_outcome, queue_button_text, queued_text
 from components.formatting import plain_number
 from components.market_charts import FIGURE_TRACES, append_patches, market_figures
 
 INITIAL_SLOTS = 2 * 96
 SLOT_FORMAT = "%Y-%m-%dT%H:%M"
+FEE_TIMING_TICK_MS = 250  # how often the browser turns the queue buttons at the send point [ms]
+
+
+def fee_timing(state: dict) -> dict:
+    """What the queue buttons need, from the clock state: the seconds to the send point and the
+    button's label before it (N+1) and after it (N+2); the browser switches between them."""
+    running, send_s = state.get("running_slot"), state.get("send_s")
+    if not running or send_s is None:
+        label = queue_button_text({})
+        return {"send_s": None, "before": label, "after": label}
+    length = int(state.get("slot_length_min") or 15)
+    before = {**state, "target_slot": timing.shift_slot(running, 1, length)}
+    after = {**state, "target_slot": timing.shift_slot(running, 2, length)}
+    return {"send_s": send_s, "before": queue_button_text(before), "after": queue_button_text(after)}
 
 
 # -- layout -----------------------------------------------------------------------------------
@@ -76,6 +92,7 @@ def layout(market_id: str | None = None, **_query) -> html.Div:
         if setting and setting.manual_fee_ct_per_kwh is not None
         else market.get("next_fee", 0.0)
     )
+    timing_now = fee_timing(data.clock_state())
     control = fee_control(
         market,
         setting.mode if setting else "manual",
@@ -83,6 +100,7 @@ def layout(market_id: str | None = None, **_query) -> html.Div:
         setting.model if setting else None,
         data.fee_limits(),
         disabled=is_viewer(),
+        queue_label=timing_now["before"] if (timing_now["send_s"] or 0) > 0 else timing_now["after"],
     )
     return dmc.Grid(
         [
@@ -105,6 +123,9 @@ def layout(market_id: str | None = None, **_query) -> html.Div:
                     ),
                     html.Div(id=ids.MARKET_CARDS, children=market_card(market, 1)),
                     dcc.Store(id=ids.MARKET_ID, data=market["uuid"]),
+                    dcc.Store(id=ids.FEE_TIMING, data=timing_now),
+                    dcc.Store(id=ids.FEE_TIMING_LOCAL),
+                    dcc.Interval(id=ids.FEE_TIMING_TICK, interval=FEE_TIMING_TICK_MS),
                 ],
                 span={"base": 12, "lg": 9},
             ),
@@ -153,7 +174,7 @@ def params_of(states: list[dict]) -> dict[str, object]:
 
 
 def preview_text(market_uuid: str, mode: str, values: dict, table: dict | None, manual) -> str:  # noqa: ANN001
-    """What the setting would send for the next slot, or why it cannot."""
+    """What the setting would send and from which slot it is in force, or why it cannot."""
     if mode == "manual":
         from app.exchange.fees import FeeRefused, validate_fee
 
@@ -167,7 +188,7 @@ def preview_text(market_uuid: str, mode: str, values: dict, table: dict | None, 
         fee = model_fee_for_next_slot(market_uuid, parse_form(mode, values, table))
     except ValueError as exc:
         return f"⚠ {exc}"
-    return f"would send {fee:.2f} ct/kWh next"
+    return f"would send {fee:.2f} ct/kWh, {queued_text(console().clock_state())}; then a new fee every slot"
 
 
 def model_fee_for_next_slot(market_uuid: str, model_dict: dict) -> float:
@@ -193,9 +214,12 @@ def model_fee_for_next_slot(market_uuid: str, model_dict: dict) -> float:
     )
 
 
-def apply_setting(market_uuid: str, mode: str, manual, values: dict, table: dict | None) -> str:  # noqa: ANN001
-    """Store the market's setting and queue its fee for the next slot; the message to show.
+def apply_setting(market_uuid: str, mode: str, manual, values: dict, table: dict | None) -> dict:  # noqa: ANN001
+    """Store the market's setting and queue its fee; ``{"id": command id, "what": "4.50 ct/kWh"}``.
 
+    The command goes with the agent's next batch: in force from the slot after the running one
+    when queued before the send point, from the one after that when queued later
+    (:func:`components.fee_status.command_outcome` says which, and follows the command).
     Raises ``NotAllowed`` for a viewer or a market the user may not manage, ``ValueError`` for a
     bad value; nothing is stored or queued then.
     """
@@ -217,14 +241,34 @@ def apply_setting(market_uuid: str, mode: str, manual, values: dict, table: dict
         except FeeRefused as exc:
             raise ValueError(exc.message) from None
         data.ops.set_manual(market_uuid, fee, user.username)
-        data.ops.queue(market_uuid, market["name"], fee, f"manual:{user.username}", user.username, running)
-        return f"{fee:.2f} ct/kWh queued for the next slot"
+        command_id = data.ops.queue(
+            market_uuid, market["name"], fee, f"manual:{user.username}", user.username, running
+        )
+        return {"id": command_id, "what": f"{fee:.2f} ct/kWh", "then": ""}
     model = parse_model(parse_form(mode, values, table))
     stored = model.model_dump(mode="json", by_alias=True)
     fee = model_fee_for_next_slot(market_uuid, stored)
     data.ops.set_model(market_uuid, stored, user.username)
-    data.ops.queue(market_uuid, market["name"], fee, f"model:{describe(model)}", user.username, running)
-    return f"{describe(model)}: {fee:.2f} ct/kWh queued now, then a new fee every slot"
+    command_id = data.ops.queue(
+        market_uuid, market["name"], fee, f"model:{describe(model)}", user.username, running
+    )
+    what = f"{describe(model)}: {fee:.2f} ct/kWh"
+    return {"id": command_id, "what": what, "then": "; then a new fee every slot"}
+
+
+def command_message(sent: dict | None) -> tuple[str, str]:
+    """(text, colour) of the fee message under the queue button: the refusal, or the command's
+    status now ("4.50 ct/kWh queued: in force from 12:15 CEST" → "… in force from 12:15 CEST")."""
+    if not sent:
+        return "", "dimmed"
+    if "error" in sent:
+        return sent["error"], "red"
+    data = console()
+    command = data.ops.command(int(sent["id"]))
+    if command is None:
+        return f"{sent['what']}: the command is no longer in the store", "red"
+    text, colour = command_outcome(command, data.clock_state())
+    return f"{sent['what']} {text}{sent.get('then', '')}", colour
 
 
 def register_callbacks(app) -> None:  # noqa: ANN001
@@ -308,19 +352,71 @@ def register_callbacks(app) -> None:  # noqa: ANN001
         return preview_text(market_uuid, mode, params_of(ctx.inputs_list[1]), table, manual)
 
     @app.callback(
-        Output({"type": "fee-message", "market": MATCH}, "children"),
-        Output({"type": "fee-message", "market": MATCH}, "c"),
-        Input({"type": "fee-queue", "market": MATCH}, "n_clicks"),
-        State({"type": "fee-mode", "market": MATCH}, "value"),
-        State({"type": "fee-input", "market": MATCH}, "value"),
-        State({"type": "fee-param", "market": MATCH, "field": ALL}, "value"),
-        State({"type": "tou-table", "market": MATCH}, "data"),
+        output=Output({"type": "fee-command", "market": MATCH}, "data"),
+        inputs={"_clicks": Input({"type": "fee-queue", "market": MATCH}, "n_clicks")},
+        state={
+            "mode": State({"type": "fee-mode", "market": MATCH}, "value"),
+            "manual": State({"type": "fee-input", "market": MATCH}, "value"),
+            "params": State({"type": "fee-param", "market": MATCH, "field": ALL}, "value"),
+            "table": State({"type": "tou-table", "market": MATCH}, "data"),
+        },
         prevent_initial_call=True,
         running=[(Output({"type": "fee-queue", "market": MATCH}, "loading"), True, False)],
     )
-    def queue_fee(_clicks, mode, manual, _values, table):
-        market_uuid = ctx.outputs_list[0]["id"]["market"]
+    def queue_fee(_clicks, mode, manual, params, table):
+        market_uuid = ctx.outputs_list["id"]["market"]
+        values = params_of(ctx.args_grouping["params"])
         try:
-            return apply_setting(market_uuid, mode, manual, params_of(ctx.states_list[2]), table), "green"
+            return apply_setting(market_uuid, mode, manual, values, table)
         except (NotAllowed, ValueError) as exc:
-            return str(exc), "red"
+            return {"error": str(exc)}
+
+    @app.callback(
+        Output({"type": "fee-message", "market": MATCH}, "children"),
+        Output({"type": "fee-message", "market": MATCH}, "c"),
+        Input({"type": "fee-command", "market": MATCH}, "data"),
+        Input(ids.TICK, "n_intervals"),
+        prevent_initial_call=True,
+    )
+    def follow_command(sent, _n):
+        """The message follows the command: queued → sent → in force from 12:15 / refused."""
+        if not sent and ctx.triggered_id == ids.TICK:
+            return no_update, no_update
+        return command_message(sent)
+
+    @app.callback(
+        Output(ids.FEE_TIMING, "data"),
+        Input(ids.TICK, "n_intervals"),
+        prevent_initial_call=True,
+    )
+    def refresh_fee_timing(_n):
+        return fee_timing(console().clock_state())
+
+    # the browser's own clock turns "Queue for 12:15" into "Queue for 12:30" at the send point,
+    # between two server ticks: first the send point on the browser's clock ...
+    app.clientside_callback(
+        """
+        function(timing) {
+            if (!timing || timing.send_s === null || timing.send_s === undefined) { return timing; }
+            return Object.assign({}, timing, {send_at_ms: Date.now() + 1000 * timing.send_s});
+        }
+        """,
+        Output(ids.FEE_TIMING_LOCAL, "data"),
+        Input(ids.FEE_TIMING, "data"),
+    )
+    # ... then every FEE_TIMING_TICK_MS the label of every queue button on the page
+    app.clientside_callback(
+        """
+        function(_n, timing, labels) {
+            const nc = window.dash_clientside.no_update;
+            if (!timing) { return labels.map(() => nc); }
+            const passed = !timing.send_at_ms || Date.now() >= timing.send_at_ms;
+            const label = passed ? timing.after : timing.before;
+            return labels.map((old) => (old === label ? nc : label));
+        }
+        """,
+        Output({"type": "fee-queue", "market": ALL}, "children"),
+        Input(ids.FEE_TIMING_TICK, "n_intervals"),
+        State(ids.FEE_TIMING_LOCAL, "data"),
+        State({"type": "fee-queue", "market": ALL}, "children"),
+    )

@@ -13,14 +13,6 @@ def header_state() -> dict:
     state = dict(console().clock_state())
     user, role = user_role()
     state.update(user=user, role=role)
-    running = state.get("running_slot")
-    if running:
-        import datetime as dt
-
-        nxt = dt.datetime.strptime(running, "%Y-%m-%dT%H:%M") + dt.timedelta(
-            minutes=state.get("slot_length_min", 15)
-        )
-        state["next_slot"] = nxt.strftime("%Y-%m-%dT%H:%M")
     return state
 
 

@@ -64,6 +64,7 @@ from app.whatif import (
 )
 from app.whatif_queue import JOB_CONTEXT
 from components.fee_control import FORMS, Field, parse_form
+from components.fee_status import queued_text
 from components.whatif_view import colour, duration_figure, fee_figure, flows_figure, kpi_grid, progress_bars
 
 SCENARIOS = {"live": "the live scenario", "generated": "a generated grid, 10 communities x 100 houses"}
@@ -646,13 +647,17 @@ def apply_candidate(run_id: object, index: object) -> str:
     for market, model in targets:
         stored = model.model_dump(mode="json", by_alias=True)
         planned.append((market, stored, model_fee_for_next_slot(market["uuid"], stored)))
-    running = data.clock_state().get("running_slot")
+    clock = data.clock_state()
+    running = clock.get("running_slot")
     source = f"what-if:{name}"
     for market, stored, fee in planned:
         data.ops.set_model(market["uuid"], stored, user.username)
         data.ops.queue(market["uuid"], market["name"], fee, source, user.username, running)
     fees = ", ".join(f"{m['name']} {fee:.2f} ct/kWh" for m, _, fee in planned)
-    return f"{source}: queued for the next slot ({fees}); the models then set a fee every slot"
+    return (
+        f"{source}: queued, {queued_text(clock)} ({fees}); the models then set a fee every slot "
+        "(their status: Fee commands)"
+    )
 
 
 def export_workbook(run_id: object, store: ResultStore) -> dict:

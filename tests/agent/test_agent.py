@@ -4,7 +4,6 @@ import threading
 
 import pytest
 
-from app.operator.agent import send_queue
 from app.operator.run import start_agent
 from app.operator.store import APPLIED, QUEUED, REFUSED, SENDING, SUPERSEDED
 
@@ -59,17 +58,6 @@ def test_several_changes_before_the_deadline_collapse_to_the_last(console):
     statuses = [(c["fee_ct_per_kwh"], c["status"]) for c in console.ops.commands()]
     assert statuses == [(7.0, APPLIED), (3.0, SUPERSEDED), (2.0, SUPERSEDED)]
     assert [c.fee_ct_per_kwh for c in console.store.fee_history(community.uuid)] == [7.0]
-
-
-def test_send_now_sends_the_queue_at_once_and_the_cycle_does_not_send_it_again(console):
-    agent = console.agent()
-    community = console.market(1)
-    console.runner.close_running_slot()
-    console.ops.queue(community.uuid, community.name, 6.0, source="manual:operator", user="operator")
-    results = send_queue(agent, console.ops)
-    assert [r["status"] for r in results.values()] == [APPLIED]
-    console.cycle(agent)
-    assert len(console.store.fee_history(community.uuid)) == 1
 
 
 def test_a_refused_command_is_recorded_with_the_exchange_s_reason(console):

@@ -18,20 +18,31 @@ def test_overview_rows_show_every_managed_market_after_a_cycle(console):
     assert all(r["fee_in_force_ct_per_kwh"] is not None for r in rows)
 
 
-def test_manual_fee_is_queued_with_its_source_and_applied_by_the_next_cycle(console):
+def test_manual_fee_message_follows_the_command_to_the_slot_the_exchange_charges_it(console):
+    """Fast-forward (SLOT_SECONDS=0): the send point of the running slot has passed at once, so
+    the console says the slot after the next, and that is the slot the exchange charges it from."""
     console.cycles(1)
     c = console.community()
+    clock = console.runner.clock
+    running = console.store.clock_state().running_slot
+    when = f"{clock.label(running + 2)[11:]} CEST"  # the scenario's zone: Europe/Berlin in June
     with console.as_user("operator"):
-        message = market.apply_setting(c.uuid, "manual", 4.5, {}, None)
-    assert "4.50 ct/kWh queued" in message
+        sent = market.apply_setting(c.uuid, "manual", 4.5, {}, None)
+        assert market.command_message(sent) == (f"4.50 ct/kWh queued: in force from {when}", "blue")
     (command,) = console.data.ops.commands()
     assert command["status"] == QUEUED and command["source"] == "manual:operator"
-    console.cycles(1)
-    (command,) = console.data.ops.commands()
-    assert command["status"] == APPLIED
+    console.cycles(3)
+    charged = {r["slot"]: r["market_fee"] for r in console.store.history(c.uuid)}
+    assert charged[running + 1] == 1.0 and charged[running + 2] == 4.5  # the exchange's own history
     with console.as_user("operator"):
-        rows = audit.command_rows(console.data.ops.commands())
-    assert rows[0]["outcome"].startswith("applied from slot ")
+        assert market.command_message(sent) == (f"4.50 ct/kWh in force from {when}", "green")
+        rows = audit.command_rows(console.data.ops.commands(), console.data.clock_state())
+    assert rows[0]["outcome"] == f"in force from {when}"
+
+
+def test_a_refused_fee_says_why_in_red_and_queues_nothing(console):
+    with console.as_user("operator"):
+        assert market.command_message({"error": "fee must be >= 0"}) == ("fee must be >= 0", "red")
 
 
 @pytest.mark.parametrize("bad", [-1, "abc", None, float("nan"), 10_000])
@@ -54,9 +65,14 @@ def test_model_setting_is_stored_and_its_fee_queued_then_sent_every_cycle(consol
     c = console.community()
     values = {"constant.fee_ct_per_kwh": 3.0}
     with console.as_user("operator"):
-        assert market.preview_text(c.uuid, "constant", values, None, None) == "would send 3.00 ct/kWh next"
-        message = market.apply_setting(c.uuid, "constant", None, values, None)
-    assert message.startswith("constant 3 ct/kWh")
+        running = console.store.clock_state().running_slot
+        when = f"{console.runner.clock.label(running + 2)[11:]} CEST"
+        assert market.preview_text(c.uuid, "constant", values, None, None) == (
+            f"would send 3.00 ct/kWh, in force from {when}; then a new fee every slot"
+        )
+        sent = market.apply_setting(c.uuid, "constant", None, values, None)
+        text, _ = market.command_message(sent)
+    assert text == f"constant 3 ct/kWh: 3.00 ct/kWh queued: in force from {when}; then a new fee every slot"
     assert console.data.ops.settings()[c.uuid].model == {"model": "constant", "fee_ct_per_kwh": 3.0}
     console.cycles(3)
     sources = [cmd["source"] for cmd in console.data.ops.commands() if cmd["status"] == APPLIED]
@@ -134,10 +150,23 @@ def test_next_slot_list_holds_unsent_commands_and_fees_taken_for_a_slot_not_yet_
         [{**sdk, "applies_from_slot": clock.label(running + 1)}], "gsy-sdk:dso", "operator", "t-new"
     )
     ops.queue(c.uuid, c.name, 2.0, source="manual:operator", user="operator")
-    rows = audit.command_rows(audit.next_slot_commands(ops, clock.label(running)))
+    before_send = {
+        "running_slot": clock.label(running),
+        "next_slot": clock.label(running + 1),
+        "target_slot": clock.label(running + 1),
+        "time_zone": "Europe/Berlin",
+    }
+    rows = audit.command_rows(audit.next_slot_commands(ops, before_send), before_send)
     assert [(r["source"], r["fee_ct_per_kwh"]) for r in rows] == [
         ("manual:operator", 2.0),
         ("gsy-sdk:dso", 6.0),
     ]
-    assert rows[1]["outcome"] == f"applied from slot {clock.label(running + 1)}"
-    assert len(audit.next_slot_commands(ops, None)) == 1  # no clock reading: the unsent ones only
+    when = f"{clock.label(running + 1)[11:]} CEST"
+    assert rows[0]["outcome"] == f"queued: in force from {when}"
+    assert rows[1]["outcome"] == f"in force from {when}"
+    assert audit.queue_title(before_send) == f"In force from {when} (the next slot)"
+    # after the send point the queue goes with the next slot's batch: not in force in the next slot
+    after_send = {**before_send, "target_slot": clock.label(running + 2)}
+    assert [c["source"] for c in audit.next_slot_commands(ops, after_send)] == ["gsy-sdk:dso"]
+    unknown = {"running_slot": None, "next_slot": None, "target_slot": None}
+    assert len(audit.next_slot_commands(ops, unknown)) == 1  # no clock reading: the unsent ones only
