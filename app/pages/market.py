@@ -364,7 +364,7 @@ def register_callbacks(app) -> None:  # noqa: ANN001
         running=[(Output({"type": "fee-queue", "market": MATCH}, "loading"), True, False)],
     )
     def queue_fee(_clicks, mode, manual, params, table):
-        market_uuid = ctx.outputs_list["id"]["market"]
+        market_uuid = ctx.triggered_id["market"]
         values = params_of(ctx.args_grouping["params"])
         try:
             return apply_setting(market_uuid, mode, manual, values, table)

@@ -43,6 +43,7 @@ from app.dashboard.data import ConsoleData
 from app.exchange.generate import generate_scenario
 from app.exchange.grid import build_grid
 from app.exchange.runner import ExchangeRunner
+from app.operator import timing
 from app.operator.agent import OperatorAgent
 from app.operator.run import start_agent
 from app.operator.store import OperatorStore
@@ -81,6 +82,7 @@ class Live:
     runner: ExchangeRunner
     server: Flask
     settings: Settings
+    slot_seconds: float = SLOT_SECONDS
 
     @property
     def data(self) -> ConsoleData:
@@ -121,12 +123,23 @@ class Live:
     def wait_slots(self, n: int, timeout: float | None = None) -> int:
         """Wait until ``n`` more slots closed; returns the last closed slot."""
         target = self.last_closed() + n
-        self.wait_closed(target, timeout or 10.0 + 2 * n * SLOT_SECONDS)
+        self.wait_closed(target, timeout or 10.0 + 2 * n * self.slot_seconds)
         return target
+
+    def seconds_to_send(self) -> tuple[int, float]:
+        """(running slot, seconds until its send point) from the exchange's clock API."""
+        clock = self.data.client.clock()
+        left = float(clock["seconds_to_deadline"]) - timing.send_lead_s(self.slot_seconds)
+        return self.runner.clock.slot_of(clock["running_slot"]), left
 
 
 @pytest.fixture
-def live(tmp_path: Path, dash_duo, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
+def live(
+    tmp_path: Path, dash_duo, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[Live]:
+    """The exchange closes a slot every ``SLOT_SECONDS``, or every ``request.param`` seconds when
+    the test asks (``@pytest.mark.parametrize("live", [4.0], indirect=True)``)."""
+    slot_seconds = float(getattr(request, "param", SLOT_SECONDS))
     monkeypatch.setattr(OperatorAgent, "long_poll_s", AGENT_LONG_POLL_S)
     with contextlib.ExitStack() as cleanup:  # undone in reverse order, also when setting up fails
         scenario = generate_scenario(2, 3, seed=1)
@@ -135,7 +148,7 @@ def live(tmp_path: Path, dash_duo, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         )
         cleanup.callback(store.engine.dispose)
         settings = Settings.from_env(
-            {"INSTANCE_DIR": str(tmp_path), "SECRET_KEY": "t", "SLOT_SECONDS": str(SLOT_SECONDS)}
+            {"INSTANCE_DIR": str(tmp_path), "SECRET_KEY": "t", "SLOT_SECONDS": str(slot_seconds)}
         )
         server = create_app(settings, store=store)
         http: BaseWSGIServer = make_server("127.0.0.1", 0, server, threaded=True)
@@ -143,7 +156,7 @@ def live(tmp_path: Path, dash_duo, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         http_thread.start()
         cleanup.callback(_shut_down, http, http_thread)
 
-        runner = ExchangeRunner(store, SLOT_SECONDS)
+        runner = ExchangeRunner(store, slot_seconds)
         runner.resume()
         runner_stop, agent_stop = threading.Event(), threading.Event()
         # the agent first: it waits for the first cycle, so the history store gets every slot
@@ -160,7 +173,7 @@ def live(tmp_path: Path, dash_duo, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         url = f"http://127.0.0.1:{http.server_port}"
         dash_duo._url = url  # the base URL without navigating (the public setter waits for Dash)
         cleanup.callback(dash_duo.driver.get, "about:blank")  # no more callbacks from the page
-        yield Live(url, store, runner, server, settings)
+        yield Live(url, store, runner, server, settings, slot_seconds)
 
 
 def _stop(thread: threading.Thread, stop: threading.Event, what: str) -> None:

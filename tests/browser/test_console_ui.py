@@ -66,53 +66,104 @@ def test_con001_overview_fills_within_two_slots(live, dash_duo):
     assert dash_duo.get_logs() == []
 
 
-def test_con002_manual_fee_is_queued_audited_and_applied_from_the_next_slot(live, dash_duo):
+PROMISE_SLOT_S = 4.0  # slots long enough to click with time left, and after the send point [s]
+
+
+def when(live, slot: int) -> str:  # noqa: ANN001
+    """How the console names slot ``slot``: "HH:MM CEST" (the generated scenario: Berlin, June)."""
+    return f"{live.label(slot)[11:]} CEST"
+
+
+def wait_for_moment(live, dash_duo, market_uuid: str, before_send: bool) -> int:  # noqa: ANN001
+    """Wait, on the exchange's clock, for a moment in a slot N with at least a second left before
+    N's send point (``before_send``), or after it but before N ends; the button must say the slot
+    a click then reaches (N+1, or N+2). Returns N."""
+    button = pid("fee-queue", market_uuid)
+
+    def moment() -> int | None:
+        n, left = live.seconds_to_send()
+        said = dash_duo.find_element(button).text
+        if before_send and left >= 1.2 and said == f"Queue for {when(live, n + 1)}":
+            return n
+        if not before_send and -0.7 < left < -0.1 and said == f"Queue for {when(live, n + 2)}":
+            return n
+        return None
+
+    return until(moment, 4 * PROMISE_SLOT_S, poll=0.03, msg="no moment to click as the test needs")
+
+
+@pytest.mark.parametrize("live", [PROMISE_SLOT_S], indirect=True)
+def test_con002_fee_queued_with_time_left_in_slot_n_is_in_force_in_n_plus_1(live, dash_duo):
     market = live.community(0)
     login(dash_duo, "operator", f"/markets/{market.uuid}")
     type_into(dash_duo, pid("fee-input", market.uuid), "4.5")
     dash_duo.wait_for_text_to_equal(pid("fee-preview", market.uuid), "sends 4.50 ct/kWh")
-    running_at_click = live.running()
+    n = wait_for_moment(live, dash_duo, market.uuid, before_send=True)
     click(dash_duo, pid("fee-queue", market.uuid))
-    dash_duo.wait_for_text_to_equal(pid("fee-message", market.uuid), "4.50 ct/kWh queued for the next slot")
+    message = pid("fee-message", market.uuid)
+    dash_duo.wait_for_text_to_equal(message, f"4.50 ct/kWh queued: in force from {when(live, n + 1)}")
     (command,) = commands_of(live, market.uuid)
     assert command["fee_ct_per_kwh"] == 4.5
     assert (command["source"], command["created_by"]) == ("manual:operator", "operator")
+    # the message follows the command: once the exchange took it, it says so, with the slot
+    dash_duo.wait_for_text_to_equal(
+        message, f"4.50 ct/kWh in force from {when(live, n + 1)}", timeout=PROMISE_SLOT_S + TICK_S + 4
+    )
     dash_duo.wait_for_element(".js-plotly-plot .main-svg")
     screenshot(dash_duo, "market")
 
+    # the exchange's own history: the scenario's fee in N, the operator's from N+1
+    live.wait_closed(n + 1, timeout=3 * PROMISE_SLOT_S + 5)
+    charged = {r["slot"]: r["market_fee"] for r in live.store.history(market.uuid)}
+    assert (charged[n], charged[n + 1]) == (1.0, 4.5)
+
     open_page(dash_duo, "/audit")
 
-    def audit_row(statuses: tuple[str, ...]) -> dict | None:
+    def audit_row() -> dict | None:
         return next(
-            (
-                r
-                for r in grid_rows(dash_duo, ids.AUDIT_GRID)
-                if r.get("market_name") == market.name
-                and r.get("fee_ct_per_kwh") == "4.5"
-                and r.get("status") in statuses
-            ),
+            (r for r in grid_rows(dash_duo, ids.AUDIT_GRID) if r.get("market_name") == market.name),
             None,
         )
 
-    until(lambda: audit_row(("queued", "sending", "applied")), 10, msg="the command is not on /audit")
-
-    # on the exchange: from the slot after the one running when the agent sent it
-    change = until(
-        lambda: next(iter(live.store.fee_history(market.uuid)), None),
-        4 * SLOT_SECONDS + 5,
-        msg="the fee did not reach the exchange",
-    )
-    assert change.fee_ct_per_kwh == 4.5
-    assert change.received_slot >= running_at_click
-    assert change.applies_from_slot == change.received_slot + 1
-    live.wait_closed(change.applies_from_slot)
-    charged = {r["slot"]: r["market_fee"] for r in live.store.history(market.uuid)}
-    assert charged[change.received_slot] == 1.0  # the scenario's fee, until then
-    assert charged[change.applies_from_slot] == 4.5
-    row = until(lambda: audit_row(("applied",)), 2 * TICK_S + 4, msg="/audit does not say applied")
-    assert row["outcome"] == f"applied from slot {live.label(change.applies_from_slot)}"
+    row = until(audit_row, 10, msg="the command is not on /audit")
+    assert (row["fee_ct_per_kwh"], row["status"]) == ("4.5", "applied")
+    assert row["outcome"] == f"in force from {when(live, n + 1)}"
     screenshot(dash_duo, "audit")
     assert dash_duo.get_logs() == []  # no callback failed
+
+
+@pytest.mark.parametrize("live", [PROMISE_SLOT_S], indirect=True)
+def test_con008_after_the_send_point_the_button_says_n_plus_2_and_the_fee_lands_there(live, dash_duo):
+    market = live.community(1)
+    login(dash_duo, "operator", f"/markets/{market.uuid}")
+    type_into(dash_duo, pid("fee-input", market.uuid), "7")
+    dash_duo.wait_for_text_to_equal(pid("fee-preview", market.uuid), "sends 7.00 ct/kWh")
+    n = wait_for_moment(live, dash_duo, market.uuid, before_send=False)  # said N+2 before the click
+    click(dash_duo, pid("fee-queue", market.uuid))
+    dash_duo.wait_for_contains_text(pid("fee-message", market.uuid), f"in force from {when(live, n + 2)}")
+    live.wait_closed(n + 2, timeout=4 * PROMISE_SLOT_S + 5)
+    charged = {r["slot"]: r["market_fee"] for r in live.store.history(market.uuid)}
+    assert (charged[n + 1], charged[n + 2]) == (1.0, 7.0)
+    screenshot(dash_duo, "market_after_send_point")
+    assert dash_duo.get_logs() == []
+
+
+@pytest.mark.parametrize("live", [PROMISE_SLOT_S], indirect=True)
+def test_con009_several_changes_in_one_slot_collapse_to_the_last(live, dash_duo):
+    market = live.community(0)
+    login(dash_duo, "operator", f"/markets/{market.uuid}")
+    n = wait_for_moment(live, dash_duo, market.uuid, before_send=True)
+    for fee in ("2", "3.5"):
+        type_into(dash_duo, pid("fee-input", market.uuid), fee)
+        dash_duo.wait_for_contains_text(pid("fee-preview", market.uuid), f"sends {float(fee):.2f}")
+        click(dash_duo, pid("fee-queue", market.uuid))
+        dash_duo.wait_for_contains_text(pid("fee-message", market.uuid), f"{float(fee):.2f} ct/kWh")
+    assert live.seconds_to_send()[0] == n, "the clicks outlasted slot N: the test could not act in N"
+    live.wait_closed(n + 1, timeout=3 * PROMISE_SLOT_S + 5)
+    charged = {r["slot"]: r["market_fee"] for r in live.store.history(market.uuid)}
+    assert (charged[n], charged[n + 1]) == (1.0, 3.5)
+    assert [c.fee_ct_per_kwh for c in live.store.fee_history(market.uuid)] == [3.5]  # 2 never sent
+    assert [c["status"] for c in commands_of(live, market.uuid)] == [APPLIED, "superseded"]
 
 
 def test_con003_a_model_sends_its_fee_every_cycle(live, dash_duo):
@@ -122,11 +173,10 @@ def test_con003_a_model_sends_its_fee_every_cycle(live, dash_duo):
     field = pid("fee-param", market.uuid, field="constant.fee_ct_per_kwh")
     until(lambda: dash_duo.find_element(field).is_displayed(), 10, msg="the constant model's field is hidden")
     type_into(dash_duo, field, "3")
-    dash_duo.wait_for_text_to_equal(pid("fee-preview", market.uuid), "would send 3.00 ct/kWh next")
+    dash_duo.wait_for_contains_text(pid("fee-preview", market.uuid), "would send 3.00 ct/kWh, in force from ")
     click(dash_duo, pid("fee-queue", market.uuid))
-    dash_duo.wait_for_contains_text(
-        pid("fee-message", market.uuid), "3.00 ct/kWh queued now, then a new fee every slot"
-    )
+    dash_duo.wait_for_contains_text(pid("fee-message", market.uuid), "constant 3 ct/kWh: 3.00 ct/kWh ")
+    dash_duo.wait_for_contains_text(pid("fee-message", market.uuid), "; then a new fee every slot")
     setting = live.ops.settings()[market.uuid]
     assert (setting.mode, setting.model) == ("model", {"model": "constant", "fee_ct_per_kwh": 3.0})
 
@@ -222,7 +272,7 @@ def _dash_update_body(dependencies: list[dict], trigger: str, market: str, state
         state.append({"id": ident, "property": s["property"], "value": states.get(ident["type"])})
     return {
         "output": callback["output"],
-        "outputs": outputs,
+        "outputs": outputs if callback["output"].startswith("..") else outputs[0],  # one: a dict
         "inputs": [{"id": trigger_id, "property": trigger_input["property"], "value": 1}],
         "changedPropIds": [
             json.dumps(trigger_id, sort_keys=True, separators=(",", ":")) + "." + trigger_input["property"]
@@ -241,7 +291,7 @@ def test_con005_a_viewer_cannot_change_anything(live, dash_duo):
     assert not dash_duo.find_element(f"{pid('tou-upload', market.uuid)} button").is_enabled()
     assert "viewer (viewer)" in dash_duo.find_element(f"#{ids.HEADER}").text
 
-    # a forged "Queue for next slot" with the viewer's session and CSRF token
+    # a forged click on "Queue for …" with the viewer's session and CSRF token
     cookies = {c["name"]: c["value"] for c in dash_duo.driver.get_cookies()}
     with requests.Session() as http:
         http.cookies.update(cookies)
@@ -254,11 +304,9 @@ def test_con005_a_viewer_cannot_change_anything(live, dash_duo):
         answer = http.post(url, json=body, headers={"X-CSRFToken": cookies["_csrf_token"]}, timeout=10)
     assert answer.status_code == 200, answer.text
     message = json.dumps(answer.json()["response"])
-    assert "only a grid operator may change fees" in message and '"red"' in message
+    assert "only a grid operator may change fees" in message and '"error"' in message
     assert live.ops.commands() == [] and live.ops.settings() == {}
 
-    open_page(dash_duo, "/audit")
-    assert not dash_duo.wait_for_element(f"#{ids.SEND_NOW}").is_enabled()
     live.wait_slots(2)  # the agent had cycles to send anything queued: nothing reached the exchange
     assert live.store.fee_history() == []
 
