@@ -575,7 +575,7 @@ SHEET_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("import_kwh", "Import [kWh]", "0.000"),
     ("export_kwh", "Export [kWh]", "0.000"),
     ("market_fee", "Fee in force [ct/kWh]", "0.00"),
-    ("next_market_fee", "Fee for the next slot [ct/kWh]", "0.00"),
+    ("next_market_fee", "Fee from the slot after this row [ct/kWh]", "0.00"),
     ("market_fee_revenue", "Fee revenue [ct]", "0.00"),
     ("total_traded_energy_kWh", "Traded [kWh]", "0.000"),
     ("avg_trade_rate", "Average trade price [ct/kWh]", "0.00"),

@@ -138,7 +138,10 @@ def overview_columns() -> list[dict]:
             "fee_queued_ct_per_kwh",
             "Fee queued",
             UNIT_PRICE,
-            headerTooltip="Fee for the next slot: the console's queued command, else the exchange's",
+            headerTooltip=(
+                "Fee in force from the slot after the running one (the header names it): "
+                "the console's queued command, else the exchange's"
+            ),
         ),
         _text("mode", "Mode", headerTooltip="manual, or the tariff model that sets the fee"),
     ]

@@ -235,7 +235,7 @@ class OperatorStore:
         user: str,
         running_slot: str | None = None,
     ) -> int:
-        """Queue a fee for the next slot; an unsent command for the same market is superseded."""
+        """Queue a fee for the agent's next send point; an unsent command for the market is superseded."""
         c = fee_commands.c
         with self.engine.begin() as conn:
             conn.execute(
