@@ -37,8 +37,33 @@ from components.formatting import (
     slot_when,
 )
 
+HEADER_DEADLINE_ID = "header-deadline"  # the browser turns its text at the send point
 DEADLINE_WARNING_S = 60.0
 """Below this many seconds [s] before the fee deadline the countdown turns to the warning colour."""
+
+
+def deadline_texts(state: Mapping) -> dict[str, str] | None:
+    """The countdown's two wordings, or ``None`` without a clock: ``open`` ("fees for 13:30 CEST
+    close in ", the countdown follows) before the send point and ``closed`` ("fees for 13:30 CEST
+    closed; queue now for 13:45 CEST") after it. The browser switches between them at the send
+    point on its own clock, in the same instant as the queue buttons."""
+    next_slot = state.get("next_slot")
+    if not next_slot:
+        return None
+    running, zone = state.get("running_slot"), state.get("time_zone")
+    closed = f"fees for {slot_when(next_slot, zone, running)} closed"
+    later = state.get("target_slot")
+    if later and later != next_slot:
+        closed += f"; queue now for {slot_when(later, zone, running)}"
+    elif running and state.get("slot_length_min"):
+        after = _slot_after(next_slot, int(state["slot_length_min"]))
+        closed += f"; queue now for {slot_when(after, zone, running)}"
+    return {"open": f"fees for {slot_when(next_slot, zone, running)} close in ", "closed": closed}
+
+
+def _slot_after(label: str, slot_length_min: int) -> str:
+    start = dt.datetime.strptime(label, "%Y-%m-%dT%H:%M")
+    return (start + dt.timedelta(minutes=slot_length_min)).strftime("%Y-%m-%dT%H:%M")
 
 
 def header_text(state: Mapping, tz: dt.tzinfo | None = None) -> dict[str, str]:
@@ -56,20 +81,16 @@ def header_text(state: Mapping, tz: dt.tzinfo | None = None) -> dict[str, str]:
             connection += f" ({state['reason']})"
 
     running = state.get("running_slot")
-    next_slot = state.get("next_slot")
     send_s = state.get("send_s", state.get("deadline_s"))
-    zone = state.get("time_zone")
-    if not next_slot:
+    texts = deadline_texts(state)
+    if texts is None:
         deadline = f"fee deadline {MISSING}"
     elif is_missing(send_s):
-        deadline = f"fees for {slot_when(next_slot, zone, running)} close in {MISSING}"
+        deadline = texts["open"] + MISSING
     elif send_s <= 0:
-        later = state.get("target_slot")
-        deadline = f"fees for {slot_when(next_slot, zone, running)} closed"
-        if later and later != next_slot:
-            deadline += f"; queue now for {slot_when(later, zone, running)}"
+        deadline = texts["closed"]
     else:
-        deadline = f"fees for {slot_when(next_slot, zone, running)} close in {fmt_duration_s(send_s)}"
+        deadline = texts["open"] + fmt_duration_s(send_s)
 
     user, role = state.get("user"), state.get("role")
     who = "not signed in" if not user else (f"{user} ({role})" if role else str(user))
@@ -108,7 +129,7 @@ def header_bar(state: Mapping, tz: dt.tzinfo | None = None) -> dmc.Group:
             ),
             dmc.Text(text["slot"], fw=600),
             dmc.Text(f"simulated date {text['date']}", c="dimmed", size="sm"),
-            dmc.Text(text["deadline"], c=_deadline_colour(state), size="sm", fw=500),
+            dmc.Text(text["deadline"], id=HEADER_DEADLINE_ID, c=_deadline_colour(state), size="sm", fw=500),
             dmc.Text(text["user"], c="dimmed", size="sm", ml="auto"),
         ],
         gap="md",

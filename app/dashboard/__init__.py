@@ -17,6 +17,7 @@ from app import ids
 from app.cache import cache_config
 from app.config import ROOT, Settings
 
+FEE_TIMING_TICK_MS = 250  # how often the browser turns the countdown and the queue buttons [ms]
 NAV = [("/", "Overview"), ("/audit", "Fee commands"), ("/what-if", "What-if")]
 __all__ = ["NAV", "cache_config", "init_dashboard", "shell"]
 
@@ -26,6 +27,12 @@ def shell() -> dmc.MantineProvider:
         [
             dcc.Location(id=ids.LOCATION, refresh="callback-nav"),
             dcc.Interval(id=ids.TICK, interval=2000),
+            # the send point as the server sees it (refreshed every TICK with the header), the same
+            # on the browser's clock, and the browser-only tick that turns the header's countdown
+            # and every queue button at the send point, so both change in the same instant
+            dcc.Store(id=ids.FEE_TIMING),
+            dcc.Store(id=ids.FEE_TIMING_LOCAL),
+            dcc.Interval(id=ids.FEE_TIMING_TICK, interval=FEE_TIMING_TICK_MS),
             dmc.NotificationContainer(id=ids.NOTIFICATIONS, position="top-right"),
             dmc.AppShell(
                 [

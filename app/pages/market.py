@@ -16,29 +16,15 @@ from dash import ALL, MATCH, Input, Output, State, ctx, dcc, html, no_update
 
 from app import ids
 from app.dashboard.auth import NotAllowed, require_operator
-from app.operator import timing
 from app.pages.common import console, is_viewer
+from app.pages.shell_callbacks import fee_timing
 from components.fee_control import fee_control, parse_form
-from components.fee_status import command_outcome, queue_button_text, queued_text
+from components.fee_status import command_outcome, queued_text
 from components.formatting import plain_number
 from components.market_charts import FIGURE_TRACES, append_patches, market_figures
 
 INITIAL_SLOTS = 2 * 96
 SLOT_FORMAT = "%Y-%m-%dT%H:%M"
-FEE_TIMING_TICK_MS = 250  # how often the browser turns the queue buttons at the send point [ms]
-
-
-def fee_timing(state: dict) -> dict:
-    """What the queue buttons need, from the clock state: the seconds to the send point and the
-    button's label before it (N+1) and after it (N+2); the browser switches between them."""
-    running, send_s = state.get("running_slot"), state.get("send_s")
-    if not running or send_s is None:
-        label = queue_button_text({})
-        return {"send_s": None, "before": label, "after": label}
-    length = int(state.get("slot_length_min") or 15)
-    before = {**state, "target_slot": timing.shift_slot(running, 1, length)}
-    after = {**state, "target_slot": timing.shift_slot(running, 2, length)}
-    return {"send_s": send_s, "before": queue_button_text(before), "after": queue_button_text(after)}
 
 
 # -- layout -----------------------------------------------------------------------------------
@@ -123,9 +109,6 @@ def layout(market_id: str | None = None, **_query) -> html.Div:
                     ),
                     html.Div(id=ids.MARKET_CARDS, children=market_card(market, 1)),
                     dcc.Store(id=ids.MARKET_ID, data=market["uuid"]),
-                    dcc.Store(id=ids.FEE_TIMING, data=timing_now),
-                    dcc.Store(id=ids.FEE_TIMING_LOCAL),
-                    dcc.Interval(id=ids.FEE_TIMING_TICK, interval=FEE_TIMING_TICK_MS),
                 ],
                 span={"base": 12, "lg": 9},
             ),
@@ -183,7 +166,7 @@ def preview_text(market_uuid: str, mode: str, values: dict, table: dict | None, 
             fee = validate_fee(manual, limits["min_ct_per_kwh"], limits["max_ct_per_kwh"])
         except FeeRefused as exc:
             return "enter a fee in ct/kWh" if manual in (None, "") else f"⚠ {exc.message}"
-        return f"sends {fee:.2f} ct/kWh"
+        return f"sends {fee:.2f} ct/kWh"  # the queue button right above names the slot
     try:
         fee = model_fee_for_next_slot(market_uuid, parse_form(mode, values, table))
     except ValueError as exc:
@@ -341,15 +324,19 @@ def register_callbacks(app) -> None:  # noqa: ANN001
         return tou_table_from(ctx.triggered_id["type"], contents, preset, filename)
 
     @app.callback(
-        Output({"type": "fee-preview", "market": MATCH}, "children"),
-        Input({"type": "fee-mode", "market": MATCH}, "value"),
-        Input({"type": "fee-param", "market": MATCH, "field": ALL}, "value"),
-        Input({"type": "tou-table", "market": MATCH}, "data"),
-        Input({"type": "fee-input", "market": MATCH}, "value"),
+        output=Output({"type": "fee-preview", "market": MATCH}, "children"),
+        inputs={
+            "mode": Input({"type": "fee-mode", "market": MATCH}, "value"),
+            "params": Input({"type": "fee-param", "market": MATCH, "field": ALL}, "value"),
+            "table": Input({"type": "tou-table", "market": MATCH}, "data"),
+            "manual": Input({"type": "fee-input", "market": MATCH}, "value"),
+            # every tick: a model's preview follows the closed slots and names the slot it reaches
+            "_timing": Input(ids.FEE_TIMING, "data"),
+        },
     )
-    def preview(mode, _values, table, manual):
+    def preview(mode, params, table, manual, _timing):
         market_uuid = ctx.outputs_list["id"]["market"]
-        return preview_text(market_uuid, mode, params_of(ctx.inputs_list[1]), table, manual)
+        return preview_text(market_uuid, mode, params_of(ctx.args_grouping["params"]), table, manual)
 
     @app.callback(
         output=Output({"type": "fee-command", "market": MATCH}, "data"),
@@ -383,40 +370,3 @@ def register_callbacks(app) -> None:  # noqa: ANN001
         if not sent and ctx.triggered_id == ids.TICK:
             return no_update, no_update
         return command_message(sent)
-
-    @app.callback(
-        Output(ids.FEE_TIMING, "data"),
-        Input(ids.TICK, "n_intervals"),
-        prevent_initial_call=True,
-    )
-    def refresh_fee_timing(_n):
-        return fee_timing(console().clock_state())
-
-    # the browser's own clock turns "Queue for 12:15" into "Queue for 12:30" at the send point,
-    # between two server ticks: first the send point on the browser's clock ...
-    app.clientside_callback(
-        """
-        function(timing) {
-            if (!timing || timing.send_s === null || timing.send_s === undefined) { return timing; }
-            return Object.assign({}, timing, {send_at_ms: Date.now() + 1000 * timing.send_s});
-        }
-        """,
-        Output(ids.FEE_TIMING_LOCAL, "data"),
-        Input(ids.FEE_TIMING, "data"),
-    )
-    # ... then every FEE_TIMING_TICK_MS the label of every queue button on the page
-    app.clientside_callback(
-        """
-        function(_n, timing, labels) {
-            const nc = window.dash_clientside.no_update;
-            if (!timing) { return labels.map(() => nc); }
-            const passed = !timing.send_at_ms || Date.now() >= timing.send_at_ms;
-            const label = passed ? timing.after : timing.before;
-            return labels.map((old) => (old === label ? nc : label));
-        }
-        """,
-        Output({"type": "fee-queue", "market": ALL}, "children"),
-        Input(ids.FEE_TIMING_TICK, "n_intervals"),
-        State(ids.FEE_TIMING_LOCAL, "data"),
-        State({"type": "fee-queue", "market": ALL}, "children"),
-    )

@@ -21,6 +21,7 @@ from dash.testing.wait import until
 from app import ids
 from app.client import GridOperatorClient
 from app.operator.store import APPLIED
+from components.header import HEADER_DEADLINE_ID
 
 SHOTS = Path(__file__).resolve().parents[2] / "shots"
 
@@ -76,16 +77,27 @@ def when(live, slot: int) -> str:  # noqa: ANN001
 
 def wait_for_moment(live, dash_duo, market_uuid: str, before_send: bool) -> int:  # noqa: ANN001
     """Wait, on the exchange's clock, for a moment in a slot N with at least a second left before
-    N's send point (``before_send``), or after it but before N ends; the button must say the slot
-    a click then reaches (N+1, or N+2). Returns N."""
+    N's send point (``before_send``), or after it but before N ends; the button and the header's
+    countdown must both say the slot a click then reaches (N+1, or N+2). Returns N."""
     button = pid("fee-queue", market_uuid)
 
     def moment() -> int | None:
         n, left = live.seconds_to_send()
         said = dash_duo.find_element(button).text
-        if before_send and left >= 1.2 and said == f"Queue for {when(live, n + 1)}":
+        header = dash_duo.find_element(f"#{HEADER_DEADLINE_ID}").text
+        if (
+            before_send
+            and left >= 1.2
+            and said == f"Queue for {when(live, n + 1)}"
+            and header.startswith(f"fees for {when(live, n + 1)} close in 0:")
+        ):
             return n
-        if not before_send and -0.7 < left < -0.1 and said == f"Queue for {when(live, n + 2)}":
+        if (
+            not before_send
+            and -0.7 < left < -0.1
+            and said == f"Queue for {when(live, n + 2)}"
+            and header == f"fees for {when(live, n + 1)} closed; queue now for {when(live, n + 2)}"
+        ):
             return n
         return None
 
