@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from app import slots
 from app.exchange.grid import build_grid
 from app.exchange.scenario import Scenario
 from app.operator.backtest import ZERO, BacktestResult, Cancelled, backtest
@@ -594,7 +595,6 @@ def whatif_workbook(result: WhatIfResult) -> bytes:
     one row per slot and market (slot start, market, then the series of ``SHEET_COLUMNS``), the
     header row frozen; empty cells are values the exchange did not give.
     """
-    import datetime as dt
 
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
@@ -656,7 +656,7 @@ def whatif_workbook(result: WhatIfResult) -> bytes:
         ws.append([cell(ws, h, font=bold) for h in ("Slot", "Market", *(h for _, h, _ in SHEET_COLUMNS))])
         run = result.runs[name]
         columns = [(run.series[key], fmt) for key, _, fmt in SHEET_COLUMNS]
-        times = [dt.datetime.strptime(label, "%Y-%m-%dT%H:%M") for label in run.slot_labels]
+        times = [slots.parse(label) for label in run.slot_labels]
         for n, start in enumerate(times):
             for j, market in enumerate(run.market_names):
                 values = []

@@ -17,8 +17,9 @@ from decimal import Decimal
 from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from app import slots
+
 MISSING = "–"  # en dash: what a missing value (None / NaN) looks like everywhere
-SLOT_FORMAT = "%Y-%m-%dT%H:%M"  # history slot labels, e.g. "2026-06-22T13:15" (simulated time)
 
 UNIT_PRICE = "ct/kWh"
 UNIT_ENERGY = "kWh"
@@ -139,10 +140,7 @@ def slot_label_to_datetime(label: str) -> dt.datetime:
     Naive on purpose: slot labels carry no zone, and plotly draws naive datetimes as they are, so
     the axis shows the same wall-clock time as the label.
     """
-    try:
-        return dt.datetime.strptime(label, SLOT_FORMAT)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"not a slot label (YYYY-MM-DDTHH:mm): {label!r}") from exc
+    return slots.parse(label)
 
 
 def slot_time(label: str | None) -> str:

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 
 import dash_mantine_components as dmc
 
+from app import slots
 from components.formatting import (
     MISSING,
     PALETTE,
@@ -56,14 +57,9 @@ def deadline_texts(state: Mapping) -> dict[str, str] | None:
     if later and later != next_slot:
         closed += f"; queue now for {slot_when(later, zone, running)}"
     elif running and state.get("slot_length_min"):
-        after = _slot_after(next_slot, int(state["slot_length_min"]))
+        after = slots.shift(next_slot, 1, int(state["slot_length_min"]))
         closed += f"; queue now for {slot_when(after, zone, running)}"
     return {"open": f"fees for {slot_when(next_slot, zone, running)} close in ", "closed": closed}
-
-
-def _slot_after(label: str, slot_length_min: int) -> str:
-    start = dt.datetime.strptime(label, "%Y-%m-%dT%H:%M")
-    return (start + dt.timedelta(minutes=slot_length_min)).strftime("%Y-%m-%dT%H:%M")
 
 
 def header_text(state: Mapping, tz: dt.tzinfo | None = None) -> dict[str, str]:

@@ -19,7 +19,8 @@ import numpy as np
 import plotly.graph_objects as go
 from dash import html
 
-from components.formatting import MISSING, PALETTE, SLOT_FORMAT, UNIT_ENERGY, UNIT_PRICE, with_unit
+from app import slots
+from components.formatting import MISSING, PALETTE, UNIT_ENERGY, UNIT_PRICE, with_unit
 
 CANDIDATE_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00")
 BASELINE_COLOUR = PALETTE["muted"]
@@ -101,7 +102,7 @@ def kpi_grid(rows: Sequence[Mapping], candidates: Sequence[str], grid_id: str) -
 
 
 def _x(labels: Sequence[str]) -> list[dt.datetime]:
-    return [dt.datetime.strptime(label, SLOT_FORMAT) for label in labels]
+    return [slots.parse(label) for label in labels]
 
 
 def _values(array: np.ndarray, sign: float = 1.0) -> list[float | None]:

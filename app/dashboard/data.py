@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from flask_caching import Cache
 from sqlalchemy import func, select
 
+from app import slots
 from app.client import ApiClientError, ExchangeUnavailable, GridOperatorClient
 from app.operator import timing
 from app.operator.store import QUEUED, OperatorStore
@@ -57,7 +58,7 @@ def with_send_point(state: dict) -> dict:
         send_s = float(deadline_s) - timing.send_lead_s(float(state.get("slot_seconds") or 0.0))
     return {
         **state,
-        "next_slot": timing.shift_slot(running, 1, length),
+        "next_slot": slots.shift(running, 1, length),
         "send_s": send_s,
         # unknown (stale): whatever is queued now goes with the next send the agent makes
         "target_slot": None if send_s is None else timing.target_slot(running, length, send_s),

@@ -12,7 +12,7 @@ import datetime as dt
 import time
 from dataclasses import dataclass
 
-SLOT_FORMAT = "%Y-%m-%dT%H:%M"
+from app import slots
 
 
 class BadSlot(ValueError):
@@ -33,12 +33,12 @@ class SimClock:
         return self.start + dt.timedelta(minutes=slot * self.slot_length_min)
 
     def label(self, slot: int) -> str:
-        return self.slot_start(slot).strftime(SLOT_FORMAT)
+        return slots.label(self.slot_start(slot))
 
     def slot_of(self, label: str) -> int:
         """Slot number of a ``YYYY-MM-DDTHH:mm`` string; ``BadSlot`` if it is not one."""
         try:
-            when = dt.datetime.strptime(label, SLOT_FORMAT)
+            when = slots.parse(label)
         except (TypeError, ValueError):
             raise BadSlot(f"{label!r} is not a slot string like 2026-06-21T13:15") from None
         minutes = (when - self.start).total_seconds() / 60

@@ -21,17 +21,16 @@ Exactly one agent runs per deployment: the caller holds ``agent_lock`` while it 
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 
+from app import slots
 from app.client import ApiClientError, ExchangeUnavailable, GridOperatorAgent, GridOperatorClient
 from app.operator import timing
 from app.operator.store import APPLIED, REFUSED, OperatorStore, history_row
 from app.tariffs.base import FeeLimits, MarketHistory, SlotInfo
 
 log = logging.getLogger(__name__)
-SLOT_FORMAT = "%Y-%m-%dT%H:%M"
 HISTORY_FOR_MODELS = 2 * 96 + 8  # two days of 15-minute slots: enough for every model's look-back
 
 
@@ -65,15 +64,6 @@ def send_queue(client: GridOperatorClient, store: OperatorStore) -> dict:
 def resend_unfinished(client: GridOperatorClient, store: OperatorStore) -> None:
     for tid, commands in store.unfinished().items():
         send_commands(client, store, tid, commands)
-
-
-def next_slot(label: str, slot_length_min: int) -> dt.datetime:
-    return dt.datetime.strptime(label, SLOT_FORMAT) + dt.timedelta(minutes=slot_length_min)
-
-
-def slot_number(start: dt.datetime, slot_length_min: int) -> int:
-    """Slots since 2000-01-01, the numbering ``MarketHistory.from_rows`` gives slot labels."""
-    return int((start - dt.datetime(2000, 1, 1)).total_seconds() // 60 // slot_length_min)
 
 
 class OperatorAgent(GridOperatorAgent):
@@ -160,10 +150,9 @@ class OperatorAgent(GridOperatorAgent):
             return
         from app.tariffs.registry import compute_fee, describe, parse_model
 
-        target = next_slot(market_info["market_slot"], market_info["slot_length_min"])
-        slot = SlotInfo(
-            slot_number(target, market_info["slot_length_min"]), target, market_info["slot_length_min"]
-        )
+        length = market_info["slot_length_min"]
+        target = slots.parse(slots.shift(market_info["market_slot"], 1, length))  # N+1
+        slot = SlotInfo(slots.number(target, length), target, length)
         for m in managed:
             setting = settings.get(m["area_uuid"])
             if setting is None or setting.mode != "model" or not setting.model:

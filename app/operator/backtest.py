@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app import slots
 from app.exchange.fees import FeeBook
 from app.exchange.scenario import Scenario
 from app.exchange.simulation import Simulation
@@ -98,7 +99,7 @@ def backtest(
         for name in SERIES:
             series[name][n] = getattr(stats, name)[idx]
         start = scenario.start + dt.timedelta(minutes=n * scenario.slot_length_min)
-        labels.append(start.strftime("%Y-%m-%dT%H:%M"))
+        labels.append(slots.label(start))
         fees = as_array(book.open_slot(n + 1))
         # the agent, told that n closed while n+1 runs: fees for n+2
         target = SlotInfo(

@@ -14,7 +14,7 @@ import datetime as dt
 import dash_mantine_components as dmc
 from dash import ALL, MATCH, Input, Output, State, ctx, dcc, html, no_update
 
-from app import ids
+from app import ids, slots
 from app.dashboard.auth import NotAllowed, require_operator
 from app.pages.common import console, is_viewer
 from app.pages.shell_callbacks import fee_timing
@@ -24,7 +24,6 @@ from components.formatting import plain_number
 from components.market_charts import FIGURE_TRACES, append_patches, market_figures
 
 INITIAL_SLOTS = 2 * 96
-SLOT_FORMAT = "%Y-%m-%dT%H:%M"
 
 
 # -- layout -----------------------------------------------------------------------------------
@@ -175,24 +174,19 @@ def preview_text(market_uuid: str, mode: str, values: dict, table: dict | None, 
 
 
 def model_fee_for_next_slot(market_uuid: str, model_dict: dict) -> float:
-    from app.operator.agent import slot_number
     from app.tariffs.base import FeeLimits, MarketHistory, SlotInfo
     from app.tariffs.registry import compute_fee, parse_model
 
     data = console()
     model = parse_model(model_dict)
     running = data.clock_state().get("running_slot") or data.latest_slot()
-    start = (
-        dt.datetime.strptime(running, SLOT_FORMAT) + dt.timedelta(minutes=15)
-        if running
-        else dt.datetime.now()
-    )
+    start = slots.parse(slots.shift(running, 1, 15)) if running else dt.datetime.now()
     limits = data.fee_limits()
     history = MarketHistory.from_rows(data.history(market_uuid, last=200))
     return compute_fee(
         model,
         history,
-        SlotInfo(slot_number(start, 15), start, 15),
+        SlotInfo(slots.number(start, 15), start, 15),
         FeeLimits(limits["min_ct_per_kwh"], limits["max_ct_per_kwh"]),
     )
 

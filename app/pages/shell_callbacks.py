@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dash import ALL, Input, Output, State
 
-from app import ids
-from app.operator import timing
+from app import ids, slots
 from app.pages.common import console, user_role
 from components.fee_status import queue_button_text
 from components.header import HEADER_DEADLINE_ID, deadline_texts, header_bar
@@ -38,8 +37,8 @@ def fee_timing(state: dict) -> dict:
         label = queue_button_text({})
         return {"send_s": None, "before": label, "after": label}
     length = int(state.get("slot_length_min") or 15)
-    before = {**state, "target_slot": timing.shift_slot(running, 1, length)}
-    after = {**state, "target_slot": timing.shift_slot(running, 2, length)}
+    before = {**state, "target_slot": slots.shift(running, 1, length)}
+    after = {**state, "target_slot": slots.shift(running, 2, length)}
     texts = deadline_texts(after) or {}
     return {
         "send_s": send_s,

@@ -42,7 +42,7 @@ from dash.exceptions import PreventUpdate
 from flask import Flask, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import ids
+from app import ids, slots
 from app.config import Settings
 from app.dashboard.auth import NotAllowed, require_operator
 from app.exchange.scenario import Scenario
@@ -1035,9 +1035,7 @@ def chart_figures(run_id: object, market_uuid: object) -> tuple:
         raise ValueError("not a market of this run")
     minutes = 15
     if len(result.slot_labels) > 1:
-        import datetime as dt
-
-        a, b = (dt.datetime.strptime(x, "%Y-%m-%dT%H:%M") for x in result.slot_labels[:2])
+        a, b = (slots.parse(x) for x in result.slot_labels[:2])
         minutes = (b - a).total_seconds() / 60
     return (
         flows_figure(result, market_uuid),
