@@ -19,7 +19,7 @@ import pytest
 from openpyxl.worksheet.worksheet import Worksheet
 
 from app.exchange.scenario import Scenario, dump_scenario
-from app.export import excel
+from app.export import excel, xlsx
 from app.export.excel import (
     COMMANDS_SHEET,
     HISTORY_COLUMNS,
@@ -560,10 +560,10 @@ def test_markup_characters_and_non_ascii_text_survive_everywhere(data):
 
 def test_excel_escape_sequences_in_text_are_written_so_excel_shows_them_literally():
     # Excel reads "_x0041_" in a cell as "A"; openpyxl does not unescape, so look at the XML
-    assert excel._xml_text("a_x0041_b_x12_") == "a_x005F_x0041_b_x12_"
-    assert excel._xml_text('<&">') == "&lt;&amp;&quot;&gt;"
-    assert excel._xml_text("bell\x07 and \ufffe gone, tab\tkept") == "bell and  gone, tab\tkept"
-    assert excel._xml_text("x" * 40000) == "x" * 32767
+    assert xlsx.xml_text("a_x0041_b_x12_") == "a_x005F_x0041_b_x12_"
+    assert xlsx.xml_text('<&">') == "&lt;&amp;&quot;&gt;"
+    assert xlsx.xml_text("bell\x07 and \ufffe gone, tab\tkept") == "bell and  gone, tab\tkept"
+    assert xlsx.xml_text("x" * 40000) == "x" * 32767
 
 
 def test_the_package_is_well_formed_with_every_part_declared_and_deflated(data):
@@ -610,13 +610,13 @@ def test_every_column_of_every_sheet_has_its_width_and_a_bold_wrapped_header(dat
     sheets += [(wb[COMMANDS_SHEET], excel.COMMAND_COLUMNS), (wb[SETTINGS_SHEET], excel.SETTING_COLUMNS)]
     for ws, columns in sheets:
         for i, column in enumerate(columns, 1):
-            letter = excel._column_letter(i)
+            letter = xlsx.column_letter(i)
             assert ws.column_dimensions[letter].width == column.width, (ws.title, letter)
             assert ws.cell(1, i).value == column.header
             assert ws.cell(1, i).font.bold and ws.cell(1, i).alignment.wrap_text
-        assert ws.row_dimensions[1].height == excel.HEADER_HEIGHT
+        assert ws.row_dimensions[1].height == xlsx.HEADER_HEIGHT
     assert wb[SETTINGS_SHEET].freeze_panes is None
-    assert [excel._column_letter(i) for i in (1, 15, 26, 27, 52, 703)] == ["A", "O", "Z", "AA", "AZ", "AAA"]
+    assert [xlsx.column_letter(i) for i in (1, 15, 26, 27, 52, 703)] == ["A", "O", "Z", "AA", "AZ", "AAA"]
 
 
 def test_numbers_of_the_commands_and_settings_sheets_are_numbers_with_their_formats(data):
