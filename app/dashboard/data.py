@@ -15,13 +15,11 @@ import time
 from dataclasses import dataclass
 
 from flask_caching import Cache
-from sqlalchemy import func, select
 
 from app import slots
 from app.client import ApiClientError, ExchangeUnavailable, GridOperatorClient
 from app.operator import timing
 from app.operator.store import QUEUED, OperatorStore
-from app.store.schema import op_history
 
 MANAGED_LEVELS = (0, 1)
 CLOCK_MAX_AGE_S = 10.0  # the longest one clock reading is used [s]
@@ -212,17 +210,7 @@ class ConsoleData:
         return limits
 
     def _markets_from_history(self) -> list[dict]:
-        h = op_history.c
-        with self.ops.engine.connect() as conn:
-            rows = conn.execute(
-                select(h.market_uuid, h.name, h.level, h.parent_uuid)
-                .where(h.exchange == self.ops.exchange)
-                .distinct()
-            ).all()
-        return [
-            {"uuid": r.market_uuid, "name": r.name, "level": r.level, "parent_uuid": r.parent_uuid}
-            for r in sorted(rows, key=lambda r: (r.level, r.name))
-        ]
+        return self.ops.history_markets()
 
     def market(self, uuid: str) -> dict | None:
         return next((m for m in self.markets() if m["uuid"] == uuid), None)
@@ -238,27 +226,16 @@ class ConsoleData:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        h = op_history.c
-        with self.ops.engine.connect() as conn:
-            latest = [
-                dict(r._mapping)
-                for r in conn.execute(
-                    select(op_history).where(h.exchange == self.ops.exchange, h.slot == slot)
-                )
-            ]
-            # the cumulative revenue grows by the new slots only: add them to the last total
-            # instead of summing the whole history on every slot
-            known = self.cache.get("console:cumulative")
-            query = select(h.market_uuid, func.sum(h.market_fee_revenue)).where(
-                h.exchange == self.ops.exchange
-            )
-            if known and known["slot"] <= (slot or ""):
-                cumulative = dict(known["totals"])
-                added = conn.execute(query.where(h.slot > known["slot"]).group_by(h.market_uuid)).all()
-                for uuid, revenue in added:
-                    cumulative[uuid] = cumulative.get(uuid, 0.0) + (revenue or 0.0)
-            else:
-                cumulative = dict(conn.execute(query.group_by(h.market_uuid)).all())
+        latest = self.ops.slot_rows(slot)
+        # the cumulative revenue grows by the new slots only: add them to the last total instead
+        # of summing the whole history on every slot
+        known = self.cache.get("console:cumulative")
+        if known and known["slot"] <= (slot or ""):
+            cumulative = dict(known["totals"])
+            for uuid, revenue in self.ops.fee_revenue_by_market(after=known["slot"]).items():
+                cumulative[uuid] = cumulative.get(uuid, 0.0) + revenue
+        else:
+            cumulative = self.ops.fee_revenue_by_market()
         if slot is not None:
             self.cache.set("console:cumulative", {"slot": slot, "totals": cumulative}, timeout=0)
         data = {"slot": slot, "latest": latest, "cumulative": cumulative}

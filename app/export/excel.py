@@ -48,8 +48,6 @@ from dataclasses import asdict
 from io import BytesIO
 from typing import BinaryIO
 
-from sqlalchemy import func, select
-
 from app.export import xlsx
 from app.export.xlsx import (
     BOLD_STYLE,
@@ -69,7 +67,6 @@ from app.export.xlsx import (
     xml_text,
 )
 from app.operator.store import OperatorStore
-from app.store.schema import fee_commands
 
 CHUNK_ROWS = 2000  # history slots / fee commands read per query, rows written to the zip at once
 COMMANDS_SHEET = "Fee commands"
@@ -292,25 +289,11 @@ class _HistoryRows:
 
 
 def _write_commands_sheet(ws: Sheet, store: OperatorStore, start: str | None, end: str | None) -> None:
-    c = fee_commands.c
-    slot = func.coalesce(c.applies_from_slot, c.running_slot)
-    query = select(fee_commands).where(c.exchange == store.exchange)
-    if start is not None:
-        query = query.where(slot >= start)
-    if end is not None:
-        query = query.where(slot <= end)
-    last_id = None
-    while True:
-        page = query if last_id is None else query.where(c.id > last_id)
-        with store.engine.connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(page.order_by(c.id).limit(CHUNK_ROWS))]
+    for rows in store.command_pages(start, end, CHUNK_ROWS):
         for row in rows:
             row["created_at"] = unix_serial(row["created_at"])
             row["applies_from_slot"] = slot_value(row["applies_from_slot"])
         ws.write_rows(rows)
-        if len(rows) < CHUNK_ROWS:
-            return
-        last_id = rows[-1]["id"]
 
 
 def _write_settings_sheet(

@@ -17,6 +17,7 @@ import pytest
 import requests
 from console_ui import HEADER_BADGE, SLOT_SECONDS, TICK_S, choose, grid_rows, login, open_page, pid, type_into
 from dash.testing.wait import until
+from selenium.common.exceptions import StaleElementReferenceException
 
 from app import ids
 from app.client import GridOperatorClient
@@ -83,8 +84,11 @@ def wait_for_moment(live, dash_duo, market_uuid: str, before_send: bool) -> int:
 
     def moment() -> int | None:
         n, left = live.seconds_to_send()
-        said = dash_duo.find_element(button).text
-        header = dash_duo.find_element(f"#{HEADER_DEADLINE_ID}").text
+        try:
+            said = dash_duo.find_element(button).text
+            header = dash_duo.find_element(f"#{HEADER_DEADLINE_ID}").text
+        except StaleElementReferenceException:  # the header is rebuilt every tick: read it again
+            return None
         if (
             before_send
             and left >= 1.2
