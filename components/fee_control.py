@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import dash_mantine_components as dmc
 from dash import dcc, html
 
+from app.tariffs.tou import MAX_UPLOAD_BYTES
 from components.formatting import plain_number
 
 MODES = [
@@ -247,6 +248,7 @@ def fee_control(
                         "Upload CSV / xlsx (96 rows)", variant="light", size="xs", disabled=disabled
                     ),
                     disabled=disabled,
+                    max_size=MAX_UPLOAD_BYTES,  # refused in the browser; the server checks again
                 ),
                 dmc.Select(
                     id={"type": "tou-preset", "market": uid},

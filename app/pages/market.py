@@ -8,7 +8,6 @@ grid operator allowed to manage that market, whatever the browser sent.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 
 import dash_mantine_components as dmc
@@ -139,12 +138,8 @@ def tou_table_from(trigger: str, contents: str | None, preset: str | None, filen
     if not contents:
         return no_update, no_update
     try:
-        raw = base64.b64decode(contents.split(",", 1)[1])
-        if (filename or "").lower().endswith((".xlsx", ".xlsm")):
-            columns = tou.load_tou_xlsx_columns(raw)
-        else:
-            columns = tou.load_tou_csv_columns(raw)
-    except (ValueError, IndexError) as exc:
+        columns = tou.decode_upload(contents, filename)
+    except ValueError as exc:  # TouTableError: what is wrong with the file
         return no_update, f"not used: {exc}"
     name, values = next(iter(columns.items()))
     span = f"{plain_number(min(values))}-{plain_number(max(values))}"

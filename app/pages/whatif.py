@@ -29,7 +29,6 @@ viewer is refused on the server (``require_operator``).
 
 from __future__ import annotations
 
-import base64
 import math
 import re
 import uuid as uuidlib
@@ -47,6 +46,7 @@ from app.config import Settings
 from app.dashboard.auth import NotAllowed, require_operator
 from app.exchange.scenario import Scenario
 from app.pages.common import console, is_viewer
+from app.tariffs.tou import MAX_UPLOAD_BYTES
 from app.whatif import (
     BASELINE,
     LEVELS,
@@ -82,7 +82,6 @@ LEVEL_MODELS = ("constant", "peak_tiers", "controller")  # models with fields, p
 TOU_COLUMN = "tou:column"  # the field naming a level's column of the table (no "." in a callback id)
 PRESET_COLUMNS = ("grid", "community")  # of tou.preset_challenge_2020()
 PRESET_LEVEL_COLUMNS = {0: "grid", 1: "community"}
-MAX_UPLOAD_BYTES = 1_000_000
 DEFAULTS = [
     ("zero fee", "zero"),
     ("time of use", "tou"),
@@ -359,29 +358,11 @@ def read_tou_upload(contents: object, filename: object) -> dict:
     by the loaders of the live fee control (``app.tariffs.tou``): ``.xlsx``/``.xlsm`` as Excel,
     anything else as CSV; 96 quarter-hour rows, every fee a number >= 0.
     """
-    import binascii
-
     from app.tariffs import tou
 
     name = str(filename or "the upload")
     try:
-        if not isinstance(contents, str) or "," not in contents:
-            raise tou.TouTableError("nothing was uploaded")
-        try:
-            raw = base64.b64decode(contents.split(",", 1)[1], validate=True)
-        except binascii.Error as exc:
-            raise tou.TouTableError(f"the upload did not arrive whole (not base64: {exc})") from None
-        if len(raw) > MAX_UPLOAD_BYTES:
-            raise tou.TouTableError(
-                f"{len(raw) / 1e6:.1f} MB is not a 96-row table (at most {MAX_UPLOAD_BYTES // 1000} kB)"
-            )
-        lower = name.lower()
-        if lower.endswith((".xlsx", ".xlsm")):
-            columns = tou.load_tou_xlsx_columns(raw)
-        elif lower.endswith(".xls"):
-            raise tou.TouTableError("an old Excel .xls workbook: save it as .xlsx or CSV")
-        else:
-            columns = tou.load_tou_csv_columns(raw)
+        columns = tou.decode_upload(contents, name)
     except ValueError as exc:  # TouTableError is one
         return {"filename": name, "error": str(exc)}
     return {"filename": name, "columns": columns}

@@ -108,6 +108,21 @@ def test_tou_upload_of_95_rows_or_text_is_refused_with_the_reason():
     assert table is market.no_update and status.startswith("not used:")
 
 
+def test_tou_upload_on_the_market_page_is_capped_and_checked_as_on_what_if():
+    """An attacker's upload past the browser: 50 MB of base64, broken base64, an .xls, no comma."""
+    from app.tariffs.tou import MAX_UPLOAD_BYTES
+
+    huge = "data:text/csv;base64," + "QUFB" * (MAX_UPLOAD_BYTES // 2)  # ~1.5 MB once decoded
+    table, status = market.tou_table_from("tou-upload", huge, None, "tou.csv")
+    assert table is market.no_update and "at most 1000 kB" in status
+    table, status = market.tou_table_from("tou-upload", "data:text/csv;base64,%%%", None, "tou.csv")
+    assert table is market.no_update and "did not arrive whole" in status
+    table, status = market.tou_table_from("tou-upload", _upload("x"), None, "tou.xls")
+    assert table is market.no_update and ".xls" in status
+    table, status = market.tou_table_from("tou-upload", "no comma at all", None, "tou.csv")
+    assert table is market.no_update and "nothing was uploaded" in status
+
+
 def test_tou_preset_gives_the_challenge_table():
     table, status = market.tou_table_from("tou-preset", None, "challenge 2020: grid", None)
     assert table["all"][0] == 1.68 and "preset" in status
