@@ -76,7 +76,7 @@ def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: 
         cache.init_app(server)
     client = make_client(settings, server, timeout_s=3.0, retries=0)
     server.extensions["console"] = ConsoleData(OperatorStore(engine, settings.exchange_key), client, cache)
-    auth.install(server, cache, settings.login_rate_limit)
+    auth.install(server, settings.login_rate_limit)
     from app.pages.whatif import background_manager
 
     app = Dash(

@@ -10,11 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 from flask import Flask
-from flask_caching import Cache
 from werkzeug.security import generate_password_hash
 
 from app import create_app
-from app.api.ratelimit import RateLimit
 from app.config import Settings
 from app.exchange.generate import generate_scenario
 from app.exchange.grid import build_grid
@@ -44,20 +42,27 @@ def make_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
         store.engine.dispose()
 
 
-def test_dep030_sliding_window_weighs_the_previous_window():
-    app = Flask(__name__)
-    cache = Cache(app, config={"CACHE_TYPE": "SimpleCache"})
-    limit = RateLimit(cache, "t", limit=4, window_s=60.0)
-    with app.app_context():
-        assert [limit.hit("a", now=600.0 + i) for i in range(4)] == [None] * 4
-        wait = limit.hit("a", now=610.0)  # 5th in the window: wait for the next one
-        assert wait == pytest.approx(50.0)
-        assert limit.hit("b", now=610.0) is None  # per client
-        # a quarter into the next window the 5 earlier ones (the refused one counts) still weigh
-        # 5 * 0.75 = 3.75: one more makes 4.75 > 4, under 4 again once 0.4 of it has gone (684 s)
-        assert limit.hit("a", now=675.0) == pytest.approx(9.0)
-        assert limit.hit("a", now=800.0) is None  # two windows later: free again
-        assert RateLimit(cache, "off", limit=0).hit("a") is None  # 0 turns it off
+def test_dep030_login_and_token_limits_are_flask_limiter_not_hand_made(make_app):
+    """The hand-made limiter is gone: both limits are Flask-Limiter's, counted per client address."""
+    import importlib.util
+
+    from flask_limiter import Limiter
+
+    assert importlib.util.find_spec("app.api.ratelimit") is None
+    app = make_app(TOKEN_RATE_LIMIT="2")
+    assert isinstance(app.extensions["gridfee_limiter"], Limiter)
+    client = app.test_client()
+    body = {"username": "viewer", "password": "viewer"}
+    # /api/v1/auth/token and the SDK face's /api-token-auth/ share one count per client
+    codes = [
+        client.post(TOKEN, json=body).status_code,
+        client.post("/api-token-auth/", json=body).status_code,
+        client.post(TOKEN, json=body).status_code,
+        client.post("/api-token-auth/", json=body).status_code,
+    ]
+    assert codes == [200, 200, 429, 429]
+    other = client.post(TOKEN, json=body, environ_base={"REMOTE_ADDR": "198.51.100.7"})
+    assert other.status_code == 200  # another client address has its own count
 
 
 def test_dep031_token_endpoint_answers_json_429(make_app):

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from app.api.auth import TokenSigner, User, UserBook
 from app.api.gsy_compat import protocol
 from app.api.gsy_compat.store import GsyStore
-from app.api.ratelimit import RateLimit
 from app.api.service import ExchangeService
 from app.operator.store import OperatorStore
 
@@ -30,7 +29,6 @@ class GsyFace:
     gsy: GsyStore
     ops: OperatorStore  # the console's audit log, where SDK fee commands are recorded too
     simulation_id: str
-    token_limit: RateLimit | None = None
     stop: threading.Event = field(default_factory=threading.Event)  # the process is stopping
     max_sockets: int = 12  # websockets this process serves at once
     tree: dict = field(init=False)

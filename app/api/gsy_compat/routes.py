@@ -126,15 +126,7 @@ def aggregator_request(sim: str) -> tuple[User, dict, dict]:
 # -- auth ---------------------------------------------------------------------------------------
 @bp.post("/api-token-auth/", strict_slashes=False)
 def token():
-    f = face()
-    if f.token_limit is not None:
-        wait = f.token_limit.hit(request.remote_addr or "unknown")
-        if wait is not None:
-            response, status = error(
-                429, "too_many_requests", f"too many token requests; try again in {math.ceil(wait)} s"
-            )
-            response.headers["Retry-After"] = str(math.ceil(wait))
-            return response, status
+    f = face()  # rate-limited per client address with /api/v1/auth/token (app.security)
     data = body()
     username, password = data.get("username"), data.get("password")
     if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
