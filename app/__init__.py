@@ -59,7 +59,13 @@ def create_app(
                 settings.database_url, scenario, build_grid(scenario), run_migrations=run_migrations
             )
         engine = store.engine
-        service = ExchangeService(store, settings.slot_seconds, settings.max_batch_commands)
+        service = ExchangeService(
+            store,
+            settings.slot_seconds,
+            settings.max_batch_commands,
+            settings.max_market_slots,
+            settings.max_batch_slots,
+        )
     # users live in the store (python -m app users ..., the admin page); seeded from the demo
     # users, USERS_FILE and ADMIN_PASSWORD
     users = UserBook(engine, include_demo=settings.demo)
@@ -132,10 +138,19 @@ def create_app(
 
     @server.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        if request.path.startswith("/api/"):
-            code = (exc.name or "error").lower().replace(" ", "_")
-            return jsonify(error=code, message=exc.description or exc.name), exc.code
-        return exc
+        """On the paths whose clients expect JSON (the API, the SDK face, Dash's requests) every
+        HTTP error is ``{"error", "message"}``: 400, 404, 405, 413, 431, ..."""
+        if not security.wants_json():
+            return exc
+        code = (exc.name or "error").lower().replace(" ", "_")
+        message = exc.description or exc.name
+        if exc.code == 413:
+            code = "body_too_large"
+            message = f"the request body is larger than {settings.max_body_bytes} bytes (MAX_BODY_BYTES)"
+        response = jsonify(error=code, message=message)
+        if request.path.startswith(("/api-token-auth", "/external-connection/", "/graphql")):
+            response = jsonify(error=code, message=message, detail=message)  # the SDK face's shape
+        return response, exc.code
 
     @server.errorhandler(Exception)
     def _unexpected(exc: Exception):  # a bug, not bad input: log it, answer JSON

@@ -56,7 +56,9 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--admin", action="store_true", help="may manage users on the console's admin page")
     sub.add_parser("passwd", help="set a user's password").add_argument("name")
     sub.add_parser("list", help="every user, role, admin right and markets")
-    sub.add_parser("remove", help="remove a user (their tokens and sessions stop working)").add_argument("name")
+    sub.add_parser("remove", help="remove a user (their tokens and sessions stop working)").add_argument(
+        "name"
+    )
     role = sub.add_parser("set-role", help="change a user's role")
     role.add_argument("name")
     role.add_argument("role", choices=ROLES)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dash
 import dash_mantine_components as dmc
 from dash import Dash, dcc, html
-from flask import Flask
+from flask import Flask, jsonify, request
 from flask_caching import Cache
 
 from app import ids
@@ -109,4 +109,21 @@ def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: 
     dash.register_page("whatif", path="/what-if", layout=whatif.layout, title="What-if - Grid Fee Console")
     app.layout = shell
     server.extensions["dash_app"] = app
+
+    @server.before_request
+    def _dash_callback_known():
+        """A Dash callback request whose body is not Dash's, or that names no callback of this
+        app, is the client's error (JSON 400 or 404), not the server's. Runs after the sign-in
+        guard and the CSRF check, and after Dash has set up its callbacks."""
+        if request.method != "POST" or request.path != "/_dash-update-component":
+            return None
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not isinstance(body.get("output"), str):
+            return jsonify(error="bad_request", message="not a Dash callback request"), 400
+        if body["output"] not in app.callback_map:
+            return jsonify(error="unknown_callback", message=f"no callback for {body['output'][:200]!r}"), 404
+        if not isinstance(body.get("inputs", []), list) or not isinstance(body.get("state", []), list):
+            return jsonify(error="bad_request", message="inputs and state must be lists"), 400
+        return None
+
     return app
