@@ -182,5 +182,6 @@ def _mount_gsy_face(server: Flask, settings: Settings, service, engine, secret_k
             stop=server.extensions["gridfee_stop"],
             # a websocket holds a worker thread for its life: leave threads for HTTP requests
             max_sockets=max(settings.web_threads - 4, 2),
+            max_aggregators=settings.max_aggregators_per_user,
         ),
     )

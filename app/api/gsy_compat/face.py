@@ -31,6 +31,7 @@ class GsyFace:
     simulation_id: str
     stop: threading.Event = field(default_factory=threading.Event)  # the process is stopping
     max_sockets: int = 12  # websockets this process serves at once
+    max_aggregators: int = 20  # aggregators one user may own (MAX_AGGREGATORS_PER_USER)
     tree: dict = field(init=False)
     serialized: str = field(init=False)
     assets: dict[str, list[dict]] = field(init=False)  # asset leaves by house uuid

@@ -151,7 +151,16 @@ def create_aggregator(sim: str):
     who = user()
     check_simulation(sim)
     name = text_field(body(), "name")
-    made = face().gsy.create(who.username, name)
+    f = face()
+    owned = len(f.gsy.aggregators(who.username))
+    if owned >= f.max_aggregators:
+        raise GsyError(
+            429,
+            "too_many_aggregators",
+            f"user {who.username!r} owns {owned} aggregators, the most one user may "
+            f"(MAX_AGGREGATORS_PER_USER = {f.max_aggregators}); delete one first",
+        )
+    made = f.gsy.create(who.username, name)
     return jsonify(uuid=made["uuid"], name=made["name"], created=made["created"])
 
 
