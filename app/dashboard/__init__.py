@@ -21,6 +21,18 @@ NAV = [("/", "Overview"), ("/audit", "Fee commands"), ("/what-if", "What-if")]
 __all__ = ["NAV", "cache_config", "init_dashboard", "shell"]
 
 
+def _admin_link() -> list:
+    """The admin page's link, for a grid operator with the admin right."""
+    from flask import has_request_context
+
+    from app.dashboard.auth import current_console_user
+
+    user = current_console_user() if has_request_context() else None
+    if user is None or not user.admin or user.role != "grid_operator":
+        return []
+    return [dmc.Anchor("Users", href="/admin", size="sm", refresh=True, id="admin-link")]
+
+
 def shell() -> dmc.MantineProvider:
     return dmc.MantineProvider(
         [
@@ -39,6 +51,7 @@ def shell() -> dmc.MantineProvider:
                                     c="dark",
                                 ),
                                 html.Div(id=ids.HEADER, style={"flex": 1}),
+                                *_admin_link(),
                                 dmc.Anchor("Sign out", href="/logout", size="sm", refresh=True),
                             ],
                             h="100%",
@@ -65,7 +78,7 @@ def shell() -> dmc.MantineProvider:
 
 
 def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: ANN001
-    from app.dashboard import auth
+    from app.dashboard import admin, auth
     from app.dashboard.data import ConsoleData
     from app.operator.run import make_client
     from app.operator.store import OperatorStore
@@ -77,6 +90,7 @@ def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: 
     client = make_client(settings, server, timeout_s=3.0, retries=0)
     server.extensions["console"] = ConsoleData(OperatorStore(engine, settings.exchange_key), client, cache)
     auth.install(server, settings.login_rate_limit)
+    admin.install(server)
     from app.pages.whatif import background_manager
 
     app = Dash(
