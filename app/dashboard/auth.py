@@ -141,12 +141,15 @@ def install(server, login_rate_limit: int) -> None:  # noqa: ANN001
     @server.before_request
     def _guard():
         path = request.path
-        if request.method == "POST" and path.startswith(CSRF_PREFIXES):
-            csrf.protect()  # CSRFError: 400 on the login page, 403 JSON for Dash (app.security)
+        check_csrf = request.method == "POST" and path.startswith(CSRF_PREFIXES)
         if path.startswith(OPEN_PREFIXES):
+            if check_csrf:
+                csrf.protect()  # CSRFError: 400 on the login page (app.security)
             return None
-        if current_console_user() is None:
+        if current_console_user() is None:  # signed out first: Dash's requests then say "sign in"
             return login_manager.unauthorized()
+        if check_csrf:
+            csrf.protect()  # CSRFError: 403 JSON for Dash, 400 for the admin page (app.security)
         return None
 
     @server.after_request

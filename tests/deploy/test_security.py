@@ -4,42 +4,18 @@ remote mode."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
 import yaml
 from flask import Flask
 from werkzeug.security import generate_password_hash
 
 from app import create_app
 from app.config import Settings
-from app.exchange.generate import generate_scenario
-from app.exchange.grid import build_grid
-from app.store.repo import ExchangeStore
 
 TOKEN = "/api/v1/auth/token"
 LOGIN = "/login"
 TOO_MANY = "Too many sign-in attempts from your address; try again in"
-
-
-@pytest.fixture
-def make_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
-    """``make_app(**environ)``: an app on a fresh small exchange (console included)."""
-    stores: list[ExchangeStore] = []
-
-    def make(**environ: str) -> Flask:
-        scenario = generate_scenario(2, 3, seed=1)
-        store = ExchangeStore.open(
-            f"sqlite:///{tmp_path / f's{len(stores)}.sqlite3'}", scenario, build_grid(scenario)
-        )
-        stores.append(store)
-        env = {"INSTANCE_DIR": str(tmp_path), "SECRET_KEY": "t", "SLOT_SECONDS": "0", **environ}
-        return create_app(Settings.from_env(env), store=store)
-
-    yield make
-    for store in stores:
-        store.engine.dispose()
 
 
 def test_dep030_login_and_token_limits_are_flask_limiter_not_hand_made(make_app):
