@@ -142,15 +142,12 @@ class Settings:
             proxy_hops = int(env.get("TRUSTED_PROXY_HOPS") or 0)
             web_threads = int(env.get("WEB_THREADS") or 16)
             limits = {
-                name: int(env.get(name) or default)
-                for name, default in (
-                    ("MAX_BODY_BYTES", 4 * 1024 * 1024),
-                    ("MAX_MARKET_SLOTS", 96),
-                    ("MAX_BATCH_SLOTS", 20_000),
-                    ("WHATIF_RUNS_PER_USER", 1),
-                    ("WHATIF_RUNS_AT_ONCE", 4),
-                    ("MAX_AGGREGATORS_PER_USER", 20),
-                )
+                "MAX_BODY_BYTES": int(env.get("MAX_BODY_BYTES") or 4 * 1024 * 1024),
+                "MAX_MARKET_SLOTS": int(env.get("MAX_MARKET_SLOTS") or 96),
+                "MAX_BATCH_SLOTS": int(env.get("MAX_BATCH_SLOTS") or 20_000),
+                "WHATIF_RUNS_PER_USER": int(env.get("WHATIF_RUNS_PER_USER") or 1),
+                "WHATIF_RUNS_AT_ONCE": int(env.get("WHATIF_RUNS_AT_ONCE") or 4),
+                "MAX_AGGREGATORS_PER_USER": int(env.get("MAX_AGGREGATORS_PER_USER") or 20),
             }
         except ValueError as exc:
             raise ConfigError(

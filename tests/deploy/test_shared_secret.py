@@ -20,7 +20,7 @@ TOKENS = 6
 USES = 6
 
 
-def test_dep040_one_token_and_one_session_work_on_every_worker_in_demo_mode(procs: Procs, tmp_path: Path):
+def test_dep060_one_token_and_one_session_work_on_every_worker_in_demo_mode(procs: Procs, tmp_path: Path):
     port = free_port()
     env = process_env(
         PORT=str(port), WEB_CONCURRENCY="3", WEB_THREADS="4", INSTANCE_DIR=str(tmp_path), DEMO="on"
