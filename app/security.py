@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import secrets
 import time
@@ -170,3 +171,51 @@ def sign_in_client(client, username: str) -> None:  # noqa: ANN001
     with client.session_transaction() as session:
         session["_user_id"] = username
         session["_fresh"] = True
+
+
+# -- errors the HTTP server answers before the app sees the request -----------------------------
+def protocol_error_json(status: int, reason: str, message: str) -> bytes:
+    code = (reason or "error").lower().replace(" ", "_")
+    return json.dumps({"error": code, "message": message or reason}).encode("utf-8")
+
+
+def json_request_handler():  # noqa: ANN201
+    """werkzeug's request handler whose own errors (431 for a header too large, 400 for a bad
+    request line, ...) are JSON on the paths whose clients expect JSON (``python -m app``)."""
+    from werkzeug.serving import WSGIRequestHandler
+
+    class JsonErrorRequestHandler(WSGIRequestHandler):
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            path = getattr(self, "path", "") or ""
+            if not path.startswith(JSON_PREFIXES):
+                return super().send_error(code, message, explain)
+            reason = self.responses.get(code, ("error", ""))[0]
+            body = protocol_error_json(code, reason, explain or message or reason)
+            self.log_error("code %d, message %s", code, message)
+            self.close_connection = True
+            self.send_response(code, message)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+            return None
+
+    return JsonErrorRequestHandler
+
+
+def gunicorn_json_errors() -> None:
+    """gunicorn's own error pages (431, 414, 400 before the app sees the request) as JSON: the
+    path is not known then, and the clients of those paths (API, SDK face, Dash) expect JSON."""
+    from gunicorn import util
+
+    def write_error(sock, status_int: int, reason: str, mesg: str) -> None:  # noqa: ANN001
+        body = protocol_error_json(status_int, reason, mesg)
+        head = (
+            f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        util.write_nonblock(sock, head.encode("latin1") + body)
+
+    util.write_error = write_error

@@ -417,3 +417,42 @@ def test_sec017_admin_page_only_for_admins_and_only_with_csrf(make_app):
     answer = admin.post("/admin", data=itself)
     assert answer.status_code == 400 and "cannot remove yourself" in answer.get_data(as_text=True)
     assert book.get("operator") is not None
+
+
+# -- errors of the HTTP server itself ------------------------------------------------------------
+def raw_request(port: int, path: str, header_bytes: int) -> tuple[int, dict, bytes]:
+    """A GET with one header of ``header_bytes``, as a client that ignores limits sends it."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nX-Big: {'a' * header_bytes}\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_sec018_a_header_too_large_is_a_json_431_from_python_m_apps_server(make_app):
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from app.security import json_request_handler
+
+    http = make_server("127.0.0.1", 0, make_app(), threaded=True, request_handler=json_request_handler())
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        for path in ("/api/v1/clock", "/api-token-auth/", "/external-connection/x"):
+            status, headers, body = raw_request(http.server_port, path, 100_000)
+            assert status == 431 and headers["Content-Type"] == "application/json", (headers, body[:200])
+            assert json.loads(body)["error"] == "request_header_fields_too_large"
+        status, headers, _ = raw_request(http.server_port, "/login", 100_000)  # a page: HTML as before
+        assert status == 431 and headers["Content-Type"].startswith("text/html")
+    finally:
+        http.shutdown()
+        http.server_close()
+        thread.join(timeout=10)

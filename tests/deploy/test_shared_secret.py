@@ -9,6 +9,7 @@ a worker with another secret would refuse some of them.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -69,3 +70,10 @@ def test_dep060_one_token_and_one_session_work_on_every_worker_in_demo_mode(proc
         for _ in range(TOKENS * USES)
     ]
     assert pages == [200] * (TOKENS * USES), pages
+
+    # gunicorn's own answer to a header too large (the app never sees it): JSON, not HTML
+    from test_attacks import raw_request
+
+    status, headers, body = raw_request(port, "/api/v1/grid", 100_000)
+    assert status == 431 and headers["Content-Type"] == "application/json", (headers, body[:200])
+    assert json.loads(body)["error"] == "request_header_fields_too_large"
