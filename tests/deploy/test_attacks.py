@@ -456,3 +456,43 @@ def test_sec018_a_header_too_large_is_a_json_431_from_python_m_apps_server(make_
         http.shutdown()
         http.server_close()
         thread.join(timeout=10)
+
+
+def test_sec019_twelve_sdk_sockets_closing_at_once_each_get_the_servers_close_frame(make_app):
+    """The finding: 12 sockets with a 10 s close timeout took over 150 s to close. Each client's
+    close frame must be answered with the server's (close code 1000 received), not left to the
+    client's close timeout (which ends with 1006 and no close frame received)."""
+    import asyncio
+    import threading
+
+    import websockets
+    from gsy_wire import SdkWire
+    from werkzeug.serving import make_server
+
+    from app.security import json_request_handler
+
+    app = make_app(GSY_SIMULATION_ID="sim", TOKEN_RATE_LIMIT="0")
+    http = make_server("127.0.0.1", 0, app, threaded=True, request_handler=json_request_handler())
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        wire = SdkWire(f"http://127.0.0.1:{http.server_port}", "sim")
+        token = wire.token()
+        agg = wire.post(f"{wire.aggregator_prefix}create-aggregator/", token, {"name": "dso"}).json()["uuid"]
+        uri = f"ws://127.0.0.1:{http.server_port}/external-ws/sim/aggregator/{agg}/"
+
+        async def one() -> tuple[int | None, bool]:
+            ws = await websockets.connect(
+                uri, extra_headers={"Authorization": f"JWT {token}"}, close_timeout=10
+            )
+            await ws.close()
+            return ws.close_code, ws.close_rcvd is not None
+
+        async def all_of_them() -> list[tuple[int | None, bool]]:
+            return await asyncio.gather(*[one() for _ in range(12)])
+
+        assert asyncio.run(all_of_them()) == [(1000, True)] * 12
+    finally:
+        http.shutdown()
+        http.server_close()
+        thread.join(timeout=10)
