@@ -8,6 +8,11 @@ than every worker failing at once.
 import logging
 import sys
 
+# gunicorn's own errors (a header too large: 431, ...) as JSON, like the app's on the API paths
+from app.security import gunicorn_json_errors  # noqa: E402
+
+gunicorn_json_errors()
+
 # Keep idle client connections open longer than the console's 2-s poll (``dcc.Interval``): with
 # gunicorn's default of 2 s every poll raced the server closing its connection.
 keepalive = 5

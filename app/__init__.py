@@ -31,8 +31,8 @@ def create_app(
     """
     from flask_caching import Cache
 
-    from app.api.auth import TokenSigner, UserBook
-    from app.api.ratelimit import RateLimit
+    from app import security
+    from app.api.auth import TokenSigner, UserBook, seed_users
     from app.api.routes import ApiContext, bp
     from app.api.service import ExchangeService
     from app.cache import cache_config
@@ -59,16 +59,26 @@ def create_app(
                 settings.database_url, scenario, build_grid(scenario), run_migrations=run_migrations
             )
         engine = store.engine
-        service = ExchangeService(store, settings.slot_seconds, settings.max_batch_commands)
-    users = UserBook.from_file(settings.users_file) if settings.users_file else UserBook()
-    if settings.demo:
-        users.users = {**UserBook.demo().users, **users.users}
+        service = ExchangeService(
+            store,
+            settings.slot_seconds,
+            settings.max_batch_commands,
+            settings.max_market_slots,
+            settings.max_batch_slots,
+        )
+    # users live in the store (python -m app users ..., the admin page); seeded from the demo
+    # users, USERS_FILE and ADMIN_PASSWORD
+    users = UserBook(engine, include_demo=settings.demo)
+    seed_users(users, settings)
+    # one secret for every process of the deployment: SECRET_KEY, else (demo) the store's
+    secret_key = security.shared_secret(engine) if settings.secret_generated else settings.secret_key
     server = Flask(__name__)
     server.config.update(
-        SECRET_KEY=settings.secret_key,
+        SECRET_KEY=secret_key,
         JSON_SORT_KEYS=False,
         # outside demo mode the console is served over HTTPS (the PaaS router ends TLS)
         SESSION_COOKIE_SECURE=not settings.demo,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,  # a larger body: 413
     )
     server.json.sort_keys = False
     if settings.proxy_hops:
@@ -83,16 +93,18 @@ def create_app(
     server.extensions["gridfee"] = ApiContext(
         service=service,
         users=users,
-        signer=TokenSigner(settings.secret_key, settings.token_ttl_s),
-        token_limit=RateLimit(cache, "token", settings.token_rate_limit, 60.0),
+        signer=TokenSigner(secret_key, settings.token_ttl_s),
     )
     server.extensions["gridfee_settings"] = settings
+    security.install(server, settings)
     # set when the process is asked to stop (serve.py, gunicorn.conf.py): long-lived requests,
     # the SDK face's websockets, end so that the worker can exit within its graceful timeout
     server.extensions["gridfee_stop"] = threading.Event()
     if not remote:
         server.register_blueprint(bp)
-        _mount_gsy_face(server, settings, service, engine)
+        _mount_gsy_face(server, settings, service, engine, secret_key)
+    for endpoint in ("api_v1.token", "gsy_compat.token"):  # one count for both token endpoints
+        security.limit_endpoint(server, endpoint, settings.token_rate_limit, "token")
     if dashboard:
         from app.dashboard import init_dashboard
 
@@ -126,10 +138,19 @@ def create_app(
 
     @server.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        if request.path.startswith("/api/"):
-            code = (exc.name or "error").lower().replace(" ", "_")
-            return jsonify(error=code, message=exc.description or exc.name), exc.code
-        return exc
+        """On the paths whose clients expect JSON (the API, the SDK face, Dash's requests) every
+        HTTP error is ``{"error", "message"}``: 400, 404, 405, 413, 431, ..."""
+        if not security.wants_json():
+            return exc
+        code = (exc.name or "error").lower().replace(" ", "_")
+        message = exc.description or exc.name
+        if exc.code == 413:
+            code = "body_too_large"
+            message = f"the request body is larger than {settings.max_body_bytes} bytes (MAX_BODY_BYTES)"
+        response = jsonify(error=code, message=message)
+        if request.path.startswith(("/api-token-auth", "/external-connection/", "/graphql")):
+            response = jsonify(error=code, message=message, detail=message)  # the SDK face's shape
+        return response, exc.code
 
     @server.errorhandler(Exception)
     def _unexpected(exc: Exception):  # a bug, not bad input: log it, answer JSON
@@ -139,7 +160,7 @@ def create_app(
     return server
 
 
-def _mount_gsy_face(server: Flask, settings: Settings, service, engine) -> None:  # noqa: ANN001
+def _mount_gsy_face(server: Flask, settings: Settings, service, engine, secret_key: str) -> None:  # noqa: ANN001
     """The Grid Singularity SDK's endpoints and websockets beside ``/api/v1`` (same users, fees)."""
     from app.api.auth import TokenSigner
     from app.api.gsy_compat import GsyFace, install
@@ -154,13 +175,13 @@ def _mount_gsy_face(server: Flask, settings: Settings, service, engine) -> None:
         GsyFace(
             service=service,
             users=api.users,
-            signer=TokenSigner(settings.secret_key, SDK_TOKEN_TTL_S),
+            signer=TokenSigner(secret_key, SDK_TOKEN_TTL_S),
             gsy=GsyStore(engine, service.store.key),
             ops=OperatorStore(engine, settings.exchange_key),
             simulation_id=settings.gsy_simulation_id or simulation_id(service.scenario.name),
-            token_limit=api.token_limit,
             stop=server.extensions["gridfee_stop"],
             # a websocket holds a worker thread for its life: leave threads for HTTP requests
             max_sockets=max(settings.web_threads - 4, 2),
+            max_aggregators=settings.max_aggregators_per_user,
         ),
     )

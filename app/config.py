@@ -40,6 +40,14 @@ SETTING_NAMES = PROCFILE_SETTINGS | {
     "TRUSTED_PROXY_HOPS",
     "GSY_SIMULATION_ID",
     "WEB_THREADS",
+    "ADMIN_USERNAME",
+    "ADMIN_PASSWORD",
+    "MAX_BODY_BYTES",
+    "MAX_MARKET_SLOTS",
+    "MAX_BATCH_SLOTS",
+    "WHATIF_RUNS_PER_USER",
+    "WHATIF_RUNS_AT_ONCE",
+    "MAX_AGGREGATORS_PER_USER",
 }
 
 
@@ -103,6 +111,17 @@ class Settings:
     proxy_hops: int = 0  # proxies in front that set X-Forwarded-For/-Proto (a PaaS router: 1)
     gsy_simulation_id: str | None = None  # API_CLIENT_SIMULATION_ID of the SDK face; None: from the scenario
     web_threads: int = 16  # gunicorn threads per worker (Procfile); the SDK face's websockets hold one each
+    # True when SECRET_KEY was unset (demo mode): the app then uses the one secret kept in the store,
+    # the same for every process of the deployment (app.security.shared_secret), not ``secret_key``
+    secret_generated: bool = False
+    admin_username: str = "admin"  # ADMIN_PASSWORD set: this grid operator (admin right) is added once
+    admin_password: str = ""
+    max_body_bytes: int = 4 * 1024 * 1024  # request bodies past it: 413 (MAX_CONTENT_LENGTH)
+    max_market_slots: int = 96  # market_slots of one dso_market_stats command
+    max_batch_slots: int = 20_000  # commands x market_slots of one batch
+    whatif_runs_per_user: int = 1  # What-if runs one user may have queued or running
+    whatif_runs_at_once: int = 4  # What-if runs of all users queued or running at once
+    max_aggregators_per_user: int = 20  # gsy-face aggregators one user may own
 
     @property
     def exchange_key(self) -> str:
@@ -122,11 +141,23 @@ class Settings:
             login_limit = int(env.get("LOGIN_RATE_LIMIT") or 10)
             proxy_hops = int(env.get("TRUSTED_PROXY_HOPS") or 0)
             web_threads = int(env.get("WEB_THREADS") or 16)
+            limits = {
+                "MAX_BODY_BYTES": int(env.get("MAX_BODY_BYTES") or 4 * 1024 * 1024),
+                "MAX_MARKET_SLOTS": int(env.get("MAX_MARKET_SLOTS") or 96),
+                "MAX_BATCH_SLOTS": int(env.get("MAX_BATCH_SLOTS") or 20_000),
+                "WHATIF_RUNS_PER_USER": int(env.get("WHATIF_RUNS_PER_USER") or 1),
+                "WHATIF_RUNS_AT_ONCE": int(env.get("WHATIF_RUNS_AT_ONCE") or 4),
+                "MAX_AGGREGATORS_PER_USER": int(env.get("MAX_AGGREGATORS_PER_USER") or 20),
+            }
         except ValueError as exc:
             raise ConfigError(
                 "PORT, SLOT_SECONDS, MAX_BATCH_COMMANDS, TOKEN_TTL_S, TOKEN_RATE_LIMIT, LOGIN_RATE_LIMIT, "
-                f"TRUSTED_PROXY_HOPS, WEB_THREADS must be numbers: {exc}"
+                "TRUSTED_PROXY_HOPS, WEB_THREADS, MAX_BODY_BYTES, MAX_MARKET_SLOTS, MAX_BATCH_SLOTS, "
+                f"WHATIF_RUNS_PER_USER, WHATIF_RUNS_AT_ONCE, MAX_AGGREGATORS_PER_USER must be numbers: {exc}"
             ) from None
+        for name, value in limits.items():
+            if value < 1:
+                raise ConfigError(f"{name} must be at least 1, got {value}")
         if slot_seconds < 0:
             raise ConfigError("SLOT_SECONDS must be >= 0 (0 = fast-forward)")
         demo = _flag(env.get("DEMO"), True)
@@ -137,7 +168,10 @@ class Settings:
                     "SECRET_KEY must be set when DEMO is off (a long random string, e.g. "
                     "python -c 'import secrets; print(secrets.token_hex(32))')"
                 )
-            secret = secrets.token_hex(32)
+            secret = secrets.token_hex(32)  # a placeholder: the app uses the store's shared one
+        admin_password = env.get("ADMIN_PASSWORD") or ""
+        if admin_password and len(admin_password) < 8:
+            raise ConfigError("ADMIN_PASSWORD must have at least 8 characters")
         scenario = Path(env.get("SCENARIO") or ROOT / "scenarios" / "default.yaml")
         users = env.get("USERS_FILE")
         agent_user = env.get("AGENT_USERNAME") or ("operator" if demo else "")
@@ -162,4 +196,13 @@ class Settings:
             proxy_hops=max(proxy_hops, 0),
             gsy_simulation_id=_simulation_id(env.get("GSY_SIMULATION_ID")),
             web_threads=max(web_threads, 1),
+            secret_generated=not env.get("SECRET_KEY"),
+            admin_username=(env.get("ADMIN_USERNAME") or "admin").strip(),
+            admin_password=admin_password,
+            max_body_bytes=limits["MAX_BODY_BYTES"],
+            max_market_slots=limits["MAX_MARKET_SLOTS"],
+            max_batch_slots=limits["MAX_BATCH_SLOTS"],
+            whatif_runs_per_user=limits["WHATIF_RUNS_PER_USER"],
+            whatif_runs_at_once=limits["WHATIF_RUNS_AT_ONCE"],
+            max_aggregators_per_user=limits["MAX_AGGREGATORS_PER_USER"],
         )

@@ -1,8 +1,9 @@
 """What every entry point checks before it starts: one line saying why it cannot, or nothing.
 
-* ``settings_problem(settings)``: what the settings alone make impossible. Outside demo mode
-  nobody could sign in without a users file (the demo users exist in demo mode only), so
-  ``USERS_FILE`` must be set and name a readable file with at least one user.
+* ``settings_problem(settings)``: what the settings make impossible. Outside demo mode nobody
+  could sign in without a user (the demo users exist in demo mode only): the store must have a
+  user (``python -m app users add``), or ``ADMIN_PASSWORD`` or ``USERS_FILE`` (a readable file
+  with at least one user) must seed one.
 * ``problem()``: the web process's check, once in gunicorn's master before any worker boots
   (``gunicorn.conf.py``; ``app.wsgi`` checks the same again for servers without that hook): a
   setting that cannot work (``SECRET_KEY`` unset outside demo mode, the above, a bad number) or a
@@ -17,28 +18,57 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from app.config import ConfigError, Settings
 
 EXIT_CONFIG = 2
 
 
-def settings_problem(settings: Settings) -> str | None:
-    from app.api.auth import UserBook
+NO_USERS = (
+    "no users when DEMO is off: nobody could sign in; set ADMIN_PASSWORD (adds the grid operator "
+    "ADMIN_USERNAME, 'admin', with the admin right), or USERS_FILE, or add one with "
+    "'python -m app users add NAME --role grid_operator --admin'"
+)
 
-    if settings.users_file is None:
-        if settings.demo:
-            return None
-        return (
-            "USERS_FILE must be set when DEMO is off: without it nobody can sign in (the demo users "
-            "operator/viewer exist in demo mode only); list users with hashed passwords "
-            "(python -m app.api.auth hash <password>) as app/api/auth.py describes"
-        )
+
+def stored_users(database_url: str) -> int:
+    """Users (other than the demo ones) in the store at ``database_url``; 0 when there is no store
+    yet (a SQLite file is not created by asking) or it has no users table."""
+    from sqlalchemy import func, select
+
+    from app.store.db import make_engine
+    from app.store.schema import users
+
+    if database_url.startswith("sqlite"):
+        path = database_url.split("///", 1)[-1]
+        if not path or path == ":memory:" or not Path(path).exists():
+            return 0
+    engine = make_engine(database_url)
     try:
-        UserBook.from_file(settings.users_file)  # raises when unreadable or without users
-    except ValueError as exc:
-        return str(exc)
-    return None
+        with engine.connect() as conn:
+            return int(
+                conn.execute(select(func.count()).select_from(users).where(users.c.source != "demo")).scalar()
+                or 0
+            )
+    except Exception:  # noqa: BLE001 - no such table, an unreachable store: no users known here
+        return 0
+    finally:
+        engine.dispose()  # nothing of it may reach forked workers
+
+
+def settings_problem(settings: Settings) -> str | None:
+    from app.api.auth import users_from_file
+
+    if settings.users_file is not None:
+        try:
+            users_from_file(settings.users_file)  # raises when unreadable or without users
+        except ValueError as exc:
+            return str(exc)
+        return None
+    if settings.demo or settings.admin_password or stored_users(settings.database_url):
+        return None
+    return NO_USERS
 
 
 def problem(environ: Mapping[str, str] | None = None) -> str | None:

@@ -49,7 +49,9 @@ def serve(settings: Settings, host: str, port: int, print_slots: bool = True) ->
     from app.operator.run import start_agent
 
     agent_thread = start_agent(settings, store.engine, server_app, stop)
-    http = make_server(host, port, server_app, threaded=True)
+    from app.security import json_request_handler
+
+    http = make_server(host, port, server_app, threaded=True, request_handler=json_request_handler())
     print(
         f"Grid Fee Console on http://{host}:{port} (API: /api/v1, OpenAPI: /api/v1/openapi.json); "
         f"scenario {scenario.name!r}, a slot every {settings.slot_seconds:g} s",

@@ -44,13 +44,13 @@ def main() -> int:
     args = parser.parse_args()
 
     from console_export import fill
-    from flask import session
 
     from app import create_app
     from app.config import Settings
     from app.exchange.generate import generate_scenario
     from app.exchange.grid import build_grid
     from app.pages import market, overview
+    from app.security import signed_in_request
     from app.store.repo import ExchangeStore
     from components.market_charts import FIGURE_TRACES, append_patches
 
@@ -69,8 +69,7 @@ def main() -> int:
         target = markets[1]["uuid"]
         slots = data.ops.slots(target)
         results = {}
-        with server.test_request_context("/"):
-            session["user"], session["role"] = "operator", "grid_operator"
+        with signed_in_request(server, "operator"):
             times = []
             for i in range(args.repeat):
                 last = slots[-2 - (i % 50)]  # one (or a few) new slots since the last shown

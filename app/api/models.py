@@ -166,7 +166,14 @@ class DsoMarketStatsCommand(_Strict):
 
 class GridFeesData(_Strict):
     # strict: a JSON number only, never "3" or true (lax mode would read them as 3.0 and 1.0)
-    fee_const: float = Field(ge=0, allow_inf_nan=False, strict=True, description="ct/kWh from the next slot")
+    fee_const: float = Field(
+        ge=0,
+        allow_inf_nan=False,
+        strict=True,
+        description="ct/kWh from the next slot. -0.0 is taken, stored and echoed as 0.0; a fee above 0 "
+        "but below the fee's resolution of 1e-6 ct/kWh (e.g. a subnormal 5e-324) is refused with "
+        "invalid_fee, never rounded",
+    )
 
 
 class GridFeesCommand(_Strict):

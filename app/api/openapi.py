@@ -26,7 +26,11 @@ def _errors(*codes: int) -> dict:
         401: "missing, wrong or expired token / wrong password",
         403: "not allowed for this user",
         404: "unknown market",
-        413: "batch larger than the configured limit",
+        413: "body larger than MAX_BODY_BYTES (body_too_large), batch with more commands than "
+        "MAX_BATCH_COMMANDS (batch_too_large) or reading more market slots in all than MAX_BATCH_SLOTS "
+        "(batch_too_costly); the message names the limit",
+        422: "a stats command asks for more market_slots than MAX_MARKET_SLOTS (too_many_slots); the "
+        "message names the limit; nothing of the batch was done",
         415: "body is not JSON",
         429: "too many requests from this client; retry after the Retry-After header's seconds",
     }
@@ -129,7 +133,7 @@ def openapi_document() -> dict:
                             }
                         },
                     },
-                    **_errors(401, 413, 415),
+                    **_errors(401, 413, 415, 422),
                 },
             }
         },

@@ -17,7 +17,6 @@ from pydantic import ValidationError
 from app.api.auth import AuthError, TokenSigner, User, UserBook, bearer_token
 from app.api.models import BatchRequest, TokenRequest
 from app.api.openapi import openapi_document
-from app.api.ratelimit import RateLimit
 from app.api.service import ApiError, ExchangeService, batch_status
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
@@ -29,7 +28,6 @@ class ApiContext:
     service: ExchangeService | None  # None: the exchange is remote (GRID_API_URL), no API here
     users: UserBook
     signer: TokenSigner
-    token_limit: RateLimit | None = None  # POST /auth/token per client address
 
 
 def ctx() -> ApiContext:
@@ -84,15 +82,7 @@ def current_user() -> User:
 
 @bp.post("/auth/token")
 def token():
-    limit = ctx().token_limit
-    if limit is not None:
-        wait = limit.hit(request.remote_addr or "unknown")
-        if wait is not None:
-            response, status = error(
-                429, "too_many_requests", f"too many token requests; try again in {math.ceil(wait)} s"
-            )
-            response.headers["Retry-After"] = str(math.ceil(wait))
-            return response, status
+    # rate-limited per client address (TOKEN_RATE_LIMIT, Flask-Limiter: app.security)
     try:
         body = TokenRequest.model_validate(json_body())
     except ValidationError as exc:

@@ -55,7 +55,16 @@ def _dso_stats(row: dict) -> dict:
 
 
 class ExchangeService:
-    def __init__(self, store: ExchangeStore, slot_seconds: float, max_batch_commands: int = 2000):
+    def __init__(
+        self,
+        store: ExchangeStore,
+        slot_seconds: float,
+        max_batch_commands: int = 2000,
+        max_market_slots: int = 96,
+        max_batch_slots: int = 20_000,
+    ):
+        self.max_market_slots = max_market_slots  # market_slots of one stats command
+        self.max_batch_slots = max_batch_slots  # commands x market_slots of one batch
         self.store = store
         self.scenario: Scenario = store.scenario
         self.grid = store.grid
@@ -164,6 +173,32 @@ class ExchangeService:
     def count_commands(self, batch: dict[str, list]) -> int:
         return sum(len(v) for v in batch.values())
 
+    def check_cost(self, batch: dict[str, list]) -> None:
+        """Refuse, before any work, a batch that would cost more than its limits allow: a stats
+        command with more than ``max_market_slots`` slots (422), or a batch whose commands read
+        more than ``max_batch_slots`` slots in all (413; a command counts as one slot at least)."""
+        total = 0
+        for area_uuid, commands in batch.items():
+            for i, raw in enumerate(commands):
+                data = raw.get("data") if isinstance(raw, dict) else None
+                slots = data.get("market_slots") if isinstance(data, dict) else None
+                n = len(slots) if isinstance(slots, list) else 1
+                if n > self.max_market_slots:
+                    raise ApiError(
+                        422,
+                        "too_many_slots",
+                        f"batch_commands.{area_uuid}.{i}.data.market_slots: at most "
+                        f"{self.max_market_slots} slots per command, got {n}",
+                    )
+                total += max(n, 1)
+        if total > self.max_batch_slots:
+            raise ApiError(
+                413,
+                "batch_too_costly",
+                f"a batch may read at most {self.max_batch_slots} market slots in all (commands x "
+                f"market_slots), this one reads {total}; split it",
+            )
+
     def run_batch(
         self, user: User, batch: dict[str, list], transaction_id: str | None, source: str
     ) -> tuple[dict, bool]:
@@ -176,6 +211,7 @@ class ExchangeService:
             raise ApiError(
                 413, "batch_too_large", f"a batch may hold at most {self.max_batch_commands} commands"
             )
+        self.check_cost(batch)
         tid = transaction_id or str(uuidlib.uuid4())
         responses: dict[str, list[dict | None]] = {}
         pending: list[_Pending] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dash
 import dash_mantine_components as dmc
 from dash import Dash, dcc, html
-from flask import Flask
+from flask import Flask, jsonify, request
 from flask_caching import Cache
 
 from app import ids
@@ -20,6 +20,18 @@ from app.config import ROOT, Settings
 FEE_TIMING_TICK_MS = 250  # how often the browser turns the countdown and the queue buttons [ms]
 NAV = [("/", "Overview"), ("/audit", "Fee commands"), ("/what-if", "What-if")]
 __all__ = ["NAV", "cache_config", "init_dashboard", "shell"]
+
+
+def _admin_link() -> list:
+    """The admin page's link, for a grid operator with the admin right."""
+    from flask import has_request_context
+
+    from app.dashboard.auth import current_console_user
+
+    user = current_console_user() if has_request_context() else None
+    if user is None or not user.admin or user.role != "grid_operator":
+        return []
+    return [dmc.Anchor("Users", href="/admin", size="sm", refresh=True, id="admin-link")]
 
 
 def shell() -> dmc.MantineProvider:
@@ -46,6 +58,7 @@ def shell() -> dmc.MantineProvider:
                                     c="dark",
                                 ),
                                 html.Div(id=ids.HEADER, style={"flex": 1}),
+                                *_admin_link(),
                                 dmc.Anchor("Sign out", href="/logout", size="sm", refresh=True),
                             ],
                             h="100%",
@@ -72,7 +85,7 @@ def shell() -> dmc.MantineProvider:
 
 
 def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: ANN001
-    from app.dashboard import auth
+    from app.dashboard import admin, auth
     from app.dashboard.data import ConsoleData
     from app.operator.run import make_client
     from app.operator.store import OperatorStore
@@ -83,7 +96,8 @@ def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: 
         cache.init_app(server)
     client = make_client(settings, server, timeout_s=3.0, retries=0)
     server.extensions["console"] = ConsoleData(OperatorStore(engine, settings.exchange_key), client, cache)
-    auth.install(server, cache, settings.login_rate_limit)
+    auth.install(server, settings.login_rate_limit)
+    admin.install(server)
     from app.pages.whatif import background_manager
 
     app = Dash(
@@ -116,4 +130,21 @@ def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: 
     dash.register_page("whatif", path="/what-if", layout=whatif.layout, title="What-if - Grid Fee Console")
     app.layout = shell
     server.extensions["dash_app"] = app
+
+    @server.before_request
+    def _dash_callback_known():
+        """A Dash callback request whose body is not Dash's, or that names no callback of this
+        app, is the client's error (JSON 400 or 404), not the server's. Runs after the sign-in
+        guard and the CSRF check, and after Dash has set up its callbacks."""
+        if request.method != "POST" or request.path != "/_dash-update-component":
+            return None
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not isinstance(body.get("output"), str):
+            return jsonify(error="bad_request", message="not a Dash callback request"), 400
+        if body["output"] not in app.callback_map:
+            return jsonify(error="unknown_callback", message=f"no callback for {body['output'][:200]!r}"), 404
+        if not isinstance(body.get("inputs", []), list) or not isinstance(body.get("state", []), list):
+            return jsonify(error="bad_request", message="inputs and state must be lists"), 400
+        return None
+
     return app

@@ -1,28 +1,27 @@
-"""Console login: the same users and roles as the API, in a signed Flask session.
+"""Console login: the users and roles of the store, signed in with Flask-Login.
 
-Every page and Dash request needs a logged-in user; the API keeps its bearer tokens. Form posts
-(the login form) carry a CSRF token from the session, and Dash callback requests carry it in the
-``X-CSRFToken`` header (Dash reads it from the ``_csrf_token`` cookie we set), so a forged
-cross-site request cannot change a fee. A viewer's writes are refused on the server whatever the
-browser sends (``require_operator``). Sign-in attempts are rate-limited per client address
-(``LOGIN_RATE_LIMIT`` a minute, counted in the shared cache like the API's token endpoint): one
-more is answered 429 with a ``Retry-After`` and the reason on the login page.
+Every page and Dash request needs a signed-in user; the API keeps its bearer tokens. The login
+form carries a CSRF token (Flask-WTF), and Dash callback requests carry it in the ``X-CSRFToken``
+header (Dash reads it from the ``_csrf_token`` cookie we set), so a forged cross-site request
+cannot sign anyone in or change a fee (``app.security``). A viewer's writes are refused on the
+server whatever the browser sends (``require_operator``). Sign-in attempts are rate-limited per
+client address (``LOGIN_RATE_LIMIT`` a minute, Flask-Limiter): one more is answered 429 with a
+``Retry-After`` and the reason on the login page.
 """
 
 from __future__ import annotations
 
-import hmac
-import math
-import secrets
 from html import escape
 from pathlib import Path
 from string import Template
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, current_app, jsonify, redirect, request, session
+from flask_login import current_user, login_user, logout_user
+from flask_wtf.csrf import generate_csrf
 
 from app.api.auth import AuthError, User
-from app.api.ratelimit import RateLimit
+from app.security import csrf, login_manager, wants_json
 
 bp = Blueprint("console_auth", __name__)
 CSRF_COOKIE = "_csrf_token"
@@ -41,24 +40,28 @@ OPEN_PREFIXES = (
     "/_favicon.ico",
     "/healthz",
 )
+# POSTs of the console that must carry the session's CSRF token
+CSRF_PREFIXES = ("/login", "/_dash-", "/admin", "/logout")
 
 PAGE = Template((Path(__file__).with_name("login.html")).read_text(encoding="utf-8"))
 
 
 def csrf_token() -> str:
-    if "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(32)
-    return session["csrf"]
+    return generate_csrf()
 
 
 def _safe_next(target: str | None) -> str:
-    parts = urlsplit(target or "/")
-    return target if target and not parts.netloc and not parts.scheme and target.startswith("/") else "/"
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.netloc or parts.scheme or any(c in target for c in "\r\n"):
+        return "/"
+    return target
 
 
 def login_page(error: str = "", status: int = 200):
-    ctx = current_app.extensions["gridfee"]
-    demo = current_app.extensions["gridfee_settings"].demo and "operator" in ctx.users.users
+    settings = current_app.extensions["gridfee_settings"]
+    demo = settings.demo and current_app.extensions["gridfee"].users.get("operator") is not None
     html = PAGE.substitute(
         csrf=csrf_token(),
         next=escape(_safe_next(request.values.get("next"))),
@@ -75,39 +78,28 @@ def login_form():
 
 @bp.post("/login")
 def login_submit():
-    limit: RateLimit | None = current_app.extensions.get("console_login_limit")
-    wait = limit.hit(request.remote_addr or "unknown") if limit is not None else None
-    if wait is not None:  # counted before the password is checked: guessing costs the same
-        seconds = math.ceil(wait)
-        html, status, headers = login_page(
-            f"Too many sign-in attempts from your address; try again in {seconds} s.", 429
-        )
-        return html, status, {**headers, "Retry-After": str(seconds)}
-    if not hmac.compare_digest(request.form.get("csrf_token", ""), session.get("csrf", "")):
-        return login_page("The form expired; please sign in again.", 400)
+    # the CSRF token was checked before (the guard), the rate limit too (app.security)
     try:
         user = current_app.extensions["gridfee"].users.check_password(
             request.form.get("username", ""), request.form.get("password", "")
         )
     except AuthError:
         return login_page("Unknown user or wrong password.", 401)
-    session.clear()
-    session["user"], session["role"] = user.username, user.role
-    session["csrf"] = secrets.token_urlsafe(32)
+    session.clear()  # a fresh session (and CSRF token) for the signed-in user
+    login_user(user)
     return redirect(_safe_next(request.form.get("next")))
 
 
 @bp.get("/logout")
 def logout():
+    logout_user()
     session.clear()
     return redirect("/login")
 
 
 def current_console_user() -> User | None:
-    name = session.get("user")
-    if not name:
-        return None
-    return current_app.extensions["gridfee"].users.users.get(name)
+    user = current_user._get_current_object() if current_user else None
+    return user if isinstance(user, User) else None
 
 
 class NotAllowed(Exception):
@@ -115,41 +107,57 @@ class NotAllowed(Exception):
 
 
 def require_operator() -> User:
-    """The logged-in grid operator; raises ``NotAllowed`` for a viewer or nobody."""
+    """The signed-in grid operator; raises ``NotAllowed`` for a viewer or nobody."""
     user = current_console_user()
     if user is None or user.role != "grid_operator":
         raise NotAllowed("only a grid operator may change fees")
     return user
 
 
-def install(server, cache, login_rate_limit: int) -> None:  # noqa: ANN001
-    """Register the login routes, their rate limit (in ``cache``, per client and minute) and the
-    guard in front of every page and Dash request."""
+def require_admin() -> User:
+    """The signed-in grid operator with the admin right; ``NotAllowed`` for anyone else."""
+    user = current_console_user()
+    if user is None or user.role != "grid_operator" or not user.admin:
+        raise NotAllowed("only a grid operator with the admin right may manage users")
+    return user
+
+
+def install(server, login_rate_limit: int) -> None:  # noqa: ANN001
+    """Register the login routes, their rate limit (per client and minute) and the guard in
+    front of every page and Dash request."""
+    from app.security import limit_endpoint
+
     server.register_blueprint(bp)
-    server.extensions["console_login_limit"] = RateLimit(cache, "login", login_rate_limit, 60.0)
-    server.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+    limit_endpoint(server, "console_auth.login_submit", login_rate_limit, "login")
+
+    @login_manager.unauthorized_handler
+    def _unauthorized():  # noqa: ANN202
+        if wants_json():
+            return jsonify(error="not_logged_in", message="sign in again"), 401
+        return redirect(
+            f"/login?next={quote(request.full_path.rstrip('?') if request.query_string else request.path)}"
+        )
 
     @server.before_request
     def _guard():
         path = request.path
+        check_csrf = request.method == "POST" and path.startswith(CSRF_PREFIXES)
         if path.startswith(OPEN_PREFIXES):
+            if check_csrf:
+                csrf.protect()  # CSRFError: 400 on the login page (app.security)
             return None
-        if current_console_user() is None:
-            if path.startswith("/_dash-"):
-                return jsonify(error="not_logged_in", message="sign in again"), 401
-            return redirect(f"/login?next={path}")
-        if request.method == "POST" and path.startswith("/_dash-update-component"):
-            sent = request.headers.get(CSRF_HEADER, "")
-            if not hmac.compare_digest(sent, session.get("csrf", "")):
-                return jsonify(error="csrf", message="missing or wrong CSRF token; reload the page"), 403
+        if current_console_user() is None:  # signed out first: Dash's requests then say "sign in"
+            return login_manager.unauthorized()
+        if check_csrf:
+            csrf.protect()  # CSRFError: 403 JSON for Dash, 400 for the admin page (app.security)
         return None
 
     @server.after_request
     def _csrf_cookie(response):  # noqa: ANN001
-        if session.get("user") and session.get("csrf"):
+        if "_user_id" in session and current_console_user() is not None:
             response.set_cookie(
                 CSRF_COOKIE,
-                session["csrf"],
+                generate_csrf(),
                 samesite="Lax",
                 httponly=False,
                 secure=server.config.get("SESSION_COOKIE_SECURE", False),

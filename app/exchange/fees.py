@@ -37,6 +37,9 @@ class FeeChange:
     transaction_id: str | None = None
 
 
+FEE_RESOLUTION_CT = 1e-6  # ct/kWh: a fee above 0 but below it (1e-300, subnormals) is refused
+
+
 def validate_fee(value: object, min_ct_per_kwh: float, max_ct_per_kwh: float) -> float:
     """Return the fee as a float [ct/kWh] or raise ``FeeRefused`` saying why."""
     if isinstance(value, bool) or not isinstance(value, Real):
@@ -46,6 +49,12 @@ def validate_fee(value: object, min_ct_per_kwh: float, max_ct_per_kwh: float) ->
         raise FeeRefused("invalid_fee", f"fee must be a finite number, got {fee}")
     if fee < 0:
         raise FeeRefused("negative_fee", f"fee must not be negative, got {fee} ct/kWh")
+    fee += 0.0  # -0.0 is stored and echoed as 0.0
+    if 0.0 < fee < FEE_RESOLUTION_CT:
+        raise FeeRefused(
+            "invalid_fee",
+            f"fee {fee!r} ct/kWh is below the fee's resolution of {FEE_RESOLUTION_CT:g} ct/kWh",
+        )
     if fee < min_ct_per_kwh:
         raise FeeRefused(
             "fee_below_minimum", f"fee {fee} ct/kWh is below the minimum {min_ct_per_kwh} ct/kWh"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import current_app, session
+from flask import current_app
 
+from app.dashboard.auth import current_console_user
 from app.dashboard.data import ConsoleData
 
 
@@ -12,8 +13,10 @@ def console() -> ConsoleData:
 
 
 def user_role() -> tuple[str | None, str | None]:
-    return session.get("user"), session.get("role")
+    """(name, role) of the signed-in user, as the store has them now; (None, None): nobody."""
+    user = current_console_user()
+    return (None, None) if user is None else (user.username, user.role)
 
 
 def is_viewer() -> bool:
-    return session.get("role") != "grid_operator"
+    return user_role()[1] != "grid_operator"

@@ -38,12 +38,12 @@ from pathlib import Path
 import dash_mantine_components as dmc
 from dash import ALL, MATCH, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
-from flask import Flask, current_app
+from flask import Flask, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import ids, slots
 from app.config import Settings
-from app.dashboard.auth import NotAllowed, require_operator
+from app.dashboard.auth import NotAllowed, current_console_user, require_operator
 from app.exchange.scenario import Scenario
 from app.pages.common import console, is_viewer
 from app.tariffs.tou import MAX_UPLOAD_BYTES
@@ -63,6 +63,7 @@ from app.whatif import (
     whatif_workbook,
 )
 from app.whatif_queue import JOB_CONTEXT
+from app.whatif_quota import RunLedger, RunRefused
 from components.fee_control import FORMS, Field, parse_form
 from components.fee_status import queued_text
 from components.whatif_view import colour, duration_figure, fee_figure, flows_figure, kpi_grid, progress_bars
@@ -564,6 +565,79 @@ def queue_problem_now(server: Flask | None = None) -> str | None:
     from app.whatif_queue import queue_problem
 
     return queue_problem(server.extensions["dash_app"]._background_manager.handle)
+
+
+def require_operator_to_run():  # noqa: ANN201
+    """The signed-in grid operator; ``NotAllowed`` for a viewer (What-if runs take every core)."""
+    try:
+        return require_operator()
+    except NotAllowed:
+        raise NotAllowed("only a grid operator may start What-if runs") from None
+
+
+def quota_problem_now(username: str) -> str | None:
+    """Why ``username`` may not start a run now (their runs, or everybody's, at the limit)."""
+    settings = _settings()
+    running = list(RunLedger.of(settings).running().values())
+    mine = sum(1 for who, _ in running if who == username)
+    if mine >= settings.whatif_runs_per_user:
+        return (
+            f"you have {mine} What-if run(s) going, the most one user may (WHATIF_RUNS_PER_USER = "
+            f"{settings.whatif_runs_per_user}); wait for it to finish or cancel it"
+        )
+    if len(running) >= settings.whatif_runs_at_once:
+        return (
+            f"{len(running)} What-if runs are going, the most at once (WHATIF_RUNS_AT_ONCE = "
+            f"{settings.whatif_runs_at_once}); try again when one has finished"
+        )
+    return None
+
+
+def starts_run(body: object) -> str | None:
+    """The run id when a Dash request ``body`` starts the run's background job (its first
+    request: no ``cacheKey`` yet, the spec store among its inputs), else None."""
+    if request.args.get("cacheKey") or not isinstance(body, dict):
+        return None
+    inputs = body.get("inputs")
+    for item in inputs if isinstance(inputs, list) else []:
+        if isinstance(item, dict) and item.get("id") == ids.WHATIF_SPEC and item.get("property") == "data":
+            spec = item.get("value")
+            if not spec:
+                return None  # the job does nothing (PreventUpdate)
+            run_id = spec.get("run_id") if isinstance(spec, dict) else None
+            return run_id if isinstance(run_id, str) else ""
+    return None
+
+
+def install_run_guard(app) -> None:  # noqa: ANN001
+    """The server's check in front of a run's job, whatever the browser sent: a viewer's start is
+    403, a user or everybody at their limit 429 with the reason (``RunLedger``); a run that may
+    start is claimed here and released when its job ends or is cancelled."""
+    server = app.server
+
+    @server.before_request
+    def _whatif_run_allowed():
+        if request.method != "POST" or request.path != "/_dash-update-component":
+            return None
+        run_id = starts_run(request.get_json(silent=True))
+        if run_id is None:
+            return None
+        try:
+            user = require_operator_to_run()
+        except NotAllowed as exc:
+            return jsonify(error="forbidden", message=str(exc)), 403
+        if not _RUN_ID.fullmatch(run_id):
+            return jsonify(error="bad_request", message="not a what-if run: no run id"), 400
+        settings = _settings()
+        try:
+            RunLedger.of(settings).claim(
+                run_id, user.username, settings.whatif_runs_per_user, settings.whatif_runs_at_once
+            )
+        except RunRefused as exc:
+            response = jsonify(error="too_many_runs", message=str(exc))
+            response.headers["Retry-After"] = "30"
+            return response, 429
+        return None
 
 
 def job_context(server: Flask | None = None) -> dict:
@@ -1136,11 +1210,12 @@ def register_callbacks(app) -> None:  # noqa: ANN001
                 [splits.get(k, False) for k in cards],
                 [tables.get(k) for k in cards],
             )
+            user = require_operator_to_run()
             spec = build_spec(scenario, days, markets, limit_pct, rows)
-            problem = queue_problem_now()
+            problem = queue_problem_now() or quota_problem_now(user.username)
             if problem:
                 raise WhatIfError(problem)
-        except (WhatIfError, OSError) as exc:
+        except (WhatIfError, OSError, NotAllowed) as exc:
             return no_update, f"Not run: {exc}", "red"
         return spec, f"Running {len(spec['candidates'])} candidates over {spec['days']} day(s) ...", "dimmed"
 
@@ -1165,10 +1240,16 @@ def register_callbacks(app) -> None:  # noqa: ANN001
         Output(ids.WHATIF_MESSAGE, "children", allow_duplicate=True),
         Output(ids.WHATIF_MESSAGE, "c", allow_duplicate=True),
         Input(ids.WHATIF_CANCEL, "n_clicks"),
+        State(ids.WHATIF_SPEC, "data"),
         prevent_initial_call=True,
     )
-    def cancelled(_clicks):
+    def cancelled(_clicks, spec):
+        user = current_console_user()
+        if user is not None and isinstance(spec, dict):  # the job was killed: its claim ends here
+            RunLedger.of(_settings()).release(spec.get("run_id"), user.username)
         return "Run cancelled.", "orange"
+
+    install_run_guard(app)
 
     @app.callback(
         Output(ids.WHATIF_FLOWS, "figure"),
@@ -1222,12 +1303,13 @@ def run_job(set_progress, spec):  # noqa: ANN001, ANN201
         raise PreventUpdate
     names = [BASELINE, *(c.get("name", "") for c in spec.get("candidates", []))]
     set_progress(progress_bars({}, names))
+    job = _job_context()
     try:
-        result = execute(
-            spec, _job_context(), progress=lambda shares: set_progress(progress_bars(shares, names))
-        )
+        result = execute(spec, job, progress=lambda shares: set_progress(progress_bars(shares, names)))
     except (WhatIfError, Cancelled, OSError) as exc:
         return None, f"Not run: {exc}", "red"
+    finally:  # claimed by the request that started the job (install_run_guard)
+        RunLedger.of(job).release(spec.get("run_id") if isinstance(spec, dict) else None)
     return results_section(result, spec), f"Done in {result.seconds:.1f} s.", "green"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -199,3 +200,30 @@ gsy_outbox = Table(
     Column("created_at", Float, nullable=False),
 )
 Index("ix_gsy_outbox_channel", gsy_outbox.c.channel, gsy_outbox.c.id)
+
+# Who may sign in (console, /api/v1, the SDK face): one row per user, the password hashed
+# (werkzeug's scrypt), ``markets`` the JSON list of granted market names or uuids (NULL: every
+# market), ``admin`` the right to manage users on the console's admin page. ``source`` says where
+# the row came from: "demo" rows (the demo users) count only in demo mode.
+users = Table(
+    "users",
+    metadata,
+    Column("username", String(200), primary_key=True),
+    Column("password_hash", String(400), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("markets", Text, nullable=True),
+    Column("admin", Boolean, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Secrets every process of a deployment shares: in demo mode without SECRET_KEY, the generated
+# ``secret_key`` (sessions, CSRF and API tokens are then valid on every worker).
+app_secrets = Table(
+    "app_secrets",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)

@@ -7,14 +7,20 @@ group still alive at teardown, so no test leaves a gunicorn worker or a clock be
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from deploy_procs import Procs
+from flask import Flask
 
+from app import create_app
+from app.config import Settings
+from app.exchange.generate import generate_scenario
+from app.exchange.grid import build_grid
 from app.exchange.scenario import Scenario
+from app.store.repo import ExchangeStore
 
 
 @pytest.fixture
@@ -30,3 +36,23 @@ def scenario_file(tmp_path: Path, small_scenario: Scenario) -> Path:
     path = tmp_path / "small.yaml"
     path.write_text(yaml.safe_dump(small_scenario.model_dump(mode="json")), encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+    """``make_app(**environ)``: an app on a fresh small exchange (console included); the same
+    ``DATABASE=name`` gives apps on one store (like the workers of one deployment)."""
+    stores: list[ExchangeStore] = []
+
+    def make(database: str | None = None, **environ: str) -> Flask:
+        scenario = generate_scenario(2, 3, seed=1)
+        name = database or f"s{len(stores)}"
+        url = f"sqlite:///{tmp_path / name}.sqlite3"
+        store = ExchangeStore.open(url, scenario, build_grid(scenario))
+        stores.append(store)
+        env = {"INSTANCE_DIR": str(tmp_path), "SECRET_KEY": "t", "SLOT_SECONDS": "0", **environ}
+        return create_app(Settings.from_env(env), store=store)
+
+    yield make
+    for store in stores:
+        store.engine.dispose()

@@ -24,7 +24,7 @@ from werkzeug.security import generate_password_hash
 from app.config import ROOT
 
 MESSAGE = "SECRET_KEY must be set when DEMO is off"
-NO_USERS = "USERS_FILE must be set when DEMO is off"
+NO_USERS = "no users when DEMO is off"
 
 
 def run(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:

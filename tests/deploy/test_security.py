@@ -4,60 +4,41 @@ remote mode."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
 import yaml
 from flask import Flask
-from flask_caching import Cache
 from werkzeug.security import generate_password_hash
 
 from app import create_app
-from app.api.ratelimit import RateLimit
 from app.config import Settings
-from app.exchange.generate import generate_scenario
-from app.exchange.grid import build_grid
-from app.store.repo import ExchangeStore
 
 TOKEN = "/api/v1/auth/token"
 LOGIN = "/login"
 TOO_MANY = "Too many sign-in attempts from your address; try again in"
 
 
-@pytest.fixture
-def make_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
-    """``make_app(**environ)``: an app on a fresh small exchange (console included)."""
-    stores: list[ExchangeStore] = []
+def test_dep030_login_and_token_limits_are_flask_limiter_not_hand_made(make_app):
+    """The hand-made limiter is gone: both limits are Flask-Limiter's, counted per client address."""
+    import importlib.util
 
-    def make(**environ: str) -> Flask:
-        scenario = generate_scenario(2, 3, seed=1)
-        store = ExchangeStore.open(
-            f"sqlite:///{tmp_path / f's{len(stores)}.sqlite3'}", scenario, build_grid(scenario)
-        )
-        stores.append(store)
-        env = {"INSTANCE_DIR": str(tmp_path), "SECRET_KEY": "t", "SLOT_SECONDS": "0", **environ}
-        return create_app(Settings.from_env(env), store=store)
+    from flask_limiter import Limiter
 
-    yield make
-    for store in stores:
-        store.engine.dispose()
-
-
-def test_dep030_sliding_window_weighs_the_previous_window():
-    app = Flask(__name__)
-    cache = Cache(app, config={"CACHE_TYPE": "SimpleCache"})
-    limit = RateLimit(cache, "t", limit=4, window_s=60.0)
-    with app.app_context():
-        assert [limit.hit("a", now=600.0 + i) for i in range(4)] == [None] * 4
-        wait = limit.hit("a", now=610.0)  # 5th in the window: wait for the next one
-        assert wait == pytest.approx(50.0)
-        assert limit.hit("b", now=610.0) is None  # per client
-        # a quarter into the next window the 5 earlier ones (the refused one counts) still weigh
-        # 5 * 0.75 = 3.75: one more makes 4.75 > 4, under 4 again once 0.4 of it has gone (684 s)
-        assert limit.hit("a", now=675.0) == pytest.approx(9.0)
-        assert limit.hit("a", now=800.0) is None  # two windows later: free again
-        assert RateLimit(cache, "off", limit=0).hit("a") is None  # 0 turns it off
+    assert importlib.util.find_spec("app.api.ratelimit") is None
+    app = make_app(TOKEN_RATE_LIMIT="2")
+    assert isinstance(app.extensions["gridfee_limiter"], Limiter)
+    client = app.test_client()
+    body = {"username": "viewer", "password": "viewer"}
+    # /api/v1/auth/token and the SDK face's /api-token-auth/ share one count per client
+    codes = [
+        client.post(TOKEN, json=body).status_code,
+        client.post("/api-token-auth/", json=body).status_code,
+        client.post(TOKEN, json=body).status_code,
+        client.post("/api-token-auth/", json=body).status_code,
+    ]
+    assert codes == [200, 200, 429, 429]
+    other = client.post(TOKEN, json=body, environ_base={"REMOTE_ADDR": "198.51.100.7"})
+    assert other.status_code == 200  # another client address has its own count
 
 
 def test_dep031_token_endpoint_answers_json_429(make_app):

@@ -31,6 +31,7 @@ from app.exchange.grid import build_grid
 from app.exchange.runner import ExchangeRunner
 from app.exchange.scenario import dump_scenario
 from app.operator.agent import OperatorAgent
+from app.security import signed_in_request
 from app.store.repo import ExchangeStore
 
 
@@ -56,15 +57,12 @@ class Console:
 
     @contextmanager
     def as_user(self, username: str | None, role: str | None = None):
-        """A request context with ``username`` logged in (None: nobody)."""
-        with self.server.test_request_context("/"):
-            from flask import session
-
-            if username:
-                session["user"], session["role"] = (
-                    username,
-                    role or ("grid_operator" if username == "operator" else "viewer"),
-                )
+        """A request context with ``username`` signed in (None: nobody); a name that is not a
+        user yet is added with ``role`` (default: viewer)."""
+        users = self.server.extensions["gridfee"].users
+        if username and users.get(username) is None:
+            users.add(username, "password-of-a-test", role or "viewer", source="test")
+        with signed_in_request(self.server, username):
             yield
 
 

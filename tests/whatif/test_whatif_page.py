@@ -11,6 +11,7 @@ import pytest
 from app.dashboard.auth import NotAllowed
 from app.operator.store import QUEUED
 from app.pages import whatif as page
+from app.security import sign_in_client
 from app.whatif import WhatIfError
 from components.fee_control import FORMS
 
@@ -175,6 +176,5 @@ def test_wif028_the_page_is_in_the_navigation_and_registered(console):
     assert ("/what-if", "What-if") in NAV
     assert any(p["path"] == "/what-if" for p in dash.page_registry.values())
     client = console.server.test_client()
-    with client.session_transaction() as session:
-        session["user"], session["role"] = "viewer", "viewer"
+    sign_in_client(client, "viewer")
     assert client.get("/what-if").status_code == 200

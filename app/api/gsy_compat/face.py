@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from app.api.auth import TokenSigner, User, UserBook
 from app.api.gsy_compat import protocol
 from app.api.gsy_compat.store import GsyStore
-from app.api.ratelimit import RateLimit
 from app.api.service import ExchangeService
 from app.operator.store import OperatorStore
 
@@ -30,9 +29,9 @@ class GsyFace:
     gsy: GsyStore
     ops: OperatorStore  # the console's audit log, where SDK fee commands are recorded too
     simulation_id: str
-    token_limit: RateLimit | None = None
     stop: threading.Event = field(default_factory=threading.Event)  # the process is stopping
     max_sockets: int = 12  # websockets this process serves at once
+    max_aggregators: int = 20  # aggregators one user may own (MAX_AGGREGATORS_PER_USER)
     tree: dict = field(init=False)
     serialized: str = field(init=False)
     assets: dict[str, list[dict]] = field(init=False)  # asset leaves by house uuid

@@ -126,15 +126,7 @@ def aggregator_request(sim: str) -> tuple[User, dict, dict]:
 # -- auth ---------------------------------------------------------------------------------------
 @bp.post("/api-token-auth/", strict_slashes=False)
 def token():
-    f = face()
-    if f.token_limit is not None:
-        wait = f.token_limit.hit(request.remote_addr or "unknown")
-        if wait is not None:
-            response, status = error(
-                429, "too_many_requests", f"too many token requests; try again in {math.ceil(wait)} s"
-            )
-            response.headers["Retry-After"] = str(math.ceil(wait))
-            return response, status
+    f = face()  # rate-limited per client address with /api/v1/auth/token (app.security)
     data = body()
     username, password = data.get("username"), data.get("password")
     if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
@@ -159,7 +151,16 @@ def create_aggregator(sim: str):
     who = user()
     check_simulation(sim)
     name = text_field(body(), "name")
-    made = face().gsy.create(who.username, name)
+    f = face()
+    owned = len(f.gsy.aggregators(who.username))
+    if owned >= f.max_aggregators:
+        raise GsyError(
+            429,
+            "too_many_aggregators",
+            f"user {who.username!r} owns {owned} aggregators, the most one user may "
+            f"(MAX_AGGREGATORS_PER_USER = {f.max_aggregators}); delete one first",
+        )
+    made = f.gsy.create(who.username, name)
     return jsonify(uuid=made["uuid"], name=made["name"], created=made["created"])
 
 
