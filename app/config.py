@@ -40,6 +40,10 @@ SETTING_NAMES = PROCFILE_SETTINGS | {
     "TRUSTED_PROXY_HOPS",
     "GSY_SIMULATION_ID",
     "WEB_THREADS",
+    "GSY_CONFIGURATION_ID",
+    "GSY_USERNAME",
+    "GSY_PASSWORD",
+    "GSY_WEBSOCKET_URL",
 }
 
 
@@ -82,6 +86,30 @@ def _simulation_id(raw: str | None) -> str | None:
     return value
 
 
+GSY_SCHEMES = ("gsy+redis://", "gsy+https://", "gsy+http://")
+"""``GRID_API_URL`` schemes of a Grid Singularity exchange: a local gsy-e over Redis, or the hosted
+service's REST + websocket dialect (``gsy+http://`` for a server of ours on loopback, in tests)."""
+
+
+def _grid_api_url(raw: str | None) -> str | None:
+    if not raw or not raw.strip():
+        return None
+    value = raw.strip()
+    if not value.startswith(("http://", "https://", *GSY_SCHEMES)):
+        raise ConfigError(
+            "GRID_API_URL must start with http:// or https:// (a Grid Fee Console exchange), "
+            f"gsy+redis:// (a local gsy-e) or gsy+https:// (Grid Singularity's hosted exchange), got {raw!r}"
+        )
+    return value
+
+
+def _configuration_id(raw: str | None) -> str:
+    value = (raw or "").strip()
+    if len(value) > 100 or not all(c.isalnum() or c in "-_" for c in value):
+        raise ConfigError(f"GSY_CONFIGURATION_ID must be letters, digits, '-' or '_', got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     port: int
@@ -103,6 +131,20 @@ class Settings:
     proxy_hops: int = 0  # proxies in front that set X-Forwarded-For/-Proto (a PaaS router: 1)
     gsy_simulation_id: str | None = None  # API_CLIENT_SIMULATION_ID of the SDK face; None: from the scenario
     web_threads: int = 16  # gunicorn threads per worker (Procfile); the SDK face's websockets hold one each
+    gsy_configuration_id: str = ""  # gsy-e's CONFIGURATION_ID (its Redis channels); "" for a CLI run
+    gsy_username: str = ""  # the hosted exchange's user (GRID_API_URL=gsy+https://); else AGENT_USERNAME
+    gsy_password: str = ""
+    gsy_websocket_url: str | None = None  # the hosted exchange's websocket base; else derived from the URL
+
+    @property
+    def gsy_dialect(self) -> str | None:
+        """``"redis"`` (a local gsy-e), ``"hosted"`` (Grid Singularity's REST + websocket) or None."""
+        url = self.grid_api_url or ""
+        if url.startswith("gsy+redis://"):
+            return "redis"
+        if url.startswith(("gsy+https://", "gsy+http://")):
+            return "hosted"
+        return None
 
     @property
     def exchange_key(self) -> str:
@@ -144,7 +186,7 @@ class Settings:
         agent_password = env.get("AGENT_PASSWORD") or ("operator" if demo else "")
         return cls(
             port=port,
-            grid_api_url=env.get("GRID_API_URL") or None,
+            grid_api_url=_grid_api_url(env.get("GRID_API_URL")),
             scenario=scenario,
             slot_seconds=slot_seconds,
             database_url=database_url(env.get("DATABASE_URL"), instance_dir),
@@ -162,4 +204,8 @@ class Settings:
             proxy_hops=max(proxy_hops, 0),
             gsy_simulation_id=_simulation_id(env.get("GSY_SIMULATION_ID")),
             web_threads=max(web_threads, 1),
+            gsy_configuration_id=_configuration_id(env.get("GSY_CONFIGURATION_ID")),
+            gsy_username=env.get("GSY_USERNAME") or "",
+            gsy_password=env.get("GSY_PASSWORD") or "",
+            gsy_websocket_url=env.get("GSY_WEBSOCKET_URL") or None,
         )
