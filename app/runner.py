@@ -112,7 +112,9 @@ def agent_thread(
         try:
             store = OperatorStore(engine, settings.exchange_key)
             after = store.latest_slot()
-            agent = make_client(settings, wsgi_app, cls=OperatorAgent, store=store, start_after=after)
+            agent = make_client(
+                settings, wsgi_app, cls=OperatorAgent, engine=engine, store=store, start_after=after
+            )
             agent.long_poll_s = AGENT_LONG_POLL_S
             log.info(
                 "operator agent (user %s) follows the market cycles of %s after %s",

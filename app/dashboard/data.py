@@ -194,7 +194,7 @@ class ConsoleData:
                     "next_fee": m["next_market_fee"],
                 }
                 for m in tree["markets"]
-                if m["level"] in MANAGED_LEVELS
+                if m.get("managed", m["level"] in MANAGED_LEVELS)
             ]
             self.cache.set("console:fee_limits", tree["fee_limits"], timeout=0)
         except (ExchangeUnavailable, ApiClientError):
