@@ -58,6 +58,7 @@ STALE_MIN_S = 20.0  # ... but never sooner than this [s]
 STATE_REFRESH_S = 5.0  # the link rewrites its state row at least this often [s]
 READER_STALE_S = 30.0  # a state row older than this: the agent's link is not running [s]
 KEEP_CYCLES = 400
+WALL_SLOTS_KEPT = 8  # the wall time of this many recent slots estimates the running one's
 KEEP_SENT = 200
 
 
@@ -296,6 +297,7 @@ class GsyLink(GridOperatorClient):
             "slot_length_min": saved.get("slot_length_min"),
             "slot_seconds": saved.get("slot_seconds"),
             "length_seen": saved.get("length_seen", False),
+            "wall_slots": saved.get("wall_slots") or [],
             "markets": [],
             "held": {},
             "conflicts": [],
@@ -434,7 +436,12 @@ class GsyLink(GridOperatorClient):
                     length = gap  # the shortest gap between two events seen is the slot length
                     st["length_seen"] = True
                 if gap == length and prev_at:
-                    st["slot_seconds"] = round(now - prev_at, 3)
+                    # gsy-e paces a slot to at least --slot-length-realtime and runs late now and
+                    # then (the first slot after a resume: +40 % here), never early: the shortest
+                    # recent slot is the safe estimate of when the running one ends
+                    seen = [*(st.get("wall_slots") or []), round(now - prev_at, 3)][-WALL_SLOTS_KEPT:]
+                    st["wall_slots"] = seen
+                    st["slot_seconds"] = min(seen)
             length = length or DEFAULT_SLOT_LENGTH_MIN
             held = st.get("held") or {}
             rows = [r for r in flatten(event.get("grid_tree") or {}) if r["area_uuid"] in held]
@@ -580,8 +587,19 @@ class GsyLink(GridOperatorClient):
         outgoing: dict[str, list] = {}
         with self._cond:
             closed = self._gsy_state.get("last_closed_slot")
+            held = dict(self._gsy_state.get("held") or {})
         for area, cmds in batch.items():
             answers[area] = []
+            if area not in held:  # gsy-e would drop it without a word (and answer nothing at all)
+                answers[area] = [
+                    self._error(
+                        area,
+                        cmd.get("type") if isinstance(cmd, dict) else None,
+                        "not sent: this console's aggregator does not hold this market",
+                    )
+                    for cmd in cmds
+                ]
+                continue
             for cmd in cmds:
                 kind = cmd.get("type") if isinstance(cmd, dict) else None
                 data = cmd.get("data") if isinstance(cmd, dict) and isinstance(cmd.get("data"), dict) else {}

@@ -8,10 +8,11 @@ Connecting (each time the link (re)connects):
    (gsy-e answers ``error``: it exists) and finds its markets still selected by it;
 2. ``<cfg>/area-map``: gsy-e's uuid -> name of every area;
 3. ``<slug>/register_participant`` for each: the markets open for an external connection answer
-   with their uuid (a market this link registered before, in the same gsy-e run, answers nothing:
-   it is known from the stored state);
-4. ``SELECT`` each by our aggregator: ``SELECTED``, or ``error`` "Device already have selected X":
-   ours (a restart) or another client's, which the console then names;
+   with their uuid (one registered before, by us or another client, answers nothing);
+4. ``SELECT`` each area by our aggregator: ``SELECTED`` for an open market: ours; ``error``
+   "Device already have selected X": ours (X is us: a restart) or another client's, which the
+   console then names; ``SELECTED`` for an area that did not answer the register: not open for
+   us, let go at once (``UNSELECT``);
 5. listen: ``market``/``finish`` events, batch answers, gsy-e's heartbeat (every 5 s).
 
 Redis pub/sub keeps nothing: what gsy-e publishes while the link is down is lost (no invented slot
@@ -151,46 +152,53 @@ class GsyRedisLink(GsyLink):
             names[area_uuid] = str(name)
         answers = self._await(keys, REGISTER_S)
         open_ = {
-            a["device_uuid"]: names.get(a["device_uuid"], a["device_uuid"])
+            a["device_uuid"]
             for a in answers.values()
-            if a.get("status") == "ready" and a.get("device_uuid")
+            if a.get("status") == "ready" and a.get("device_uuid") in names
         }
-        with self._cond:
-            before = dict(self._gsy_state.get("held") or {})
-        saved_held = self.link_store.load()[1].get("held") or {}
-        for area_uuid, name in {**saved_held, **before}.items():
-            if area_uuid in mapping:  # registered by this console before, in this gsy-e run
-                open_.setdefault(area_uuid, name)
-        if not open_:
-            raise ExchangeUnavailable(
-                "no market of this gsy-e is open for an external connection "
-                "(set external_connection_available=True on the Grid and community areas)"
-            )
-
-        keys = []
-        for device in open_:
+        # A market registered before (by us before a restart, or by another client) answers no
+        # register: SELECT tells whose it is ("Device already have selected X"); an area that
+        # turns out free but did not answer is not open for us, and is let go again (UNSELECT).
+        keys, asked = [], {}
+        for device in names:
             tid = str(uuidlib.uuid4())
             self._publish(
                 "aggregator-commands",
                 {"aggregator_uuid": agg, "device_uuid": device, "type": "SELECT", "transaction_id": tid},
             )
             keys.append(("aggregator-response", tid))
+            asked[tid] = device
         answers = self._await(keys, ANSWER_S)
         held, conflicts = {}, []
-        for (_, _tid), a in answers.items():
-            device = a.get("device_uuid")
-            if device not in open_:
-                continue
+        for (_, tid), a in answers.items():
+            device = asked[tid]
             holder = None
             if a.get("status") == "error":
                 holder = str(a.get("msg") or "").rsplit(" ", 1)[-1] or "another client"
-            if a.get("status") == "SELECTED" or holder == agg:
-                held[device] = open_[device]
-            else:
-                conflicts.append({"area_uuid": device, "name": open_[device], "held_by": holder})
+            if holder == agg or (a.get("status") == "SELECTED" and device in open_):
+                held[device] = names[device]
+            elif a.get("status") == "SELECTED":
+                self._publish(
+                    "aggregator-commands",
+                    {
+                        "aggregator_uuid": agg,
+                        "device_uuid": device,
+                        "type": "UNSELECT",
+                        "transaction_id": str(uuidlib.uuid4()),
+                    },
+                )
+            elif holder is not None:
+                conflicts.append({"area_uuid": device, "name": names[device], "held_by": holder})
+        self._await([], 0.3)  # the UNSELECT answers (gsy-e sends each twice): read and drop
+        self._inbox.clear()
         if not held:
-            who = ", ".join(f"{c['name']} (aggregator {c['held_by']})" for c in conflicts) or "none answered"
-            raise ExchangeUnavailable(f"another client holds the markets of this gsy-e: {who}")
+            if conflicts:
+                who = ", ".join(f"{c['name']} (aggregator {c['held_by']})" for c in conflicts)
+                raise ExchangeUnavailable(f"another client holds the markets of this gsy-e: {who}")
+            raise ExchangeUnavailable(
+                "no market of this gsy-e is open for an external connection "
+                "(set external_connection_available=True on the Grid and community areas)"
+            )
         with self._cond:
             self._gsy_state["held"] = held
             self._gsy_state["conflicts"] = conflicts
