@@ -157,6 +157,10 @@ def market_entry(row: dict) -> dict:
     }
 
 
+class BatchRefused(Exception):
+    """The exchange refused a whole batch (a 4xx): every command in it is answered refused."""
+
+
 # -- the state the agent's link shares with the web workers -----------------------------------------
 class GsyLinkStore:
     """The ``gsy_link`` row of one exchange: our aggregator's uuid and the link's last state."""
@@ -543,7 +547,19 @@ class GsyLink(GridOperatorClient):
             with self._cond:
                 self._waiters[tid] = waiter
             try:
-                self._publish_batch(tid, outgoing)  # raises before anything left: safe to resend
+                try:
+                    self._publish_batch(tid, outgoing)  # raises before anything left: safe to resend
+                except BatchRefused as exc:
+                    refused = {
+                        area: [
+                            a
+                            if a is not None
+                            else self._error(area, (cmd or {}).get("type"), f"batch refused: {exc}")
+                            for a, cmd in zip(answers[area], cmds, strict=True)
+                        ]
+                        for area, cmds in batch.items()
+                    }
+                    return self._remember(tid, {"transaction_id": tid, "responses": refused})
                 with self._cond:
                     self._sent[tid] = {
                         "published": True,
