@@ -131,6 +131,7 @@ class ConsoleData:
                 "slot_seconds": clock["slot_seconds"],
                 "slot_length_min": clock["slot_length_min"],
                 "time_zone": clock.get("time_zone"),
+                "finished": bool(clock.get("finished")),
             }
             self.cache.set("console:last_clock", state, timeout=0)
             grace = min(CLOCK_GRACE_S, 0.2 * float(clock["slot_seconds"] or 0.0))
