@@ -184,9 +184,19 @@ class Settings:
         users = env.get("USERS_FILE")
         agent_user = env.get("AGENT_USERNAME") or ("operator" if demo else "")
         agent_password = env.get("AGENT_PASSWORD") or ("operator" if demo else "")
+        grid_api_url = _grid_api_url(env.get("GRID_API_URL"))
+        if (
+            grid_api_url
+            and grid_api_url.startswith(("gsy+https://", "gsy+http://"))
+            and not env.get("GSY_SIMULATION_ID")
+        ):
+            raise ConfigError(
+                "GRID_API_URL=gsy+https://... (Grid Singularity's hosted exchange) needs GSY_SIMULATION_ID: "
+                "the uuid of the configuration (Collaboration or Canary Network) the console operates"
+            )
         return cls(
             port=port,
-            grid_api_url=_grid_api_url(env.get("GRID_API_URL")),
+            grid_api_url=grid_api_url,
             scenario=scenario,
             slot_seconds=slot_seconds,
             database_url=database_url(env.get("DATABASE_URL"), instance_dir),
