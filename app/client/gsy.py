@@ -36,6 +36,7 @@ import logging
 import math
 import threading
 import time
+import unicodedata
 import uuid as uuidlib
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -88,9 +89,15 @@ def number(value: object) -> float | None:
 
 
 def slugify(name: str) -> str:
-    """gsy-e's area slug (python-slugify, lower case): the name of a market's Redis channels."""
+    """gsy-e's area slug (python-slugify, lower case): the name of a market's Redis channels.
+
+    Accents are dropped as python-slugify's transliteration does for Latin letters ("Süd" ->
+    "sud", "ß" -> "ss"); other scripts are not transliterated here.
+    """
+    text = unicodedata.normalize("NFKD", name.replace("ß", "ss").replace("ẞ", "SS"))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
     out, dash = [], False
-    for ch in name.strip().lower():
+    for ch in text.strip().lower():
         if ch.isascii() and ch.isalnum():
             out.append(ch)
             dash = False
