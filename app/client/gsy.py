@@ -699,12 +699,14 @@ class GsyLink(GridOperatorClient):
                 )
             with self._cond:
                 self._next_fee[area] = sent
+            # the hosted face says from which slot; gsy-e does not: the slot after the running one
+            applies = answer.get("applies_from_slot") or (shift(running, length) if running else None)
             return {
                 "status": "ready",
                 "area_uuid": area,
                 "command": "grid_fees",
                 "market_fee_const": sent,
-                "applies_from_slot": shift(running, length) if running else None,
+                "applies_from_slot": applies,
             }
         if moved:
             return self._error(
