@@ -101,7 +101,7 @@ def agent_thread(
     from app.operator.run import make_client
     from app.operator.store import OperatorStore
 
-    if not settings.agent_username or not settings.agent_password:
+    if settings.gsy_dialect is None and (not settings.agent_username or not settings.agent_password):
         log.warning("AGENT_USERNAME/AGENT_PASSWORD not set: no operator agent runs (no fees are sent)")
         return None
     lock = RunnerLock(engine, f"operator-agent:{settings.exchange_key}")

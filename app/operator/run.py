@@ -24,7 +24,8 @@ def start_agent(
     settings: Settings, engine: Engine, wsgi_app, stop: threading.Event
 ) -> threading.Thread | None:  # noqa: ANN001
     """Run the operator agent in a thread if no other process runs it; None if one does."""
-    if not settings.agent_username:
+    # a gsy exchange is reached as GSY_USERNAME (hosted) or without a user (Redis)
+    if settings.gsy_dialect is None and not settings.agent_username:
         log.warning("AGENT_USERNAME is not set: no operator agent runs (fees of models are not sent)")
         return None
     lock = RunnerLock(engine, f"operator-agent:{settings.exchange_key}")
