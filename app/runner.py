@@ -101,7 +101,7 @@ def agent_thread(
     from app.operator.run import make_client
     from app.operator.store import OperatorStore
 
-    if not settings.agent_username or not settings.agent_password:
+    if settings.gsy_dialect is None and (not settings.agent_username or not settings.agent_password):
         log.warning("AGENT_USERNAME/AGENT_PASSWORD not set: no operator agent runs (no fees are sent)")
         return None
     lock = RunnerLock(engine, f"operator-agent:{settings.exchange_key}")
@@ -112,7 +112,9 @@ def agent_thread(
         try:
             store = OperatorStore(engine, settings.exchange_key)
             after = store.latest_slot()
-            agent = make_client(settings, wsgi_app, cls=OperatorAgent, store=store, start_after=after)
+            agent = make_client(
+                settings, wsgi_app, cls=OperatorAgent, engine=engine, store=store, start_after=after
+            )
             agent.long_poll_s = AGENT_LONG_POLL_S
             log.info(
                 "operator agent (user %s) follows the market cycles of %s after %s",

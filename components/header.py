@@ -7,6 +7,8 @@ app's ``dmc.MantineProvider``, like every DMC component.
 ``state`` keys (all optional except ``connected``):
 
 - ``connected`` (bool): the last poll of the exchange succeeded.
+- ``finished`` (bool): the exchange has ended its run (a gsy-e simulation's ``finish``): the
+  badge says "finished" instead of "live".
 - ``stale_since`` (float | None): Unix time [s] of the last good poll when not connected.
 - ``reason`` (str | None): why the data is stale (e.g. "exchange unreachable").
 - ``running_slot`` (str | None): label "YYYY-MM-DDTHH:mm" of the slot now trading (simulated).
@@ -69,7 +71,7 @@ def header_text(state: Mapping, tz: dt.tzinfo | None = None) -> dict[str, str]:
     times are simulated time and shown as labelled).
     """
     if state.get("connected"):
-        connection = "live"
+        connection = "finished" if state.get("finished") else "live"
     else:
         since = state.get("stale_since")
         connection = "stale" if is_missing(since) else f"stale since {fmt_clock(since, tz)}"

@@ -94,7 +94,7 @@ def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: 
     if cache is None:
         cache = Cache(config=cache_config(settings))
         cache.init_app(server)
-    client = make_client(settings, server, timeout_s=3.0, retries=0)
+    client = make_client(settings, server, engine=engine, timeout_s=3.0, retries=0)
     server.extensions["console"] = ConsoleData(OperatorStore(engine, settings.exchange_key), client, cache)
     auth.install(server, settings.login_rate_limit)
     admin.install(server)

@@ -130,6 +130,7 @@ class ConsoleData:
                 "slot_seconds": clock["slot_seconds"],
                 "slot_length_min": clock["slot_length_min"],
                 "time_zone": clock.get("time_zone"),
+                "finished": bool(clock.get("finished")),
             }
             self.cache.set("console:last_clock", state, timeout=0)
             grace = min(CLOCK_GRACE_S, 0.2 * float(clock["slot_seconds"] or 0.0))
@@ -193,7 +194,7 @@ class ConsoleData:
                     "next_fee": m["next_market_fee"],
                 }
                 for m in tree["markets"]
-                if m["level"] in MANAGED_LEVELS
+                if m.get("managed", m["level"] in MANAGED_LEVELS)
             ]
             self.cache.set("console:fee_limits", tree["fee_limits"], timeout=0)
         except (ExchangeUnavailable, ApiClientError):

@@ -84,7 +84,8 @@ class OperatorAgent(GridOperatorAgent):
     def on_market_cycle(self, market_info: dict) -> None:
         resend_unfinished(self, self.store)
         closed = market_info["last_market_slot"]
-        managed = [m for m in market_info["markets"] if m["level"] in self.managed_levels]
+        # a gsy exchange says which markets this console holds ("managed"); ours: by level
+        managed = [m for m in market_info["markets"] if m.get("managed", m["level"] in self.managed_levels)]
         stats = self.dso_market_stats([m["area_uuid"] for m in managed], market_slots=[closed])
         rows = []
         for m in managed:

@@ -262,10 +262,27 @@ def load_run_scenario(kind: str, server: Flask | None = None, job: Mapping | Non
     if job is not None:
         return job["scenario"] or load_scenario(job["scenario_file"])
     server = server or current_app
+    reason = live_disabled(server)
+    if reason:
+        raise WhatIfError(reason)
     service = getattr(server.extensions.get("gridfee"), "service", None)
     if service is not None:
         return service.store.scenario
     return load_scenario(_settings(server).scenario)
+
+
+def live_disabled(server: Flask | None = None) -> str | None:
+    """Why the live scenario cannot run here, or None: on a Grid Singularity exchange the live
+    grid is gsy-e's, whose assets and profiles our simulator cannot rebuild from its tree, so a
+    What-if of it would silently run something else."""
+    settings = _settings(server)
+    if settings.gsy_dialect is None:
+        return None
+    return (
+        f"The live grid is a Grid Singularity exchange's ({settings.grid_api_url}): its assets and "
+        "profiles are not known here, so What-if cannot replay it. It runs on our simulator only, "
+        "with the generated grid below."
+    )
 
 
 def market_options(kind: str, server: Flask | None = None) -> list[dict]:
@@ -901,9 +918,11 @@ def candidate_card(k: int, shown: bool) -> dmc.Paper:
 
 
 def layout(**_query) -> dmc.Stack:
+    disabled = live_disabled()
+    kind = "generated" if disabled else "live"
     try:
-        options = market_options("live")
-        scenario_note = ""
+        options = market_options(kind)
+        scenario_note = disabled or ""
     except (OSError, ValueError) as exc:
         options, scenario_note = [], f"the live scenario cannot be loaded: {exc}"
     return dmc.Stack(
@@ -925,8 +944,11 @@ def layout(**_query) -> dmc.Stack:
                         dmc.Select(
                             id=ids.WHATIF_SCENARIO,
                             label="Scenario",
-                            data=[{"value": v, "label": label} for v, label in SCENARIOS.items()],
-                            value="live",
+                            data=[
+                                {"value": v, "label": label, "disabled": bool(disabled) and v == "live"}
+                                for v, label in SCENARIOS.items()
+                            ],
+                            value=kind,
                             allowDeselect=False,
                             size="xs",
                             w=280,
@@ -980,7 +1002,11 @@ def layout(**_query) -> dmc.Stack:
                 p="sm",
                 withBorder=True,
             ),
-            dmc.Text(scenario_note, c="red", size="sm") if scenario_note else None,
+            dmc.Text(
+                scenario_note, c="orange" if disabled else "red", size="sm", id=ids.WHATIF_SCENARIO + "-note"
+            )
+            if scenario_note
+            else None,
             dmc.SimpleGrid(
                 [candidate_card(k, k < DEFAULT_COUNT) for k in range(MAX_CANDIDATES)],
                 cols={"base": 1, "md": 2, "xl": 3},

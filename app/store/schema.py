@@ -227,3 +227,15 @@ app_secrets = Table(
     Column("value", Text, nullable=False),
     Column("created_at", Float, nullable=False),
 )
+# --- the console's link to a Grid Singularity exchange (GRID_API_URL=gsy+redis:// or gsy+https://) --
+# One row per exchange: the aggregator the console created there (reused after a restart, so that it
+# keeps the markets it selected) and what the agent's link last saw (clock, held markets, why it is
+# down), as JSON; the web workers read their header and market list from it.
+gsy_link = Table(
+    "gsy_link",
+    metadata,
+    Column("exchange", String(300), primary_key=True),
+    Column("aggregator_uuid", String(64), nullable=True),
+    Column("state", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
