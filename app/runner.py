@@ -155,7 +155,7 @@ def run_embedded(settings: Settings, stop: threading.Event, max_slots: int | Non
         # everything but the lock is ready before waiting for it, so that a takeover is quick
         app = create_app(settings, store=store, dashboard=False, run_migrations=False)
         runner = ExchangeRunner(store, settings.slot_seconds)  # builds the simulation's profiles
-        runner.subscribe(log_cycle)
+        runner.subscribe(log_cycle, markets=False)  # it logs the slots only
     except ValueError as exc:  # a users file that cannot be read
         store.engine.dispose()
         return refuse(exc)

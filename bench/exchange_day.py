@@ -205,9 +205,16 @@ def parse_sizes(text: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--houses", "--sizes", dest="houses", type=parse_sizes, default=[100, 1000, 10000], help="e.g. 100,1000"
+        "--houses",
+        "--sizes",
+        dest="houses",
+        type=parse_sizes,
+        default=[100, 1000, 10000],
+        help="e.g. 100,1000",
     )
-    parser.add_argument("--store", choices=STORES, default="sqlite", help="the runner's store (default sqlite)")
+    parser.add_argument(
+        "--store", choices=STORES, default="sqlite", help="the runner's store (default sqlite)"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="days per size (fresh Simulation each)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the results")
     parser.add_argument("--worker", type=int, metavar="HOUSES", help=argparse.SUPPRESS)

@@ -43,12 +43,16 @@ class ExchangeRunner:
         sc = store.scenario
         self.clock = SimClock(sc.start, sc.slot_length_min, slot_seconds)
         self.hooks: list[CycleHook] = []
+        self.summary_hooks: list[CycleHook] = []
         self.running_slot: int | None = None
         self.fees: np.ndarray | None = None
         self.slot_started_at = 0.0
 
-    def subscribe(self, hook: CycleHook) -> None:
-        self.hooks.append(hook)
+    def subscribe(self, hook: CycleHook, markets: bool = True) -> None:
+        """Call ``hook`` with each cycle's ``market_info``; ``markets=False``: with the event
+        without its ``markets`` (the slots and rates only), which spares building one entry per
+        market when nobody reads them (10,000 entries a slot for a 10,000-house grid)."""
+        (self.hooks if markets else self.summary_hooks).append(hook)
 
     def resume(self) -> int:
         """Load the state after the last closed slot and (re)start the slot after it."""
@@ -67,7 +71,15 @@ class ExchangeRunner:
         return self.running_slot is not None and self.store.scenario.has_ended(self.running_slot)
 
     def close_running_slot(self) -> dict:
-        """Simulate the running slot, store it, open the next one, tell the subscribers."""
+        """Simulate the running slot, store it, open the next one, tell the subscribers.
+
+        Returns the cycle's ``market_info``."""
+        info = self._close(True)
+        assert info is not None
+        return info
+
+    def _close(self, want_info: bool) -> dict | None:
+        """``close_running_slot``; builds the ``market_info`` only if wanted or subscribed."""
         if self.running_slot is None:
             self.resume()
         if self.finished:
@@ -89,10 +101,16 @@ class ExchangeRunner:
         self.running_slot, self.fees = slot + 1, next_fees
         self.slot_started_at = time.time()
         sell, feed_in = self.sim.supplier_rates(slot)
-        info = market_info(grid, self.clock, slot, stats.rows(), sell, feed_in)
-        for hook in self.hooks:
+        info = None
+        if want_info or self.hooks:
+            info = market_info(grid, self.clock, slot, stats.rows(), sell, feed_in)
+        summary = None
+        if self.summary_hooks:
+            summary = market_info(grid, self.clock, slot, [], sell, feed_in)
+            del summary["markets"]
+        for hook, event in [(h, info) for h in self.hooks] + [(h, summary) for h in self.summary_hooks]:
             try:
-                hook(info)
+                hook(event)
             except Exception:  # a subscriber's bug must not stop the exchange
                 log.exception("market-cycle subscriber failed")
         return info
@@ -109,7 +127,7 @@ class ExchangeRunner:
                 wait = self.clock.slot_end_wall(self.slot_started_at) - time.time()
                 if wait > 0 and stop.wait(wait):
                     break
-            self.close_running_slot()
+            self._close(False)
             done += 1
         return done
 

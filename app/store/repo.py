@@ -23,9 +23,19 @@ from sqlalchemy.exc import IntegrityError
 from app.exchange.fees import FeeChange, FeeRefused, validate_fee
 from app.exchange.grid import GridModel
 from app.exchange.scenario import Scenario
-from app.exchange.stats import SlotStats
-from app.store.db import check_migrated, make_engine, migrate
-from app.store.schema import batch_transactions, exchange_state, fee_changes, markets, slot_stats
+from app.exchange.stats import STAT_FIELDS, SlotStats
+from app.store.db import check_migrated, make_engine, migrate, reader
+from app.store.schema import (
+    STAT_CHUNK_MARKETS,
+    batch_transactions,
+    exchange_state,
+    fee_changes,
+    markets,
+    slot_stat_chunks,
+)
+
+N_FIELDS = len(STAT_FIELDS)
+_STAT_DTYPE = np.dtype("<f8")
 
 
 class StoreMismatch(RuntimeError):
@@ -54,6 +64,42 @@ def _unpack(blob: bytes) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
+def pack_stats(stats: SlotStats) -> np.ndarray:
+    """The stats of every market as one ``(n_markets, 15)`` float64 matrix (NaN: no value)."""
+    columns = [np.asarray(getattr(stats, name), dtype=float) for name in STAT_FIELDS]
+    matrix = np.empty((len(columns[0]), N_FIELDS), dtype=_STAT_DTYPE)
+    for j, column in enumerate(columns):
+        matrix[:, j] = column
+    return matrix
+
+
+def stat_chunks(matrix: np.ndarray) -> list[tuple[int, int, bytes]]:
+    """``(chunk, n_markets, stats blob)`` of a ``pack_stats`` matrix, as ``slot_stat_chunks`` holds them."""
+    out = []
+    for chunk, start in enumerate(range(0, len(matrix), STAT_CHUNK_MARKETS)):
+        part = np.ascontiguousarray(matrix[start : start + STAT_CHUNK_MARKETS], dtype=_STAT_DTYPE)
+        out.append((chunk, len(part), part.tobytes()))
+    return out
+
+
+def _matrix(blob: bytes, n_markets: int) -> np.ndarray:
+    return np.frombuffer(blob, dtype=_STAT_DTYPE, count=n_markets * N_FIELDS).reshape(n_markets, N_FIELDS)
+
+
+def stat_values(row: np.ndarray | list[float]) -> dict[str, float | None]:
+    """One market's stats from its matrix row, as the API answers them (NaN -> None)."""
+    values = row.tolist() if isinstance(row, np.ndarray) else row
+    return dict(zip(STAT_FIELDS, [None if v != v else v for v in values], strict=True))
+
+
+def _placeholders(engine: Engine, n: int) -> str:
+    style = engine.dialect.paramstyle
+    mark = "?" if style == "qmark" else "%s" if style in ("format", "pyformat") else None
+    if mark is None:  # numeric and named styles: not among our drivers (sqlite3, psycopg)
+        raise NotImplementedError(f"paramstyle {style!r}")
+    return ", ".join([mark] * n)
+
+
 @dataclass(frozen=True)
 class RunnerState:
     running_slot: int
@@ -68,12 +114,19 @@ class ExchangeStore:
 
     def __init__(self, engine: Engine | str, scenario: Scenario, grid: GridModel):
         self.engine = make_engine(engine) if isinstance(engine, str) else engine
+        self.reader = reader(self.engine)  # transactions that only read
         self.scenario = scenario
         self.grid = grid
         self.key = scenario.name
         self.uuids = [m.uuid for m in grid.markets]
         self._position = {u: i for i, u in enumerate(self.uuids)}
-        self._initial = {u: float(f) for u, f in zip(self.uuids, grid.initial_fee_ct_per_kwh, strict=True)}
+        self._initial = np.array(grid.initial_fee_ct_per_kwh, dtype=float)
+        c = slot_stat_chunks.c
+        columns = (c.scenario, c.slot, c.chunk, c.slot_label, c.n_markets, c.stats)
+        self._insert_chunks = (
+            f"INSERT INTO {slot_stat_chunks.name} ({', '.join(col.name for col in columns)}) "
+            f"VALUES ({_placeholders(self.engine, len(columns))})"
+        )
 
     # -- set-up ---------------------------------------------------------------------------
     @classmethod
@@ -148,8 +201,7 @@ class ExchangeStore:
     def reset(self) -> None:
         """Forget this scenario's history, fees and state (used by ``--reset``)."""
         with self.engine.begin() as conn:
-            mine = select(markets.c.uuid).where(markets.c.scenario == self.key)
-            conn.execute(delete(slot_stats).where(slot_stats.c.market_uuid.in_(mine)))
+            conn.execute(delete(slot_stat_chunks).where(slot_stat_chunks.c.scenario == self.key))
             conn.execute(delete(fee_changes).where(fee_changes.c.scenario == self.key))
             conn.execute(delete(batch_transactions).where(batch_transactions.c.scenario == self.key))
             conn.execute(delete(exchange_state).where(exchange_state.c.scenario == self.key))
@@ -157,12 +209,12 @@ class ExchangeStore:
 
     # -- the runner's state ---------------------------------------------------------------
     def _lock_state(self, conn: Connection):
-        return conn.execute(
-            select(exchange_state).where(exchange_state.c.scenario == self.key).with_for_update()
-        ).one()
+        """Lock the exchange's state row; returns its ``running_slot``."""
+        c = exchange_state.c
+        return conn.execute(select(c.running_slot).where(c.scenario == self.key).with_for_update()).one()
 
     def load_state(self) -> RunnerState:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(select(exchange_state).where(exchange_state.c.scenario == self.key)).one()
         return RunnerState(
             running_slot=row.running_slot,
@@ -175,7 +227,7 @@ class ExchangeStore:
     def clock_state(self) -> RunnerState:
         """The running slot and its timing, without the (large) asset state."""
         c = exchange_state.c
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(
                 select(c.running_slot, c.last_closed_slot, c.slot_started_at, c.slot_seconds).where(
                     c.scenario == self.key
@@ -185,16 +237,33 @@ class ExchangeStore:
             row.running_slot, row.last_closed_slot, row.slot_started_at, row.slot_seconds, None
         )
 
+    def slot_matrix(self, slot: int) -> tuple[str, np.ndarray] | None:
+        """``(slot label, stats)`` of one closed slot, None if it is not closed: ``stats`` is the
+        ``(n_markets, 15)`` matrix of every market (rows in market order, columns
+        ``STAT_FIELDS``, NaN for no value)."""
+        c = slot_stat_chunks.c
+        query = (
+            select(c.slot_label, c.n_markets, c.stats)
+            .where(c.scenario == self.key, c.slot == slot)
+            .order_by(c.chunk)
+        )
+        with self.reader.connect() as conn:
+            parts = conn.execute(query).all()
+        if not parts:
+            return None
+        matrix = np.concatenate([_matrix(p.stats, p.n_markets) for p in parts])
+        return parts[0].slot_label, matrix
+
     def slot_rows(self, slot: int) -> list[dict]:
         """The stats of every market for one closed slot, in market order (empty if not closed)."""
-        query = (
-            select(slot_stats, markets.c.position)
-            .join(markets, markets.c.uuid == slot_stats.c.market_uuid)
-            .where(markets.c.scenario == self.key, slot_stats.c.slot == slot)
-            .order_by(markets.c.position)
-        )
-        with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+        found = self.slot_matrix(slot)
+        if found is None:
+            return []
+        label, matrix = found
+        return [
+            {"market_uuid": uuid, "slot": slot, "slot_label": label, **stat_values(values), "position": i}
+            for i, (uuid, values) in enumerate(zip(self.uuids, matrix.tolist(), strict=True))
+        ]
 
     def start_slot(
         self, slot: int, slot_seconds: float, asset_state: dict[str, np.ndarray] | None = None
@@ -231,7 +300,10 @@ class ExchangeStore:
                 raise RuntimeError(f"slot {slot} is not the running slot ({state.running_slot})")
             next_fees = self._fees(conn, slot + 1)
             stats = build_stats(next_fees)
-            conn.execute(insert(slot_stats), self._stat_rows(slot, label, stats))
+            rows = [
+                (self.key, slot, chunk, label, n, blob) for chunk, n, blob in stat_chunks(pack_stats(stats))
+            ]
+            conn.exec_driver_sql(self._insert_chunks, rows)
             conn.execute(
                 update(exchange_state)
                 .where(exchange_state.c.scenario == self.key)
@@ -246,15 +318,9 @@ class ExchangeStore:
             )
         return stats, next_fees
 
-    def _stat_rows(self, slot: int, label: str, stats: SlotStats) -> list[dict]:
-        return [
-            {"market_uuid": uuid, "slot": slot, "slot_label": label, **row}
-            for uuid, row in zip(self.uuids, stats.rows(), strict=True)
-        ]
-
     # -- the fee book ---------------------------------------------------------------------
     def _fees(self, conn: Connection, slot: int) -> np.ndarray:
-        fees = np.array([self._initial[u] for u in self.uuids])
+        fees = self._initial.copy()
         newest = (
             select(func.max(fee_changes.c.id))
             .where(fee_changes.c.scenario == self.key, fee_changes.c.applies_from_slot <= slot)
@@ -270,7 +336,7 @@ class ExchangeStore:
         return fees
 
     def fees_for_slot(self, slot: int) -> np.ndarray:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return self._fees(conn, slot)
 
     def submit_fees(
@@ -361,7 +427,7 @@ class ExchangeStore:
             return stored, True
 
     def _stored_batch(self, key) -> dict | None:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             text = conn.execute(select(batch_transactions.c.response).where(*key)).scalar()
         return None if text is None else json.loads(text)
 
@@ -378,7 +444,7 @@ class ExchangeStore:
         query = select(fee_changes).where(fee_changes.c.scenario == self.key).order_by(fee_changes.c.id)
         if market_uuid is not None:
             query = query.where(fee_changes.c.market_uuid == market_uuid)
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return [
                 FeeChange(
                     r.market_uuid,
@@ -396,21 +462,38 @@ class ExchangeStore:
         self, market_uuid: str, from_slot: int | None = None, to_slot: int | None = None
     ) -> list[dict]:
         """Per-slot stats of one market, oldest first (``to_slot`` inclusive)."""
-        query = select(slot_stats).where(slot_stats.c.market_uuid == market_uuid).order_by(slot_stats.c.slot)
+        position = self._position.get(market_uuid)
+        if position is None:
+            return []
+        chunk, offset = divmod(position, STAT_CHUNK_MARKETS)
+        c = slot_stat_chunks.c
+        query = (
+            select(c.slot, c.slot_label, c.stats)
+            .where(c.scenario == self.key, c.chunk == chunk)
+            .order_by(c.slot)
+        )
         if from_slot is not None:
-            query = query.where(slot_stats.c.slot >= from_slot)
+            query = query.where(c.slot >= from_slot)
         if to_slot is not None:
-            query = query.where(slot_stats.c.slot <= to_slot)
-        with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+            query = query.where(c.slot <= to_slot)
+        at = offset * N_FIELDS * _STAT_DTYPE.itemsize
+        with self.reader.connect() as conn:
+            return [
+                {
+                    "market_uuid": market_uuid,
+                    "slot": r.slot,
+                    "slot_label": r.slot_label,
+                    **stat_values(np.frombuffer(r.stats, dtype=_STAT_DTYPE, count=N_FIELDS, offset=at)),
+                }
+                for r in conn.execute(query)
+            ]
 
     def closed_slots(self) -> list[int]:
-        """Every closed slot of this scenario, ascending (from the grid market's rows)."""
-        with self.engine.connect() as conn:
+        """Every closed slot of this scenario, ascending."""
+        c = slot_stat_chunks.c
+        with self.reader.connect() as conn:
             return list(
                 conn.execute(
-                    select(slot_stats.c.slot)
-                    .where(slot_stats.c.market_uuid == self.uuids[0])
-                    .order_by(slot_stats.c.slot)
+                    select(c.slot).where(c.scenario == self.key, c.chunk == 0).order_by(c.slot)
                 ).scalars()
             )
