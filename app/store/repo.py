@@ -23,7 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from app.exchange.fees import FeeChange, FeeRefused, validate_fee
 from app.exchange.grid import GridModel
 from app.exchange.scenario import Scenario
-from app.exchange.stats import STAT_FIELDS, SlotStats
+from app.exchange.stats import SlotStats
+from app.store import packed
 from app.store.db import check_migrated, make_engine, migrate, reader
 from app.store.schema import (
     STAT_CHUNK_MARKETS,
@@ -33,9 +34,6 @@ from app.store.schema import (
     markets,
     slot_stat_chunks,
 )
-
-N_FIELDS = len(STAT_FIELDS)
-_STAT_DTYPE = np.dtype("<f8")
 
 
 class StoreMismatch(RuntimeError):
@@ -62,34 +60,6 @@ def _pack(arrays: dict[str, np.ndarray]) -> bytes:
 def _unpack(blob: bytes) -> dict[str, np.ndarray]:
     with np.load(io.BytesIO(blob), allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
-
-
-def pack_stats(stats: SlotStats) -> np.ndarray:
-    """The stats of every market as one ``(n_markets, 15)`` float64 matrix (NaN: no value)."""
-    columns = [np.asarray(getattr(stats, name), dtype=float) for name in STAT_FIELDS]
-    matrix = np.empty((len(columns[0]), N_FIELDS), dtype=_STAT_DTYPE)
-    for j, column in enumerate(columns):
-        matrix[:, j] = column
-    return matrix
-
-
-def stat_chunks(matrix: np.ndarray) -> list[tuple[int, int, bytes]]:
-    """``(chunk, n_markets, stats blob)`` of a ``pack_stats`` matrix, as ``slot_stat_chunks`` holds them."""
-    out = []
-    for chunk, start in enumerate(range(0, len(matrix), STAT_CHUNK_MARKETS)):
-        part = np.ascontiguousarray(matrix[start : start + STAT_CHUNK_MARKETS], dtype=_STAT_DTYPE)
-        out.append((chunk, len(part), part.tobytes()))
-    return out
-
-
-def _matrix(blob: bytes, n_markets: int) -> np.ndarray:
-    return np.frombuffer(blob, dtype=_STAT_DTYPE, count=n_markets * N_FIELDS).reshape(n_markets, N_FIELDS)
-
-
-def stat_values(row: np.ndarray | list[float]) -> dict[str, float | None]:
-    """One market's stats from its matrix row, as the API answers them (NaN -> None)."""
-    values = row.tolist() if isinstance(row, np.ndarray) else row
-    return dict(zip(STAT_FIELDS, [None if v != v else v for v in values], strict=True))
 
 
 def _placeholders(engine: Engine, n: int) -> str:
@@ -251,8 +221,8 @@ class ExchangeStore:
             parts = conn.execute(query).all()
         if not parts:
             return None
-        matrix = np.concatenate([_matrix(p.stats, p.n_markets) for p in parts])
-        return parts[0].slot_label, matrix
+        fields = np.concatenate([packed.unpack(p.stats, p.n_markets) for p in parts], axis=1)
+        return parts[0].slot_label, fields.T
 
     def slot_rows(self, slot: int) -> list[dict]:
         """The stats of every market for one closed slot, in market order (empty if not closed)."""
@@ -261,7 +231,13 @@ class ExchangeStore:
             return []
         label, matrix = found
         return [
-            {"market_uuid": uuid, "slot": slot, "slot_label": label, **stat_values(values), "position": i}
+            {
+                "market_uuid": uuid,
+                "slot": slot,
+                "slot_label": label,
+                **packed.stat_values(values),
+                "position": i,
+            }
             for i, (uuid, values) in enumerate(zip(self.uuids, matrix.tolist(), strict=True))
         ]
 
@@ -301,7 +277,8 @@ class ExchangeStore:
             next_fees = self._fees(conn, slot + 1)
             stats = build_stats(next_fees)
             rows = [
-                (self.key, slot, chunk, label, n, blob) for chunk, n, blob in stat_chunks(pack_stats(stats))
+                (self.key, slot, chunk, label, n, blob)
+                for chunk, n, blob in packed.chunks(packed.field_matrix(stats))
             ]
             conn.exec_driver_sql(self._insert_chunks, rows)
             conn.execute(
@@ -468,7 +445,7 @@ class ExchangeStore:
         chunk, offset = divmod(position, STAT_CHUNK_MARKETS)
         c = slot_stat_chunks.c
         query = (
-            select(c.slot, c.slot_label, c.stats)
+            select(c.slot, c.slot_label, c.n_markets, c.stats)
             .where(c.scenario == self.key, c.chunk == chunk)
             .order_by(c.slot)
         )
@@ -476,14 +453,13 @@ class ExchangeStore:
             query = query.where(c.slot >= from_slot)
         if to_slot is not None:
             query = query.where(c.slot <= to_slot)
-        at = offset * N_FIELDS * _STAT_DTYPE.itemsize
         with self.reader.connect() as conn:
             return [
                 {
                     "market_uuid": market_uuid,
                     "slot": r.slot,
                     "slot_label": r.slot_label,
-                    **stat_values(np.frombuffer(r.stats, dtype=_STAT_DTYPE, count=N_FIELDS, offset=at)),
+                    **packed.stat_values(packed.unpack(r.stats, r.n_markets)[:, offset].tolist()),
                 }
                 for r in conn.execute(query)
             ]

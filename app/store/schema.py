@@ -30,9 +30,9 @@ markets = Table(
 
 # The stats of every market per closed slot, packed: one row per slot and chunk of
 # ``STAT_CHUNK_MARKETS`` markets (by their position in the grid). ``stats`` holds the chunk's
-# markets in order, each as the 15 float64 of ``app.exchange.stats.STAT_FIELDS`` (little-endian,
-# row-major ``(n_markets, 15)``; NaN for "no value": a rate when nothing traded, a percentage
-# when its denominator is zero). Written by the runner only, in the transaction that closes the
+# markets' 15 ``app.exchange.stats.STAT_FIELDS`` as a zstd-compressed float64 matrix, NaN for
+# "no value" (a rate when nothing traded, a percentage when its denominator is zero); the format
+# is ``app.store.packed``'s. Written by the runner only, in the transaction that closes the
 # slot, so a slot is either complete for every market or absent. Migration 0005 moved the rows
 # of the table before it (``slot_stats``, one row per market and slot) here.
 STAT_CHUNK_MARKETS = 256

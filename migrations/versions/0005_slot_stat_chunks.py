@@ -5,16 +5,18 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-06 20:10:00
 
-The runner of a 10,000-house grid wrote 10,021 rows per slot; now it writes 40. ``stats`` holds
-the chunk's markets in grid order, each as 15 little-endian float64 in the order of
-``STAT_FIELDS`` below, NaN for NULL. On PostgreSQL the blob is stored uncompressed (``STORAGE
-EXTERNAL``): compressing floats gains little and costs the runner time on every slot.
+The runner of a 10,000-house grid wrote 10,021 rows per slot; now it writes 40. ``stats`` is
+the zstd frame of the chunk's field-major little-endian float64 matrix ``(15, n_markets)``: row
+``j`` is ``STAT_FIELDS[j]`` below of each of the chunk's markets in grid order, NaN for NULL (the
+format of ``app.store.packed`` when this was written). On PostgreSQL the blob is stored as it is
+(``STORAGE EXTERNAL``): it is compressed already.
 """
 
 from itertools import groupby
 
 import numpy as np
 import sqlalchemy as sa
+import zstandard
 from alembic import op
 
 revision = "0005"
@@ -115,6 +117,7 @@ def _market_counts(conn) -> dict[str, int]:  # noqa: ANN001
 def upgrade() -> None:
     _create_chunks_table()
     conn = op.get_bind()
+    compress = zstandard.ZstdCompressor(level=1).compress
     sizes = _market_counts(conn)
     query = (
         sa.select(markets.c.scenario, slot_stats.c.slot, slot_stats.c.slot_label, markets.c.position)
@@ -129,6 +132,7 @@ def upgrade() -> None:
         for row in rows:
             label = row[2]
             matrix[row[3]] = [np.nan if v is None else v for v in row[4:]]
+        fields = matrix.T
         conn.execute(
             chunks.insert(),
             [
@@ -137,10 +141,10 @@ def upgrade() -> None:
                     "slot": slot,
                     "chunk": k,
                     "slot_label": label,
-                    "n_markets": len(matrix[start : start + CHUNK]),
-                    "stats": matrix[start : start + CHUNK].tobytes(),
+                    "n_markets": fields[:, start : start + CHUNK].shape[1],
+                    "stats": compress(np.ascontiguousarray(fields[:, start : start + CHUNK]).tobytes()),
                 }
-                for k, start in enumerate(range(0, len(matrix), CHUNK))
+                for k, start in enumerate(range(0, fields.shape[1], CHUNK))
             ],
         )
     _drop_rows_table()
@@ -153,8 +157,10 @@ def downgrade() -> None:
     for uuid, scenario, position in conn.execute(sa.select(markets)):
         uuids.setdefault(scenario, {})[position] = uuid
     query = sa.select(chunks).order_by(chunks.c.scenario, chunks.c.slot, chunks.c.chunk)
+    decompress = zstandard.ZstdDecompressor().decompress
     for row in conn.execute(query.execution_options(yield_per=100)):
-        values = np.frombuffer(row.stats, dtype=DTYPE).reshape(row.n_markets, len(STAT_FIELDS)).tolist()
+        fields = np.frombuffer(decompress(row.stats), dtype=DTYPE).reshape(len(STAT_FIELDS), row.n_markets)
+        values = fields.T.tolist()
         rows = []
         for i, stats in enumerate(values):
             rows.append(
