@@ -270,10 +270,25 @@ class ExchangeStore:
         Returns the stats and the fees now in force.
         """
         now = time.time()
+        state_blob = _pack(asset_state)
+        c = exchange_state.c
         with self.engine.begin() as conn:
-            state = self._lock_state(conn)
-            if state.running_slot != slot:
-                raise RuntimeError(f"slot {slot} is not the running slot ({state.running_slot})")
+            # the update takes the state row's lock and checks the running slot at once
+            moved = conn.execute(
+                update(exchange_state)
+                .where(c.scenario == self.key, c.running_slot == slot)
+                .values(
+                    running_slot=slot + 1,
+                    last_closed_slot=slot,
+                    slot_started_at=now,
+                    slot_seconds=slot_seconds,
+                    asset_state=state_blob,
+                    updated_at=now,
+                )
+            ).rowcount
+            if moved != 1:
+                running = conn.execute(select(c.running_slot).where(c.scenario == self.key)).scalar()
+                raise RuntimeError(f"slot {slot} is not the running slot ({running})")
             next_fees = self._fees(conn, slot + 1)
             stats = build_stats(next_fees)
             rows = [
@@ -281,18 +296,6 @@ class ExchangeStore:
                 for chunk, n, blob in packed.chunks(packed.field_matrix(stats))
             ]
             conn.exec_driver_sql(self._insert_chunks, rows)
-            conn.execute(
-                update(exchange_state)
-                .where(exchange_state.c.scenario == self.key)
-                .values(
-                    running_slot=slot + 1,
-                    last_closed_slot=slot,
-                    slot_started_at=now,
-                    slot_seconds=slot_seconds,
-                    asset_state=_pack(asset_state),
-                    updated_at=now,
-                )
-            )
         return stats, next_fees
 
     # -- the fee book ---------------------------------------------------------------------
