@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -395,7 +396,7 @@ class ExchangeStore:
                         scenario=self.key,
                         username=username,
                         transaction_id=transaction_id,
-                        response=json.dumps(response),
+                        response=orjson.dumps(response).decode(),
                         created_at=time.time(),
                     )
                 )
@@ -409,7 +410,7 @@ class ExchangeStore:
     def _stored_batch(self, key) -> dict | None:
         with self.reader.connect() as conn:
             text = conn.execute(select(batch_transactions.c.response).where(*key)).scalar()
-        return None if text is None else json.loads(text)
+        return None if text is None else orjson.loads(text)
 
     def submit_fee(
         self, market_uuid: str, value: object, source: str, transaction_id: str | None = None
