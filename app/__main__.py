@@ -1,14 +1,26 @@
-"""``python -m app``: the embedded exchange with its Grid Operator API on ``PORT`` (8050),
-printing every closed slot. The Dash console joins this process in a later issue.
+"""``python -m app [--host 127.0.0.1] [--port PORT]``: the embedded exchange with its Grid Operator
+API and the console on ``PORT`` (8050), printing every closed slot.
 
 A setting that cannot work (``app.preflight``: ``SECRET_KEY`` or ``USERS_FILE`` unset outside
-demo mode, ...) stops it with one line on stderr and exit status 2."""
+demo mode, ...) stops it with one line on stderr and exit status 2. The settings come from the
+environment (``app.config``); ``--help`` answers before anything heavy is imported."""
 
+import argparse
 import logging
 
-from app.preflight import start_settings
-from app.serve import serve
+parser = argparse.ArgumentParser(
+    prog="python -m app",
+    description="The Grid Fee Console: the embedded exchange, its Grid Operator API (/api/v1) and "
+    "the console in one process, the runner and the operator agent in threads. Settings come "
+    "from the environment (PORT, DATABASE_URL, SCENARIO, SLOT_SECONDS, ...; see app/config.py).",
+)
+parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+parser.add_argument("--port", type=int, default=None, help="port (default: the PORT setting, 8050)")
+args = parser.parse_args()
+
+from app.preflight import start_settings  # noqa: E402
+from app.serve import serve  # noqa: E402
 
 logging.basicConfig(level=logging.WARNING)
 settings = start_settings("app")
-raise SystemExit(serve(settings, "127.0.0.1", settings.port))
+raise SystemExit(serve(settings, args.host, settings.port if args.port is None else args.port))

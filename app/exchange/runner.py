@@ -18,14 +18,15 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from app.exchange.assets import AssetState
 from app.exchange.clock import SimClock
 from app.exchange.events import market_info
-from app.exchange.simulation import Simulation
-from app.store.repo import ExchangeStore
+
+if TYPE_CHECKING:  # imported where used, so that ``--help`` answers at once
+    import numpy as np
+
+    from app.store.repo import ExchangeStore
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ class ScenarioEnded(RuntimeError):
 
 class ExchangeRunner:
     def __init__(self, store: ExchangeStore, slot_seconds: float = 0.0):
+        from app.exchange.simulation import Simulation
+
         self.store = store
         self.sim = Simulation(store.scenario, store.grid)
         sc = store.scenario
@@ -56,6 +59,8 @@ class ExchangeRunner:
 
     def resume(self) -> int:
         """Load the state after the last closed slot and (re)start the slot after it."""
+        from app.exchange.assets import AssetState
+
         saved = self.store.load_state()
         if saved.asset_state is not None:
             self.sim.state = AssetState.from_arrays(saved.asset_state)
@@ -85,7 +90,7 @@ class ExchangeRunner:
         if self.finished:
             raise ScenarioEnded(f"the scenario ended after {self.store.scenario.days} day(s)")
         slot, grid = self.running_slot, self.sim.grid
-        before = AssetState.from_arrays(self.sim.state.to_arrays())
+        before = type(self.sim.state).from_arrays(self.sim.state.to_arrays())  # an AssetState
         try:
             outcome = self.sim.run_slot(slot, self.fees)
             stats, next_fees = self.store.close_slot(
@@ -158,18 +163,19 @@ def print_cycle(info: dict, levels: tuple[int, ...] = (0, 1)) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from app.config import Settings
-    from app.exchange.grid import build_grid
-    from app.exchange.scenario import ScenarioError, load_scenario
-    from app.store.db import migrate
-    from app.store.lock import RunnerLock
-    from app.store.repo import StoreMismatch
-
     parser = argparse.ArgumentParser(description="Run the embedded exchange and print each slot.")
     parser.add_argument("--slots", type=int, default=None, help="stop after this many slots")
     parser.add_argument("--reset", action="store_true", help="forget this scenario's stored run first")
     parser.add_argument("--quiet", action="store_true", help="do not print slot stats")
     args = parser.parse_args(argv)
+
+    from app.config import Settings
+    from app.exchange.grid import build_grid
+    from app.exchange.scenario import ScenarioError, load_scenario
+    from app.store.db import migrate
+    from app.store.lock import RunnerLock
+    from app.store.repo import ExchangeStore, StoreMismatch
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
     try:
