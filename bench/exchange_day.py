@@ -17,6 +17,8 @@ What is measured, per size, in a fresh worker process (so that peak RSS is that 
   throwaway PostgreSQL server started as the tests do), i.e. the core plus, per slot, the
   transaction that stores every market's stats and the asset state and opens the next slot.
   With ``--store none`` it is the core day;
+* **day CPU s**: the CPU time of the worker process during the day (the PostgreSQL server's own
+  is not in it): a figure less swayed than **day s** by other processes on a shared machine;
 * **peak RSS MB**: ``ru_maxrss`` of the worker at its end, imports of NumPy, pandas, pvlib and
   demandlib included (their import *time* is not counted: the worker imports them before timing).
 
@@ -96,17 +98,18 @@ def run_worker(houses: int, repeat: int, store_url: str | None) -> dict:
     from app.store.repo import ExchangeStore
 
     communities, per_community = layout(houses)
-    build, core, day, store_setup = [], [], [], []
+    build, core, core_cpu, day, day_cpu, store_setup = [], [], [], [], [], []
     for _ in range(repeat):
         _clear_profile_caches()
         t0 = time.perf_counter()
         sim = Simulation(generate_scenario(communities, per_community, seed=SEED))
-        t1 = time.perf_counter()
+        t1, cpu = time.perf_counter(), time.process_time()
         fees = sim.grid.initial_fee_ct_per_kwh
         for slot in range(SLOTS_PER_DAY):
             outcome = sim.run_slot(slot, fees)
             outcome.stats(sim.grid, fees)
-        t2 = time.perf_counter()
+        t2, cpu = time.perf_counter(), time.process_time() - cpu
+        core_cpu.append(cpu)
         assert sim.grid.n_houses == houses, sim.grid.n_houses
         build.append(t1 - t0)
         core.append(t2 - t1)
@@ -124,14 +127,15 @@ def run_worker(houses: int, repeat: int, store_url: str | None) -> dict:
             store.reset()
             store.register()
             runner = ExchangeRunner(store, 0)
-            t1 = time.perf_counter()
+            t1, cpu = time.perf_counter(), time.process_time()
             closed = runner.run(SLOTS_PER_DAY)
-            t2 = time.perf_counter()
+            t2, cpu = time.perf_counter(), time.process_time() - cpu
             assert closed == SLOTS_PER_DAY and store.closed_slots()[-1] == SLOTS_PER_DAY - 1
             store.reset()  # the next run starts from an empty store, as --reset does
             store.engine.dispose()
             store_setup.append(t1 - t0)
             day.append(t2 - t1)
+            day_cpu.append(cpu)
             del runner, store
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     return {
@@ -139,6 +143,7 @@ def run_worker(houses: int, repeat: int, store_url: str | None) -> dict:
         "build_seconds": build,
         "core_day_seconds": core,
         "day_seconds": day or core,
+        "day_cpu_seconds": day_cpu or core_cpu,
         "store_setup_seconds": store_setup,
         "peak_rss_kib": peak_kib,
     }
@@ -163,6 +168,7 @@ def summarise(results: list[dict], store: str) -> dict:
         "store": store,
         "core_day_seconds": {},
         "day_seconds_min": {},
+        "day_cpu_seconds": {},
         "build_seconds": {},
     }
     for r in results:
@@ -171,13 +177,14 @@ def summarise(results: list[dict], store: str) -> dict:
         out["peak_rss_mb"][key] = round(r["peak_rss_kib"] / 1024, 1)
         out["core_day_seconds"][key] = round(statistics.median(r["core_day_seconds"]), 3)
         out["day_seconds_min"][key] = round(min(r["day_seconds"]), 3)
+        out["day_cpu_seconds"][key] = round(statistics.median(r["day_cpu_seconds"]), 3)
         out["build_seconds"][key] = round(statistics.median(r["build_seconds"]), 3)
     return out
 
 
 def print_table(summary: dict, repeat: int) -> None:
     extra = repeat > 1
-    head = f"{'houses':>8} | {'build s':>8} | {'core day s':>10} | {'day s':>8} | "
+    head = f"{'houses':>8} | {'build s':>8} | {'core day s':>10} | {'day s':>8} | {'day CPU s':>9} | "
     head += (f"{'min s':>8} | " if extra else "") + f"{'slots/s':>8} | {'peak RSS MB':>11}"
     print(f"store: {summary['store']}")
     print(head)
@@ -185,6 +192,7 @@ def print_table(summary: dict, repeat: int) -> None:
     for key, day in summary["day_seconds"].items():
         row = f"{int(key):>8,} | {summary['build_seconds'][key]:>8.3f} | "
         row += f"{summary['core_day_seconds'][key]:>10.3f} | {day:>8.3f} | "
+        row += f"{summary['day_cpu_seconds'][key]:>9.3f} | "
         if extra:
             row += f"{summary['day_seconds_min'][key]:>8.3f} | "
         print(row + f"{SLOTS_PER_DAY / day:>8.1f} | {summary['peak_rss_mb'][key]:>11.1f}")
