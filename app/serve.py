@@ -12,14 +12,14 @@ import logging
 import signal
 import threading
 
-from werkzeug.serving import make_server
-
 from app.config import Settings
 
 log = logging.getLogger(__name__)
 
 
 def serve(settings: Settings, host: str, port: int, print_slots: bool = True) -> int:
+    from werkzeug.serving import make_server
+
     from app import create_app
     from app.exchange.grid import build_grid
     from app.exchange.runner import ExchangeRunner, print_cycle

@@ -29,31 +29,24 @@ markets = Table(
     Column("parent_uuid", String(36), nullable=True),
 )
 
-# One row per market per closed slot. Written by the runner only, in the transaction that
-# closes the slot, so a slot is either complete for every market or absent.
-slot_stats = Table(
-    "slot_stats",
+# The stats of every market per closed slot, packed: one row per slot and chunk of
+# ``STAT_CHUNK_MARKETS`` markets (by their position in the grid). ``stats`` holds the chunk's
+# markets' 15 ``app.exchange.stats.STAT_FIELDS`` as a zstd-compressed float64 matrix, NaN for
+# "no value" (a rate when nothing traded, a percentage when its denominator is zero); the format
+# is ``app.store.packed``'s. Written by the runner only, in the transaction that closes the
+# slot, so a slot is either complete for every market or absent. Migration 0005 moved the rows
+# of the table before it (``slot_stats``, one row per market and slot) here.
+STAT_CHUNK_MARKETS = 256
+slot_stat_chunks = Table(
+    "slot_stat_chunks",
     metadata,
-    Column("market_uuid", String(36), ForeignKey("markets.uuid"), primary_key=True),
+    Column("scenario", String(200), primary_key=True),
     Column("slot", Integer, primary_key=True),
+    Column("chunk", Integer, primary_key=True),  # markets from chunk * STAT_CHUNK_MARKETS on
     Column("slot_label", String(16), nullable=False),
-    Column("min_trade_rate", Float),  # ct/kWh, NULL when nothing traded
-    Column("median_trade_rate", Float),
-    Column("avg_trade_rate", Float),
-    Column("max_trade_rate", Float),
-    Column("total_traded_energy_kWh", Float, nullable=False),
-    Column("import_kwh", Float, nullable=False),
-    Column("export_kwh", Float, nullable=False),
-    Column("self_sufficiency", Float),  # %, NULL when nothing consumed
-    Column("self_consumption", Float),  # %, NULL when nothing produced
-    Column("market_fee", Float, nullable=False),  # ct/kWh in force
-    Column("next_market_fee", Float, nullable=False),  # ct/kWh queued for the next slot
-    Column("market_fee_revenue", Float, nullable=False),  # ct
-    Column("unmatched_kwh", Float, nullable=False),
-    Column("consumption_kwh", Float, nullable=False),
-    Column("production_kwh", Float, nullable=False),
+    Column("n_markets", Integer, nullable=False),
+    Column("stats", LargeBinary, nullable=False),
 )
-Index("ix_slot_stats_slot", slot_stats.c.slot)
 
 # The fee book: every accepted change. The fee of a market in slot n is the newest row (by id)
 # with applies_from_slot <= n, else the scenario's initial fee.
