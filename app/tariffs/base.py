@@ -29,6 +29,10 @@ class FeeLimits:
 
 _EPOCH = dt.datetime(2000, 1, 1)
 
+HISTORY_FOR_MODELS = 7 * 96 + 8
+"""Closed slots a model is given [slots]: a week of 15-minute slots and a few more, enough for the
+predictive controller's same-slot-last-week and every other model's look-back."""
+
 
 def _slot_number(slot: int | str, slot_length_min: int = 15) -> int:
     """Slot numbers as they are, slot labels (``YYYY-MM-DDTHH:mm``) as slots since 2000-01-01."""
