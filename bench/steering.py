@@ -15,8 +15,10 @@ grid's root market on the last ``days`` days only (the *judged* days):
   at the exchange's maximum fee);
 * ``controller``: the PI congestion controller (``app.tariffs.controller``);
 * ``predictive``: the predictive controller (``app.tariffs.predictive``);
-* ``oracle``: no fee at all: every flexible asset scheduled with perfect foresight to minimise the
-  judged peaks (``app.operator.oracle``, a linear program), the physical limit.
+* ``oracle``: no fee at all: every flexible asset (EV, heat pump, battery) scheduled with perfect
+  foresight to minimise the judged peaks (``app.operator.oracle``, a linear program), the
+  physical limit of shifting. With free PV curtailment too the export peak is 0 (the JSON's
+  ``oracle_with_curtailment``), which is why curtailment is not part of the row.
 
 Limits are each market's own (the scenario's ``limits``); a market without any (the generated
 grid) gets ``--limit-share`` of its zero-fee peaks *on the tuning days*. Nothing is derived from
@@ -60,7 +62,7 @@ CONTROLLER_GRID = {  # PI controller: the issue-5 tuning, with these alternative
 }
 PREDICTIVE_GRID = {
     "target_share": (0.6, 0.75, 0.9),
-    "gain_ct_per_kwh": (4.0, 10.0, 20.0),
+    "gain_ct_per_kwh": (10.0, 25.0, 50.0),
     "max_fall_ct_per_kwh": (0.5, 2.0),
 }
 
@@ -183,6 +185,7 @@ def run(scenario_name: str, days: int, tune_days: int, seed: int | None, limit_s
 
     zero_peaks = raw.peaks(root)
     oracle = oracle_peaks(scenario, total, judge_from, zero_peaks)
+    with_curtailment = oracle_peaks(scenario, total, judge_from, zero_peaks, curtailment=True)
     lim_imp, lim_exp = limits[root]
     results["oracle"] = {
         "peak_import_kwh": oracle.peak_import_kwh,
@@ -194,6 +197,11 @@ def run(scenario_name: str, days: int, tune_days: int, seed: int | None, limit_s
         ),
         "unmatched_kwh": oracle.curtailed_kwh,
     }
+    oracle_curtailing = {
+        "peak_import_kwh": round(with_curtailment.peak_import_kwh, 3),
+        "peak_export_kwh": round(with_curtailment.peak_export_kwh, 3),
+        "curtailed_kwh": round(with_curtailment.curtailed_kwh, 3),
+    }
     return {
         "scenario": scenario.name,
         "seed": scenario.seed,
@@ -204,6 +212,7 @@ def run(scenario_name: str, days: int, tune_days: int, seed: int | None, limit_s
         "limit_source": limit_source,
         "tuned": {"controller": tuned_controller, "predictive": tuned_predictive},
         "tuning_runs": n_c + n_p,
+        "oracle_with_curtailment": oracle_curtailing,
         "results": results,
         "seconds": time.perf_counter() - t0,
     }

@@ -9,7 +9,8 @@ profiles) and schedules, as one linear program solved by HiGHS (``scipy.optimize
   day's need) delivered inside that window;
 * batteries: charge ``c_t``, discharge ``d_t`` [kWh at the meter], state of charge
   ``s_t = s_{t-1} + eta * c_t - d_t / eta`` within ``[min_soc, 1] * capacity``;
-* PV curtailment ``u_t``, ``0 <= u_t <= pv_t``.
+* PV curtailment ``u_t``, ``0 <= u_t <= pv_t`` (only with ``curtailment=True``: free curtailment
+  takes the export peak to 0, so the default oracle only shifts, and wastes no energy).
 
 The grid market's (root's) net import per slot is
 
@@ -62,10 +63,13 @@ def oracle_peaks(
     days: int,
     judge_from_slot: int = 0,
     zero_peaks_kwh: tuple[float, float] = (1.0, 1.0),
+    curtailment: bool = False,
 ) -> OracleResult:
     """Schedule ``days`` days of ``scenario`` to minimise the root's peaks on the judged slots.
 
     ``zero_peaks_kwh``: (import, export) peaks without fees, the weights of the two directions.
+    ``curtailment``: may PV be curtailed? With it the export peak is trivially 0 (every kWh that
+    would leave is thrown away), so the default limit is what shifting alone achieves.
     """
     grid = build_grid(scenario)
     profiles = ProfileSource(scenario, grid)
@@ -132,7 +136,7 @@ def oracle_peaks(
     ub[off_d : off_d + n] = power
     lb[off_s : off_s + n] = soc_min if cap else 0.0
     ub[off_s : off_s + n] = cap
-    ub[off_u : off_u + n] = pv
+    ub[off_u : off_u + n] = pv if curtailment else 0.0
     for t in range(n):  # s_t - s_{t-1} - eta c_t + d_t / eta = 0
         cols = [off_s + t, off_c + t, off_d + t]
         vals = [1.0, -eta, 1.0 / eta]
