@@ -23,6 +23,7 @@ MODES = [
     ("tou", "Time of use"),
     ("peak_tiers", "Peak tiers"),
     ("controller", "Controller"),
+    ("predictive", "Predictive controller"),
     ("critical_peak", "Critical peak"),
 ]
 DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -62,6 +63,18 @@ FORMS: dict[str, list[Field]] = {
         Field("max_fee_ct_per_kwh", "Maximum fee [ct/kWh]", "number", 40.0),
         Field("max_step_ct_per_kwh", "Largest rise per slot [ct/kWh]", "number", 6.0),
         Field("max_step_down_ct_per_kwh", "Largest fall per slot [ct/kWh]", "number", 0.5, required=False),
+    ],
+    "predictive": [  # defaults: what bench/steering.py tuned on the default scenario
+        Field("import_limit_kwh", "Import limit [kWh/slot]", "number", 25.0),
+        Field("export_limit_kwh", "Export limit [kWh/slot]", "number", 60.0),
+        Field("target_share", "Aim at [share of the limit, 0-1.5]", "number", 0.6),
+        Field("gain_ct_per_kwh", "Gain [ct/kWh per unit forecast error]", "number", 50.0),
+        Field("weight_yesterday", "Weight of yesterday [0-1]", "number", 0.7),
+        Field("weight_last_week", "Weight of last week [0-1]", "number", 0.3),
+        Field("min_fee_ct_per_kwh", "Minimum fee [ct/kWh]", "number", 0.0),
+        Field("max_fee_ct_per_kwh", "Maximum fee [ct/kWh]", "number", 40.0),
+        Field("max_fall_ct_per_kwh", "Largest fall per slot [ct/kWh]", "number", 0.5),
+        Field("base_fee_ct_per_kwh", "Start fee [ct/kWh]", "number", 1.0),
     ],
     "critical_peak": [
         Field("base_fee_ct_per_kwh", "Base fee (constant) [ct/kWh]", "number", 2.0),

@@ -174,7 +174,8 @@ def params_of(states: list[dict]) -> dict[str, object]:
 
 
 def preview_text(market_uuid: str, mode: str, values: dict, table: dict | None, manual) -> str:  # noqa: ANN001
-    """What the setting would send and from which slot it is in force, or why it cannot."""
+    """What the setting would send and from which slot it is in force, or why it cannot; for the
+    predictive controller also its forecast of that slot against its targets."""
     if mode == "manual":
         from app.exchange.fees import FeeRefused, validate_fee
 
@@ -185,32 +186,66 @@ def preview_text(market_uuid: str, mode: str, values: dict, table: dict | None, 
             return "enter a fee in ct/kWh" if manual in (None, "") else f"⚠ {exc.message}"
         return f"sends {fee:.2f} ct/kWh"
     try:
-        fee = model_fee_for_next_slot(market_uuid, parse_form(mode, values, table))
+        model_dict = parse_form(mode, values, table)
+        fee = model_fee_for_next_slot(market_uuid, model_dict)
     except ValueError as exc:
         return f"⚠ {exc}"
-    return f"would send {fee:.2f} ct/kWh, {queued_text(console().clock_state())}; then a new fee every slot"
+    text = f"would send {fee:.2f} ct/kWh, {queued_text(console().clock_state())}"
+    if mode == "predictive":
+        text += f"; {forecast_text(market_uuid, model_dict)}"
+    return text + "; then a new fee every slot"
+
+
+def _model_inputs(market_uuid: str):  # noqa: ANN202
+    """(history, target slot, fee limits) a model computes the next queued fee from: the market's
+    last ``HISTORY_FOR_MODELS`` closed slots and the slot a fee queued now is in force from."""
+    from app.operator.agent import slot_number
+    from app.tariffs.base import HISTORY_FOR_MODELS, FeeLimits, MarketHistory, SlotInfo
+
+    data = console()
+    state = data.clock_state()
+    length = int(state.get("slot_length_min") or 15)
+    target = state.get("target_slot")
+    if target:
+        start = dt.datetime.strptime(target, SLOT_FORMAT)
+    else:
+        running = state.get("running_slot") or data.latest_slot()
+        start = (
+            dt.datetime.strptime(running, SLOT_FORMAT) + dt.timedelta(minutes=length)
+            if running
+            else dt.datetime.now()
+        )
+    limits = data.fee_limits()
+    history = MarketHistory.from_rows(data.history(market_uuid, last=HISTORY_FOR_MODELS))
+    slot = SlotInfo(slot_number(start, length), start, length)
+    return history, slot, FeeLimits(limits["min_ct_per_kwh"], limits["max_ct_per_kwh"])
 
 
 def model_fee_for_next_slot(market_uuid: str, model_dict: dict) -> float:
-    from app.operator.agent import slot_number
-    from app.tariffs.base import FeeLimits, MarketHistory, SlotInfo
+    """The fee [ct/kWh] ``model_dict`` sets for the slot a fee queued now is in force from."""
     from app.tariffs.registry import compute_fee, parse_model
 
-    data = console()
     model = parse_model(model_dict)
-    running = data.clock_state().get("running_slot") or data.latest_slot()
-    start = (
-        dt.datetime.strptime(running, SLOT_FORMAT) + dt.timedelta(minutes=15)
-        if running
-        else dt.datetime.now()
-    )
-    limits = data.fee_limits()
-    history = MarketHistory.from_rows(data.history(market_uuid, last=200))
-    return compute_fee(
-        model,
-        history,
-        SlotInfo(slot_number(start, 15), start, 15),
-        FeeLimits(limits["min_ct_per_kwh"], limits["max_ct_per_kwh"]),
+    history, slot, limits = _model_inputs(market_uuid)
+    return compute_fee(model, history, slot, limits)
+
+
+def forecast_text(market_uuid: str, model_dict: dict) -> str:
+    """The predictive controller's forecast of the slot it sets the fee for, against its targets."""
+    from app.tariffs.predictive import forecast_kwh
+    from app.tariffs.registry import parse_model
+
+    model = parse_model(model_dict)
+    history, slot, _ = _model_inputs(market_uuid)
+    imp, exp = forecast_kwh(history, slot.slot, slot.slot_length_min, model)
+    if imp is None and exp is None:
+        return "no forecast yet (no history)"
+    aim_imp = model.target_share * model.import_limit_kwh
+    aim_exp = model.target_share * model.export_limit_kwh
+    shown = [plain_number(round(v, 1)) if v is not None else "?" for v in (imp, exp)]
+    return (
+        f"forecast import {shown[0]} / export {shown[1]} kWh/slot, aiming at "
+        f"{plain_number(round(aim_imp, 1))} / {plain_number(round(aim_exp, 1))}"
     )
 
 
