@@ -206,6 +206,7 @@ def test_con003_a_model_sends_its_fee_every_cycle(live, dash_duo):
     assert dash_duo.get_logs() == []  # no callback failed
 
 
+@pytest.mark.parametrize("live", [3.0], indirect=True)  # slots long enough for one reading of the page
 def test_con010_the_predictive_controller_is_chosen_in_the_form_and_its_preview_names_the_slot(
     live, dash_duo
 ):
@@ -245,7 +246,7 @@ def test_con010_the_predictive_controller_is_chosen_in_the_form_and_its_preview_
             and c["source"].startswith("model:predictive")
         ]
 
-    until(sent_by_the_agent, 3 * SLOT_SECONDS + 8, msg="the agent did not send the predictive model's fee")
+    until(sent_by_the_agent, 3 * live.slot_seconds + 8, msg="the agent did not send the predictive model's fee")
     assert dash_duo.get_logs() == []  # no callback failed
 
 
