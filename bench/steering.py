@@ -23,8 +23,9 @@ grid's root market on the last ``days`` days only (the *judged* days):
 Limits are each market's own (the scenario's ``limits``); a market without any (the generated
 grid) gets ``--limit-share`` of its zero-fee peaks *on the tuning days*. Nothing is derived from
 the judged days: the two controllers' parameters are chosen on the tuning days (a small grid,
-scored by the root's peak import % + peak export % of the tuning days' zero-fee run), then the
-whole run is repeated with the chosen ones and judged on the days after.
+scored by the worse of the root's peak import and export, in % of the tuning days' zero-fee run,
+plus ``WASTE_PP`` points per 100 % of the zero-fee export energy left unmatched), then the whole
+run is repeated with the chosen ones and judged on the days after.
 
 ``--json`` prints as last line ``{"models": {"zero": {...}, "controller": {"peak_import_kwh": ...,
 "peak_export_kwh": ..., ...}, ...}, "oracle": {...}, "tuned": {...}, ...}``.
@@ -57,14 +58,16 @@ JSON_KEYS = tuple(key for key, _, _ in COLUMNS) + ("slots_over_limit",)
 
 CONTROLLER_GRID = {  # PI controller: the issue-5 tuning, with these alternatives
     "ki_ct_per_kwh": (2.0, 5.0, 10.0),
-    "max_step_down_ct_per_kwh": (0.5, 2.0),
     "forecast_weight": (0.0, 0.5),
 }
 PREDICTIVE_GRID = {
-    "target_share": (0.6, 0.75, 0.9),
-    "gain_ct_per_kwh": (10.0, 25.0, 50.0),
-    "max_fall_ct_per_kwh": (0.5, 2.0),
+    "target_share": (0.4, 0.5, 0.6, 0.75),
+    "gain_ct_per_kwh": (25.0, 50.0),
+    "max_fall_ct_per_kwh": (0.2, 0.5, 1.0),
 }
+WASTE_PP = 20.0
+"""Tuning score: percentage points added per 100 % of the zero-fee export energy left unmatched
+(curtailed): a setting that lowers the export peak by curtailing every kWh is not the best one."""
 
 
 def controller_params(import_limit_kwh: float, export_limit_kwh: float, **change: float) -> dict:
@@ -106,8 +109,10 @@ def load(name: str, seed: int | None):  # noqa: ANN201
     return scenario if seed is None else scenario.model_copy(update={"seed": seed})
 
 
-def _score(kpis: dict) -> float:
-    return kpis["peak_import_pct_of_baseline"] + kpis["peak_export_pct_of_baseline"]
+def _score(kpis: dict, zero_export_kwh: float) -> float:
+    """The worse of peak import and export [% of zero fee], plus the energy wasted doing it."""
+    worse = max(kpis["peak_import_pct_of_baseline"], kpis["peak_export_pct_of_baseline"])
+    return worse + WASTE_PP * kpis["unmatched_kwh"] / max(zero_export_kwh, 1e-9)
 
 
 def run(scenario_name: str, days: int, tune_days: int, seed: int | None, limit_share: float) -> dict:
@@ -153,8 +158,9 @@ def run(scenario_name: str, days: int, tune_days: int, seed: int | None, limit_s
             models = {m.uuid: parse_model(make(*limits[m.uuid], **change)) for m in managed}
             kpis = backtest(scenario, models, days=tune_days, baseline=tuning_zero).kpis[root]
             tried += 1
-            if _score(kpis) < best_score:
-                best, best_score = change, _score(kpis)
+            score = _score(kpis, tuning_zero.kpis[root]["export_kwh"])
+            if score < best_score:
+                best, best_score = change, score
         return best, tried
 
     tuned_controller, n_c = tune(controller_params, CONTROLLER_GRID)

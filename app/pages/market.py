@@ -12,7 +12,7 @@ import base64
 import datetime as dt
 
 import dash_mantine_components as dmc
-from dash import ALL, MATCH, Input, Output, State, ctx, dcc, html, no_update
+from dash import ALL, MATCH, Input, Output, Patch, State, ctx, dcc, html, no_update
 
 from app import ids
 from app.dashboard.auth import NotAllowed, require_operator
@@ -50,6 +50,9 @@ def market_card(market: dict, cols: int) -> dmc.Paper:
     figures = market_figures(
         rows, previous_cumulative_ct=before, slot_minutes=15, uirevision=market["uuid"], height_px=240
     )
+    overlay = forecast_overlay(market["uuid"])
+    if overlay is not None:
+        add_forecast(figures["flows"], overlay)
     graphs = [
         dcc.Graph(
             id={"type": "market-graph", "market": market["uuid"], "chart": name},
@@ -72,6 +75,7 @@ def market_card(market: dict, cols: int) -> dmc.Paper:
                 id={"type": "market-last", "market": market["uuid"]},
                 data={"slot": rows[-1]["slot"] if rows else None, "cumulative": total},
             ),
+            dcc.Store(id={"type": "market-forecast", "market": market["uuid"]}, data=overlay is not None),
         ],
         p="xs",
         withBorder=True,
@@ -140,6 +144,76 @@ def layout(market_id: str | None = None, **_query) -> html.Div:
 def new_slots(market_uuid: str, after: str | None) -> list[dict]:
     rows = console().history(market_uuid, start=after)
     return [r for r in rows if after is None or r["slot"] > after]
+
+
+# -- the predictive controller's forecast and limits on the flows chart ------------------------
+FORECAST_TRACE = 2  # index in the flows figure: after import (0) and export (1), see market_charts
+
+
+def forecast_overlay(market_uuid: str) -> dict | None:
+    """What the market's predictive controller expects of the slot its next fee is for: ``{"x":
+    slot start, "import_kwh", "export_kwh", "import_limit_kwh", "export_limit_kwh"}``; None when
+    the market is not run by it (or its setting cannot be read)."""
+    from app.tariffs.predictive import forecast_kwh
+    from app.tariffs.registry import parse_model
+
+    setting = console().ops.settings().get(market_uuid)
+    if setting is None or setting.mode != "model" or (setting.model or {}).get("model") != "predictive":
+        return None
+    try:
+        model = parse_model(setting.model)
+    except ValueError:
+        return None
+    history, slot, _ = _model_inputs(market_uuid)
+    imp, exp = forecast_kwh(history, slot.slot, slot.slot_length_min, model)
+    return {
+        "x": slot.start,
+        "import_kwh": imp,
+        "export_kwh": exp,
+        "import_limit_kwh": model.import_limit_kwh,
+        "export_limit_kwh": model.export_limit_kwh,
+    }
+
+
+def _forecast_points(overlay: dict) -> tuple[list, list]:
+    y = [overlay["import_kwh"], None if overlay["export_kwh"] is None else -overlay["export_kwh"]]
+    return [overlay["x"], overlay["x"]], y
+
+
+def add_forecast(figure, overlay: dict) -> None:  # noqa: ANN001
+    """The limits as dashed lines (import above, export below zero) and the forecast of the next
+    fee's slot as a trace after the documented ones (so the patch indices stay as they are)."""
+    import plotly.graph_objects as go
+
+    from components.formatting import PALETTE, UNIT_ENERGY
+
+    x, y = _forecast_points(overlay)
+    figure.add_trace(
+        go.Scatter(
+            name="Forecast (predictive)",
+            x=x,
+            y=y,
+            mode="markers",
+            marker={
+                "symbol": "diamond-open",
+                "size": 11,
+                "color": PALETTE["over_limit"],
+                "line": {"width": 2},
+            },
+            hovertemplate=f"forecast %{{y:.2f}} {UNIT_ENERGY}<extra></extra>",
+        )
+    )
+    for value, text in (
+        (overlay["import_limit_kwh"], "import limit"),
+        (-overlay["export_limit_kwh"], "export limit"),
+    ):
+        figure.add_hline(
+            y=value,
+            line={"color": PALETTE["over_limit"], "dash": "dash", "width": 1},
+            annotation_text=text,
+            annotation_font_color=PALETTE["over_limit"],
+            annotation_position="top left" if value > 0 else "bottom left",
+        )
 
 
 # -- fee control ------------------------------------------------------------------------------
@@ -342,6 +416,23 @@ def register_callbacks(app) -> None:  # noqa: ANN001
         return [patches[c] for c in charts], {"slot": rows[-1]["slot"], "cumulative": cumulative}
 
     @app.callback(
+        Output({"type": "market-graph", "market": MATCH, "chart": "flows"}, "figure", allow_duplicate=True),
+        Input({"type": "market-last", "market": MATCH}, "data"),
+        State({"type": "market-forecast", "market": MATCH}, "data"),
+        prevent_initial_call=True,
+    )
+    def move_forecast(_last, shown):
+        """The forecast marker moves on to the slot the next fee is for, once a slot closed."""
+        if not shown:
+            return no_update
+        overlay = forecast_overlay(ctx.outputs_list["id"]["market"])
+        if overlay is None:
+            return no_update
+        patch = Patch()
+        patch["data"][FORECAST_TRACE]["x"], patch["data"][FORECAST_TRACE]["y"] = _forecast_points(overlay)
+        return patch
+
+    @app.callback(
         Output({"type": "fee-slider", "market": MATCH}, "value"),
         Output({"type": "fee-input", "market": MATCH}, "value"),
         Input({"type": "fee-slider", "market": MATCH}, "value"),
@@ -381,8 +472,9 @@ def register_callbacks(app) -> None:  # noqa: ANN001
         Input({"type": "fee-param", "market": MATCH, "field": ALL}, "value"),
         Input({"type": "tou-table", "market": MATCH}, "data"),
         Input({"type": "fee-input", "market": MATCH}, "value"),
+        Input(ids.TICK, "n_intervals"),  # the slot it names, and a model's fee, move on with the clock
     )
-    def preview(mode, _values, table, manual):
+    def preview(mode, _values, table, manual, _n):
         market_uuid = ctx.outputs_list["id"]["market"]
         return preview_text(market_uuid, mode, params_of(ctx.inputs_list[1]), table, manual)
 

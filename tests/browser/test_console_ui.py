@@ -246,8 +246,33 @@ def test_con010_the_predictive_controller_is_chosen_in_the_form_and_its_preview_
             and c["source"].startswith("model:predictive")
         ]
 
-    until(sent_by_the_agent, 3 * live.slot_seconds + 8, msg="the agent did not send the predictive model's fee")
+    until(
+        sent_by_the_agent, 3 * live.slot_seconds + 8, msg="the agent did not send the predictive model's fee"
+    )
     assert dash_duo.get_logs() == []  # no callback failed
+
+    # the flows chart now shows the model's limits and its forecast of the slot the next fee is for
+    open_page(dash_duo, f"/markets/{market.uuid}")
+    flows = pid("market-graph", market.uuid, chart="flows") + " .js-plotly-plot"
+    dash_duo.wait_for_element(flows)
+
+    def forecast() -> list | None:
+        return dash_duo.driver.execute_script(
+            "const f = document.querySelector(arguments[0]);"
+            "const t = f && f.data && f.data.find((d) => d.name === 'Forecast (predictive)');"
+            "const lines = ((f && f.layout && f.layout.shapes) || []).map((s) => s.y0);"
+            "return t ? [t.x[0], lines] : null;",
+            flows,
+        )
+
+    first_x, lines = until(forecast, 10, msg="no forecast on the flows chart")
+    assert sorted(lines) == [-60.0, 3.0]  # export limit below zero, import limit above
+    until(lambda: forecast()[0] != first_x, 3 * live.slot_seconds + 8, msg="the forecast did not move on")
+    dash_duo.driver.execute_script(
+        "document.querySelector(arguments[0]).scrollIntoView({block: 'center'})", flows
+    )
+    screenshot(dash_duo, "market_predictive_forecast")
+    assert dash_duo.get_logs() == []
 
 
 def test_con004_excel_download_has_every_closed_slot_of_every_market(live, dash_duo):
