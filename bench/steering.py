@@ -61,11 +61,11 @@ CONTROLLER_GRID = {  # PI controller: the issue-5 tuning, with these alternative
     "forecast_weight": (0.0, 0.5),
 }
 PREDICTIVE_GRID = {
-    "target_share": (0.4, 0.5, 0.6, 0.75),
+    "target_share": (0.5, 0.6, 0.75),
     "gain_ct_per_kwh": (25.0, 50.0),
-    "max_fall_ct_per_kwh": (0.2, 0.5, 1.0),
+    "smooth_slots": (0, 2),
 }
-WASTE_PP = 20.0
+WASTE_PP = 10.0
 """Tuning score: percentage points added per 100 % of the zero-fee export energy left unmatched
 (curtailed): a setting that lowers the export peak by curtailing every kWh is not the best one."""
 
@@ -93,6 +93,7 @@ def predictive_params(import_limit_kwh: float, export_limit_kwh: float, **change
         "export_limit_kwh": max(export_limit_kwh, 0.1),
         "base_fee_ct_per_kwh": 1.0,
         "max_fee_ct_per_kwh": 40.0,
+        "max_fall_ct_per_kwh": 0.5,
     } | change
 
 

@@ -25,8 +25,12 @@ With the normalised forecast error against the *target* ``T = target_share * lim
 
 (the worse direction, 0 on target, clipped to [-1, 10]), the fee is
 
-    fee(t) = f_ref(t) + gain * e(t)                                  # with same-slot history
+    fee(t) = mean(f_ref(t + k) for |k| <= smooth) + gain * e(t)     # with same-slot history
     fee(t) = fee_running + gain * e(t)                                # the first day
+
+(``smooth = smooth_slots``; with 0 the learned fee is that slot's alone, with 2 the mean of the
+five around it, which keeps the learned profile free of single-slot cliffs: a fee that drops by
+10 ct/kWh from one slot to the next calls every battery out to charge at once).
 
 This is *iterative learning control*: each quarter hour keeps the fee that held it on target the
 day before, corrected by how far the forecast says it will miss today. A fee that was more than
@@ -81,6 +85,9 @@ class PredictiveParams(BaseModel):
     max_fall_ct_per_kwh: float = Field(1.0, gt=0, description="largest fall from one slot to the next")
     hold_window_slots: int = Field(16, ge=1, le=192, description="slots over which deferred energy is summed")
     release_slots: float = Field(4.0, gt=0, le=96, description="slots over which deferred energy may return")
+    smooth_slots: int = Field(
+        0, ge=0, le=8, description="the learned fee is the mean over this many slots either side"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> PredictiveParams:
@@ -207,8 +214,13 @@ def next_fee(history: MarketHistory, slot: SlotInfo, params: PredictiveParams, l
     fees = np.asarray(history.fee_ct_per_kwh, dtype=float)
     with np.errstate(invalid="ignore"):
         fees = np.where(np.isfinite(fees), np.clip(fees, low, high), np.nan)
-    fee_ref = _reference(_Series(np.asarray(history.slot, dtype=np.int64), fees), slot.slot, per_day, params)
-    start = running if fee_ref is None else fee_ref
+    fee_series = _Series(np.asarray(history.slot, dtype=np.int64), fees)
+    learned = [
+        f
+        for k in range(-params.smooth_slots, params.smooth_slots + 1)
+        if (f := _reference(fee_series, slot.slot + k, per_day, params)) is not None
+    ]
+    start = float(np.mean(learned)) if learned else running
     fee = start + params.gain_ct_per_kwh * error
 
     floor = running - params.max_fall_ct_per_kwh
