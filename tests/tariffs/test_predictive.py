@@ -79,6 +79,16 @@ def test_the_fee_is_yesterdays_fee_of_that_slot_moved_by_the_forecast_error():
     assert next_fee(under, SlotInfo(target, MONDAY, 15), params(trend=0), LIMITS) == pytest.approx(6.0 - 5.0)
 
 
+def test_the_learned_fee_can_be_the_mean_of_the_slots_around_it():
+    target = 2 * DAY - 1
+    yesterday_fee = lambda s: 10.0 if s == target - DAY else 0.0  # noqa: E731  a one-slot cliff
+    h = two_days(lambda s: 20.0, yesterday_fee)
+    p = params(trend=0.0)
+    assert next_fee(h, SlotInfo(target, MONDAY, 15), p, LIMITS) == pytest.approx(10.0)
+    smooth = p.model_copy(update={"smooth_slots": 2})  # the mean of five slots of yesterday
+    assert next_fee(h, SlotInfo(target, MONDAY, 15), smooth, LIMITS) == pytest.approx(10.0 / 5)
+
+
 def test_both_directions_count_each_against_its_own_target():
     h = history([10.0] * 4, [30.0] * 4, [0.0] * 4)  # export 50 % over its 20 kWh target
     assert next_fee(h, slot_after(h), params(), LIMITS) == pytest.approx(0.0 + 10.0 * 0.5)

@@ -132,6 +132,7 @@ def predictive_models(draw) -> dict:
         "max_fall_ct_per_kwh": draw(st.floats(1e-3, 100)),
         "hold_window_slots": draw(st.integers(1, 192)),
         "release_slots": draw(st.floats(1e-3, 96)),
+        "smooth_slots": draw(st.integers(0, 8)),
     }
 
 
