@@ -23,9 +23,10 @@ grid's root market on the last ``days`` days only (the *judged* days):
 Limits are each market's own (the scenario's ``limits``); a market without any (the generated
 grid) gets ``--limit-share`` of its zero-fee peaks *on the tuning days*. Nothing is derived from
 the judged days: the two controllers' parameters are chosen on the tuning days (a small grid,
-scored by the worse of the root's peak import and export, in % of the tuning days' zero-fee run,
-plus ``WASTE_PP`` points per 100 % of the zero-fee export energy left unmatched), then the whole
-run is repeated with the chosen ones and judged on the days after.
+each candidate run on the tuning days and scored on their second half by the worse of the root's
+peak import and export, in % of the zero-fee run, plus ``WASTE_PP`` points per 100 % of the
+zero-fee export energy left unmatched), then the whole run is repeated with the chosen ones and
+judged on the days after.
 
 ``--json`` prints as last line ``{"models": {"zero": {...}, "controller": {"peak_import_kwh": ...,
 "peak_export_kwh": ..., ...}, ...}, "oracle": {...}, "tuned": {...}, ...}``.
@@ -133,6 +134,10 @@ def run(scenario_name: str, days: int, tune_days: int, seed: int | None, limit_s
 
     raw = backtest(scenario, ZERO, days=total, judge_from_slot=judge_from)
     tuning_zero = backtest(scenario, ZERO, days=max(tune_days, 1))
+    # a candidate is scored on the second half of the tuning days: the first half is the models'
+    # warm-up (the predictive controller has no same-slot history on day 1)
+    warm_up = (tune_days // 2) * scenario.slots_per_day
+    scored_zero = backtest(scenario, ZERO, days=max(tune_days, 1), judge_from_slot=warm_up)
     stated = scenario.market_limits()
     limits, limit_source = {}, {}
     for m in managed:
@@ -157,9 +162,11 @@ def run(scenario_name: str, days: int, tune_days: int, seed: int | None, limit_s
         for values in itertools.product(*grid_values.values()):
             change = dict(zip(grid_values, values, strict=True))
             models = {m.uuid: parse_model(make(*limits[m.uuid], **change)) for m in managed}
-            kpis = backtest(scenario, models, days=tune_days, baseline=tuning_zero).kpis[root]
+            kpis = backtest(
+                scenario, models, days=tune_days, baseline=scored_zero, judge_from_slot=warm_up
+            ).kpis[root]
             tried += 1
-            score = _score(kpis, tuning_zero.kpis[root]["export_kwh"])
+            score = _score(kpis, scored_zero.kpis[root]["export_kwh"])
             if score < best_score:
                 best, best_score = change, score
         return best, tried
