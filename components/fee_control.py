@@ -64,16 +64,17 @@ FORMS: dict[str, list[Field]] = {
         Field("max_step_ct_per_kwh", "Largest rise per slot [ct/kWh]", "number", 6.0),
         Field("max_step_down_ct_per_kwh", "Largest fall per slot [ct/kWh]", "number", 0.5, required=False),
     ],
-    "predictive": [  # defaults: what bench/steering.py tuned on the default scenario
+    "predictive": [  # gain, smoothing and fall as bench/steering.py tuned them; aim just under the limit
         Field("import_limit_kwh", "Import limit [kWh/slot]", "number", 25.0),
         Field("export_limit_kwh", "Export limit [kWh/slot]", "number", 60.0),
-        Field("target_share", "Aim at [share of the limit, 0-1.5]", "number", 0.6),
-        Field("gain_ct_per_kwh", "Gain [ct/kWh per unit forecast error]", "number", 50.0),
+        Field("target_share", "Aim at [share of the limit, 0-1.5]", "number", 0.9),
+        Field("gain_ct_per_kwh", "Gain [ct/kWh per unit forecast error]", "number", 25.0),
         Field("weight_yesterday", "Weight of yesterday [0-1]", "number", 0.7),
         Field("weight_last_week", "Weight of last week [0-1]", "number", 0.3),
         Field("min_fee_ct_per_kwh", "Minimum fee [ct/kWh]", "number", 0.0),
         Field("max_fee_ct_per_kwh", "Maximum fee [ct/kWh]", "number", 40.0),
         Field("max_fall_ct_per_kwh", "Largest fall per slot [ct/kWh]", "number", 0.5),
+        Field("smooth_slots", "Learned fee smoothed over [± slots]", "number", 2),
         Field("base_fee_ct_per_kwh", "Start fee [ct/kWh]", "number", 1.0),
     ],
     "critical_peak": [
@@ -139,6 +140,8 @@ def parse_form(model: str, values: Mapping[str, object], tou_table: dict | None 
         }
     if model == "peak_tiers":
         out["look_back_slots"] = int(out["look_back_slots"])
+    if model == "predictive" and float(out["smooth_slots"]).is_integer():
+        out["smooth_slots"] = int(out["smooth_slots"])  # else the model says it wants a whole number
     if model == "controller" and out.get("max_step_down_ct_per_kwh") is None:
         out.pop("max_step_down_ct_per_kwh", None)
     return {"model": model, **{k: v for k, v in out.items() if not (v is None and k == "cap_ct_per_kwh")}}

@@ -223,7 +223,7 @@ def test_con010_the_predictive_controller_is_chosen_in_the_form_and_its_preview_
     type_into(dash_duo, field, "3")
     preview = pid("fee-preview", market.uuid)
     dash_duo.wait_for_contains_text(preview, ", in force from ")
-    dash_duo.wait_for_contains_text(preview, "aiming at 1.8 / ")  # 0.6 x the 3 kWh/slot typed
+    dash_duo.wait_for_contains_text(preview, "aiming at 2.7 / ")  # 0.9 x the 3 kWh/slot typed
     text = dash_duo.find_element(preview).text
     assert re.match(r"would send \d+\.\d\d ct/kWh, in force from \d\d:\d\d \S+; forecast import ", text), text
     dash_duo.driver.set_window_size(1366, 768)
