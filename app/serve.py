@@ -91,14 +91,17 @@ def serve(settings: Settings, host: str, port: int, print_slots: bool = True) ->
 def serve_remote(settings: Settings, host: str, port: int) -> int:
     """The console and its agent for a Grid Singularity exchange (``GRID_API_URL=gsy+...``): no
     exchange of ours runs; the agent holds the link, the console reads what it stored."""
+    from werkzeug.serving import make_server
+
     from app import create_app
     from app.operator.run import start_agent
+    from app.security import json_request_handler
 
     server_app = create_app(settings)
     engine = server_app.extensions["console"].ops.engine  # the console's store (DATABASE_URL)
     stop = threading.Event()
     agent_thread = start_agent(settings, engine, None, stop)
-    http = make_server(host, port, server_app, threaded=True)
+    http = make_server(host, port, server_app, threaded=True, request_handler=json_request_handler())
     print(
         f"Grid Fee Console on http://{host}:{port}, operating {settings.grid_api_url} "
         f"({settings.gsy_dialect} dialect)",

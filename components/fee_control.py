@@ -24,6 +24,7 @@ MODES = [
     ("tou", "Time of use"),
     ("peak_tiers", "Peak tiers"),
     ("controller", "Controller"),
+    ("predictive", "Predictive controller"),
     ("critical_peak", "Critical peak"),
 ]
 DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -63,6 +64,19 @@ FORMS: dict[str, list[Field]] = {
         Field("max_fee_ct_per_kwh", "Maximum fee [ct/kWh]", "number", 40.0),
         Field("max_step_ct_per_kwh", "Largest rise per slot [ct/kWh]", "number", 6.0),
         Field("max_step_down_ct_per_kwh", "Largest fall per slot [ct/kWh]", "number", 0.5, required=False),
+    ],
+    "predictive": [  # gain, smoothing and fall as bench/steering.py tuned them; aim just under the limit
+        Field("import_limit_kwh", "Import limit [kWh/slot]", "number", 25.0),
+        Field("export_limit_kwh", "Export limit [kWh/slot]", "number", 60.0),
+        Field("target_share", "Aim at [share of the limit, 0-1.5]", "number", 0.9),
+        Field("gain_ct_per_kwh", "Gain [ct/kWh per unit forecast error]", "number", 25.0),
+        Field("weight_yesterday", "Weight of yesterday [0-1]", "number", 0.7),
+        Field("weight_last_week", "Weight of last week [0-1]", "number", 0.3),
+        Field("min_fee_ct_per_kwh", "Minimum fee [ct/kWh]", "number", 0.0),
+        Field("max_fee_ct_per_kwh", "Maximum fee [ct/kWh]", "number", 40.0),
+        Field("max_fall_ct_per_kwh", "Largest fall per slot [ct/kWh]", "number", 0.5),
+        Field("smooth_slots", "Learned fee smoothed over [± slots]", "number", 2),
+        Field("base_fee_ct_per_kwh", "Start fee [ct/kWh]", "number", 1.0),
     ],
     "critical_peak": [
         Field("base_fee_ct_per_kwh", "Base fee (constant) [ct/kWh]", "number", 2.0),
@@ -127,6 +141,8 @@ def parse_form(model: str, values: Mapping[str, object], tou_table: dict | None 
         }
     if model == "peak_tiers":
         out["look_back_slots"] = int(out["look_back_slots"])
+    if model == "predictive" and float(out["smooth_slots"]).is_integer():
+        out["smooth_slots"] = int(out["smooth_slots"])  # else the model says it wants a whole number
     if model == "controller" and out.get("max_step_down_ct_per_kwh") is None:
         out.pop("max_step_down_ct_per_kwh", None)
     return {"model": model, **{k: v for k, v in out.items() if not (v is None and k == "cap_ct_per_kwh")}}

@@ -28,10 +28,9 @@ from app import slots
 from app.client import ApiClientError, ExchangeUnavailable, GridOperatorAgent, GridOperatorClient
 from app.operator import timing
 from app.operator.store import APPLIED, REFUSED, OperatorStore, history_row
-from app.tariffs.base import FeeLimits, MarketHistory, SlotInfo
+from app.tariffs.base import HISTORY_FOR_MODELS, FeeLimits, MarketHistory, SlotInfo
 
 log = logging.getLogger(__name__)
-HISTORY_FOR_MODELS = 2 * 96 + 8  # two days of 15-minute slots: enough for every model's look-back
 
 
 def send_commands(client: GridOperatorClient, store: OperatorStore, tid: str, commands: list[dict]) -> dict:

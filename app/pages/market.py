@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 import dash_mantine_components as dmc
-from dash import ALL, MATCH, Input, Output, State, ctx, dcc, html, no_update
+from dash import ALL, MATCH, Input, Output, Patch, State, ctx, dcc, html, no_update
 
 from app import ids, slots
 from app.dashboard.auth import NotAllowed, require_operator
@@ -34,6 +34,9 @@ def market_card(market: dict, cols: int) -> dmc.Paper:
     figures = market_figures(
         rows, previous_cumulative_ct=before, slot_minutes=15, uirevision=market["uuid"], height_px=240
     )
+    overlay = forecast_overlay(market["uuid"])
+    if overlay is not None:
+        add_forecast(figures["flows"], overlay)
     graphs = [
         dcc.Graph(
             id={"type": "market-graph", "market": market["uuid"], "chart": name},
@@ -56,6 +59,7 @@ def market_card(market: dict, cols: int) -> dmc.Paper:
                 id={"type": "market-last", "market": market["uuid"]},
                 data={"slot": rows[-1]["slot"] if rows else None, "cumulative": total},
             ),
+            dcc.Store(id={"type": "market-forecast", "market": market["uuid"]}, data=overlay is not None),
         ],
         p="xs",
         withBorder=True,
@@ -123,6 +127,76 @@ def new_slots(market_uuid: str, after: str | None) -> list[dict]:
     return [r for r in rows if after is None or r["slot"] > after]
 
 
+# -- the predictive controller's forecast and limits on the flows chart ------------------------
+FORECAST_TRACE = 2  # index in the flows figure: after import (0) and export (1), see market_charts
+
+
+def forecast_overlay(market_uuid: str) -> dict | None:
+    """What the market's predictive controller expects of the slot its next fee is for: ``{"x":
+    slot start, "import_kwh", "export_kwh", "import_limit_kwh", "export_limit_kwh"}``; None when
+    the market is not run by it (or its setting cannot be read)."""
+    from app.tariffs.predictive import forecast_kwh
+    from app.tariffs.registry import parse_model
+
+    setting = console().ops.settings().get(market_uuid)
+    if setting is None or setting.mode != "model" or (setting.model or {}).get("model") != "predictive":
+        return None
+    try:
+        model = parse_model(setting.model)
+    except ValueError:
+        return None
+    history, slot, _ = _model_inputs(market_uuid)
+    imp, exp = forecast_kwh(history, slot.slot, slot.slot_length_min, model)
+    return {
+        "x": slot.start,
+        "import_kwh": imp,
+        "export_kwh": exp,
+        "import_limit_kwh": model.import_limit_kwh,
+        "export_limit_kwh": model.export_limit_kwh,
+    }
+
+
+def _forecast_points(overlay: dict) -> tuple[list, list]:
+    y = [overlay["import_kwh"], None if overlay["export_kwh"] is None else -overlay["export_kwh"]]
+    return [overlay["x"], overlay["x"]], y
+
+
+def add_forecast(figure, overlay: dict) -> None:  # noqa: ANN001
+    """The limits as dashed lines (import above, export below zero) and the forecast of the next
+    fee's slot as a trace after the documented ones (so the patch indices stay as they are)."""
+    import plotly.graph_objects as go
+
+    from components.formatting import PALETTE, UNIT_ENERGY
+
+    x, y = _forecast_points(overlay)
+    figure.add_trace(
+        go.Scatter(
+            name="Forecast (predictive)",
+            x=x,
+            y=y,
+            mode="markers",
+            marker={
+                "symbol": "diamond-open",
+                "size": 11,
+                "color": PALETTE["over_limit"],
+                "line": {"width": 2},
+            },
+            hovertemplate=f"forecast %{{y:.2f}} {UNIT_ENERGY}<extra></extra>",
+        )
+    )
+    for value, text in (
+        (overlay["import_limit_kwh"], "import limit"),
+        (-overlay["export_limit_kwh"], "export limit"),
+    ):
+        figure.add_hline(
+            y=value,
+            line={"color": PALETTE["over_limit"], "dash": "dash", "width": 1},
+            annotation_text=text,
+            annotation_font_color=PALETTE["over_limit"],
+            annotation_position="top left" if value > 0 else "bottom left",
+        )
+
+
 # -- fee control ------------------------------------------------------------------------------
 
 
@@ -151,7 +225,8 @@ def params_of(states: list[dict]) -> dict[str, object]:
 
 
 def preview_text(market_uuid: str, mode: str, values: dict, table: dict | None, manual) -> str:  # noqa: ANN001
-    """What the setting would send and from which slot it is in force, or why it cannot."""
+    """What the setting would send and from which slot it is in force, or why it cannot; for the
+    predictive controller also its forecast of that slot against its targets."""
     if mode == "manual":
         from app.exchange.fees import FeeRefused, validate_fee
 
@@ -162,27 +237,61 @@ def preview_text(market_uuid: str, mode: str, values: dict, table: dict | None, 
             return "enter a fee in ct/kWh" if manual in (None, "") else f"⚠ {exc.message}"
         return f"sends {fee:.2f} ct/kWh"  # the queue button right above names the slot
     try:
-        fee = model_fee_for_next_slot(market_uuid, parse_form(mode, values, table))
+        model_dict = parse_form(mode, values, table)
+        fee = model_fee_for_next_slot(market_uuid, model_dict)
     except ValueError as exc:
         return f"⚠ {exc}"
-    return f"would send {fee:.2f} ct/kWh, {queued_text(console().clock_state())}; then a new fee every slot"
+    text = f"would send {fee:.2f} ct/kWh, {queued_text(console().clock_state())}"
+    if mode == "predictive":
+        text += f"; {forecast_text(market_uuid, model_dict)}"
+    return text + "; then a new fee every slot"
+
+
+def _model_inputs(market_uuid: str):  # noqa: ANN202
+    """(history, target slot, fee limits) a model computes the next queued fee from: the market's
+    last ``HISTORY_FOR_MODELS`` closed slots and the slot a fee queued now is in force from."""
+    from app.tariffs.base import HISTORY_FOR_MODELS, FeeLimits, MarketHistory, SlotInfo
+
+    data = console()
+    state = data.clock_state()
+    length = int(state.get("slot_length_min") or 15)
+    target = state.get("target_slot")
+    if target:
+        start = slots.parse(target)
+    else:
+        running = state.get("running_slot") or data.latest_slot()
+        start = slots.parse(slots.shift(running, 1, length)) if running else dt.datetime.now()
+    limits = data.fee_limits()
+    history = MarketHistory.from_rows(data.history(market_uuid, last=HISTORY_FOR_MODELS))
+    slot = SlotInfo(slots.number(start, length), start, length)
+    return history, slot, FeeLimits(limits["min_ct_per_kwh"], limits["max_ct_per_kwh"])
 
 
 def model_fee_for_next_slot(market_uuid: str, model_dict: dict) -> float:
-    from app.tariffs.base import FeeLimits, MarketHistory, SlotInfo
+    """The fee [ct/kWh] ``model_dict`` sets for the slot a fee queued now is in force from."""
     from app.tariffs.registry import compute_fee, parse_model
 
-    data = console()
     model = parse_model(model_dict)
-    running = data.clock_state().get("running_slot") or data.latest_slot()
-    start = slots.parse(slots.shift(running, 1, 15)) if running else dt.datetime.now()
-    limits = data.fee_limits()
-    history = MarketHistory.from_rows(data.history(market_uuid, last=200))
-    return compute_fee(
-        model,
-        history,
-        SlotInfo(slots.number(start, 15), start, 15),
-        FeeLimits(limits["min_ct_per_kwh"], limits["max_ct_per_kwh"]),
+    history, slot, limits = _model_inputs(market_uuid)
+    return compute_fee(model, history, slot, limits)
+
+
+def forecast_text(market_uuid: str, model_dict: dict) -> str:
+    """The predictive controller's forecast of the slot it sets the fee for, against its targets."""
+    from app.tariffs.predictive import forecast_kwh
+    from app.tariffs.registry import parse_model
+
+    model = parse_model(model_dict)
+    history, slot, _ = _model_inputs(market_uuid)
+    imp, exp = forecast_kwh(history, slot.slot, slot.slot_length_min, model)
+    if imp is None and exp is None:
+        return "no forecast yet (no history)"
+    aim_imp = model.target_share * model.import_limit_kwh
+    aim_exp = model.target_share * model.export_limit_kwh
+    shown = [plain_number(round(v, 1)) if v is not None else "?" for v in (imp, exp)]
+    return (
+        f"forecast import {shown[0]} / export {shown[1]} kWh/slot, aiming at "
+        f"{plain_number(round(aim_imp, 1))} / {plain_number(round(aim_exp, 1))}"
     )
 
 
@@ -277,6 +386,23 @@ def register_callbacks(app) -> None:  # noqa: ANN001
         patches = append_patches(charts, rows, previous_cumulative_ct=cumulative)
         cumulative += sum(r["market_fee_revenue"] or 0.0 for r in rows)
         return [patches[c] for c in charts], {"slot": rows[-1]["slot"], "cumulative": cumulative}
+
+    @app.callback(
+        Output({"type": "market-graph", "market": MATCH, "chart": "flows"}, "figure", allow_duplicate=True),
+        Input({"type": "market-last", "market": MATCH}, "data"),
+        State({"type": "market-forecast", "market": MATCH}, "data"),
+        prevent_initial_call=True,
+    )
+    def move_forecast(_last, shown):
+        """The forecast marker moves on to the slot the next fee is for, once a slot closed."""
+        if not shown:
+            return no_update
+        overlay = forecast_overlay(ctx.outputs_list["id"]["market"])
+        if overlay is None:
+            return no_update
+        patch = Patch()
+        patch["data"][FORECAST_TRACE]["x"], patch["data"][FORECAST_TRACE]["y"] = _forecast_points(overlay)
+        return patch
 
     @app.callback(
         Output({"type": "fee-slider", "market": MATCH}, "value"),

@@ -77,9 +77,10 @@ MODELS = [
     ("tou", "Time of use (2020 preset or a table)"),
     ("peak_tiers", "Peak tiers (2020 preset)"),
     ("controller", "Congestion controller"),
+    ("predictive", "Predictive congestion controller"),
 ]
 MODEL_NAMES = dict(MODELS)
-LEVEL_MODELS = ("constant", "peak_tiers", "controller")  # models with fields, per level
+LEVEL_MODELS = ("constant", "peak_tiers", "controller", "predictive")  # models with fields, per level
 TOU_COLUMN = "tou:column"  # the field naming a level's column of the table (no "." in a callback id)
 PRESET_COLUMNS = ("grid", "community")  # of tou.preset_challenge_2020()
 PRESET_LEVEL_COLUMNS = {0: "grid", 1: "community"}

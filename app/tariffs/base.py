@@ -29,6 +29,11 @@ class FeeLimits:
         return float(min(max(fee, self.min_ct_per_kwh), self.max_ct_per_kwh))
 
 
+HISTORY_FOR_MODELS = 7 * 96 + 8
+"""Closed slots a model is given [slots]: a week of 15-minute slots and a few more, enough for the
+predictive controller's same-slot-last-week and every other model's look-back."""
+
+
 @dataclass(frozen=True)
 class MarketHistory:
     """Closed slots of one market, oldest first. NaN where a value is unknown.

@@ -185,3 +185,33 @@ def test_next_slot_list_holds_unsent_commands_and_fees_taken_for_a_slot_not_yet_
     assert [c["source"] for c in audit.next_slot_commands(ops, after_send)] == ["gsy-sdk:dso"]
     unknown = {"running_slot": None, "next_slot": None, "target_slot": None}
     assert len(audit.next_slot_commands(ops, unknown)) == 1  # no clock reading: the unsent ones only
+
+
+def test_predictive_model_preview_names_the_slot_and_its_forecast_then_the_agent_runs_it(console):
+    """The predictive controller is one of the form's models: the preview says what it would send,
+    from which slot (fast-forward: the slot after the next) and what it forecasts there."""
+    from app.tariffs.registry import compute_fee, parse_model
+    from components.fee_control import FORMS, parse_form
+
+    console.cycles(3)
+    c = console.community()
+    values = {f"predictive.{f.name}": f.default for f in FORMS["predictive"]}
+    values |= {"predictive.import_limit_kwh": 4.0, "predictive.export_limit_kwh": 6.0}
+    values |= {"predictive.target_share": 0.5}
+    with console.as_user("operator"):
+        running = console.store.clock_state().running_slot
+        when = f"{console.runner.clock.label(running + 2)[11:]} CEST"
+        text = market.preview_text(c.uuid, "predictive", values, None, None)
+        history, slot, limits = market._model_inputs(c.uuid)
+        model = parse_model(parse_form("predictive", values))
+    assert slot.start.strftime("%Y-%m-%dT%H:%M") == console.runner.clock.label(running + 2)
+    fee = compute_fee(model, history, slot, limits)
+    assert text.startswith(f"would send {fee:.2f} ct/kWh, in force from {when}; forecast import ")
+    assert text.endswith("kWh/slot, aiming at 2 / 3; then a new fee every slot")
+    with console.as_user("operator"):
+        sent = market.apply_setting(c.uuid, "predictive", None, values, None)
+    assert console.data.ops.settings()[c.uuid].model["model"] == "predictive"
+    assert sent["what"].startswith("predictive controller (import <= 4, export <= 6 kWh/slot, target 50 %")
+    console.cycles(2)
+    sources = [cmd["source"] for cmd in console.data.ops.commands() if cmd["status"] == APPLIED]
+    assert len(sources) == 2 and all(s.startswith("model:predictive controller") for s in sources)
