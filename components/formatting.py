@@ -133,6 +133,32 @@ def fmt_clock(timestamp_s: float | None, tz: dt.tzinfo | None = None) -> str:
     return dt.datetime.fromtimestamp(float(timestamp_s), tz).strftime("%H:%M")  # type: ignore[arg-type]
 
 
+def browser_zone(name: str | None) -> dt.tzinfo:
+    """The browser's time zone from its IANA name (``Intl.DateTimeFormat().resolvedOptions()``),
+    UTC when unknown or not a zone this server knows."""
+    try:
+        return ZoneInfo(name) if name else dt.UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        return dt.UTC
+
+
+def fmt_wall_clock(timestamp_s: float | None, tz: dt.tzinfo | None = None, seconds: bool = True) -> str:
+    """A wall-clock Unix time [s] as "HH:MM:SS CET" in ``tz`` (UTC when None), its zone named:
+    wall-clock times are told apart from the simulated slot times by the zone and by "wall-clock"
+    where they stand; "–" if missing."""
+    if is_missing(timestamp_s):
+        return MISSING
+    when = dt.datetime.fromtimestamp(float(timestamp_s), tz or dt.UTC)  # type: ignore[arg-type]
+    return when.strftime("%H:%M:%S %Z" if seconds else "%H:%M %Z").strip()
+
+
+def fmt_wall_datetime(timestamp_s: float | None, tz: dt.tzinfo | None = None) -> str:
+    """A wall-clock Unix time [s] as "2026-12-06 20:14:05 CET" in ``tz`` (UTC when None)."""
+    if is_missing(timestamp_s):
+        return MISSING
+    return dt.datetime.fromtimestamp(float(timestamp_s), tz or dt.UTC).strftime("%Y-%m-%d %H:%M:%S %Z")  # type: ignore[arg-type]
+
+
 def slot_label_to_datetime(label: str) -> dt.datetime:
     """The start of a slot from its label "YYYY-MM-DDTHH:mm" as a naive datetime (simulated time).
 
