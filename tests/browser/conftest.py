@@ -83,6 +83,17 @@ class Live:
     server: Flask
     settings: Settings
     slot_seconds: float = SLOT_SECONDS
+    serving: Serving | None = None  # the HTTP server, which a test may stop and start again
+
+    def stop_server(self) -> None:
+        """Stop serving the console (the exchange and the agent go on), as a crashed web process."""
+        assert self.serving is not None
+        self.serving.stop()
+
+    def start_server(self) -> None:
+        """Serve the console again on the same port."""
+        assert self.serving is not None
+        self.serving.start()
 
     @property
     def data(self) -> ConsoleData:
@@ -151,10 +162,9 @@ def live(
             {"INSTANCE_DIR": str(tmp_path), "SECRET_KEY": "t", "SLOT_SECONDS": str(slot_seconds)}
         )
         server = create_app(settings, store=store)
-        http: BaseWSGIServer = make_server("127.0.0.1", 0, server, threaded=True)
-        http_thread = threading.Thread(target=http.serve_forever, name="console-http", daemon=True)
-        http_thread.start()
-        cleanup.callback(_shut_down, http, http_thread)
+        serving = Serving(server)
+        serving.start()
+        cleanup.callback(serving.stop)
 
         runner = ExchangeRunner(store, slot_seconds)
         runner.resume()
@@ -170,10 +180,31 @@ def live(
         cleanup.callback(_stop, runner_thread, runner_stop, "the runner")
         cleanup.callback(_stop, agent_thread, agent_stop, "the operator agent")
 
-        url = f"http://127.0.0.1:{http.server_port}"
+        url = f"http://127.0.0.1:{serving.port}"
         dash_duo._url = url  # the base URL without navigating (the public setter waits for Dash)
         cleanup.callback(dash_duo.driver.get, "about:blank")  # no more callbacks from the page
-        yield Live(url, store, runner, server, settings, slot_seconds)
+        yield Live(url, store, runner, server, settings, slot_seconds, serving)
+
+
+class Serving:
+    """The console's HTTP server in a thread; stopped and started again on the same port."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.port = 0
+        self.http: BaseWSGIServer | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.http = make_server("127.0.0.1", self.port, self.app, threaded=True)
+        self.port = self.http.server_port
+        self.thread = threading.Thread(target=self.http.serve_forever, name="console-http", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        if self.http is not None and self.thread is not None:
+            _shut_down(self.http, self.thread)
+        self.http = self.thread = None
 
 
 def _stop(thread: threading.Thread, stop: threading.Event, what: str) -> None:
