@@ -39,8 +39,8 @@ PALETTE: MappingProxyType[str, str] = MappingProxyType(
         "traded": "#4D7EA8",  # traded energy (steel blue)
         "self_sufficiency": "#2E8B57",  # self-sufficiency (green)
         "over_limit": "#D62728",  # a limit exceeded, or an alarm such as a stale connection (red)
-        "live": "#2F9E44",  # connection is live (green)
-        "warning": "#E8590C",  # needs attention soon, e.g. the fee deadline is near (orange-red)
+        "live": "#237032",  # connection is live (green; 6:1 on white, white text on it too)
+        "warning": "#C2410C",  # needs attention soon, e.g. the fee deadline is near (orange-red, 5:1)
         "muted": "#868E96",  # secondary text
     }
 )

@@ -141,7 +141,7 @@ def header_bar(state: Mapping, tz: dt.tzinfo | None = None) -> dmc.Group:
                 dmc.Badge(
                     text["alerts"],
                     color=alerts_colour(state.get("alerts")),
-                    variant="light" if not (state.get("alerts") or {}).get("unacked") else "filled",
+                    variant="filled",
                     size="lg",
                     style={"textTransform": "none", "cursor": "pointer"},
                 ),

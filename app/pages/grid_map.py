@@ -13,6 +13,7 @@ from dash import Input, Output, Patch, State, dcc, html, no_update
 
 from app import ids
 from app.pages.common import console
+from components.formatting import PALETTE
 from components.grid_map import grid_map, map_elements
 
 LIST_LIMIT = 60  # markets in the keyboard list (the managed ones first)
@@ -62,10 +63,10 @@ def info_panel(node: dict | None) -> list:
 
 
 LEGEND = [
-    ("#2F9E44", "under 80 % of its limit"),
-    ("#E69F00", "80-100 % of its limit"),
-    ("#D62728", "over its limit (diamond)"),
-    ("#868E96", "no limit or no data"),
+    (PALETTE["live"], "under 80 % of its limit"),
+    (PALETTE["export"], "80-100 % of its limit"),
+    (PALETTE["over_limit"], "over its limit (diamond)"),
+    (PALETTE["muted"], "no limit or no data"),
 ]
 
 

@@ -809,7 +809,11 @@ def candidate_card(k: int, shown: bool) -> dmc.Paper:
                 [
                     html.Span(style={"width": 12, "height": 12, "borderRadius": 6, "background": colour(k)}),
                     dmc.TextInput(
-                        id={"type": "whatif-name", "cand": k}, value=name, size="xs", style={"flex": 1}
+                        id={"type": "whatif-name", "cand": k},
+                        value=name,
+                        size="xs",
+                        style={"flex": 1},
+                        **{"aria-label": f"Name of candidate {k + 1}"},
                     ),
                 ],
                 gap="xs",

@@ -40,10 +40,11 @@ def axe_violations(dash_duo) -> list[dict]:  # noqa: ANN001
     result = driver.execute_async_script(
         """
         const done = arguments[arguments.length - 1];
-        axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']},
-                           resultTypes: ['violations']})
+        const tags = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
+        axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})
            .then((r) => done(JSON.stringify(r.violations)))
-           .catch((e) => done(JSON.stringify([{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}])));
+           .catch((e) => done(JSON.stringify(
+               [{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}])));
         """
     )
     return [
@@ -93,18 +94,18 @@ def test_aw001_an_alert_is_raised_shown_acknowledged_and_cleared(live, dash_duo)
 
     # the overview row says why; the map colours the market
     open_page(dash_duo, "/")
-    until(
-        lambda: "import" in next(
-            (r.get("alert", "") for r in grid_rows(dash_duo, ids.OVERVIEW_GRID) if r["row-id"] == market.uuid), ""
-        ),
-        2 * TICK_S + 4,
-        msg="the overview row does not show the alert",
-    )
+
+    def row_alert() -> str:
+        rows = grid_rows(dash_duo, ids.OVERVIEW_GRID)
+        return next((r.get("alert", "") for r in rows if r["row-id"] == market.uuid), "")
+
+    until(lambda: "import" in row_alert(), 2 * TICK_S + 4, msg="the overview row does not show the alert")
     shot(dash_duo, "overview_alert")
 
     # acknowledged by whom and when; acknowledging does not resolve it
     open_page(dash_duo, "/alerts")
-    dash_duo.wait_for_element(f"[id='{json.dumps({'alert': alert['id'], 'type': 'alert-ack'}, separators=(',', ':'))}']").click()
+    ack = json.dumps({"alert": alert["id"], "type": "alert-ack"}, separators=(",", ":"))
+    dash_duo.wait_for_element(f"[id='{ack}']").click()
     dash_duo.wait_for_contains_text(f"#{ids.ALERTS_ACTIVE}", "by operator at", timeout=2 * TICK_S + 4)
     assert alert_ids(live)[0]["acked_by"] == "operator"
 
