@@ -105,7 +105,9 @@ class Condition:
 
 
 def _num(x: float) -> str:
-    return f"{x:.1f}".rstrip("0").rstrip(".") if abs(x - round(x)) > 1e-9 else f"{x:.0f}"
+    """12.5 → "12.5", 10.0 → "10", 0.01 → "0.01": as few digits as say the value."""
+    text = f"{x:.2g}" if abs(x) < 1 else f"{x:.2f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _time(slot: str | None) -> str:

@@ -47,13 +47,20 @@ def _table(head: list[str], rows: list[list], caption: str) -> dmc.Table:
 def active_table(open_alerts: list[dict], viewer: bool, tz) -> list:  # noqa: ANN001
     if not open_alerts:
         return [
-            dmc.Alert(
-                "No alert is open. The operator agent checks every market at each slot: over its "
-                "import or export limit, a model's fee at its cap for 2 h, a refused fee command, a "
-                "revenue spike; and the exchange: no new slot for two slot lengths, unreachable.",
-                title="All clear",
-                color="green",
-                variant="light",
+            dmc.Paper(
+                [
+                    dmc.Text("All clear", fw=600, c="#1B5E20"),
+                    dmc.Text(
+                        "No alert is open. The operator agent checks every market at each slot: over "
+                        "its import or export limit, a model's fee at its cap for 2 h, a refused fee "
+                        "command, a revenue spike; and the exchange: no new slot for two slot "
+                        "lengths, unreachable.",
+                        size="sm",
+                    ),
+                ],
+                p="sm",
+                withBorder=True,
+                bg="green.0",
             )
         ]
     rows = []

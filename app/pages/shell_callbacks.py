@@ -118,17 +118,24 @@ def register_callbacks(app) -> None:  # noqa: ANN001
     # every control on the page that would send something: disabled, with the reason beside it
     app.clientside_callback(
         """
-        function(conn, buttons) {
+        function(conn, buttons, saves, acks) {
             const off = !!conn && (conn.offline || conn.stale);
             const why = off ? 'Not sent while ' + conn.reason + '.' : '';
+            const disabled = off || !conn || conn.viewer !== false;
             return [
-                buttons.map(() => off || !conn || conn.viewer !== false),
+                buttons.map(() => disabled),
                 buttons.map(() => why),
+                saves.map(() => disabled),
+                acks.map(() => disabled),
             ];
         }
         """,
         Output({"type": "fee-queue", "market": ALL}, "disabled"),
         Output({"type": "fee-offline", "market": ALL}, "children"),
+        Output({"type": "limit-save", "market": ALL}, "disabled"),
+        Output({"type": "alert-ack", "alert": ALL}, "disabled"),
         Input(ids.CONNECTION, "data"),
         State({"type": "fee-queue", "market": ALL}, "id"),
+        State({"type": "limit-save", "market": ALL}, "id"),
+        State({"type": "alert-ack", "alert": ALL}, "id"),
     )
