@@ -187,6 +187,10 @@ def infer_slot_minutes(rows: Sequence[Mapping], default: float = DEFAULT_SLOT_MI
 # -- figures ---------------------------------------------------------------------------------------
 
 
+LEGEND_ROOM_PX = 74
+"""Top margin [px]: two legend rows of 10 px text (about 40 px) over the range buttons (24 px)."""
+
+
 def _layout(
     fig: go.Figure, figure: str, uirevision: str, height_px: int, *, right_margin_px: int = 16
 ) -> None:
@@ -195,12 +199,14 @@ def _layout(
         template="plotly_white",
         uirevision=uirevision,
         height=height_px,
-        # legend in its own row above the range buttons, so neither covers the other
-        margin={"l": 64, "r": right_margin_px, "t": 58, "b": 48},
+        # the legend at the very top of the figure (container coordinates: its one or two rows
+        # never reach down), the range buttons just above the plot: neither covers the other
+        margin={"l": 64, "r": right_margin_px, "t": LEGEND_ROOM_PX, "b": 48},
         legend={
             "orientation": "h",
-            "yanchor": "bottom",
-            "y": 1.13,
+            "yref": "container",
+            "yanchor": "top",
+            "y": 1,
             "xanchor": "right",
             "x": 1,
             "font": {"size": 10},

@@ -878,7 +878,7 @@ def layout(**_query) -> dmc.Stack:
                             value="live",
                             allowDeselect=False,
                             size="xs",
-                            w=280,
+                            w=220,
                         ),
                         dmc.NumberInput(
                             id=ids.WHATIF_DAYS,
@@ -898,7 +898,7 @@ def layout(**_query) -> dmc.Stack:
                             data=options,
                             value=[o["value"] for o in options],
                             size="xs",
-                            w=420,
+                            w=360,
                             clearable=True,
                         ),
                         dmc.NumberInput(
@@ -922,6 +922,17 @@ def layout(**_query) -> dmc.Stack:
                             size="xs",
                             w=130,
                         ),
+                        # Run with its form: at 1366x768 it was below the candidates, out of sight
+                        dmc.Button("Run", id=ids.WHATIF_RUN, size="sm"),
+                        dmc.Button(
+                            "Cancel",
+                            id=ids.WHATIF_CANCEL,
+                            size="sm",
+                            variant="light",
+                            color="red",
+                            disabled=True,
+                        ),
+                        dmc.Text(id=ids.WHATIF_MESSAGE, size="sm"),
                     ],
                     align="flex-end",
                     gap="md",
@@ -934,15 +945,6 @@ def layout(**_query) -> dmc.Stack:
                 [candidate_card(k, k < DEFAULT_COUNT) for k in range(MAX_CANDIDATES)],
                 cols={"base": 1, "md": 2, "xl": 3},
                 spacing="sm",
-            ),
-            dmc.Group(
-                [
-                    dmc.Button("Run", id=ids.WHATIF_RUN, size="sm"),
-                    dmc.Button(
-                        "Cancel", id=ids.WHATIF_CANCEL, size="sm", variant="light", color="red", disabled=True
-                    ),
-                    dmc.Text(id=ids.WHATIF_MESSAGE, size="sm"),
-                ]
             ),
             html.Div(id=ids.WHATIF_PROGRESS, style={"display": "none"}),
             dcc.Store(id=ids.WHATIF_SPEC),

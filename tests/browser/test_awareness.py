@@ -182,15 +182,16 @@ def test_aw004_axe_finds_no_serious_violation_on_any_page(live, dash_duo):
     login(dash_duo, "operator")
     wait_for_history(live, dash_duo)
     found = {}
-    for name, path in (
-        ("overview", "/"),
-        ("map", "/map"),
-        ("alerts", "/alerts"),
-        ("audit", "/audit"),
-        ("whatif", "/what-if"),
-        ("market", f"/markets/{market.uuid}"),
+    for name, path, shown in (
+        ("overview", "/", f"#{ids.OVERVIEW_GRID} .ag-row"),
+        ("map", "/map", f"#{ids.MAP_LIST} a"),
+        ("alerts", "/alerts", f"#{ids.ALERTS_LIMITS} button"),
+        ("audit", "/audit", f"#{ids.AUDIT_GRID}"),
+        ("whatif", "/what-if", f"#{ids.WHATIF_RUN}"),
+        ("market", f"/markets/{market.uuid}", f"{pid('fee-queue', market.uuid)}"),
     ):
         open_page(dash_duo, path)
+        dash_duo.wait_for_element(shown, timeout=15)
         time.sleep(TICK_S)  # one tick: the page's first refresh is in
         shot(dash_duo, name)
         violations = axe_violations(dash_duo)

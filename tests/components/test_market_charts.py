@@ -73,8 +73,10 @@ def test_mch003_datetime_x_compact_layout_and_range_buttons():
         assert layout.xaxis.type == "date"
         assert layout.uirevision == MARKET  # zoom survives updates of the same market
         assert layout.template == pio.templates["plotly_white"]
-        assert layout.legend.orientation == "h" and layout.legend.y > 1
-        assert layout.margin.t <= 60 and layout.margin.l <= 80
+        # the legend at the figure's top (container coordinates), the buttons above the plot
+        assert layout.legend.orientation == "h" and layout.legend.yref == "container"
+        assert layout.legend.y == 1 and layout.legend.yanchor == "top"
+        assert layout.margin.t <= 80 and layout.margin.l <= 80
         buttons = layout.xaxis.rangeselector.buttons
         assert [(b.label, b.step, b.count) for b in buttons] == [
             ("6 h", "hour", 6),
