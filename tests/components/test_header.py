@@ -107,3 +107,12 @@ def test_hdr007_alerts_count_and_colour():
     assert alerts_colour({}) == PALETTE["live"]
     badge = header_bar(LIVE | {"alerts": {"firing": 1, "unacked": 1}}).children[1].children
     assert badge.children == "1 alert" and badge.color == PALETTE["over_limit"]
+
+
+def test_hdr008_wall_clock_times_name_their_zone():
+    from components.formatting import browser_zone, fmt_wall_clock, fmt_wall_datetime
+
+    assert fmt_wall_clock(STALE_TS, ZoneInfo("Europe/Berlin")) == "15:05:00 CEST"
+    assert fmt_wall_datetime(STALE_TS, None) == "2026-06-22 13:05:00 UTC"
+    assert browser_zone("Europe/Berlin") == ZoneInfo("Europe/Berlin")
+    assert browser_zone("Not/AZone") == dt.UTC and browser_zone(None) == dt.UTC
