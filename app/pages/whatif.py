@@ -1006,7 +1006,7 @@ def results_section(result: WhatIfResult, spec: Mapping) -> dmc.Stack:
                 ],
                 align="baseline",
             ),
-            kpi_grid(result.rows, result.candidates, ids.WHATIF_GRID),
+            kpi_grid(result.rows, result.candidates, ids.WHATIF_GRID, result.kinds),
             dmc.Paper(
                 dmc.Stack([*rows, dmc.Text(id=ids.WHATIF_APPLY_MESSAGE, size="sm")], gap=4),
                 p="sm",
