@@ -12,7 +12,11 @@ ROWS = [
         "unit": "kWh",
         "better": "lower",
         "baseline": 10.0,
-        "values": {"zero fee": 7.0 if k == "energy" else 10.0, "tou": 8.0, "controller": 9.0 if k == "peak" else 7.0},
+        "values": {
+            "zero fee": 7.0 if k == "energy" else 10.0,
+            "tou": 8.0,
+            "controller": 9.0 if k == "peak" else 7.0,
+        },
         "best": [],
     }
     for m in ("Grid", "North")
