@@ -173,7 +173,13 @@ def overview_columns() -> list[dict]:
             UNIT_PRICE,
             headerTooltip="Fee for the next slot: the console's queued command, else the exchange's",
         ),
-        _text("mode", "Mode", headerTooltip="manual, or the tariff model that sets the fee"),
+        _text(
+            "mode",
+            "Mode",
+            headerTooltip="manual, or the tariff model that sets the fee",
+            tooltipField="mode",
+            minWidth=120,  # "Time-of-use table" whole, not "Time-of-use…"
+        ),
     ]
 
 
