@@ -192,3 +192,56 @@ def test_alr011_a_refused_fee_alerts_within_the_slot(console):
     (alert,) = AlertStore(console.ops.engine).open_alerts()
     assert alert["rule"] == "command_refused" and alert["market_uuid"] == community.uuid
     assert "refused" in alert["message"]
+
+
+def test_alr012_a_fee_that_brings_import_under_the_limit_clears_the_alert(tmp_path):
+    """The default scenario, Community South: its heat pumps buy at 06:00 while the fee is low.
+    Over an import limit of 1 kWh per slot the alert fires; the operator queues 60 ct/kWh, the
+    agent sends it, and in the first slot it is in force the import falls under the limit: the
+    next evaluation resolves the alert. Without the fee that slot is over too (2.2 kWh at 06:30
+    with 1 ct/kWh, the same run without the command)."""
+    from app import create_app
+    from app.config import ROOT, Settings
+    from app.exchange.grid import build_grid
+    from app.exchange.runner import ExchangeRunner
+    from app.exchange.scenario import load_scenario
+    from app.operator.agent import OperatorAgent
+    from app.operator.store import OperatorStore
+    from app.store.repo import ExchangeStore
+
+    scenario = load_scenario(ROOT / "scenarios" / "default.yaml")
+    store = ExchangeStore.open(f"sqlite:///{tmp_path / 'x.sqlite3'}", scenario, build_grid(scenario))
+    try:
+        runner = ExchangeRunner(store, slot_seconds=0)
+        runner.resume()
+        settings = Settings.from_env({"INSTANCE_DIR": str(tmp_path), "SECRET_KEY": "t", "SLOT_SECONDS": "0"})
+        app = create_app(settings, store=store)
+        ops = OperatorStore(store.engine)
+        agent = OperatorAgent.embedded(app, "operator", "operator", store=ops)
+        south = next(m for m in store.grid.markets if m.name == "Community South")
+        alerts_store = AlertStore(store.engine)
+        alerts_store.set_limits(south.uuid, south.name, 1.0, None, "operator")
+
+        def south_alerts() -> list[dict]:
+            return [a for a in alerts_store.open_alerts() if a["market_uuid"] == south.uuid]
+
+        for _ in range(24):  # slots 00:00 .. 05:45 close; 06:00 runs
+            agent.on_market_cycle(runner.close_running_slot())
+        (firing,) = south_alerts()
+        assert firing["state"] == ALERTING and firing["rule"] == "over_limit"
+        ops.queue(south.uuid, south.name, 60.0, "manual:operator", "operator", runner.clock.label(24))
+        agent.on_market_cycle(runner.close_running_slot())  # 06:00 closes (still over); sent now
+        (command,) = ops.commands()
+        assert command["status"] == "applied" and command["applies_from_slot"] == runner.clock.label(26)
+        assert south_alerts() and south_alerts()[0]["id"] == firing["id"]
+        agent.on_market_cycle(runner.close_running_slot())  # 06:15 closes: fee 1 still in force
+        agent.on_market_cycle(runner.close_running_slot())  # 06:30 closes: 60 ct/kWh in force
+        rows = {r["slot"]: r for r in ops.history(south.uuid)}
+        before, at = rows[runner.clock.label(25)], rows[runner.clock.label(26)]
+        assert before["market_fee"] == 1.0 and before["import_kwh"] > 1.0, before  # the old fee: over
+        assert at["market_fee"] == 60.0 and at["import_kwh"] < 1.0, at  # the new one: under
+        assert south_alerts() == []
+        (done,) = [a for a in alerts_store.history() if a["id"] == firing["id"]]
+        assert done["resolved_slot"] == runner.clock.label(26)
+    finally:
+        store.engine.dispose()
