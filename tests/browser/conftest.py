@@ -38,11 +38,12 @@ from selenium.webdriver.chrome.options import Options
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from app import create_app
-from app.config import Settings
+from app.config import ROOT, Settings
 from app.dashboard.data import ConsoleData
 from app.exchange.generate import generate_scenario
 from app.exchange.grid import build_grid
 from app.exchange.runner import ExchangeRunner
+from app.exchange.scenario import load_scenario
 from app.operator import timing
 from app.operator.agent import OperatorAgent
 from app.operator.run import start_agent
@@ -149,11 +150,19 @@ def live(
     tmp_path: Path, dash_duo, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> Iterator[Live]:
     """The exchange closes a slot every ``SLOT_SECONDS``, or every ``request.param`` seconds when
-    the test asks (``@pytest.mark.parametrize("live", [4.0], indirect=True)``)."""
-    slot_seconds = float(getattr(request, "param", SLOT_SECONDS))
+    the test asks (``@pytest.mark.parametrize("live", [4.0], indirect=True)``). A dict param
+    ``{"slot_seconds": 1.0, "scenario": "default"}`` runs a shipped scenario instead of the
+    generated 2 x 3 grid."""
+    param = getattr(request, "param", SLOT_SECONDS)
+    shipped = param.get("scenario") if isinstance(param, dict) else None
+    slot_seconds = float(param.get("slot_seconds", SLOT_SECONDS) if isinstance(param, dict) else param)
     monkeypatch.setattr(OperatorAgent, "long_poll_s", AGENT_LONG_POLL_S)
     with contextlib.ExitStack() as cleanup:  # undone in reverse order, also when setting up fails
-        scenario = generate_scenario(2, 3, seed=1)
+        scenario = (
+            load_scenario(ROOT / "scenarios" / f"{shipped}.yaml")
+            if shipped
+            else generate_scenario(2, 3, seed=1)
+        )
         store = ExchangeStore.open(
             f"sqlite:///{tmp_path / 'exchange.sqlite3'}", scenario, build_grid(scenario)
         )

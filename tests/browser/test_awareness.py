@@ -11,6 +11,7 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 from console_ui import HEADER_BADGE, SLOT_SECONDS, TICK_S, grid_rows, login, open_page, pid, type_into
 from dash.testing.wait import until
 
@@ -198,3 +199,45 @@ def test_aw004_axe_finds_no_serious_violation_on_any_page(live, dash_duo):
         if violations:
             found[path] = violations
     assert found == {}, json.dumps(found, indent=1)
+
+
+@pytest.mark.parametrize("live", [{"slot_seconds": 1.0, "scenario": "default"}], indirect=True)
+def test_aw005_an_alert_cleared_by_a_fee_that_brings_import_under_the_limit(live, dash_duo):
+    """The default scenario's Community South imports about 4 kWh a slot at night and 2-3 kWh
+    from 06:00 (its heat pumps), under 0.5 kWh from 07:00 with a fee of 1 ct/kWh. With an import
+    limit of 0.5 kWh the alert fires at night; the operator queues 60 ct/kWh before 06:00 and
+    the heat pumps buy only what they must: the alert resolves at 06:15 or 06:30, not 07:00."""
+    small_screen(dash_duo)
+    south = next(m for m in live.managed if m.name == "Community South")
+    login(dash_duo, "operator", "/alerts")
+    type_into(dash_duo, pid("limit-import", south.uuid), "0.5")
+    dash_duo.find_element(pid("limit-save", south.uuid)).click()
+    dash_duo.wait_for_contains_text(pid("limit-message", south.uuid), "saved by operator")
+
+    def south_alert() -> dict | None:
+        return next((a for a in alert_ids(live) if a["market_uuid"] == south.uuid), None)
+
+    until(lambda: (south_alert() or {}).get("state") == ALERTING, 6 * live.slot_seconds + 10, msg="no alert")
+    dash_duo.wait_for_contains_text(f"#{ids.ALERTS_ACTIVE}", "Community South", timeout=2 * TICK_S + 4)
+    # before 05:30 (simulated) the operator sets the fee on the market's page
+    label_0530 = live.label(22)
+    assert live.label(live.running()) < label_0530, "the run got to 05:30 before the page was ready"
+    open_page(dash_duo, f"/markets/{south.uuid}")
+    type_into(dash_duo, pid("fee-input", south.uuid), "60")
+    queue = pid("fee-queue", south.uuid)
+    until(lambda: dash_duo.find_element(queue).is_enabled(), TICK_S + 4)
+    dash_duo.find_element(queue).click()
+    dash_duo.wait_for_contains_text(pid("fee-message", south.uuid), "in force from", timeout=2 * TICK_S + 4)
+    shot(dash_duo, "market_fee_queued")
+    assert live.label(live.running()) < label_0530, "queued too late to tell the fee from the sun"
+
+    live.wait_closed(27, timeout=40 * live.slot_seconds + 20)  # 06:45
+    resolved = [a for a in AlertStore(live.ops.engine).history() if a["market_uuid"] == south.uuid]
+    assert resolved, "the alert did not resolve by 06:45"
+    assert resolved[0]["resolved_slot"] in (live.label(25), live.label(26)), resolved[0]  # 06:15 / 06:30
+    charged = {r["slot"]: r for r in live.ops.history(south.uuid)}
+    slot = charged[resolved[0]["resolved_slot"]]
+    assert slot["market_fee"] == 60.0 and slot["import_kwh"] < 0.5, slot
+    open_page(dash_duo, "/alerts")
+    dash_duo.wait_for_contains_text(f"#{ids.ALERTS_HISTORY}", "Community South", timeout=2 * TICK_S + 4)
+    shot(dash_duo, "alerts_cleared_by_fee")
