@@ -197,7 +197,6 @@ GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         f"Energy [{UNIT_ENERGY}]",
         (("traded_kwh", "Traded"), ("import_kwh", "Import / limit"), ("export_kwh", "Export / limit")),
     ),
-    (f"Fee revenue [{UNIT_MONEY}]", (("fee_revenue_cumulative_ct", "Total"),)),
     (f"Fee [{UNIT_PRICE}]", (("fee_in_force_ct_per_kwh", "In force"), ("fee_queued_ct_per_kwh", "Queued"))),
 )
 
@@ -221,8 +220,12 @@ def alert_summary(alerts: Sequence[Mapping]) -> tuple[str | None, str, str | Non
         return None, "", None
     first = alerts[0]  # firing first
     state = first["state"]
-    short = first.get("message", "").split(" in slot ")[0] if first["rule"] == "over_limit" else first["rule"]
-    short = short.replace("_", " ")
+    value, threshold = first.get("value"), first.get("threshold")
+    if first["rule"] == "over_limit" and value is not None and threshold:
+        way = first.get("message", "import").split(" ")[0]
+        short = f"{way} {100 * value / threshold:.0f} % of limit"
+    else:
+        short = first["rule"].replace("_", " ")
     if state != "alerting":
         short = f"pending: {short}"
     if len(alerts) > 1:
@@ -321,7 +324,7 @@ def overview_rows(
                 "fee_queued_ct_per_kwh": clean_number(
                     queued_fee if queued_fee is not None else row.get("next_market_fee")
                 ),
-                "mode": modes.get(uuid),
+                "mode": modes.get(uuid) or "scenario fee",
                 "limit_kwh": one,
                 "import_limit_kwh": clean_number(both.import_kwh) if both else one,
                 "export_limit_kwh": clean_number(both.export_kwh) if both else one,

@@ -91,6 +91,8 @@ def test_ovt009_rows_carry_both_limits_and_the_alerts():
         "state": "alerting",
         "rule": "over_limit",
         "message": "import 12 kWh over its limit of 10 kWh per slot in slot 13:15 (120 %)",
+        "value": 12.0,
+        "threshold": 10.0,
     }
     pending = {"state": "pending", "rule": "revenue_spike", "message": "fee revenue 90 ct"}
     (row,) = overview_rows(
@@ -103,7 +105,7 @@ def test_ovt009_rows_carry_both_limits_and_the_alerts():
     )
     assert (row["import_limit_kwh"], row["export_limit_kwh"]) == (10.0, None)
     assert row["alert_state"] == "alerting"
-    assert row["alert"] == "import 12 kWh over its limit of 10 kWh per slot (+1)"
+    assert row["alert"] == "import 120 % of limit (+1)"  # short: the whole message is the tooltip
     assert "pending: fee revenue 90 ct" in row["alert_detail"]
     assert alert_summary([pending])[:2] == ("pending", "pending: revenue spike")
 
