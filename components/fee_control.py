@@ -233,6 +233,7 @@ def fee_control(
                         disabled=disabled,
                         marks=[{"value": v, "label": plain_number(v)} for v in (0, top / 2, top)],
                         updatemode="mouseup",
+                        thumbLabel=f"Fee of {market['name']} [ct/kWh]",
                         mb="lg",
                     ),
                     dmc.NumberInput(
@@ -284,7 +285,11 @@ def fee_control(
         sections.append(
             html.Div(
                 id={"type": "fee-section", "market": uid, "mode": name},
-                children=dmc.SimpleGrid(fields, cols=2, spacing="xs", verticalSpacing="xs"),
+                # the time-of-use fields one under the other: side by side at 1366 px the upload
+                # button covered "or a preset" and the preset box cut its names
+                children=dmc.SimpleGrid(
+                    fields, cols=1 if name == "tou" else 2, spacing="xs", verticalSpacing="xs"
+                ),
                 style=None if mode == name else {"display": "none"},
             )
         )
@@ -321,6 +326,12 @@ def fee_control(
                     dmc.Text(id={"type": "fee-preview", "market": uid}, size="sm"),
                 ],
                 mt="sm",
+            ),
+            # why the button is disabled while the console is cut off (set in the browser)
+            html.Div(
+                id={"type": "fee-offline", "market": uid},
+                role="status",
+                style={"color": "#C92A2A", "fontSize": "var(--mantine-font-size-sm)"},
             ),
             dmc.Text(id={"type": "fee-message", "market": uid}, size="sm", mt="xs"),
             dcc.Store(id={"type": "fee-command", "market": uid}),

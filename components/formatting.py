@@ -40,8 +40,8 @@ PALETTE: MappingProxyType[str, str] = MappingProxyType(
         "traded": "#4D7EA8",  # traded energy (steel blue)
         "self_sufficiency": "#2E8B57",  # self-sufficiency (green)
         "over_limit": "#D62728",  # a limit exceeded, or an alarm such as a stale connection (red)
-        "live": "#2F9E44",  # connection is live (green)
-        "warning": "#E8590C",  # needs attention soon, e.g. the fee deadline is near (orange-red)
+        "live": "#237032",  # connection is live (green; 6:1 on white, white text on it too)
+        "warning": "#C2410C",  # needs attention soon, e.g. the fee deadline is near (orange-red, 5:1)
         "muted": "#868E96",  # secondary text
     }
 )
@@ -132,6 +132,32 @@ def fmt_clock(timestamp_s: float | None, tz: dt.tzinfo | None = None) -> str:
     if is_missing(timestamp_s):
         return MISSING
     return dt.datetime.fromtimestamp(float(timestamp_s), tz).strftime("%H:%M")  # type: ignore[arg-type]
+
+
+def browser_zone(name: str | None) -> dt.tzinfo:
+    """The browser's time zone from its IANA name (``Intl.DateTimeFormat().resolvedOptions()``),
+    UTC when unknown or not a zone this server knows."""
+    try:
+        return ZoneInfo(name) if name else dt.UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        return dt.UTC
+
+
+def fmt_wall_clock(timestamp_s: float | None, tz: dt.tzinfo | None = None, seconds: bool = True) -> str:
+    """A wall-clock Unix time [s] as "HH:MM:SS CET" in ``tz`` (UTC when None), its zone named:
+    wall-clock times are told apart from the simulated slot times by the zone and by "wall-clock"
+    where they stand; "–" if missing."""
+    if is_missing(timestamp_s):
+        return MISSING
+    when = dt.datetime.fromtimestamp(float(timestamp_s), tz or dt.UTC)  # type: ignore[arg-type]
+    return when.strftime("%H:%M:%S %Z" if seconds else "%H:%M %Z").strip()
+
+
+def fmt_wall_datetime(timestamp_s: float | None, tz: dt.tzinfo | None = None) -> str:
+    """A wall-clock Unix time [s] as "2026-12-06 20:14:05 CET" in ``tz`` (UTC when None)."""
+    if is_missing(timestamp_s):
+        return MISSING
+    return dt.datetime.fromtimestamp(float(timestamp_s), tz or dt.UTC).strftime("%Y-%m-%d %H:%M:%S %Z")  # type: ignore[arg-type]
 
 
 def slot_label_to_datetime(label: str) -> dt.datetime:

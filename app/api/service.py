@@ -101,8 +101,10 @@ class ExchangeService:
         now = self.store.fees_for_slot(running).tolist()
         queued = self.store.fees_for_slot(running + 1).tolist()
         assets = self.assets_by_market()
+        flow_limits = self.scenario.market_limits()
         markets = []
         for m in self.grid.markets:
+            flow = flow_limits.get(m.name) if m.level < 2 else None
             markets.append(
                 {
                     "area_uuid": m.uuid,
@@ -112,6 +114,8 @@ class ExchangeService:
                     "level_name": LEVEL_NAMES[m.level],
                     "current_market_fee": now[m.index],
                     "next_market_fee": queued[m.index],
+                    "import_limit_kwh": flow.import_kwh_per_slot if flow else None,
+                    "export_limit_kwh": flow.export_kwh_per_slot if flow else None,
                     "assets": assets.get(m.index, []),
                 }
             )

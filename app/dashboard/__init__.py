@@ -18,7 +18,15 @@ from app.cache import cache_config
 from app.config import ROOT, Settings
 
 FEE_TIMING_TICK_MS = 250  # how often the browser turns the countdown and the queue buttons [ms]
-NAV = [("/", "Overview"), ("/audit", "Fee commands"), ("/what-if", "What-if")]
+NAV = [
+    ("/", "Overview"),
+    ("/map", "Grid map"),
+    ("/alerts", "Alerts"),
+    ("/audit", "Fee commands"),
+    ("/what-if", "What-if"),
+]
+OFFLINE_AFTER_TICKS = 2
+"""The browser says "offline" when the server answered none of the last this many polls."""
 __all__ = ["NAV", "cache_config", "init_dashboard", "shell"]
 
 
@@ -45,6 +53,11 @@ def shell() -> dmc.MantineProvider:
             dcc.Store(id=ids.FEE_TIMING),
             dcc.Store(id=ids.FEE_TIMING_LOCAL),
             dcc.Interval(id=ids.FEE_TIMING_TICK, interval=FEE_TIMING_TICK_MS),
+            dcc.Store(id=ids.SERVER_OK),
+            dcc.Store(id=ids.SERVER_OK_AT),
+            dcc.Store(id=ids.CONNECTION, data={"offline": False}),
+            dcc.Store(id=ids.BROWSER_TZ, storage_type="session"),
+            dcc.Interval(id="connection-watch", interval=1000),  # noqa: E501  # the browser's watch (clientside)
             dmc.NotificationContainer(id=ids.NOTIFICATIONS, position="top-right"),
             dmc.AppShell(
                 [
@@ -57,7 +70,13 @@ def shell() -> dmc.MantineProvider:
                                     underline="never",
                                     c="dark",
                                 ),
-                                html.Div(id=ids.HEADER, style={"flex": 1}),
+                                html.Div(
+                                    id=ids.OFFLINE_BANNER,
+                                    role="status",
+                                    **{"aria-live": "assertive"},
+                                    style={"display": "none"},
+                                ),
+                                html.Div(id=ids.HEADER, style={"flex": 1, "minWidth": 0}),
                                 *_admin_link(),
                                 dmc.Anchor("Sign out", href="/logout", size="sm", refresh=True),
                             ],
@@ -112,11 +131,12 @@ def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: 
         # the what-if runs: Celery tasks over REDIS_URL, else processes of this machine (diskcache)
         background_callback_manager=background_manager(settings, server),
     )
-    from app.pages import audit, market, overview, shell_callbacks, whatif
+    app.index_string = app.index_string.replace("<html>", '<html lang="en">', 1)
+    from app.pages import alerts_page, audit, grid_map, market, overview, shell_callbacks, whatif
 
     # each app registers its own callbacks (not dash.callback's process-wide registry, which the
     # first app empties: tests build an app per test, and every one needs its callbacks)
-    for page in (shell_callbacks, overview, market, audit, whatif):
+    for page in (shell_callbacks, overview, market, audit, whatif, alerts_page, grid_map):
         page.register_callbacks(app)
 
     dash.register_page("overview", path="/", layout=overview.layout, title="Overview - Grid Fee Console")
@@ -126,6 +146,8 @@ def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: 
         layout=market.layout,
         title="Market - Grid Fee Console",
     )
+    dash.register_page("map", path="/map", layout=grid_map.layout, title="Grid map - Grid Fee Console")
+    dash.register_page("alerts", path="/alerts", layout=alerts_page.layout, title="Alerts - Grid Fee Console")
     dash.register_page("audit", path="/audit", layout=audit.layout, title="Fee commands - Grid Fee Console")
     dash.register_page("whatif", path="/what-if", layout=whatif.layout, title="What-if - Grid Fee Console")
     app.layout = shell

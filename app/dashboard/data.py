@@ -19,6 +19,7 @@ from flask_caching import Cache
 from app import slots
 from app.client import ApiClientError, ExchangeUnavailable, GridOperatorClient
 from app.operator import timing
+from app.operator.alerts import ALERTING, PENDING, AlertStore, Limits, effective_limits
 from app.operator.store import QUEUED, OperatorStore
 
 MANAGED_LEVELS = (0, 1)
@@ -184,7 +185,7 @@ class ConsoleData:
     def _read_markets(self, now: float) -> list[dict]:
         try:
             tree = self.client.grid()
-            markets = [
+            every = [
                 {
                     "uuid": m["area_uuid"],
                     "name": m["name"],
@@ -192,11 +193,16 @@ class ConsoleData:
                     "parent_uuid": m["parent_uuid"],
                     "current_fee": m["current_market_fee"],
                     "next_fee": m["next_market_fee"],
+                    "import_limit_kwh": m.get("import_limit_kwh"),
+                    "export_limit_kwh": m.get("export_limit_kwh"),
+                    # a gsy exchange says which markets this console holds; ours: by level
+                    "managed": m.get("managed", m["level"] in MANAGED_LEVELS),
                 }
                 for m in tree["markets"]
-                if m.get("managed", m["level"] in MANAGED_LEVELS)
             ]
+            markets = [m for m in every if m["managed"]]
             self.cache.set("console:fee_limits", tree["fee_limits"], timeout=0)
+            self.cache.set("console:tree", every, timeout=0)
         except (ExchangeUnavailable, ApiClientError):
             markets = self._markets_from_history()
         reading = {"markets": markets, "valid_until": now + MARKETS_MAX_AGE_S}
@@ -215,6 +221,38 @@ class ConsoleData:
 
     def market(self, uuid: str) -> dict | None:
         return next((m for m in self.markets() if m["uuid"] == uuid), None)
+
+    def tree(self) -> list[dict]:
+        """Every market of the grid (houses too), as ``markets()`` reads them; the managed ones
+        only while the exchange was never reached."""
+        managed = self.markets()
+        return self.cache.get("console:tree") or managed
+
+    # -- limits and alerts (the agent evaluates them; the console shows and acknowledges) ------
+    @property
+    def alerts(self) -> AlertStore:
+        return AlertStore(self.ops.engine, self.ops.exchange)
+
+    def limits(self) -> dict[str, Limits]:
+        """market uuid → flow limits [kWh per slot]: the console's where set, else the exchange's."""
+        return effective_limits(self.tree(), self.alerts.limit_overrides())
+
+    def alert_counts(self) -> dict[str, int]:
+        """Open alerts: ``firing``, ``unacked`` (firing, nobody acknowledged) and ``pending``."""
+        open_alerts = self.alerts.open_alerts()
+        firing = [a for a in open_alerts if a["state"] == ALERTING]
+        return {
+            "firing": len(firing),
+            "unacked": sum(1 for a in firing if not a["acked_by"]),
+            "pending": sum(1 for a in open_alerts if a["state"] == PENDING),
+        }
+
+    def alerts_by_market(self) -> dict[str, list[dict]]:
+        """market uuid → its open alerts (firing first)."""
+        out: dict[str, list[dict]] = {}
+        for a in self.alerts.open_alerts():
+            out.setdefault(a["market_uuid"], []).append(a)
+        return out
 
     # -- the store (cached per closed slot) ---------------------------------------------------
     def latest_slot(self) -> str | None:

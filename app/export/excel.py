@@ -78,7 +78,7 @@ _CUMULATIVE = "cumulative"
 
 
 HISTORY_COLUMNS = (
-    Column("Slot (start, local)", "slot", SLOT_FORMAT, 18),
+    Column("Slot start (simulated, scenario's zone)", "slot", SLOT_FORMAT, 22),
     Column("Min trade rate [ct/kWh]", "min_trade_rate", RATE, 14),
     Column("Median trade rate [ct/kWh]", "median_trade_rate", RATE, 14),
     Column("Avg trade rate [ct/kWh]", "avg_trade_rate", RATE, 14),
@@ -96,12 +96,12 @@ HISTORY_COLUMNS = (
 )
 
 COMMAND_COLUMNS = (
-    Column("Created at (UTC)", "created_at", TIME_FORMAT, 20),
+    Column("Created at (wall-clock, UTC)", "created_at", TIME_FORMAT, 22),
     Column("Market", "market_name", None, 28),
     Column("Fee [ct/kWh]", "fee_ct_per_kwh", RATE, 12),
     Column("Source", "source", None, 32),
     Column("Status", "status", None, 11),
-    Column("Applies from slot (local)", "applies_from_slot", SLOT_FORMAT, 18),
+    Column("Applies from slot (simulated, scenario's zone)", "applies_from_slot", SLOT_FORMAT, 22),
     Column("Reason", "reason", None, 40),
     Column("By", "created_by", None, 14),
     Column("Transaction id", "transaction_id", None, 46),
@@ -115,7 +115,7 @@ SETTING_COLUMNS = (
     Column("Manual fee [ct/kWh]", "manual_fee_ct_per_kwh", RATE, 14),
     Column("Model (JSON)", "model", None, 48),
     Column("Changed by", "changed_by", None, 14),
-    Column("Changed at (UTC)", "changed_at", TIME_FORMAT, 20),
+    Column("Changed at (wall-clock, UTC)", "changed_at", TIME_FORMAT, 22),
     Column("Market UUID", "market_uuid", None, 38),
 )
 

@@ -20,7 +20,13 @@ from app.pages.shell_callbacks import fee_timing
 from components.fee_control import fee_control, parse_form
 from components.fee_status import command_outcome, queued_text
 from components.formatting import plain_number
-from components.market_charts import FIGURE_TRACES, append_patches, market_figures
+from components.market_charts import (
+    FIGURE_TRACES,
+    append_patches,
+    market_figures,
+    reveal_patch,
+    violation_shapes,
+)
 
 INITIAL_SLOTS = 2 * 96
 
@@ -31,8 +37,15 @@ def market_card(market: dict, cols: int) -> dmc.Paper:
     rows = data.history(market["uuid"], last=INITIAL_SLOTS)
     total = data.overview()["cumulative"].get(market["uuid"], 0.0) or 0.0
     before = total - sum(r["market_fee_revenue"] or 0.0 for r in rows)
+    lim = data.limits().get(market["uuid"])
+    limits = (lim.import_kwh, lim.export_kwh) if lim is not None and lim.any else None
     figures = market_figures(
-        rows, previous_cumulative_ct=before, slot_minutes=15, uirevision=market["uuid"], height_px=240
+        rows,
+        previous_cumulative_ct=before,
+        slot_minutes=15,
+        uirevision=market["uuid"],
+        height_px=240,
+        limits=limits,
     )
     overlay = forecast_overlay(market["uuid"])
     if overlay is not None:
@@ -57,7 +70,7 @@ def market_card(market: dict, cols: int) -> dmc.Paper:
             dmc.SimpleGrid(graphs, cols=max(1, 3 - cols), spacing="xs"),
             dcc.Store(
                 id={"type": "market-last", "market": market["uuid"]},
-                data={"slot": rows[-1]["slot"] if rows else None, "cumulative": total},
+                data={"slot": rows[-1]["slot"] if rows else None, "cumulative": total, "limits": limits},
             ),
             dcc.Store(id={"type": "market-forecast", "market": market["uuid"]}, data=overlay is not None),
         ],
@@ -384,8 +397,17 @@ def register_callbacks(app) -> None:  # noqa: ANN001
             return [no_update] * len(charts), no_update
         cumulative = (last or {}).get("cumulative") or 0.0
         patches = append_patches(charts, rows, previous_cumulative_ct=cumulative)
+        if (last or {}).get("slot") is None:  # the first slot: the charts leave their empty state
+            for chart in charts:
+                reveal_patch(patches[chart], chart)
+        limits = (last or {}).get("limits")
+        if limits and "flows" in patches:  # drawn with its limits: shade the new slots over one
+            shapes = violation_shapes(rows, tuple(limits), 15 * 60_000)
+            if shapes:
+                patches["flows"]["layout"]["shapes"].extend(shapes)
         cumulative += sum(r["market_fee_revenue"] or 0.0 for r in rows)
-        return [patches[c] for c in charts], {"slot": rows[-1]["slot"], "cumulative": cumulative}
+        state = {"slot": rows[-1]["slot"], "cumulative": cumulative, "limits": limits}
+        return [patches[c] for c in charts], state
 
     @app.callback(
         Output({"type": "market-graph", "market": MATCH, "chart": "flows"}, "figure", allow_duplicate=True),

@@ -882,7 +882,11 @@ def candidate_card(k: int, shown: bool) -> dmc.Paper:
                 [
                     html.Span(style={"width": 12, "height": 12, "borderRadius": 6, "background": colour(k)}),
                     dmc.TextInput(
-                        id={"type": "whatif-name", "cand": k}, value=name, size="xs", style={"flex": 1}
+                        id={"type": "whatif-name", "cand": k},
+                        value=name,
+                        size="xs",
+                        style={"flex": 1},
+                        **{"aria-label": f"Name of candidate {k + 1}"},
                     ),
                 ],
                 gap="xs",
@@ -952,7 +956,7 @@ def layout(**_query) -> dmc.Stack:
                             value=kind,
                             allowDeselect=False,
                             size="xs",
-                            w=280,
+                            w=220,
                         ),
                         dmc.NumberInput(
                             id=ids.WHATIF_DAYS,
@@ -972,7 +976,7 @@ def layout(**_query) -> dmc.Stack:
                             data=options,
                             value=[o["value"] for o in options],
                             size="xs",
-                            w=420,
+                            w=360,
                             clearable=True,
                         ),
                         dmc.NumberInput(
@@ -996,6 +1000,17 @@ def layout(**_query) -> dmc.Stack:
                             size="xs",
                             w=130,
                         ),
+                        # Run with its form: at 1366x768 it was below the candidates, out of sight
+                        dmc.Button("Run", id=ids.WHATIF_RUN, size="sm"),
+                        dmc.Button(
+                            "Cancel",
+                            id=ids.WHATIF_CANCEL,
+                            size="sm",
+                            variant="light",
+                            color="red",
+                            disabled=True,
+                        ),
+                        dmc.Text(id=ids.WHATIF_MESSAGE, size="sm"),
                     ],
                     align="flex-end",
                     gap="md",
@@ -1012,15 +1027,6 @@ def layout(**_query) -> dmc.Stack:
                 [candidate_card(k, k < DEFAULT_COUNT) for k in range(MAX_CANDIDATES)],
                 cols={"base": 1, "md": 2, "xl": 3},
                 spacing="sm",
-            ),
-            dmc.Group(
-                [
-                    dmc.Button("Run", id=ids.WHATIF_RUN, size="sm"),
-                    dmc.Button(
-                        "Cancel", id=ids.WHATIF_CANCEL, size="sm", variant="light", color="red", disabled=True
-                    ),
-                    dmc.Text(id=ids.WHATIF_MESSAGE, size="sm"),
-                ]
             ),
             html.Div(id=ids.WHATIF_PROGRESS, style={"display": "none"}),
             dcc.Store(id=ids.WHATIF_SPEC),
@@ -1082,7 +1088,7 @@ def results_section(result: WhatIfResult, spec: Mapping) -> dmc.Stack:
                 ],
                 align="baseline",
             ),
-            kpi_grid(result.rows, result.candidates, ids.WHATIF_GRID),
+            kpi_grid(result.rows, result.candidates, ids.WHATIF_GRID, result.kinds),
             dmc.Paper(
                 dmc.Stack([*rows, dmc.Text(id=ids.WHATIF_APPLY_MESSAGE, size="sm")], gap=4),
                 p="sm",

@@ -232,3 +232,46 @@ gsy_link = Table(
     Column("state", Text, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
+
+# Flow limits the operator set in the console, one row per change (the audit of limits): a
+# market's limit is its newest row, else the exchange's (the scenario's). NULL: no limit that way.
+limit_changes = Table(
+    "limit_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("exchange", String(300), nullable=False),
+    Column("market_uuid", String(36), nullable=False),
+    Column("market_name", String(200), nullable=False),
+    Column("import_kwh", Float, nullable=True),  # kWh per slot
+    Column("export_kwh", Float, nullable=True),  # kWh per slot
+    Column("changed_by", String(200), nullable=False),
+    Column("changed_at", Float, nullable=False),  # unix seconds
+)
+Index("ix_limit_changes_market", limit_changes.c.exchange, limit_changes.c.market_uuid, limit_changes.c.id)
+
+# Alerts, one row per instance of a rule (Grafana's words): pending -> alerting -> resolved, or
+# pending -> resolved without ever firing. Every transition keeps its wall-clock time and the
+# simulated slot it was evaluated on; acknowledging is separate from resolving.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("exchange", String(300), nullable=False),
+    Column("rule", String(40), nullable=False),
+    Column("market_uuid", String(36), nullable=False),  # "" for the exchange as a whole
+    Column("market_name", String(200), nullable=False),
+    Column("state", String(20), nullable=False),  # pending | alerting | resolved
+    Column("message", Text, nullable=False),
+    Column("value", Float, nullable=True),
+    Column("threshold", Float, nullable=True),
+    Column("evaluations", Integer, nullable=False),  # consecutive evaluations the condition held
+    Column("started_at", Float, nullable=False),
+    Column("started_slot", String(16), nullable=True),
+    Column("firing_at", Float, nullable=True),
+    Column("firing_slot", String(16), nullable=True),
+    Column("resolved_at", Float, nullable=True),
+    Column("resolved_slot", String(16), nullable=True),
+    Column("acked_by", String(200), nullable=True),
+    Column("acked_at", Float, nullable=True),
+)
+Index("ix_alerts_state", alerts.c.exchange, alerts.c.state)

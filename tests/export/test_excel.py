@@ -141,9 +141,9 @@ def test_headers_carry_units_and_the_header_row_is_frozen_with_set_widths(data):
         assert [c.value for c in ws[1]] == HEADERS
         assert all(c.font.bold for c in ws[1])
         assert ws.freeze_panes == "A2"
-        assert ws.column_dimensions["A"].width == 18
+        assert ws.column_dimensions["A"].width == 22
         assert ws.column_dimensions["N"].width == 16
-    assert HEADERS[0] == "Slot (start, local)"
+    assert HEADERS[0] == "Slot start (simulated, scenario's zone)"  # says which clock, which zone
     assert {"Min trade rate [ct/kWh]", "Traded energy [kWh]", "Self-sufficiency [%]"} <= set(HEADERS)
     assert {"Fee revenue [ct]", "Cumulative fee revenue [ct]", "Unmatched energy [kWh]"} <= set(HEADERS)
     assert wb[COMMANDS_SHEET].freeze_panes == "A2"
@@ -304,12 +304,12 @@ def test_commands_sheet_lists_every_command_oldest_first_with_its_outcome(data):
     wb = export(data.store)
     ws = wb[COMMANDS_SHEET]
     assert [c.value for c in ws[1]] == [
-        "Created at (UTC)",
+        "Created at (wall-clock, UTC)",
         "Market",
         "Fee [ct/kWh]",
         "Source",
         "Status",
-        "Applies from slot (local)",
+        "Applies from slot (simulated, scenario's zone)",
         "Reason",
         "By",
         "Transaction id",
@@ -360,7 +360,7 @@ def test_settings_sheet_has_each_market_setting_then_the_scenario_one_line_a_row
         "Manual fee [ct/kWh]",
         "Model (JSON)",
         "Changed by",
-        "Changed at (UTC)",
+        "Changed at (wall-clock, UTC)",
         "Market UUID",
     )
     grid, west, long = rows[1:4]
