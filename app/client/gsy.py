@@ -392,6 +392,18 @@ class GsyLink(GridOperatorClient):
                 self._disconnect()
             self._link_stop.wait(self.reconnect_s)
 
+    def _new_exchange_run(self) -> None:
+        """The exchange forgot our aggregator: it was restarted (a new gsy-e run). Its slots
+        start afresh, so the link's clock does too (a run that replays dates the console already
+        stored is best given a store of its own: the history keeps each slot label once)."""
+        log.warning("the exchange does not know aggregator %s any more: a new run; its clock starts afresh",
+                    self.aggregator_uuid)  # fmt: skip
+        with self._cond:
+            for key in ("running_slot", "last_closed_slot", "event_at", "finished"):
+                self._gsy_state.pop(key, None)
+            self._gsy_state.update(wall_slots=[], length_seen=False, slot_seconds=None)
+            self._cycles.clear()
+
     def _set_up(self) -> None:
         with self._cond:
             self._ready = True

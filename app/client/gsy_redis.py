@@ -130,6 +130,8 @@ class GsyRedisLink(GsyLink):
         if answer.get("status") not in ("ready", "error"):
             raise ExchangeUnavailable(f"gsy-e refused our aggregator: {answer}")
         reused = answer.get("status") == "error"  # it exists: ours, from before a restart
+        if not reused and self.aggregator_uuid is not None:
+            self._new_exchange_run()
         self.aggregator_uuid = agg
         self._pubsub.subscribe(self._events, self._batch_response)
 
