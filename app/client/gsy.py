@@ -337,6 +337,8 @@ class GsyLink(GridOperatorClient):
             "waiting": "connecting to the exchange",
         }
         self._sent: OrderedDict[str, dict] = OrderedDict((k, v) for k, v in (saved.get("sent") or {}).items())
+        for record in self._sent.values():  # sent before a restart, answer lost: the first event
+            record["seq"] = 0  # after the restart (seq 1) tells whether its fees were taken
         self._waiters: dict[str, dict] = {}  # transaction id -> {"event", "answer"}
         self._event_seq = 0
         self._next_fee: dict[str, float] = {}
