@@ -306,6 +306,7 @@ class GsyLink(GridOperatorClient):
 
     dialect = "gsy"
     reconnect_s = 2.0
+    held_elsewhere_retry_s = 15.0  # markets another client holds: ask again this much later [s]
 
     def __init__(
         self,
@@ -392,7 +393,8 @@ class GsyLink(GridOperatorClient):
                 self._set_down(reason[:300])
             finally:
                 self._disconnect()
-            self._link_stop.wait(self.reconnect_s)
+            elsewhere = str(self._gsy_state.get("down_reason") or "").startswith("another client holds")
+            self._link_stop.wait(self.held_elsewhere_retry_s if elsewhere else self.reconnect_s)
 
     def _new_exchange_run(self) -> None:
         """The exchange forgot our aggregator: it was restarted (a new gsy-e run). Its slots
