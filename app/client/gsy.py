@@ -192,20 +192,42 @@ class GsyLinkStore:
                 conn.execute(insert(gsy_link).values(exchange=self.exchange, **values))
 
 
+SHORT_REASONS = (  # the header's few words for the link's reasons (the full text goes to its tooltip)
+    ("another client holds", "markets held by another client"),
+    ("no market of this gsy-e is open", "no market open to the console"),
+    ("gsy-e is silent", "gsy-e silent"),
+    ("gsy-e does not answer", "gsy-e not answering"),
+    ("Redis at", "Redis unreachable"),
+    ("no market event from the exchange since", "no market event"),
+    ("no market event from the exchange yet", "waiting for the first slot"),
+    ("connected; waiting", "waiting for the first slot"),
+    ("connecting", "connecting"),
+    ("login as", "login refused"),
+    ("the console's agent", "agent not running"),
+)
+
+
+def unavailable(reason: str) -> ExchangeUnavailable:
+    """``ExchangeUnavailable(reason)`` with ``short``: a few words for the header's badge."""
+    exc = ExchangeUnavailable(reason)
+    exc.short = next((short for start, short in SHORT_REASONS if reason.startswith(start)), None)
+    return exc
+
+
 def clock_from_state(state: Mapping, now: float) -> dict:
     """Our ``/api/v1/clock`` answer from the link's state; ``ExchangeUnavailable`` with the reason
     when there is no slot (no event yet), the link is down, or the events stopped."""
     finished = bool(state.get("finished"))
     if state.get("down_reason") and not finished:
-        raise ExchangeUnavailable(state["down_reason"])
+        raise unavailable(state["down_reason"])
     running = state.get("running_slot")
     if not running:
-        raise ExchangeUnavailable(state.get("waiting") or "no market event from the exchange yet")
+        raise unavailable(state.get("waiting") or "no market event from the exchange yet")
     slot_seconds = float(state.get("slot_seconds") or 0.0)
     event_at = float(state["event_at"])
     quiet_s = max(STALE_AFTER_SLOTS * slot_seconds, STALE_MIN_S)
     if not finished and now > event_at + quiet_s:
-        raise ExchangeUnavailable(f"no market event from the exchange since {hhmm(event_at)}")
+        raise unavailable(f"no market event from the exchange since {hhmm(event_at)}")
     deadline = event_at + slot_seconds
     return {
         "running_slot": running,
@@ -229,7 +251,7 @@ def clock_from_state(state: Mapping, now: float) -> dict:
 def grid_from_state(state: Mapping) -> dict:
     markets = state.get("markets")
     if not markets:
-        raise ExchangeUnavailable(state.get("down_reason") or state.get("waiting") or "no market held yet")
+        raise unavailable(state.get("down_reason") or state.get("waiting") or "no market held yet")
     return {
         "markets": [dict(m) for m in markets],
         "fee_limits": dict(FEE_LIMITS),
@@ -247,9 +269,9 @@ class GsyReader(GridOperatorClient):
     def _state(self) -> dict:
         _, state, updated_at = self.link_store.load()
         if updated_at is None:
-            raise ExchangeUnavailable("the console's agent has not reached the exchange yet")
+            raise unavailable("the console's agent has not reached the exchange yet")
         if time.time() - updated_at > READER_STALE_S:
-            raise ExchangeUnavailable(
+            raise unavailable(
                 f"the console's agent is not running (its link last wrote at {hhmm(updated_at)})"
             )
         return state
@@ -270,7 +292,7 @@ class GsyReader(GridOperatorClient):
         raise ApiClientError(501, "not_here", "a gsy exchange keeps no history; the console's store has it")
 
     def batch_command(self, batch_commands, transaction_id=None) -> dict:  # noqa: ANN001
-        raise ExchangeUnavailable("only the console's agent sends commands to a gsy exchange")
+        raise unavailable("only the console's agent sends commands to a gsy exchange")
 
 
 # -- the link ---------------------------------------------------------------------------------------
@@ -284,6 +306,7 @@ class GsyLink(GridOperatorClient):
 
     dialect = "gsy"
     reconnect_s = 2.0
+    held_elsewhere_retry_s = 15.0  # markets another client holds: ask again this much later [s]
 
     def __init__(
         self,
@@ -315,6 +338,8 @@ class GsyLink(GridOperatorClient):
             "waiting": "connecting to the exchange",
         }
         self._sent: OrderedDict[str, dict] = OrderedDict((k, v) for k, v in (saved.get("sent") or {}).items())
+        for record in self._sent.values():  # sent before a restart, answer lost: the first event
+            record["seq"] = 0  # after the restart (seq 1) tells whether its fees were taken
         self._waiters: dict[str, dict] = {}  # transaction id -> {"event", "answer"}
         self._event_seq = 0
         self._next_fee: dict[str, float] = {}
@@ -368,7 +393,20 @@ class GsyLink(GridOperatorClient):
                 self._set_down(reason[:300])
             finally:
                 self._disconnect()
-            self._link_stop.wait(self.reconnect_s)
+            elsewhere = str(self._gsy_state.get("down_reason") or "").startswith("another client holds")
+            self._link_stop.wait(self.held_elsewhere_retry_s if elsewhere else self.reconnect_s)
+
+    def _new_exchange_run(self) -> None:
+        """The exchange forgot our aggregator: it was restarted (a new gsy-e run). Its slots
+        start afresh, so the link's clock does too (a run that replays dates the console already
+        stored is best given a store of its own: the history keeps each slot label once)."""
+        log.warning("the exchange does not know aggregator %s any more: a new run; its clock starts afresh",
+                    self.aggregator_uuid)  # fmt: skip
+        with self._cond:
+            for key in ("running_slot", "last_closed_slot", "event_at", "finished"):
+                self._gsy_state.pop(key, None)
+            self._gsy_state.update(wall_slots=[], length_seen=False, slot_seconds=None)
+            self._cycles.clear()
 
     def _set_up(self) -> None:
         with self._cond:
@@ -517,7 +555,7 @@ class GsyLink(GridOperatorClient):
                 if cycles:
                     return {"cycles": cycles}
                 if not self._ready and self._gsy_state.get("down_reason"):
-                    raise ExchangeUnavailable(self._gsy_state["down_reason"])
+                    raise unavailable(self._gsy_state["down_reason"])
                 left = deadline - time.monotonic()
                 if left <= 0 or self._link_stop.is_set():
                     return {"cycles": []}
@@ -546,7 +584,7 @@ class GsyLink(GridOperatorClient):
                 return self._remember(tid, self._settle_from_event(tid, batch, record))
             raise ExchangeUnavailable("the exchange has not answered this batch yet; it is not sent again")
         if not ready:
-            raise ExchangeUnavailable(reason or "not connected to the exchange")
+            raise unavailable(reason or "not connected to the exchange")
         answers, outgoing = self._plan(batch)
         raw: dict = {}
         if outgoing:

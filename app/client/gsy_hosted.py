@@ -136,6 +136,8 @@ class GsyHostedLink(GsyLink):
             if isinstance(a, dict)
         }
         if self.aggregator_uuid not in mine:
+            if self.aggregator_uuid is not None:
+                self._new_exchange_run()
             made = self._call("POST", self._agg_path("create-aggregator"), {"name": self.aggregator_name})
             if made.status_code != 200:
                 raise ExchangeUnavailable(f"create-aggregator: {made.status_code} {_detail(made)}")

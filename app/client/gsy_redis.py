@@ -130,6 +130,8 @@ class GsyRedisLink(GsyLink):
         if answer.get("status") not in ("ready", "error"):
             raise ExchangeUnavailable(f"gsy-e refused our aggregator: {answer}")
         reused = answer.get("status") == "error"  # it exists: ours, from before a restart
+        if not reused and self.aggregator_uuid is not None:
+            self._new_exchange_run()
         self.aggregator_uuid = agg
         self._pubsub.subscribe(self._events, self._batch_response)
 
@@ -159,8 +161,13 @@ class GsyRedisLink(GsyLink):
         # A market registered before (by us before a restart, or by another client) answers no
         # register: SELECT tells whose it is ("Device already have selected X"); an area that
         # turns out free but did not answer is not open for us, and is let go again (UNSELECT).
+        # Areas that did not answer are probed only when no market answered at all (a restart,
+        # or every market taken), so that a console with markets to take leaves the others be.
+        with self._cond:
+            known = set(self._gsy_state.get("held") or {}) | set(self.link_store.load()[1].get("held") or {})
+        probe = set(names) if not open_ else (known & set(names)) | open_
         keys, asked = [], {}
-        for device in names:
+        for device in sorted(probe):
             tid = str(uuidlib.uuid4())
             self._publish(
                 "aggregator-commands",

@@ -34,7 +34,7 @@ MARKETS_MAX_AGE_S = 30  # the managed markets (names, levels) are asked again af
 def short_reason(exc: Exception) -> str:
     """A few words for the header badge; the full text goes to its tooltip."""
     if isinstance(exc, ExchangeUnavailable):
-        return "exchange not answering"
+        return getattr(exc, "short", None) or "exchange not answering"
     if isinstance(exc, ApiClientError):
         return f"exchange error {exc.status} {exc.code}"
     return type(exc).__name__

@@ -76,6 +76,7 @@ class ReplayGsyE:
         self.registered: set[str] = set()
         self.index = -1  # the recorded market event last published
         self.batches: list[dict] = []  # what the console sent, as gsy-e received it
+        self.mute_batches = threading.Event()  # set: batches are taken but their answers lost
         self.beating = threading.Event()
         self.beating.set()
         self._stop = threading.Event()
@@ -176,7 +177,7 @@ class ReplayGsyE:
                 else:
                     out.append(self.rec.fees[(area, float(command["data"]["fee_const"]))])
             responses[area] = out
-        if responses:
+        if responses and not self.mute_batches.is_set():
             self.publish(
                 f"external-aggregator//{agg}/response/batch_commands",
                 {

@@ -39,8 +39,13 @@ def test_gsl002_no_slot_before_the_first_event_and_stale_after_silence():
     assert clock["seconds_to_deadline"] == pytest.approx(3.0) and not clock["finished"]
     with pytest.raises(ExchangeUnavailable, match="no market event from the exchange since"):
         clock_from_state(state, 100.0 + 21.0)  # max(2.5 slots, 20 s) without an event
-    with pytest.raises(ExchangeUnavailable, match="silent"):
+    with pytest.raises(ExchangeUnavailable, match="silent") as silent:
         clock_from_state({**state, "down_reason": "gsy-e is silent: no heartbeat since 10:00:00 UTC"}, 101.0)
+    assert silent.value.short == "gsy-e silent"  # the header's badge; the full reason in its tooltip
+    held = "another client holds the markets of this gsy-e: Grid (aggregator 9b74659d)"
+    with pytest.raises(ExchangeUnavailable) as other:
+        clock_from_state({**state, "down_reason": held}, 101.0)
+    assert other.value.short == "markets held by another client" and "9b74659d" in str(other.value)
     done = clock_from_state({**state, "finished": True, "down_reason": "Redis gone"}, 1000.0)
     assert done["finished"] and done["seconds_to_deadline"] == 0.0
 

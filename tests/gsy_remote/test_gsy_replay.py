@@ -12,7 +12,7 @@ import pytest
 from gsye_replay import ReplayGsyE
 from remote_helpers import wait_for
 
-from app.client import ExchangeUnavailable, gsy_redis
+from app.client import ExchangeUnavailable, gsy, gsy_redis
 from app.client.gsy import GsyLinkStore, shift
 from app.operator import timing
 from app.operator.store import APPLIED, REFUSED
@@ -122,3 +122,47 @@ def test_grr001_recorded_gsy_e_loop(replay: ReplayGsyE, redis_url: str, console_
     assert community["2024-06-21T00:45"]["next_market_fee"] == 7.0
     grid = {r["slot"]: r for r in console.store.history(uuids["Grid"])}
     assert {r["market_fee"] for r in grid.values()} == {1.0}
+
+
+def test_grr002_a_lost_answer_is_settled_from_the_next_event_not_sent_again(
+    replay: ReplayGsyE, redis_url: str, console_for, monkeypatch
+):
+    monkeypatch.setattr(gsy, "ANSWER_TIMEOUT_S", 0.5)
+    console = console_for("gsy+redis://" + redis_url.split("://", 1)[1].rsplit("/", 1)[0])
+    console.start_agent()
+    wait_for(lambda: len(link_state(console).get("held") or {}) == 2, 30, "held")
+    uuids = {v: k for k, v in link_state(console)["held"].items()}
+    for k in range(3):
+        if k:
+            time.sleep(PACE_S)
+        event = replay.step()
+        closed = shift(event["market_slot"], -15)
+        wait_for(lambda c=closed: console.store.latest_slot() == c, 30, f"slot {closed} stored")
+    running = console.reader().clock()["running_slot"]
+    replay.mute_batches.set()  # gsy-e takes the batch; its answer never reaches the console
+    console.store.queue(
+        uuids["Community"], "Community", 7.0, source="manual", user="operator", running_slot=running
+    )
+    console.store.queue(uuids["Grid"], "Grid", -2.0, source="manual", user="operator", running_slot=running)
+
+    def fee_batches() -> list[dict]:
+        return [
+            b
+            for b in replay.batches
+            if any(c[0]["type"] == "grid_fees" for c in b["batch_commands"].values())
+        ]
+
+    wait_for(fee_batches, 30, "the fee batch at the send point")
+    time.sleep(PACE_S)
+    replay.mute_batches.clear()
+    replay.step()  # the recorded event of 01:00: Community's fee is 7, Grid's still 1
+    rows = wait_for(
+        lambda: (r := console.store.commands()) and all(c["status"] in (APPLIED, REFUSED) for c in r) and r,
+        30,
+        "the commands settled",
+    )
+    by_name = {r["market_name"]: r for r in rows}
+    assert by_name["Community"]["status"] == APPLIED
+    assert by_name["Community"]["applies_from_slot"] == "2024-06-21T01:00"  # as the event shows
+    assert by_name["Grid"]["status"] == REFUSED and "not sent again" in by_name["Grid"]["reason"]
+    assert len(fee_batches()) == 1  # resent by the agent under the same id, published once
