@@ -472,9 +472,11 @@ def register_callbacks(app) -> None:  # noqa: ANN001
         Input({"type": "fee-param", "market": MATCH, "field": ALL}, "value"),
         Input({"type": "tou-table", "market": MATCH}, "data"),
         Input({"type": "fee-input", "market": MATCH}, "value"),
-        Input(ids.TICK, "n_intervals"),  # the slot it names, and a model's fee, move on with the clock
+        # once a slot closed, the slot it names and a model's fee have moved on (once per slot,
+        # not every tick: a callback per tick slows the page on a busy machine)
+        Input({"type": "market-last", "market": MATCH}, "data"),
     )
-    def preview(mode, _values, table, manual, _n):
+    def preview(mode, _values, table, manual, _last):
         market_uuid = ctx.outputs_list["id"]["market"]
         return preview_text(market_uuid, mode, params_of(ctx.inputs_list[1]), table, manual)
 
