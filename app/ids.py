@@ -35,6 +35,7 @@ MARKET_CARDS = "market-cards"
 MARKET_ID = "market-id"
 FEE_TIMING = "fee-timing"  # the send point as the server sees it, refreshed every TICK
 FEE_TIMING_LOCAL = "fee-timing-local"  # the same on the browser's clock
+FEE_TARGET = "fee-target"  # the slot a fee queued now is in force from; changes twice a slot
 FEE_TIMING_TICK = "fee-timing-tick"  # a fast browser-only interval that turns the queue buttons
 
 QUEUE_GRID = "queue-grid"

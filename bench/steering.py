@@ -111,13 +111,20 @@ def load(name: str, seed: int | None):  # noqa: ANN201
     return scenario if seed is None else scenario.model_copy(update={"seed": seed})
 
 
-def _score(kpis: dict, zero_export_kwh: float) -> float:
+def _score(kpis: dict, zero_export_kwh: float, waste_pp: float = WASTE_PP) -> float:
     """The worse of peak import and export [% of zero fee], plus the energy wasted doing it."""
     worse = max(kpis["peak_import_pct_of_baseline"], kpis["peak_export_pct_of_baseline"])
-    return worse + WASTE_PP * kpis["unmatched_kwh"] / max(zero_export_kwh, 1e-9)
+    return worse + waste_pp * kpis["unmatched_kwh"] / max(zero_export_kwh, 1e-9)
 
 
-def run(scenario_name: str, days: int, tune_days: int, seed: int | None, limit_share: float) -> dict:
+def run(
+    scenario_name: str,
+    days: int,
+    tune_days: int,
+    seed: int | None,
+    limit_share: float,
+    waste_pp: float = WASTE_PP,
+) -> dict:
     from app.exchange.grid import build_grid
     from app.operator.backtest import ZERO, backtest
     from app.operator.oracle import oracle_peaks
@@ -166,7 +173,7 @@ def run(scenario_name: str, days: int, tune_days: int, seed: int | None, limit_s
                 scenario, models, days=tune_days, baseline=scored_zero, judge_from_slot=warm_up
             ).kpis[root]
             tried += 1
-            score = _score(kpis, scored_zero.kpis[root]["export_kwh"])
+            score = _score(kpis, scored_zero.kpis[root]["export_kwh"], waste_pp)
             if score < best_score:
                 best, best_score = change, score
         return best, tried
@@ -226,6 +233,7 @@ def run(scenario_name: str, days: int, tune_days: int, seed: int | None, limit_s
         "limit_source": limit_source,
         "tuned": {"controller": tuned_controller, "predictive": tuned_predictive},
         "tuning_runs": n_c + n_p,
+        "waste_pp": waste_pp,
         "oracle_with_curtailment": oracle_curtailing,
         "results": results,
         "seconds": time.perf_counter() - t0,
@@ -244,11 +252,17 @@ def main() -> int:
         default=0.7,
         help="limit / tuning-days zero-fee peak for markets without a stated limit",
     )
+    parser.add_argument(
+        "--waste-pp",
+        type=float,
+        default=WASTE_PP,
+        help="tuning: points per 100 %% of the zero-fee export energy left unmatched",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.days < 1 or args.tune_days < 0:
         parser.error("--days must be >= 1 and --tune-days >= 0")
-    out = run(args.scenario, args.days, args.tune_days, args.seed, args.limit_share)
+    out = run(args.scenario, args.days, args.tune_days, args.seed, args.limit_share, args.waste_pp)
     results = out["results"]
     print(
         f"{out['scenario']} ({out['houses']} houses, seed {out['seed']}): {args.days} judged days after "

@@ -52,6 +52,7 @@ def shell() -> dmc.MantineProvider:
             # and every queue button at the send point, so both change in the same instant
             dcc.Store(id=ids.FEE_TIMING),
             dcc.Store(id=ids.FEE_TIMING_LOCAL),
+            dcc.Store(id=ids.FEE_TARGET),
             dcc.Interval(id=ids.FEE_TIMING_TICK, interval=FEE_TIMING_TICK_MS),
             dcc.Store(id=ids.SERVER_OK),
             dcc.Store(id=ids.SERVER_OK_AT),

@@ -467,11 +467,13 @@ def register_callbacks(app) -> None:  # noqa: ANN001
             "params": Input({"type": "fee-param", "market": MATCH, "field": ALL}, "value"),
             "table": Input({"type": "tou-table", "market": MATCH}, "data"),
             "manual": Input({"type": "fee-input", "market": MATCH}, "value"),
-            # every tick: a model's preview follows the closed slots and names the slot it reaches
-            "_timing": Input(ids.FEE_TIMING, "data"),
+            # a model's fee moves on when a slot closed, the slot it names at the send point; twice
+            # a slot, not every tick (a callback per tick slows the page on a busy machine)
+            "_last": Input({"type": "market-last", "market": MATCH}, "data"),
+            "_target": Input(ids.FEE_TARGET, "data"),
         },
     )
-    def preview(mode, params, table, manual, _timing):
+    def preview(mode, params, table, manual, _last, _target):
         market_uuid = ctx.outputs_list["id"]["market"]
         return preview_text(market_uuid, mode, params_of(ctx.args_grouping["params"]), table, manual)
 

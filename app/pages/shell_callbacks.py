@@ -121,6 +121,23 @@ def register_callbacks(app) -> None:  # noqa: ANN001
         State(ids.FEE_TIMING_LOCAL, "data"),
         State({"type": "fee-queue", "market": ALL}, "children"),
     )
+    # ... the label of the slot a click reaches, changed only when it changes (at the send point and
+    # when a slot closes): what the previews follow ...
+    app.clientside_callback(
+        """
+        function(_n, timing, old) {
+            const nc = window.dash_clientside.no_update;
+            if (!timing) { return nc; }
+            const passed = !timing.send_at_ms || Date.now() >= timing.send_at_ms;
+            const label = passed ? timing.after : timing.before;
+            return label === old ? nc : label;
+        }
+        """,
+        Output(ids.FEE_TARGET, "data"),
+        Input(ids.FEE_TIMING_TICK, "n_intervals"),
+        State(ids.FEE_TIMING_LOCAL, "data"),
+        State(ids.FEE_TARGET, "data"),
+    )
     # ... and the header's countdown, formatted like components.formatting.fmt_duration_s
     app.clientside_callback(
         """

@@ -74,7 +74,7 @@ class PredictiveParams(BaseModel):
     import_limit_kwh: float = Field(gt=0, description="the market's import limit [kWh per slot]")
     export_limit_kwh: float = Field(gt=0, description="the market's export limit [kWh per slot]")
     target_share: float = Field(0.9, gt=0, le=1.5, description="aim at this share of each limit")
-    gain_ct_per_kwh: float = Field(8.0, ge=0, description="fee change per unit of normalised forecast error")
+    gain_ct_per_kwh: float = Field(25.0, ge=0, description="fee change per unit of normalised forecast error")
     weight_yesterday: float = Field(0.7, ge=0, le=1, description="weight of the same slot yesterday")
     weight_last_week: float = Field(0.3, ge=0, le=1, description="weight of the same slot last week")
     trend: float = Field(0.5, ge=0, le=1, description="share of today's deviation carried into the forecast")
@@ -82,11 +82,11 @@ class PredictiveParams(BaseModel):
     min_fee_ct_per_kwh: float = Field(0.0, ge=0)
     max_fee_ct_per_kwh: float = Field(40.0, ge=0)
     max_rise_ct_per_kwh: float = Field(20.0, gt=0, description="largest rise from one slot to the next")
-    max_fall_ct_per_kwh: float = Field(1.0, gt=0, description="largest fall from one slot to the next")
+    max_fall_ct_per_kwh: float = Field(0.5, gt=0, description="largest fall from one slot to the next")
     hold_window_slots: int = Field(16, ge=1, le=192, description="slots over which deferred energy is summed")
     release_slots: float = Field(4.0, gt=0, le=96, description="slots over which deferred energy may return")
     smooth_slots: int = Field(
-        0, ge=0, le=8, description="the learned fee is the mean over this many slots either side"
+        2, ge=0, le=8, description="the learned fee is the mean over this many slots either side"
     )
 
     @model_validator(mode="after")

@@ -28,6 +28,7 @@ def params(**change):
         max_fee_ct_per_kwh=40.0,
         max_rise_ct_per_kwh=100.0,
         max_fall_ct_per_kwh=100.0,
+        smooth_slots=0,
     )
     return PredictiveParams(**(values | change))
 
