@@ -496,3 +496,14 @@ def test_sec019_twelve_sdk_sockets_closing_at_once_each_get_the_servers_close_fr
         http.shutdown()
         http.server_close()
         thread.join(timeout=10)
+
+
+def test_sec020_two_apps_in_one_process_each_sign_in_their_own_users(make_app):
+    """The login manager is one per process: each app must still load users from its own store."""
+    first = make_app(database="first")
+    second = make_app(database="second")
+    UserBook(store_of(first).engine).add("only-first", "first-password", "viewer")
+    client = first.test_client()
+    assert sign_in(client, "only-first", "first-password").status_code == 302
+    assert signed_in(client)  # loaded from the first app's store although the second came later
+    assert second.extensions["gridfee"].users.get("only-first") is None
