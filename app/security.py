@@ -94,7 +94,7 @@ def install(server: Flask, settings: Settings) -> Limiter:
 
     @login_manager.user_loader  # one LoginManager for every app of the process: the request's app
     def _load_user(name: str):  # noqa: ANN202
-        return current_app.extensions["gridfee"].users.get(name)
+        return current_app.extensions["gridfee"].users.by_session_id(name)
 
     limiter = Limiter(
         key_func=lambda: request.remote_addr or "unknown",
@@ -168,8 +168,11 @@ def signed_in_request(server: Flask, username: str | None, path: str = "/") -> I
 
 def sign_in_client(client, username: str) -> None:  # noqa: ANN001
     """Sign ``username`` in on a Flask test client's session (as the login form would)."""
+    user = client.application.extensions["gridfee"].users.get(username)
+    if user is None:
+        raise KeyError(f"no user {username!r}")
     with client.session_transaction() as session:
-        session["_user_id"] = username
+        session["_user_id"] = user.get_id()
         session["_fresh"] = True
 
 
