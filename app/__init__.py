@@ -8,11 +8,12 @@ started by the entry points (``python -m app``, ``python -m app.exchange``), nev
 from __future__ import annotations
 
 import threading
-
-from flask import Flask, jsonify, request
-from werkzeug.exceptions import HTTPException
+from typing import TYPE_CHECKING
 
 from app.config import Settings
+
+if TYPE_CHECKING:  # Flask is imported when a server is built: the CLI tools start without it
+    from flask import Flask
 
 
 def create_app(
@@ -29,7 +30,9 @@ def create_app(
     (``/api/...`` answers a JSON 404 naming the remote exchange), and the console drives the
     remote exchange through the HTTP client, keeping its own rows in ``DATABASE_URL``.
     """
+    from flask import Flask, jsonify, request
     from flask_caching import Cache
+    from werkzeug.exceptions import HTTPException
 
     from app import security
     from app.api.auth import TokenSigner, UserBook, seed_users

@@ -48,6 +48,10 @@ SETTING_NAMES = PROCFILE_SETTINGS | {
     "WHATIF_RUNS_PER_USER",
     "WHATIF_RUNS_AT_ONCE",
     "MAX_AGGREGATORS_PER_USER",
+    "GSY_CONFIGURATION_ID",
+    "GSY_USERNAME",
+    "GSY_PASSWORD",
+    "GSY_WEBSOCKET_URL",
 }
 
 
@@ -90,6 +94,30 @@ def _simulation_id(raw: str | None) -> str | None:
     return value
 
 
+GSY_SCHEMES = ("gsy+redis://", "gsy+https://", "gsy+http://")
+"""``GRID_API_URL`` schemes of a Grid Singularity exchange: a local gsy-e over Redis, or the hosted
+service's REST + websocket dialect (``gsy+http://`` for a server of ours on loopback, in tests)."""
+
+
+def _grid_api_url(raw: str | None) -> str | None:
+    if not raw or not raw.strip():
+        return None
+    value = raw.strip()
+    if not value.startswith(("http://", "https://", *GSY_SCHEMES)):
+        raise ConfigError(
+            "GRID_API_URL must start with http:// or https:// (a Grid Fee Console exchange), "
+            f"gsy+redis:// (a local gsy-e) or gsy+https:// (Grid Singularity's hosted exchange), got {raw!r}"
+        )
+    return value
+
+
+def _configuration_id(raw: str | None) -> str:
+    value = (raw or "").strip()
+    if len(value) > 100 or not all(c.isalnum() or c in "-_" for c in value):
+        raise ConfigError(f"GSY_CONFIGURATION_ID must be letters, digits, '-' or '_', got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     port: int
@@ -122,6 +150,20 @@ class Settings:
     whatif_runs_per_user: int = 1  # What-if runs one user may have queued or running
     whatif_runs_at_once: int = 4  # What-if runs of all users queued or running at once
     max_aggregators_per_user: int = 20  # gsy-face aggregators one user may own
+    gsy_configuration_id: str = ""  # gsy-e's CONFIGURATION_ID (its Redis channels); "" for a CLI run
+    gsy_username: str = ""  # the hosted exchange's user (GRID_API_URL=gsy+https://); else AGENT_USERNAME
+    gsy_password: str = ""
+    gsy_websocket_url: str | None = None  # the hosted exchange's websocket base; else derived from the URL
+
+    @property
+    def gsy_dialect(self) -> str | None:
+        """``"redis"`` (a local gsy-e), ``"hosted"`` (Grid Singularity's REST + websocket) or None."""
+        url = self.grid_api_url or ""
+        if url.startswith("gsy+redis://"):
+            return "redis"
+        if url.startswith(("gsy+https://", "gsy+http://")):
+            return "hosted"
+        return None
 
     @property
     def exchange_key(self) -> str:
@@ -181,9 +223,19 @@ class Settings:
         users = env.get("USERS_FILE")
         agent_user = env.get("AGENT_USERNAME") or ("operator" if demo else "")
         agent_password = env.get("AGENT_PASSWORD") or ("operator" if demo else "")
+        grid_api_url = _grid_api_url(env.get("GRID_API_URL"))
+        if (
+            grid_api_url
+            and grid_api_url.startswith(("gsy+https://", "gsy+http://"))
+            and not env.get("GSY_SIMULATION_ID")
+        ):
+            raise ConfigError(
+                "GRID_API_URL=gsy+https://... (Grid Singularity's hosted exchange) needs GSY_SIMULATION_ID: "
+                "the uuid of the configuration (Collaboration or Canary Network) the console operates"
+            )
         return cls(
             port=port,
-            grid_api_url=env.get("GRID_API_URL") or None,
+            grid_api_url=grid_api_url,
             scenario=scenario,
             slot_seconds=slot_seconds,
             database_url=database_url(env.get("DATABASE_URL"), instance_dir),
@@ -210,4 +262,8 @@ class Settings:
             whatif_runs_per_user=limits["WHATIF_RUNS_PER_USER"],
             whatif_runs_at_once=limits["WHATIF_RUNS_AT_ONCE"],
             max_aggregators_per_user=limits["MAX_AGGREGATORS_PER_USER"],
+            gsy_configuration_id=_configuration_id(env.get("GSY_CONFIGURATION_ID")),
+            gsy_username=env.get("GSY_USERNAME") or "",
+            gsy_password=env.get("GSY_PASSWORD") or "",
+            gsy_websocket_url=env.get("GSY_WEBSOCKET_URL") or None,
         )

@@ -4,10 +4,28 @@ LOCATION = "location"
 TICK = "tick"
 HEADER = "header"
 NOTIFICATIONS = "notifications"
+SERVER_OK = "server-ok"  # what the header's server callback last answered (the exchange's state)
+SERVER_OK_AT = "server-ok-at"  # when it answered, on the browser's clock [ms]
+CONNECTION = "connection"  # {"offline", "since_ms", "reason", "exchange_stale"}: the browser's view
+OFFLINE_BANNER = "offline-banner"
+BROWSER_TZ = "browser-tz"  # the browser's IANA time zone, for wall-clock times
+
+ALERTS_ACTIVE = "alerts-active"
+ALERTS_HISTORY = "alerts-history"
+ALERTS_MESSAGE = "alerts-message"
+ALERTS_LIMITS = "alerts-limits"
+ALERTS_LIMIT_AUDIT = "alerts-limit-audit"
+
+MAP = "grid-map"
+MAP_INFO = "grid-map-info"
+MAP_SLOT = "grid-map-slot"
+MAP_LIST = "grid-map-list"
 
 OVERVIEW_GRID = "overview-grid"
 OVERVIEW_SLOT = "overview-slot"
 EXPORT_RANGE = "export-range"
+EXPORT_FROM = "export-from"
+EXPORT_TO = "export-to"
 EXPORT_BUTTON = "export-button"
 EXPORT_DOWNLOAD = "export-download"
 EXPORT_MESSAGE = "export-message"

@@ -29,15 +29,14 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
-
 from app.config import ConfigError, Settings
-from app.operator.run import AGENT_LONG_POLL_S
 from app.preflight import settings_problem
-from app.store.lock import RunnerLock
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: --help and a refusal start without them
+    from sqlalchemy import Engine
+
     from app.exchange.runner import ExchangeRunner
+    from app.store.lock import RunnerLock
 
 log = logging.getLogger("app.runner")
 EXIT_CONFIG = 2
@@ -98,10 +97,11 @@ def agent_thread(
 ) -> threading.Thread | None:  # noqa: ANN001
     """The operator agent in a thread, under its own lock (one agent per deployment)."""
     from app.operator.agent import OperatorAgent
-    from app.operator.run import make_client
+    from app.operator.run import AGENT_LONG_POLL_S, make_client
     from app.operator.store import OperatorStore
+    from app.store.lock import RunnerLock
 
-    if not settings.agent_username or not settings.agent_password:
+    if settings.gsy_dialect is None and (not settings.agent_username or not settings.agent_password):
         log.warning("AGENT_USERNAME/AGENT_PASSWORD not set: no operator agent runs (no fees are sent)")
         return None
     lock = RunnerLock(engine, f"operator-agent:{settings.exchange_key}")
@@ -112,7 +112,9 @@ def agent_thread(
         try:
             store = OperatorStore(engine, settings.exchange_key)
             after = store.latest_slot()
-            agent = make_client(settings, wsgi_app, cls=OperatorAgent, store=store, start_after=after)
+            agent = make_client(
+                settings, wsgi_app, cls=OperatorAgent, engine=engine, store=store, start_after=after
+            )
             agent.long_poll_s = AGENT_LONG_POLL_S
             log.info(
                 "operator agent (user %s) follows the market cycles of %s after %s",
@@ -137,7 +139,9 @@ def run_embedded(settings: Settings, stop: threading.Event, max_slots: int | Non
     from app.exchange.grid import build_grid
     from app.exchange.runner import ExchangeRunner
     from app.exchange.scenario import ScenarioError, load_scenario
+    from app.operator.run import AGENT_LONG_POLL_S
     from app.store.db import NotMigrated
+    from app.store.lock import RunnerLock
     from app.store.repo import ExchangeStore, StoreMismatch
 
     try:
@@ -155,7 +159,7 @@ def run_embedded(settings: Settings, stop: threading.Event, max_slots: int | Non
         # everything but the lock is ready before waiting for it, so that a takeover is quick
         app = create_app(settings, store=store, dashboard=False, run_migrations=False)
         runner = ExchangeRunner(store, settings.slot_seconds)  # builds the simulation's profiles
-        runner.subscribe(log_cycle)
+        runner.subscribe(log_cycle, markets=False)  # it logs the slots only
     except ValueError as exc:  # a users file that cannot be read
         store.engine.dispose()
         return refuse(exc)
@@ -195,6 +199,7 @@ def run_embedded(settings: Settings, stop: threading.Event, max_slots: int | Non
 
 def run_remote(settings: Settings, stop: threading.Event) -> int:
     """Only the operator agent, over HTTP to ``GRID_API_URL``; its rows in ``DATABASE_URL``."""
+    from app.operator.run import AGENT_LONG_POLL_S
     from app.store.db import NotMigrated, check_migrated, make_engine
 
     engine = make_engine(settings.database_url)

@@ -12,14 +12,14 @@ import logging
 import signal
 import threading
 
-from werkzeug.serving import make_server
-
 from app.config import Settings
 
 log = logging.getLogger(__name__)
 
 
 def serve(settings: Settings, host: str, port: int, print_slots: bool = True) -> int:
+    from werkzeug.serving import make_server
+
     from app import create_app
     from app.exchange.grid import build_grid
     from app.exchange.runner import ExchangeRunner, print_cycle
@@ -27,6 +27,8 @@ def serve(settings: Settings, host: str, port: int, print_slots: bool = True) ->
     from app.store.lock import RunnerLock
     from app.store.repo import ExchangeStore, StoreMismatch
 
+    if settings.gsy_dialect is not None:
+        return serve_remote(settings, host, port)
     try:
         scenario = load_scenario(settings.scenario)
         store = ExchangeStore.open(settings.database_url, scenario, build_grid(scenario))
@@ -83,4 +85,42 @@ def serve(settings: Settings, host: str, port: int, print_slots: bool = True) ->
             if thread is not None:
                 thread.join(timeout=30)  # lets the slot being written finish
         lock.release()
+    return 0
+
+
+def serve_remote(settings: Settings, host: str, port: int) -> int:
+    """The console and its agent for a Grid Singularity exchange (``GRID_API_URL=gsy+...``): no
+    exchange of ours runs; the agent holds the link, the console reads what it stored."""
+    from werkzeug.serving import make_server
+
+    from app import create_app
+    from app.operator.run import start_agent
+    from app.security import json_request_handler
+
+    server_app = create_app(settings)
+    engine = server_app.extensions["console"].ops.engine  # the console's store (DATABASE_URL)
+    stop = threading.Event()
+    agent_thread = start_agent(settings, engine, None, stop)
+    http = make_server(host, port, server_app, threaded=True, request_handler=json_request_handler())
+    print(
+        f"Grid Fee Console on http://{host}:{port}, operating {settings.grid_api_url} "
+        f"({settings.gsy_dialect} dialect)",
+        flush=True,
+    )
+    if settings.demo:
+        print("demo users: operator / operator (grid operator), viewer / viewer", flush=True)
+
+    def shutdown(*_):  # noqa: ANN002
+        stop.set()
+        server_app.extensions["gridfee_stop"].set()
+        threading.Thread(target=http.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    try:
+        http.serve_forever()
+    finally:
+        stop.set()
+        if agent_thread is not None:
+            agent_thread.join(timeout=30)
     return 0

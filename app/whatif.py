@@ -43,6 +43,7 @@ import numpy as np
 
 from app.exchange.grid import build_grid
 from app.exchange.scenario import Scenario
+from app.export import xlsx
 from app.operator.backtest import ZERO, BacktestResult, Cancelled, backtest
 from app.operator.kpis import KPI_UNITS, market_kpis
 
@@ -575,7 +576,7 @@ SHEET_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("import_kwh", "Import [kWh]", "0.000"),
     ("export_kwh", "Export [kWh]", "0.000"),
     ("market_fee", "Fee in force [ct/kWh]", "0.00"),
-    ("next_market_fee", "Fee for the next slot [ct/kWh]", "0.00"),
+    ("next_market_fee", "Fee from the slot after this row [ct/kWh]", "0.00"),
     ("market_fee_revenue", "Fee revenue [ct]", "0.00"),
     ("total_traded_energy_kWh", "Traded [kWh]", "0.000"),
     ("avg_trade_rate", "Average trade price [ct/kWh]", "0.00"),
@@ -590,80 +591,68 @@ def whatif_workbook(result: WhatIfResult) -> bytes:
     """The comparison as .xlsx: the KPI table first, then one sheet per candidate.
 
     ``KPIs``: market, KPI, unit, better, the zero-fee baseline, one column per candidate and the
-    best candidate(s); below it, the model each candidate ran in each market. A candidate's sheet:
-    one row per slot and market (slot start, market, then the series of ``SHEET_COLUMNS``), the
-    header row frozen; empty cells are values the exchange did not give.
+    best candidate(s), the best value filled green; below it, the model each candidate ran in each
+    market. A candidate's sheet: one row per slot and market (slot start, market, then the series
+    of ``SHEET_COLUMNS``), the header row and the first two columns frozen; empty cells are values
+    the exchange did not give. Written by the project's one Excel writer (:mod:`app.export.xlsx`).
     """
-    import datetime as dt
-
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font, PatternFill
-
-    from app.export.excel import sheet_titles
     from app.tariffs.registry import describe
 
-    bold, best_fill = Font(bold=True), PatternFill("solid", fgColor="C6EFCE")
-    wb = Workbook(write_only=True)
-    titles = sheet_titles([KPI_SHEET, *result.candidates])
-
-    def cell(ws, value, number_format: str | None = None, font=None, fill=None):  # noqa: ANN001, ANN202
-        c = WriteOnlyCell(ws, value=value)
-        if number_format:
-            c.number_format = number_format
-        if font is not None:
-            c.font = font
-        if fill is not None:
-            c.fill = fill
-        return c
-
-    ws = wb.create_sheet(titles[0])
-    ws.freeze_panes = "C2"
-    header = ["Market", "KPI", "Unit", "Better", BASELINE, *result.candidates, "Best"]
-    ws.append([cell(ws, h, font=bold) for h in header])
-    for row in result.rows:
-        values = [
-            cell(ws, row["values"][n], "0.00", fill=best_fill if n in row["best"] else None)
-            for n in result.candidates
-        ]
-        ws.append(
-            [
-                row["market"],
-                row["label"],
-                row["unit"],
-                row["better"],
-                cell(ws, row["baseline"], "0.00"),
-                *values,
-                ", ".join(row["best"]),
-            ]
-        )
-    ws.append([])
-    ws.append(
-        [cell(ws, h, font=bold) for h in ("Candidate", "Market", "Model", "Limit import/export [kWh/slot]")]
+    titles = xlsx.sheet_titles([KPI_SHEET, *result.candidates], blank="Candidate")
+    kpi_columns = (
+        xlsx.Column("Market", "market", None, 24),
+        xlsx.Column("KPI", "label", None, 30),
+        xlsx.Column("Unit", "unit", None, 12),
+        xlsx.Column("Better", "better", None, 9),
+        xlsx.Column(BASELINE, "baseline", "0.00", 14),
+        *(xlsx.Column(name, name, "0.00", 14) for name in result.candidates),
+        xlsx.Column("Best", "best", None, 20),
     )
-    for name in result.candidates:
-        for uuid, market in zip(result.market_uuids, result.market_names, strict=True):
-            model = result.models[name].get(uuid)
-            text = "scenario's fee" if model is None else describe(_parse(model))
-            imp, exp = result.limits_kwh[uuid]
-            ws.append([name, market, text, f"{imp:.2f} / {exp:.2f}"])
-    ws.append([])
-    ws.append([f"{result.scenario_name}, {result.days} day(s) from {result.slot_labels[0]}"])
-
-    for title, name in zip(titles[1:], result.candidates, strict=True):
-        ws = wb.create_sheet(title)
-        ws.freeze_panes = "C2"
-        ws.append([cell(ws, h, font=bold) for h in ("Slot", "Market", *(h for _, h, _ in SHEET_COLUMNS))])
-        run = result.runs[name]
-        columns = [(run.series[key], fmt) for key, _, fmt in SHEET_COLUMNS]
-        times = [dt.datetime.strptime(label, "%Y-%m-%dT%H:%M") for label in run.slot_labels]
-        for n, start in enumerate(times):
-            for j, market in enumerate(run.market_names):
-                values = []
-                for series, fmt in columns:
-                    v = float(series[n, j])
-                    values.append(cell(ws, v if math.isfinite(v) else None, fmt))
-                ws.append([cell(ws, start, "yyyy-mm-dd hh:mm"), market, *values])
+    run_columns = (
+        xlsx.Column("Slot", "slot", xlsx.SLOT_FORMAT, 17),
+        xlsx.Column("Market", "market", None, 24),
+        *(xlsx.Column(header, key, fmt, 14) for key, header, fmt in SHEET_COLUMNS),
+    )
     out = BytesIO()
-    wb.save(out)
+    with xlsx.Workbook(out, titles, title="What-if comparison") as wb:
+        with wb.sheet(kpi_columns, freeze_cols=2) as ws:
+            first = 5  # the candidates' columns start after market, KPI, unit, better, baseline
+            for row in result.rows:
+                best = {first + i for i, n in enumerate(result.candidates) if n in row["best"]}
+                values = [row["values"][n] for n in result.candidates]
+                ws.write_values(
+                    [
+                        row["market"],
+                        row["label"],
+                        row["unit"],
+                        row["better"],
+                        row["baseline"],
+                        *values,
+                        ", ".join(row["best"]) or None,
+                    ],
+                    highlight=best,
+                )
+            ws.row += 1  # an empty row
+            ws.write_values(
+                ["Candidate", "Market", "Model", "Limit import/export [kWh/slot]"], xlsx.BOLD_STYLE
+            )
+            for name in result.candidates:
+                for uuid, market in zip(result.market_uuids, result.market_names, strict=True):
+                    model = result.models[name].get(uuid)
+                    text = "scenario's fee" if model is None else describe(_parse(model))
+                    imp, exp = result.limits_kwh[uuid]
+                    ws.write_values([name, market, text, f"{imp:.2f} / {exp:.2f}"])
+            ws.row += 1
+            ws.write_text_lines(
+                [f"{result.scenario_name}, {result.days} day(s) from {result.slot_labels[0]}"]
+            )
+
+        for name in result.candidates:
+            with wb.sheet(run_columns, freeze_cols=2) as ws:
+                run = result.runs[name]
+                series = [run.series[key] for key, _, _ in SHEET_COLUMNS]
+                serials = [xlsx.label_serial(label) for label in run.slot_labels]
+                for n, serial in enumerate(serials):
+                    for j, market in enumerate(run.market_names):
+                        ws.write_values([serial, market, *(float(s[n, j]) for s in series)])
     return out.getvalue()

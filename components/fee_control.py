@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import dash_mantine_components as dmc
 from dash import dcc, html
 
+from app.tariffs.tou import MAX_UPLOAD_BYTES
 from components.formatting import plain_number
 
 MODES = [
@@ -23,6 +24,7 @@ MODES = [
     ("tou", "Time of use"),
     ("peak_tiers", "Peak tiers"),
     ("controller", "Controller"),
+    ("predictive", "Predictive controller"),
     ("critical_peak", "Critical peak"),
 ]
 DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -62,6 +64,19 @@ FORMS: dict[str, list[Field]] = {
         Field("max_fee_ct_per_kwh", "Maximum fee [ct/kWh]", "number", 40.0),
         Field("max_step_ct_per_kwh", "Largest rise per slot [ct/kWh]", "number", 6.0),
         Field("max_step_down_ct_per_kwh", "Largest fall per slot [ct/kWh]", "number", 0.5, required=False),
+    ],
+    "predictive": [  # gain, smoothing and fall as bench/steering.py tuned them; aim just under the limit
+        Field("import_limit_kwh", "Import limit [kWh/slot]", "number", 25.0),
+        Field("export_limit_kwh", "Export limit [kWh/slot]", "number", 60.0),
+        Field("target_share", "Aim at [share of the limit, 0-1.5]", "number", 0.9),
+        Field("gain_ct_per_kwh", "Gain [ct/kWh per unit forecast error]", "number", 25.0),
+        Field("weight_yesterday", "Weight of yesterday [0-1]", "number", 0.7),
+        Field("weight_last_week", "Weight of last week [0-1]", "number", 0.3),
+        Field("min_fee_ct_per_kwh", "Minimum fee [ct/kWh]", "number", 0.0),
+        Field("max_fee_ct_per_kwh", "Maximum fee [ct/kWh]", "number", 40.0),
+        Field("max_fall_ct_per_kwh", "Largest fall per slot [ct/kWh]", "number", 0.5),
+        Field("smooth_slots", "Learned fee smoothed over [± slots]", "number", 2),
+        Field("base_fee_ct_per_kwh", "Start fee [ct/kWh]", "number", 1.0),
     ],
     "critical_peak": [
         Field("base_fee_ct_per_kwh", "Base fee (constant) [ct/kWh]", "number", 2.0),
@@ -126,6 +141,8 @@ def parse_form(model: str, values: Mapping[str, object], tou_table: dict | None 
         }
     if model == "peak_tiers":
         out["look_back_slots"] = int(out["look_back_slots"])
+    if model == "predictive" and float(out["smooth_slots"]).is_integer():
+        out["smooth_slots"] = int(out["smooth_slots"])  # else the model says it wants a whole number
     if model == "controller" and out.get("max_step_down_ct_per_kwh") is None:
         out.pop("max_step_down_ct_per_kwh", None)
     return {"model": model, **{k: v for k, v in out.items() if not (v is None and k == "cap_ct_per_kwh")}}
@@ -216,6 +233,7 @@ def fee_control(
                         disabled=disabled,
                         marks=[{"value": v, "label": plain_number(v)} for v in (0, top / 2, top)],
                         updatemode="mouseup",
+                        thumbLabel=f"Fee of {market['name']} [ct/kWh]",
                         mb="lg",
                     ),
                     dmc.NumberInput(
@@ -247,6 +265,7 @@ def fee_control(
                         "Upload CSV / xlsx (96 rows)", variant="light", size="xs", disabled=disabled
                     ),
                     disabled=disabled,
+                    max_size=MAX_UPLOAD_BYTES,  # refused in the browser; the server checks again
                 ),
                 dmc.Select(
                     id={"type": "tou-preset", "market": uid},
@@ -266,7 +285,11 @@ def fee_control(
         sections.append(
             html.Div(
                 id={"type": "fee-section", "market": uid, "mode": name},
-                children=dmc.SimpleGrid(fields, cols=2, spacing="xs", verticalSpacing="xs"),
+                # the time-of-use fields one under the other: side by side at 1366 px the upload
+                # button covered "or a preset" and the preset box cut its names
+                children=dmc.SimpleGrid(
+                    fields, cols=1 if name == "tou" else 2, spacing="xs", verticalSpacing="xs"
+                ),
                 style=None if mode == name else {"display": "none"},
             )
         )
@@ -303,6 +326,12 @@ def fee_control(
                     dmc.Text(id={"type": "fee-preview", "market": uid}, size="sm"),
                 ],
                 mt="sm",
+            ),
+            # why the button is disabled while the console is cut off (set in the browser)
+            html.Div(
+                id={"type": "fee-offline", "market": uid},
+                role="status",
+                style={"color": "#C92A2A", "fontSize": "var(--mantine-font-size-sm)"},
             ),
             dmc.Text(id={"type": "fee-message", "market": uid}, size="sm", mt="xs"),
             dcc.Store(id={"type": "fee-command", "market": uid}),

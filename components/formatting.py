@@ -17,8 +17,9 @@ from decimal import Decimal
 from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from app import slots
+
 MISSING = "–"  # en dash: what a missing value (None / NaN) looks like everywhere
-SLOT_FORMAT = "%Y-%m-%dT%H:%M"  # history slot labels, e.g. "2026-06-22T13:15" (simulated time)
 
 UNIT_PRICE = "ct/kWh"
 UNIT_ENERGY = "kWh"
@@ -39,8 +40,8 @@ PALETTE: MappingProxyType[str, str] = MappingProxyType(
         "traded": "#4D7EA8",  # traded energy (steel blue)
         "self_sufficiency": "#2E8B57",  # self-sufficiency (green)
         "over_limit": "#D62728",  # a limit exceeded, or an alarm such as a stale connection (red)
-        "live": "#2F9E44",  # connection is live (green)
-        "warning": "#E8590C",  # needs attention soon, e.g. the fee deadline is near (orange-red)
+        "live": "#237032",  # connection is live (green; 6:1 on white, white text on it too)
+        "warning": "#C2410C",  # needs attention soon, e.g. the fee deadline is near (orange-red, 5:1)
         "muted": "#868E96",  # secondary text
     }
 )
@@ -133,16 +134,39 @@ def fmt_clock(timestamp_s: float | None, tz: dt.tzinfo | None = None) -> str:
     return dt.datetime.fromtimestamp(float(timestamp_s), tz).strftime("%H:%M")  # type: ignore[arg-type]
 
 
+def browser_zone(name: str | None) -> dt.tzinfo:
+    """The browser's time zone from its IANA name (``Intl.DateTimeFormat().resolvedOptions()``),
+    UTC when unknown or not a zone this server knows."""
+    try:
+        return ZoneInfo(name) if name else dt.UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        return dt.UTC
+
+
+def fmt_wall_clock(timestamp_s: float | None, tz: dt.tzinfo | None = None, seconds: bool = True) -> str:
+    """A wall-clock Unix time [s] as "HH:MM:SS CET" in ``tz`` (UTC when None), its zone named:
+    wall-clock times are told apart from the simulated slot times by the zone and by "wall-clock"
+    where they stand; "–" if missing."""
+    if is_missing(timestamp_s):
+        return MISSING
+    when = dt.datetime.fromtimestamp(float(timestamp_s), tz or dt.UTC)  # type: ignore[arg-type]
+    return when.strftime("%H:%M:%S %Z" if seconds else "%H:%M %Z").strip()
+
+
+def fmt_wall_datetime(timestamp_s: float | None, tz: dt.tzinfo | None = None) -> str:
+    """A wall-clock Unix time [s] as "2026-12-06 20:14:05 CET" in ``tz`` (UTC when None)."""
+    if is_missing(timestamp_s):
+        return MISSING
+    return dt.datetime.fromtimestamp(float(timestamp_s), tz or dt.UTC).strftime("%Y-%m-%d %H:%M:%S %Z")  # type: ignore[arg-type]
+
+
 def slot_label_to_datetime(label: str) -> dt.datetime:
     """The start of a slot from its label "YYYY-MM-DDTHH:mm" as a naive datetime (simulated time).
 
     Naive on purpose: slot labels carry no zone, and plotly draws naive datetimes as they are, so
     the axis shows the same wall-clock time as the label.
     """
-    try:
-        return dt.datetime.strptime(label, SLOT_FORMAT)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"not a slot label (YYYY-MM-DDTHH:mm): {label!r}") from exc
+    return slots.parse(label)
 
 
 def slot_time(label: str | None) -> str:

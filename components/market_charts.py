@@ -38,6 +38,7 @@ patches the same way plotly does in figures ("2026-06-22T13:00:00").
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -186,6 +187,10 @@ def infer_slot_minutes(rows: Sequence[Mapping], default: float = DEFAULT_SLOT_MI
 # -- figures ---------------------------------------------------------------------------------------
 
 
+LEGEND_ROOM_PX = 74
+"""Top margin [px]: two legend rows of 10 px text (about 40 px) over the range buttons (24 px)."""
+
+
 def _layout(
     fig: go.Figure, figure: str, uirevision: str, height_px: int, *, right_margin_px: int = 16
 ) -> None:
@@ -194,12 +199,14 @@ def _layout(
         template="plotly_white",
         uirevision=uirevision,
         height=height_px,
-        # legend in its own row above the range buttons, so neither covers the other
-        margin={"l": 64, "r": right_margin_px, "t": 58, "b": 48},
+        # the legend at the very top of the figure (container coordinates: its one or two rows
+        # never reach down), the range buttons just above the plot: neither covers the other
+        margin={"l": 64, "r": right_margin_px, "t": LEGEND_ROOM_PX, "b": 48},
         legend={
             "orientation": "h",
-            "yanchor": "bottom",
-            "y": 1.13,
+            "yref": "container",
+            "yanchor": "top",
+            "y": 1,
             "xanchor": "right",
             "x": 1,
             "font": {"size": 10},
@@ -282,7 +289,50 @@ def _volume_figure(cols: list[dict[str, list]], bar_ms: float) -> go.Figure:
     )
 
 
-def _flows_figure(cols: list[dict[str, list]], bar_ms: float, limit_kwh: float | None) -> go.Figure:
+VIOLATION_FILL = "rgba(214, 39, 40, 0.18)"
+"""The shading behind a slot whose import or export was over its limit."""
+
+
+def violation_shapes(
+    rows: Sequence[Mapping], limits: tuple[float | None, float | None] | None, slot_ms: float
+) -> list[dict]:
+    """A shaded band (plotly ``rect`` shape) behind each slot of ``rows`` over its import or
+    export limit [kWh]; what the flows chart shows and what a new slot appends to it."""
+    if not limits or (limits[0] is None and limits[1] is None):
+        return []
+    imp_limit, exp_limit = limits
+    shapes = []
+    for row in rows:
+        imp, exp = row.get("import_kwh"), row.get("export_kwh")
+        over = (imp_limit is not None and imp is not None and imp > imp_limit) or (
+            exp_limit is not None and exp is not None and exp > exp_limit
+        )
+        if over:
+            start = slot_label_to_datetime(row["slot"])
+            shapes.append(
+                {
+                    "type": "rect",
+                    "xref": "x",
+                    "yref": "paper",
+                    "x0": start,
+                    "x1": start + dt.timedelta(milliseconds=slot_ms),
+                    "y0": 0,
+                    "y1": 1,
+                    "fillcolor": VIOLATION_FILL,
+                    "line": {"width": 0},
+                    "layer": "below",
+                    "name": "over the limit",
+                }
+            )
+    return shapes
+
+
+def _flows_figure(
+    cols: list[dict[str, list]],
+    bar_ms: float,
+    limit_kwh: float | None,
+    limits: tuple[float | None, float | None] | None = None,
+) -> go.Figure:
     imp, exp = cols
     fig = go.Figure(
         [
@@ -306,9 +356,15 @@ def _flows_figure(cols: list[dict[str, list]], bar_ms: float, limit_kwh: float |
         ],
         layout={"barmode": "relative"},
     )
-    if limit_kwh is not None:
+    if limits is None and limit_kwh is not None:
+        limits = (limit_kwh, limit_kwh)
+    if limits is not None:
         # Shapes, not traces, so the trace order (and the patch indices) stay as documented.
-        for y, text in ((limit_kwh, "import limit"), (-limit_kwh, "export limit")):
+        lines = [
+            (v, t) for v, t in ((limits[0], "import limit"), (limits[1], "export limit")) if v is not None
+        ]
+        for y, text in lines:
+            y = y if text == "import limit" else -y
             fig.add_hline(
                 y=y,
                 line={"color": PALETTE["over_limit"], "dash": "dash", "width": 1},
@@ -409,6 +465,7 @@ def market_figures(
     limit_kwh: float | None = None,
     uirevision: str | None = None,
     height_px: int = 260,
+    limits: tuple[float | None, float | None] | None = None,
 ) -> dict[str, go.Figure]:
     """The six figures of one market, keyed as in :data:`FIGURE_TRACES`.
 
@@ -421,6 +478,9 @@ def market_figures(
     slot_minutes : slot length [min] for the bar widths; inferred from ``rows`` when ``None``. Pass
         it when the figure may start with a single slot (one bar's width cannot be inferred).
     limit_kwh : import/export limit per slot [kWh]; drawn as dashed red lines at ±limit in "flows".
+    limits : (import, export) limits per slot [kWh], either None; win over ``limit_kwh``. Drawn
+        as dashed lines (import up, export down) and every slot over one is shaded red
+        (:func:`violation_shapes`, which a new slot's patch appends to).
     uirevision : kept constant while the same market is shown, so zoom and legend clicks survive
         updates; defaults to the market uuid of the rows.
     height_px : figure height [px].
@@ -435,17 +495,41 @@ def market_figures(
     figures = {
         "price": _price_figure(cols("price"), slot_ms),
         "volume": _volume_figure(cols("volume"), 0.8 * slot_ms),
-        "flows": _flows_figure(cols("flows"), 0.8 * slot_ms, limit_kwh),
+        "flows": _flows_figure(cols("flows"), 0.8 * slot_ms, limit_kwh, limits),
         "revenue": _revenue_figure(cols("revenue"), 0.8 * slot_ms),
         "fee": _fee_figure(cols("fee")),
         "self_sufficiency": _self_sufficiency_figure(cols("self_sufficiency")),
     }
+    for shape in violation_shapes(rows, limits or ((limit_kwh, limit_kwh) if limit_kwh else None), slot_ms):
+        figures["flows"].add_shape(**shape)
     for name, fig in figures.items():
         _layout(fig, name, revision, height_px, right_margin_px=72 if name == "revenue" else 16)
+        if not rows:  # an empty store: no made-up axis ("Jan 2000 - Oct 2000"), say what comes
+            fig.update_xaxes(visible=False)
+            fig.update_yaxes(visible=False)
+            fig.add_annotation(
+                text="no slot yet: the first one shows when it closes",
+                showarrow=False,
+                xref="paper",
+                yref="paper",
+                x=0.5,
+                y=0.5,
+                font={"color": "#5c636a"},
+            )
     return figures
 
 
 # -- live appends ----------------------------------------------------------------------------------
+
+
+def reveal_patch(patch: Patch, figure: str) -> None:
+    """Undo the empty state of :func:`market_figures` in ``patch`` (the first slot arrived): show
+    the axes, drop the "no slot yet" note."""
+    patch["layout"]["xaxis"]["visible"] = True
+    patch["layout"]["yaxis"]["visible"] = True
+    if figure == "revenue":
+        patch["layout"]["yaxis2"]["visible"] = True
+    patch["layout"]["annotations"] = []
 
 
 def append_patches(

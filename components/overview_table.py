@@ -31,10 +31,16 @@ from components.formatting import (
 )
 
 OVER_LIMIT_CLASS = "over-limit"
-OVER_LIMIT_CONDITION = (
-    "params.data.limit_kwh != null && params.value != null && params.value > params.data.limit_kwh"
-)
-"""JavaScript condition (dash-ag-grid expression): the cell's energy exceeds the row's limit [kWh]."""
+_LIMIT = "params.data[params.colDef.field.replace('_kwh', '_limit_kwh')]"
+OVER_LIMIT_CONDITION = f"{_LIMIT} != null && params.value != null && params.value > {_LIMIT}"
+"""JavaScript condition (dash-ag-grid expression): the cell's energy exceeds the row's limit for
+that direction (``import_limit_kwh`` for the ``import_kwh`` column) [kWh]."""
+FLOW_FORMATTER = {
+    "function": f"params.value == null ? '{MISSING}' : d3.format('.2f')(params.value)"
+    f" + ({_LIMIT} != null ? ' / ' + d3.format('~g')({_LIMIT}) : '')"
+}
+"""An import/export cell as "12.30 / 25": the energy and, where set, its limit [kWh]."""
+ALERT_CLASS = "alerting"
 
 
 SLOT_FORMATTER = {"function": f"params.value == null ? '{MISSING}' : params.value.replace('T', ' ')"}
@@ -83,6 +89,8 @@ def _flow(field: str, header: str, colour: str) -> dict:
         field,
         header,
         UNIT_ENERGY,
+        valueFormatter=FLOW_FORMATTER,
+        headerTooltip=f"{header} in the last slot / its limit per slot [{UNIT_ENERGY}]",
         cellClassRules={OVER_LIMIT_CLASS: OVER_LIMIT_CONDITION},
         cellStyle={
             "styleConditions": [
@@ -104,7 +112,32 @@ def overview_columns() -> list[dict]:
     :func:`overview_rows`.
     """
     return [
-        _text("market", "Market", pinned="left", minWidth=140),
+        _text(
+            "market",
+            "Market",
+            pinned="left",
+            minWidth=130,
+            # the tree's depth as indentation (the level column is left out of the overview)
+            cellStyle={"function": "({paddingLeft: (8 + 14 * (params.data.level || 0)) + 'px'})"},
+        ),
+        _text(
+            "alert",
+            "Alert",
+            pinned="left",
+            minWidth=150,
+            tooltipField="alert_detail",
+            headerTooltip="the market's open alerts (Alerts page for all)",
+            cellClassRules={ALERT_CLASS: "params.data.alert_state == 'alerting'"},
+            cellStyle={
+                "styleConditions": [
+                    {
+                        "condition": "params.data.alert_state == 'alerting'",
+                        "style": {"color": "#C92A2A", "fontWeight": 600},
+                    },
+                    {"condition": "params.data.alert_state == 'pending'", "style": {"color": "#B34700"}},
+                ]
+            },
+        ),
         _number(
             "level",
             "Level",
@@ -128,7 +161,7 @@ def overview_columns() -> list[dict]:
         _number("max_ct_per_kwh", "Max price", UNIT_PRICE),
         _number("traded_kwh", "Traded", UNIT_ENERGY),
         _flow("import_kwh", "Import", PALETTE["import"]),
-        _flow("export_kwh", "Export", PALETTE["export"]),
+        _flow("export_kwh", "Export", "#8F5300"),  # the export orange, dark enough for text
         _number("self_sufficiency_pct", "Self-sufficiency", UNIT_PERCENT, 1),
         _number("fee_revenue_slot_ct", "Fee revenue slot", UNIT_MONEY),
         # grows without end: room for "123456.78" (~66 px) and the padding
@@ -138,35 +171,69 @@ def overview_columns() -> list[dict]:
             "fee_queued_ct_per_kwh",
             "Fee queued",
             UNIT_PRICE,
-            headerTooltip="Fee for the next slot: the console's queued command, else the exchange's",
+            headerTooltip=(
+                "Fee in force from the slot after the running one (the header names it): "
+                "the console's queued command, else the exchange's"
+            ),
         ),
-        _text("mode", "Mode", headerTooltip="manual, or the tariff model that sets the fee"),
+        _text(
+            "mode",
+            "Mode",
+            headerTooltip="manual, or the tariff model that sets the fee",
+            tooltipField="mode",
+            minWidth=120,  # "Time-of-use table" whole, not "Time-of-use…"
+        ),
     ]
 
 
 # Columns shown under a common header that carries the unit (the flat headers keep the unit too,
 # as the header tooltip): 16 columns fit 1366 px this way.
 GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    # the pinned columns under a group header too: an empty pinned group row is an ARIA row
+    # without cells (axe's aria-required-children)
+    ("Market", (("market", "Name"), ("alert", "Alert"))),
     (
         f"Trade price [{UNIT_PRICE}]",
-        (
-            ("min_ct_per_kwh", "Min"),
-            ("median_ct_per_kwh", "Median"),
-            ("avg_ct_per_kwh", "Avg"),
-            ("max_ct_per_kwh", "Max"),
-        ),
+        (("median_ct_per_kwh", "Median"), ("avg_ct_per_kwh", "Avg")),
     ),
     (
         f"Energy [{UNIT_ENERGY}]",
-        (("traded_kwh", "Traded"), ("import_kwh", "Import"), ("export_kwh", "Export")),
-    ),
-    ("Self-suff.", (("self_sufficiency_pct", "[%]"),)),
-    (
-        f"Fee revenue [{UNIT_MONEY}]",
-        (("fee_revenue_slot_ct", "Slot"), ("fee_revenue_cumulative_ct", "Total")),
+        (("traded_kwh", "Traded"), ("import_kwh", "Import / limit"), ("export_kwh", "Export / limit")),
     ),
     (f"Fee [{UNIT_PRICE}]", (("fee_in_force_ct_per_kwh", "In force"), ("fee_queued_ct_per_kwh", "Queued"))),
 )
+
+
+HIDDEN_IN_OVERVIEW = (
+    "min_ct_per_kwh",
+    "max_ct_per_kwh",
+    "level",
+    "self_sufficiency_pct",
+    "fee_revenue_slot_ct",
+)
+"""Left out of the grid shown, so that what the operator needs (market, alert, import/export
+against the limits, fees in force and queued, mode) fits 1366 px without scrolling sideways: the
+price band, self-sufficiency and the revenue per slot are on each market's page (and in the Excel
+export), the level shows in the name's indentation."""
+
+
+def alert_summary(alerts: Sequence[Mapping]) -> tuple[str | None, str, str | None]:
+    """(state, short text, full text) of a market's open alerts for its overview row."""
+    if not alerts:
+        return None, "", None
+    first = alerts[0]  # firing first
+    state = first["state"]
+    value, threshold = first.get("value"), first.get("threshold")
+    if first["rule"] == "over_limit" and value is not None and threshold:
+        way = first.get("message", "import").split(" ")[0]
+        short = f"{way} {100 * value / threshold:.0f} % of limit"
+    else:
+        short = first["rule"].replace("_", " ")
+    if state != "alerting":
+        short = f"pending: {short}"
+    if len(alerts) > 1:
+        short += f" (+{len(alerts) - 1})"
+    return state, short, "; ".join(f"{a['state']}: {a['message']}" for a in alerts)
 
 
 def overview_column_groups() -> list[dict]:
@@ -177,6 +244,8 @@ def overview_column_groups() -> list[dict]:
     out: list[dict] = []
     for column in overview_columns():
         field = column["field"]
+        if field in HIDDEN_IN_OVERVIEW:
+            continue
         if field not in grouped:
             out.append(column)
             continue
@@ -206,6 +275,8 @@ def overview_rows(
     queued: Mapping[str, float],
     modes: Mapping[str, str],
     limits_kwh: Mapping[str, float] | None = None,
+    flow_limits: Mapping | None = None,
+    alerts: Mapping[str, Sequence[Mapping]] | None = None,
 ) -> list[dict]:
     """Grid rows from each market's latest history row, in the order of ``latest``.
 
@@ -218,16 +289,23 @@ def overview_rows(
         no queued command shows the exchange's ``next_market_fee`` (the fee it accepted for the
         next slot), so the column always says what the next slot will charge.
     modes : market uuid → fee mode ("manual" or the tariff model's name).
-    limits_kwh : market uuid → import/export limit per slot [kWh]; a ``limit_kwh`` in the history
-        row is used when the market is not in it. Drives the over-limit marking.
+    limits_kwh : market uuid → one import/export limit per slot [kWh]; a ``limit_kwh`` in the
+        history row is used when the market is not in it.
+    flow_limits : market uuid → :class:`app.operator.alerts.Limits` (import and export apart);
+        they win over ``limits_kwh``. Drive the over-limit marking and the "/ limit" in the cells.
+    alerts : market uuid → its open alerts (firing first), for the Alert column.
 
     NaN becomes ``None`` (JSON has no NaN; the grid shows "–").
     """
     limits = limits_kwh or {}
+    flows = flow_limits or {}
     rows = []
     for row in latest:
         uuid = row["market_uuid"]
         queued_fee = queued.get(uuid)
+        one = clean_number(limits.get(uuid, row.get("limit_kwh")))
+        both = flows.get(uuid)
+        state, short, detail = alert_summary((alerts or {}).get(uuid, ()))
         rows.append(
             {
                 "id": uuid,
@@ -249,8 +327,13 @@ def overview_rows(
                 "fee_queued_ct_per_kwh": clean_number(
                     queued_fee if queued_fee is not None else row.get("next_market_fee")
                 ),
-                "mode": modes.get(uuid),
-                "limit_kwh": clean_number(limits.get(uuid, row.get("limit_kwh"))),
+                "mode": modes.get(uuid) or "scenario fee",
+                "limit_kwh": one,
+                "import_limit_kwh": clean_number(both.import_kwh) if both else one,
+                "export_limit_kwh": clean_number(both.export_kwh) if both else one,
+                "alert": short,
+                "alert_state": state,
+                "alert_detail": detail,
             }
         )
     return rows
@@ -280,6 +363,13 @@ GRID_OPTIONS = {
     # Quartz with 8 px instead of 15 px on each side of a cell: 16 columns then fit 1366 px without
     # cutting values or breaking headers inside words
     "theme": {"function": f"themeQuartz.withParams({{cellHorizontalPadding: {CELL_PADDING_PX}}})"},
+    # no rows yet (a fresh store): say what will appear and when, not "No Rows To Show"
+    "localeText": {
+        "noRowsToShow": (
+            "No slot has closed yet: each market's row appears when the exchange closes its first "
+            "slot (within one slot length)."
+        )
+    },
 }
 
 
@@ -297,4 +387,6 @@ def overview_grid(rows: list[dict], grid_id: str | dict) -> dag.AgGrid:
         defaultColDef=dict(DEFAULT_COL_DEF),
         dashGridOptions=dict(GRID_OPTIONS),
         columnSize="responsiveSizeToFit",
+        # Enter (or Space) on a focused row opens its market, as a click does
+        eventListeners={"cellKeyDown": ["openRowOnKey(params, setEventData)"]},
     )

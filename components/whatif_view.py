@@ -19,7 +19,8 @@ import numpy as np
 import plotly.graph_objects as go
 from dash import html
 
-from components.formatting import MISSING, PALETTE, SLOT_FORMAT, UNIT_ENERGY, UNIT_PRICE, with_unit
+from app import slots
+from components.formatting import MISSING, PALETTE, UNIT_ENERGY, UNIT_PRICE, with_unit
 
 CANDIDATE_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00")
 BASELINE_COLOUR = PALETTE["muted"]
@@ -35,26 +36,51 @@ def colour(index: int) -> str:
 
 
 def grid_rows(rows: Sequence[Mapping], candidates: Sequence[str]) -> list[dict]:
-    """The KPI rows flattened for AG Grid: candidate values as ``c0``.. and ``best_cols``."""
+    """The KPI rows flattened for AG Grid: candidate values as ``c0``.. and ``best_cols``; the
+    best among ``candidates`` only (a zero-fee candidate left out of them cannot win a tie with
+    the reference it repeats). ``first`` marks a market's first row (its name shows there only)."""
+    from app.whatif import best_of
+
     out = []
+    previous = None
     for row in rows:
         flat = {k: row[k] for k in ("id", "market", "label", "unit", "better", "baseline")}
+        values = {name: row["values"].get(name) for name in candidates}
         for k, name in enumerate(candidates):
-            flat[f"c{k}"] = row["values"].get(name)
-        flat["best"] = ", ".join(row["best"])
-        flat["best_cols"] = [f"c{k}" for k, name in enumerate(candidates) if name in row["best"]]
+            flat[f"c{k}"] = values[name]
+        best = best_of(values, "min" if row["better"] == "lower" else "max") if values else []
+        flat["best"] = ", ".join(best)
+        flat["best_cols"] = [f"c{k}" for k, name in enumerate(candidates) if name in best]
+        flat["first"] = row["market"] != previous
+        previous = row["market"]
         out.append(flat)
     return out
 
 
-def kpi_grid(rows: Sequence[Mapping], candidates: Sequence[str], grid_id: str) -> dag.AgGrid:
+def kpi_grid(
+    rows: Sequence[Mapping], candidates: Sequence[str], grid_id: str, kinds: Sequence[str] | None = None
+) -> dag.AgGrid:
+    """The KPI table: one row per market and KPI, the zero-fee reference, then each candidate.
+
+    ``kinds`` (a model kind per candidate): a "zero" candidate is the reference again and is left
+    out. Compact: the market's name on its first row only, the table scrolls inside a fixed height.
+    """
+    if kinds is not None:
+        candidates = [name for name, kind in zip(candidates, kinds, strict=True) if kind != "zero"]
     # counts (slots over limit) without decimals, everything else with two; "–" for none
     decimals = {
         "function": f"params.value == null ? '{MISSING}' : "
         "d3.format(params.data.unit === 'slots' ? '.0f' : '.2f')(params.value)"
     }
     columns: list[dict] = [
-        {"field": "market", "headerName": "Market", "pinned": "left", "width": 150},
+        {
+            "field": "market",
+            "headerName": "Market",
+            "pinned": "left",
+            "width": 150,
+            # grouped by market: its name on its first row only
+            "valueFormatter": {"function": "params.data.first ? params.value : ''"},
+        },
         {"field": "label", "headerName": "KPI", "pinned": "left", "width": 250},
         {"field": "unit", "headerName": "Unit", "width": 90},
         {"field": "better", "headerName": "Better", "width": 85},
@@ -92,8 +118,12 @@ def kpi_grid(rows: Sequence[Mapping], candidates: Sequence[str], grid_id: str) -
         columnDefs=columns,
         getRowId="params.data.id",
         defaultColDef={"sortable": False, "resizable": True, "filter": True},
-        dashGridOptions={"domLayout": "autoHeight", "suppressCellFocus": True},
-        style={"width": "100%"},
+        dashGridOptions={
+            "suppressCellFocus": True,
+            "rowHeight": 30,
+            "rowClassRules": {"whatif-market-start": "params.data.first"},
+        },
+        style={"width": "100%", "height": f"{min(len(rows), 12) * 30 + 60}px"},
     )
 
 
@@ -101,7 +131,7 @@ def kpi_grid(rows: Sequence[Mapping], candidates: Sequence[str], grid_id: str) -
 
 
 def _x(labels: Sequence[str]) -> list[dt.datetime]:
-    return [dt.datetime.strptime(label, SLOT_FORMAT) for label in labels]
+    return [slots.parse(label) for label in labels]
 
 
 def _values(array: np.ndarray, sign: float = 1.0) -> list[float | None]:

@@ -68,6 +68,12 @@ class MarketNode(BaseModel):
     level_name: Literal["grid", "community", "house"]
     current_market_fee: float = Field(description="ct/kWh in force in the running slot")
     next_market_fee: float = Field(description="ct/kWh queued for the next slot")
+    import_limit_kwh: float | None = Field(
+        None, description="energy that may enter the market per slot [kWh]; null: no limit set"
+    )
+    export_limit_kwh: float | None = Field(
+        None, description="energy that may leave the market per slot [kWh]; null: no limit set"
+    )
     assets: list[Asset]
 
 

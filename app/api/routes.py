@@ -11,6 +11,7 @@ import json
 import math
 from dataclasses import dataclass
 
+import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import ValidationError
 
@@ -32,6 +33,21 @@ class ApiContext:
 
 def ctx() -> ApiContext:
     return current_app.extensions["gridfee"]
+
+
+def json_response(obj: object) -> Response:
+    """``jsonify(obj)`` for the large answers (a batch of 500 markets, a day of cycles), with
+    orjson: the same JSON (keys in the app's order, one line, a newline at the end) in a
+    fraction of the time. Falls back to ``jsonify`` for what orjson does not take (e.g. a key
+    that is not a string)."""
+    option = orjson.OPT_APPEND_NEWLINE
+    if getattr(current_app.json, "sort_keys", False):
+        option |= orjson.OPT_SORT_KEYS
+    try:
+        body = orjson.dumps(obj, option=option)
+    except orjson.JSONEncodeError:
+        return jsonify(obj)
+    return current_app.response_class(body, mimetype="application/json")
 
 
 def error(status: int, code: str, message: str) -> tuple[Response, int]:
@@ -61,6 +77,10 @@ def json_body() -> object:
             415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)"
         )
     raw = request.get_data(cache=True)
+    try:
+        return orjson.loads(raw)  # what it refuses, json below refuses with the reason, or reads
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -107,7 +127,7 @@ def clock():
 @bp.get("/grid")
 def grid():
     current_user()
-    return jsonify(ctx().service.grid_tree())
+    return json_response(ctx().service.grid_tree())
 
 
 def _float_arg(name: str, default: float, lo: float, hi: float) -> float:
@@ -127,7 +147,7 @@ def _float_arg(name: str, default: float, lo: float, hi: float) -> float:
 def market_cycles():
     current_user()
     wait = _float_arg("wait", 0.0, 0.0, MAX_WAIT_S)
-    return jsonify(ctx().service.market_cycles(request.args.get("after"), wait))
+    return json_response(ctx().service.market_cycles(request.args.get("after"), wait))
 
 
 @bp.post("/batch-commands")
@@ -146,7 +166,7 @@ def batch_commands():
         out = jsonify(error=code, message=message, **response)
         out.status_code = status
     else:
-        out = jsonify(response)
+        out = json_response(response)
     if replayed:
         out.headers["Idempotent-Replay"] = "true"
     return out
@@ -155,7 +175,7 @@ def batch_commands():
 @bp.get("/markets/<area_uuid>/history")
 def history(area_uuid: str):
     current_user()
-    return jsonify(ctx().service.history(area_uuid, request.args.get("from"), request.args.get("to")))
+    return json_response(ctx().service.history(area_uuid, request.args.get("from"), request.args.get("to")))
 
 
 @bp.get("/openapi.json")

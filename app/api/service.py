@@ -12,6 +12,7 @@ import uuid as uuidlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from app.api.auth import User
@@ -21,6 +22,7 @@ from app.exchange.events import last_market_stats, market_info
 from app.exchange.fees import FeeChange, FeeRefused
 from app.exchange.grid import LEVEL_NAMES
 from app.exchange.scenario import Scenario
+from app.store.packed import stat_values
 from app.store.repo import ExchangeStore
 
 _COMMAND = TypeAdapter(Command)
@@ -99,8 +101,10 @@ class ExchangeService:
         now = self.store.fees_for_slot(running).tolist()
         queued = self.store.fees_for_slot(running + 1).tolist()
         assets = self.assets_by_market()
+        flow_limits = self.scenario.market_limits()
         markets = []
         for m in self.grid.markets:
+            flow = flow_limits.get(m.name) if m.level < 2 else None
             markets.append(
                 {
                     "area_uuid": m.uuid,
@@ -110,6 +114,8 @@ class ExchangeService:
                     "level_name": LEVEL_NAMES[m.level],
                     "current_market_fee": now[m.index],
                     "next_market_fee": queued[m.index],
+                    "import_limit_kwh": flow.import_kwh_per_slot if flow else None,
+                    "export_limit_kwh": flow.export_kwh_per_slot if flow else None,
                     "assets": assets.get(m.index, []),
                 }
             )
@@ -216,13 +222,14 @@ class ExchangeService:
         responses: dict[str, list[dict | None]] = {}
         pending: list[_Pending] = []
         last_closed = self.store.clock_state().last_closed_slot
-        rows_by_slot: dict[int, dict[str, dict]] = {}
+        rows_by_slot: dict[int, tuple[str, np.ndarray] | None] = {}
+        validated: dict = {}  # the commands of a batch are mostly alike: validate each kind once
         for area_uuid, commands in batch.items():
             out: list[dict | None] = []
             responses[area_uuid] = out
             for raw in commands:
                 out.append(None)
-                answer = self._answer(user, area_uuid, raw, last_closed, rows_by_slot)
+                answer = self._answer(user, area_uuid, raw, last_closed, rows_by_slot, validated)
                 if isinstance(answer, _Pending):
                     pending.append(_Pending(area_uuid, len(out) - 1, answer.fee))
                 else:
@@ -252,7 +259,13 @@ class ExchangeService:
         return {**base, "status": "error", "error": code, "error_message": message}
 
     def _answer(
-        self, user: User, area_uuid: str, raw: object, last_closed: int | None, rows_by_slot
+        self,
+        user: User,
+        area_uuid: str,
+        raw: object,
+        last_closed: int | None,
+        rows_by_slot: dict,
+        validated: dict,
     ) -> dict | _Pending:
         kind = raw.get("type") if isinstance(raw, dict) else None
         base = {"command": kind if isinstance(kind, str) else None, "area_uuid": area_uuid}
@@ -265,15 +278,9 @@ class ExchangeService:
         market = self.markets.get(area_uuid)
         if market is None:
             return self._error(base, "unknown_market", f"no market with uuid {area_uuid!r}")
-        try:
-            command = _COMMAND.validate_python(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"][1:]) or "command"
-            code = "invalid_fee" if kind == "grid_fees" else "invalid_command"
-            if kind == "grid_fees" and first["type"] == "greater_than_equal":
-                code = "negative_fee"
-            return self._error(base, code, f"{where}: {first['msg']}")
+        command = _validate(kind, raw, validated)
+        if isinstance(command, tuple):
+            return self._error(base, *command)
         if isinstance(command, GridFeesCommand):
             if not user.may_manage(market.uuid, market.name):
                 return self._error(
@@ -294,9 +301,10 @@ class ExchangeService:
         pick = _dso_stats if kind == "dso_market_stats" else last_market_stats
         found = {}
         for slot in slots:
-            if slot not in rows_by_slot:
-                rows_by_slot[slot] = {r["market_uuid"]: r for r in self.store.slot_rows(slot)}
-            row = rows_by_slot[slot].get(area_uuid)
+            if slot not in rows_by_slot:  # one read per slot and batch, every market's stats
+                rows_by_slot[slot] = self.store.slot_matrix(slot)
+            stored = rows_by_slot[slot]
+            row = None if stored is None else stat_values(stored[1][market.index].tolist())
             found[self.clock.label(slot)] = None if row is None else pick(row)
         if keyed:
             return {**base, "status": "ready", "name": market.name, "market_stats": found}
@@ -307,6 +315,33 @@ class ExchangeService:
             "market_slot": self.clock.label(slots[0]),
             "market_stats": found[self.clock.label(slots[0])],
         }
+
+
+def _validate(kind: str, raw: object, memo: dict) -> Command | tuple[str, str]:
+    """The command ``raw`` (of type ``kind``) as a model, or ``(code, message)`` of the error.
+
+    Validated once per distinct command within ``memo`` (one batch): models are read, never changed.
+    """
+    try:
+        # the repr of JSON values tells apart what validation tells apart (1, 1.0, true)
+        key = repr(raw)
+        return memo[key]
+    except RecursionError:  # too deep to name: validate it alone
+        key = None
+    except KeyError:
+        pass
+    try:
+        found = _COMMAND.validate_python(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"][1:]) or "command"
+        code = "invalid_fee" if kind == "grid_fees" else "invalid_command"
+        if kind == "grid_fees" and first["type"] == "greater_than_equal":
+            code = "negative_fee"
+        found = (code, f"{where}: {first['msg']}")
+    if key is not None:
+        memo[key] = found
+    return found
 
 
 def assets_by_market(scenario: Scenario, n_communities: int) -> dict[int, list[dict]]:

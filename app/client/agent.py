@@ -34,6 +34,9 @@ class GridOperatorAgent(GridOperatorClient):
     def after_poll(self) -> None:
         """Called after every long-poll, once its cycles are delivered: work that is due by time."""
 
+    def on_unreachable(self, exc: Exception) -> None:
+        """Called when a long-poll found the exchange unavailable (before waiting to retry)."""
+
     def run(self, stop: threading.Event | None = None, max_cycles: int | None = None) -> int:
         """Deliver cycles until ``stop`` is set or ``max_cycles`` were delivered; returns count."""
         stop = stop or threading.Event()
@@ -45,6 +48,7 @@ class GridOperatorAgent(GridOperatorClient):
                 if isinstance(exc, ApiClientError) and exc.status < 500 and exc.status != 401:
                     raise
                 log.warning("exchange unavailable (%s); retrying in %.1f s", exc, self.reconnect_s)
+                self.on_unreachable(exc)
                 stop.wait(self.reconnect_s)
                 continue
             for info in page["cycles"]:

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 
+import orjson
 import requests
 
 from app.client.transport import EMBEDDED_URL, WSGIAdapter
@@ -105,10 +106,7 @@ class GridOperatorClient:
                 attempt += 1
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))
                 continue
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
+            body = _json_body(response)
             if response.status_code >= 400:
                 if isinstance(body, dict) and "responses" in body:
                     return body  # a batch whose commands all failed: the caller reads each
@@ -164,3 +162,16 @@ class GridOperatorClient:
         return self.batch_command(
             {u: [{"type": "grid_fees", "data": {"fee_const": f}}] for u, f in fees.items()}
         )
+
+
+def _json_body(response: requests.Response) -> object:
+    """The response's JSON, None when it has none (orjson first: a batch answer of 500 markets
+    reads in a fraction of the time; what it refuses, e.g. NaN, ``response.json()`` reads)."""
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return response.json()
+    except ValueError:
+        return None

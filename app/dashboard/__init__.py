@@ -17,7 +17,16 @@ from app import ids
 from app.cache import cache_config
 from app.config import ROOT, Settings
 
-NAV = [("/", "Overview"), ("/audit", "Fee commands"), ("/what-if", "What-if")]
+FEE_TIMING_TICK_MS = 250  # how often the browser turns the countdown and the queue buttons [ms]
+NAV = [
+    ("/", "Overview"),
+    ("/map", "Grid map"),
+    ("/alerts", "Alerts"),
+    ("/audit", "Fee commands"),
+    ("/what-if", "What-if"),
+]
+OFFLINE_AFTER_TICKS = 2
+"""The browser says "offline" when the server answered none of the last this many polls."""
 __all__ = ["NAV", "cache_config", "init_dashboard", "shell"]
 
 
@@ -38,6 +47,17 @@ def shell() -> dmc.MantineProvider:
         [
             dcc.Location(id=ids.LOCATION, refresh="callback-nav"),
             dcc.Interval(id=ids.TICK, interval=2000),
+            # the send point as the server sees it (refreshed every TICK with the header), the same
+            # on the browser's clock, and the browser-only tick that turns the header's countdown
+            # and every queue button at the send point, so both change in the same instant
+            dcc.Store(id=ids.FEE_TIMING),
+            dcc.Store(id=ids.FEE_TIMING_LOCAL),
+            dcc.Interval(id=ids.FEE_TIMING_TICK, interval=FEE_TIMING_TICK_MS),
+            dcc.Store(id=ids.SERVER_OK),
+            dcc.Store(id=ids.SERVER_OK_AT),
+            dcc.Store(id=ids.CONNECTION, data={"offline": False}),
+            dcc.Store(id=ids.BROWSER_TZ, storage_type="session"),
+            dcc.Interval(id="connection-watch", interval=1000),  # noqa: E501  # the browser's watch (clientside)
             dmc.NotificationContainer(id=ids.NOTIFICATIONS, position="top-right"),
             dmc.AppShell(
                 [
@@ -50,7 +70,13 @@ def shell() -> dmc.MantineProvider:
                                     underline="never",
                                     c="dark",
                                 ),
-                                html.Div(id=ids.HEADER, style={"flex": 1}),
+                                html.Div(
+                                    id=ids.OFFLINE_BANNER,
+                                    role="status",
+                                    **{"aria-live": "assertive"},
+                                    style={"display": "none"},
+                                ),
+                                html.Div(id=ids.HEADER, style={"flex": 1, "minWidth": 0}),
                                 *_admin_link(),
                                 dmc.Anchor("Sign out", href="/logout", size="sm", refresh=True),
                             ],
@@ -87,7 +113,7 @@ def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: 
     if cache is None:
         cache = Cache(config=cache_config(settings))
         cache.init_app(server)
-    client = make_client(settings, server, timeout_s=3.0, retries=0)
+    client = make_client(settings, server, engine=engine, timeout_s=3.0, retries=0)
     server.extensions["console"] = ConsoleData(OperatorStore(engine, settings.exchange_key), client, cache)
     auth.install(server, settings.login_rate_limit)
     admin.install(server)
@@ -105,11 +131,12 @@ def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: 
         # the what-if runs: Celery tasks over REDIS_URL, else processes of this machine (diskcache)
         background_callback_manager=background_manager(settings, server),
     )
-    from app.pages import audit, market, overview, shell_callbacks, whatif
+    app.index_string = app.index_string.replace("<html>", '<html lang="en">', 1)
+    from app.pages import alerts_page, audit, grid_map, market, overview, shell_callbacks, whatif
 
     # each app registers its own callbacks (not dash.callback's process-wide registry, which the
     # first app empties: tests build an app per test, and every one needs its callbacks)
-    for page in (shell_callbacks, overview, market, audit, whatif):
+    for page in (shell_callbacks, overview, market, audit, whatif, alerts_page, grid_map):
         page.register_callbacks(app)
 
     dash.register_page("overview", path="/", layout=overview.layout, title="Overview - Grid Fee Console")
@@ -119,6 +146,8 @@ def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: 
         layout=market.layout,
         title="Market - Grid Fee Console",
     )
+    dash.register_page("map", path="/map", layout=grid_map.layout, title="Grid map - Grid Fee Console")
+    dash.register_page("alerts", path="/alerts", layout=alerts_page.layout, title="Alerts - Grid Fee Console")
     dash.register_page("audit", path="/audit", layout=audit.layout, title="Fee commands - Grid Fee Console")
     dash.register_page("whatif", path="/what-if", layout=whatif.layout, title="What-if - Grid Fee Console")
     app.layout = shell

@@ -15,12 +15,12 @@ import time
 from dataclasses import dataclass
 
 from flask_caching import Cache
-from sqlalchemy import func, select
 
+from app import slots
 from app.client import ApiClientError, ExchangeUnavailable, GridOperatorClient
 from app.operator import timing
+from app.operator.alerts import ALERTING, PENDING, AlertStore, Limits, effective_limits
 from app.operator.store import QUEUED, OperatorStore
-from app.store.schema import op_history
 
 MANAGED_LEVELS = (0, 1)
 CLOCK_MAX_AGE_S = 10.0  # the longest one clock reading is used [s]
@@ -57,7 +57,7 @@ def with_send_point(state: dict) -> dict:
         send_s = float(deadline_s) - timing.send_lead_s(float(state.get("slot_seconds") or 0.0))
     return {
         **state,
-        "next_slot": timing.shift_slot(running, 1, length),
+        "next_slot": slots.shift(running, 1, length),
         "send_s": send_s,
         # unknown (stale): whatever is queued now goes with the next send the agent makes
         "target_slot": None if send_s is None else timing.target_slot(running, length, send_s),
@@ -131,6 +131,7 @@ class ConsoleData:
                 "slot_seconds": clock["slot_seconds"],
                 "slot_length_min": clock["slot_length_min"],
                 "time_zone": clock.get("time_zone"),
+                "finished": bool(clock.get("finished")),
             }
             self.cache.set("console:last_clock", state, timeout=0)
             grace = min(CLOCK_GRACE_S, 0.2 * float(clock["slot_seconds"] or 0.0))
@@ -184,7 +185,7 @@ class ConsoleData:
     def _read_markets(self, now: float) -> list[dict]:
         try:
             tree = self.client.grid()
-            markets = [
+            every = [
                 {
                     "uuid": m["area_uuid"],
                     "name": m["name"],
@@ -192,11 +193,16 @@ class ConsoleData:
                     "parent_uuid": m["parent_uuid"],
                     "current_fee": m["current_market_fee"],
                     "next_fee": m["next_market_fee"],
+                    "import_limit_kwh": m.get("import_limit_kwh"),
+                    "export_limit_kwh": m.get("export_limit_kwh"),
+                    # a gsy exchange says which markets this console holds; ours: by level
+                    "managed": m.get("managed", m["level"] in MANAGED_LEVELS),
                 }
                 for m in tree["markets"]
-                if m["level"] in MANAGED_LEVELS
             ]
+            markets = [m for m in every if m["managed"]]
             self.cache.set("console:fee_limits", tree["fee_limits"], timeout=0)
+            self.cache.set("console:tree", every, timeout=0)
         except (ExchangeUnavailable, ApiClientError):
             markets = self._markets_from_history()
         reading = {"markets": markets, "valid_until": now + MARKETS_MAX_AGE_S}
@@ -211,20 +217,42 @@ class ConsoleData:
         return limits
 
     def _markets_from_history(self) -> list[dict]:
-        h = op_history.c
-        with self.ops.engine.connect() as conn:
-            rows = conn.execute(
-                select(h.market_uuid, h.name, h.level, h.parent_uuid)
-                .where(h.exchange == self.ops.exchange)
-                .distinct()
-            ).all()
-        return [
-            {"uuid": r.market_uuid, "name": r.name, "level": r.level, "parent_uuid": r.parent_uuid}
-            for r in sorted(rows, key=lambda r: (r.level, r.name))
-        ]
+        return self.ops.history_markets()
 
     def market(self, uuid: str) -> dict | None:
         return next((m for m in self.markets() if m["uuid"] == uuid), None)
+
+    def tree(self) -> list[dict]:
+        """Every market of the grid (houses too), as ``markets()`` reads them; the managed ones
+        only while the exchange was never reached."""
+        managed = self.markets()
+        return self.cache.get("console:tree") or managed
+
+    # -- limits and alerts (the agent evaluates them; the console shows and acknowledges) ------
+    @property
+    def alerts(self) -> AlertStore:
+        return AlertStore(self.ops.engine, self.ops.exchange)
+
+    def limits(self) -> dict[str, Limits]:
+        """market uuid → flow limits [kWh per slot]: the console's where set, else the exchange's."""
+        return effective_limits(self.tree(), self.alerts.limit_overrides())
+
+    def alert_counts(self) -> dict[str, int]:
+        """Open alerts: ``firing``, ``unacked`` (firing, nobody acknowledged) and ``pending``."""
+        open_alerts = self.alerts.open_alerts()
+        firing = [a for a in open_alerts if a["state"] == ALERTING]
+        return {
+            "firing": len(firing),
+            "unacked": sum(1 for a in firing if not a["acked_by"]),
+            "pending": sum(1 for a in open_alerts if a["state"] == PENDING),
+        }
+
+    def alerts_by_market(self) -> dict[str, list[dict]]:
+        """market uuid → its open alerts (firing first)."""
+        out: dict[str, list[dict]] = {}
+        for a in self.alerts.open_alerts():
+            out.setdefault(a["market_uuid"], []).append(a)
+        return out
 
     # -- the store (cached per closed slot) ---------------------------------------------------
     def latest_slot(self) -> str | None:
@@ -237,27 +265,16 @@ class ConsoleData:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        h = op_history.c
-        with self.ops.engine.connect() as conn:
-            latest = [
-                dict(r._mapping)
-                for r in conn.execute(
-                    select(op_history).where(h.exchange == self.ops.exchange, h.slot == slot)
-                )
-            ]
-            # the cumulative revenue grows by the new slots only: add them to the last total
-            # instead of summing the whole history on every slot
-            known = self.cache.get("console:cumulative")
-            query = select(h.market_uuid, func.sum(h.market_fee_revenue)).where(
-                h.exchange == self.ops.exchange
-            )
-            if known and known["slot"] <= (slot or ""):
-                cumulative = dict(known["totals"])
-                added = conn.execute(query.where(h.slot > known["slot"]).group_by(h.market_uuid)).all()
-                for uuid, revenue in added:
-                    cumulative[uuid] = cumulative.get(uuid, 0.0) + (revenue or 0.0)
-            else:
-                cumulative = dict(conn.execute(query.group_by(h.market_uuid)).all())
+        latest = self.ops.slot_rows(slot)
+        # the cumulative revenue grows by the new slots only: add them to the last total instead
+        # of summing the whole history on every slot
+        known = self.cache.get("console:cumulative")
+        if known and known["slot"] <= (slot or ""):
+            cumulative = dict(known["totals"])
+            for uuid, revenue in self.ops.fee_revenue_by_market(after=known["slot"]).items():
+                cumulative[uuid] = cumulative.get(uuid, 0.0) + revenue
+        else:
+            cumulative = self.ops.fee_revenue_by_market()
         if slot is not None:
             self.cache.set("console:cumulative", {"slot": slot, "totals": cumulative}, timeout=0)
         data = {"slot": slot, "latest": latest, "cumulative": cumulative}

@@ -11,12 +11,32 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
-SLOT_FORMAT = "%Y-%m-%dT%H:%M"
+from app import slots
 
 
 class BadSlot(ValueError):
     pass
+
+
+# Labels and slot numbers, remembered: an API batch of 500 commands names the same slot 500 times.
+@lru_cache(maxsize=4096)
+def _label(start: dt.datetime, slot_length_min: int, slot: int) -> str:
+    return slots.label(start + dt.timedelta(minutes=slot * slot_length_min))
+
+
+@lru_cache(maxsize=4096)
+def _slot_of(start: dt.datetime, slot_length_min: int, label: str) -> int | str:
+    """The slot of ``label``, or why it is none (a string)."""
+    try:
+        when = slots.parse(label)
+    except (TypeError, ValueError):
+        return f"{label!r} is not a slot string like 2026-06-21T13:15"
+    minutes = (when - start).total_seconds() / 60
+    if minutes < 0 or minutes % slot_length_min:
+        return f"{label!r} is not the start of a slot of this exchange"
+    return int(minutes // slot_length_min)
 
 
 @dataclass(frozen=True)
@@ -33,18 +53,16 @@ class SimClock:
         return self.start + dt.timedelta(minutes=slot * self.slot_length_min)
 
     def label(self, slot: int) -> str:
-        return self.slot_start(slot).strftime(SLOT_FORMAT)
+        return _label(self.start, self.slot_length_min, int(slot))
 
     def slot_of(self, label: str) -> int:
         """Slot number of a ``YYYY-MM-DDTHH:mm`` string; ``BadSlot`` if it is not one."""
-        try:
-            when = dt.datetime.strptime(label, SLOT_FORMAT)
-        except (TypeError, ValueError):
-            raise BadSlot(f"{label!r} is not a slot string like 2026-06-21T13:15") from None
-        minutes = (when - self.start).total_seconds() / 60
-        if minutes < 0 or minutes % self.slot_length_min:
-            raise BadSlot(f"{label!r} is not the start of a slot of this exchange")
-        return int(minutes // self.slot_length_min)
+        if not isinstance(label, str):
+            raise BadSlot(f"{label!r} is not a slot string like 2026-06-21T13:15")
+        found = _slot_of(self.start, self.slot_length_min, label)
+        if isinstance(found, str):
+            raise BadSlot(found)
+        return found
 
     def slot_end_wall(self, slot_started_wall: float) -> float:
         """Wall-clock time (``time.time()``) at which a slot started then closes."""

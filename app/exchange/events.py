@@ -7,9 +7,11 @@ Built in one place from per-market stat rows (``SlotStats.rows()`` in the runner
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from app.exchange.clock import SimClock
-from app.exchange.grid import GridModel
+if TYPE_CHECKING:  # annotations only: the runner's --help does not load the grid's modules
+    from app.exchange.clock import SimClock
+    from app.exchange.grid import GridModel
 
 
 def last_market_stats(row: dict) -> dict:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from app.exchange.scenario import Scenario, dump_scenario, parse_scenario
+if TYPE_CHECKING:  # imported where used, so that ``--help`` answers at once
+    from app.exchange.scenario import Scenario
 
 HOUSE_TYPES: list[tuple[str, float, list[dict]]] = [
     ("Consumer", 0.30, [{"type": "load", "annual_kwh": 3000}]),
@@ -74,6 +74,10 @@ def generate_scenario(
     start: dt.datetime = dt.datetime(2026, 6, 21),
     name: str | None = None,
 ) -> Scenario:
+    import numpy as np
+
+    from app.exchange.scenario import parse_scenario
+
     rng = np.random.default_rng([seed, 99])
     shares = np.array([share for _, share, _ in HOUSE_TYPES])
     community_list = []
@@ -105,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.communities < 1 or args.houses < 1:
         parser.error("--communities and --houses must be >= 1")
+    from app.exchange.scenario import dump_scenario
+
     text = dump_scenario(generate_scenario(args.communities, args.houses, args.seed))
     if args.output == "-":
         sys.stdout.write(text)

@@ -33,6 +33,21 @@ EXTERNAL = -1  # house index of the external supplier in a trade
 _EPS_KWH = 1e-9
 
 
+def group_order(group: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """``np.lexsort((key, group))``, exactly (ties in the original order), in less time.
+
+    Already grouped one to a group in ascending order (the house level's bids): the identity.
+    Else the stable rank of ``key`` makes ``group * n + rank`` a unique integer key, which one
+    quicksort orders as the two-key mergesort of ``lexsort`` would.
+    """
+    n = len(group)
+    if n < 2 or bool((group[1:] > group[:-1]).all()):
+        return np.arange(n)
+    rank = np.empty(n, np.int64)
+    rank[np.argsort(key, kind="stable")] = np.arange(n)
+    return np.argsort(group.astype(np.int64) * n + rank)
+
+
 @dataclass(frozen=True)
 class Matches:
     """Pairs matched in one level, as indices into that level's bid and offer arrays."""
@@ -67,8 +82,8 @@ def match_grouped(
     none = Matches(empty.astype(np.int64), empty.astype(np.int64), empty, empty, empty.astype(np.int64))
     if len(bid_kwh) == 0 or len(offer_kwh) == 0:
         return none
-    ob = np.lexsort((-bid_rate, bid_group))
-    oo = np.lexsort((offer_rate, offer_group))
+    ob = group_order(bid_group, -bid_rate)
+    oo = group_order(offer_group, offer_rate)
     bg, bq, br = bid_group[ob], bid_kwh[ob], bid_rate[ob]
     og, oq, orr = offer_group[oo], offer_kwh[oo], offer_rate[oo]
 

@@ -162,7 +162,10 @@ def slot_stats(
     hi = np.full(n_m, np.nan)
     med = np.full(n_m, np.nan)
     if len(rate):
-        order = np.lexsort((rate, market))
+        # markets in order, each market's rates ascending (ties in any order: only values count)
+        rank = np.empty(len(rate), np.int64)
+        rank[np.argsort(rate)] = np.arange(len(rate))
+        order = np.argsort(market * len(rate) + rank)
         sm, sr = market[order], rate[order]
         first = np.searchsorted(sm, np.arange(n_m))
         idx = np.flatnonzero(has)

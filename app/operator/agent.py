@@ -21,18 +21,16 @@ Exactly one agent runs per deployment: the caller holds ``agent_lock`` while it 
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 
+from app import slots
 from app.client import ApiClientError, ExchangeUnavailable, GridOperatorAgent, GridOperatorClient
-from app.operator import timing
+from app.operator import alerts, timing
 from app.operator.store import APPLIED, REFUSED, OperatorStore, history_row
-from app.tariffs.base import FeeLimits, MarketHistory, SlotInfo
+from app.tariffs.base import HISTORY_FOR_MODELS, FeeLimits, MarketHistory, SlotInfo
 
 log = logging.getLogger(__name__)
-SLOT_FORMAT = "%Y-%m-%dT%H:%M"
-HISTORY_FOR_MODELS = 2 * 96 + 8  # two days of 15-minute slots: enough for every model's look-back
 
 
 def send_commands(client: GridOperatorClient, store: OperatorStore, tid: str, commands: list[dict]) -> dict:
@@ -67,15 +65,6 @@ def resend_unfinished(client: GridOperatorClient, store: OperatorStore) -> None:
         send_commands(client, store, tid, commands)
 
 
-def next_slot(label: str, slot_length_min: int) -> dt.datetime:
-    return dt.datetime.strptime(label, SLOT_FORMAT) + dt.timedelta(minutes=slot_length_min)
-
-
-def slot_number(start: dt.datetime, slot_length_min: int) -> int:
-    """Slots since 2000-01-01, the numbering ``MarketHistory.from_rows`` gives slot labels."""
-    return int((start - dt.datetime(2000, 1, 1)).total_seconds() // 60 // slot_length_min)
-
-
 class OperatorAgent(GridOperatorAgent):
     managed_levels: tuple[int, ...] = (0, 1)  # the grid and the communities
 
@@ -83,18 +72,29 @@ class OperatorAgent(GridOperatorAgent):
         super().__init__(*args, **kwargs)
         self.store = store
         self._limits: FeeLimits | None = None
+        self._markets: list[dict] = []  # the exchange's grid tree entries (flow limits)
         self.send_due_at: float | None = None  # wall-clock time of the running slot's send point
+        self.alerts = alerts.AlertStore(store.engine, store.exchange)
+        self.last_cycle_at: float | None = None  # wall-clock time the last cycle arrived
+        self.unreachable_since: float | None = None
+        self.unreachable_reason: str | None = None
+        self.slot_seconds: float | None = None
+        self.finished = False
+        self.running_slot: str | None = None
 
     def limits(self) -> FeeLimits:
         if self._limits is None:
-            got = self.grid()["fee_limits"]
+            tree = self.grid()
+            got = tree["fee_limits"]
+            self._markets = tree["markets"]
             self._limits = FeeLimits(got["min_ct_per_kwh"], got["max_ct_per_kwh"])
         return self._limits
 
     def on_market_cycle(self, market_info: dict) -> None:
         resend_unfinished(self, self.store)
         closed = market_info["last_market_slot"]
-        managed = [m for m in market_info["markets"] if m["level"] in self.managed_levels]
+        # a gsy exchange says which markets this console holds ("managed"); ours: by level
+        managed = [m for m in market_info["markets"] if m.get("managed", m["level"] in self.managed_levels)]
         stats = self.dso_market_stats([m["area_uuid"] for m in managed], market_slots=[closed])
         rows = []
         for m in managed:
@@ -105,8 +105,43 @@ class OperatorAgent(GridOperatorAgent):
                 continue
             rows.append(history_row(m, closed, got))
         self.store.append_history(rows)
+        self.last_cycle_at = time.time()
+        self.running_slot = market_info["market_slot"]
         self.queue_model_fees(market_info, managed)
         self.schedule_send()
+        self.evaluate_market_alerts(closed, managed)
+
+    # -- alerts (server-side: they fire with no browser open) --------------------------------
+    def evaluate_market_alerts(self, slot: str, managed: list[dict], rules=alerts.MARKET_RULES) -> None:  # noqa: ANN001
+        """The market rules on the slot that just closed (an alert never stops the fees)."""
+        try:
+            limits = self.limits()
+            alerts.evaluate_market_alerts(
+                self.store, self.alerts, managed, self._markets, limits.max_ct_per_kwh, slot, rules
+            )
+        except Exception:
+            log.exception("evaluating the market alerts of %s failed", slot)
+
+    def evaluate_liveness(self) -> None:
+        """No new slot for two slot lengths, the exchange unreachable."""
+        try:
+            conditions = alerts.liveness_conditions(
+                time.time(),
+                self.last_cycle_at,
+                self.slot_seconds,
+                self.unreachable_since,
+                self.unreachable_reason,
+                self.finished,
+            )
+            self.alerts.apply(conditions, self.running_slot)
+        except Exception:
+            log.exception("evaluating the exchange's alerts failed")
+
+    def on_unreachable(self, exc: Exception) -> None:
+        if self.unreachable_since is None:
+            self.unreachable_since = time.time()
+        self.unreachable_reason = str(exc)[:200]
+        self.evaluate_liveness()
 
     # -- sending at the send point -----------------------------------------------------------
     def schedule_send(self) -> None:
@@ -119,6 +154,8 @@ class OperatorAgent(GridOperatorAgent):
             self.send_due_at = None
             self.send_queued()
             return
+        self.slot_seconds = float(clock["slot_seconds"])
+        self.finished = bool(clock.get("finished"))
         due = timing.send_at(time.time() + float(clock["seconds_to_deadline"]), float(clock["slot_seconds"]))
         if due <= time.time() or clock.get("finished"):
             self.send_due_at = None
@@ -130,10 +167,14 @@ class OperatorAgent(GridOperatorAgent):
         """The queue's batch now; an exchange that does not answer leaves it claimed, and the next
         cycle resends it under the same transaction id."""
         try:
-            return send_queue(self, self.store)
+            results = send_queue(self, self.store)
         except (ExchangeUnavailable, ApiClientError) as exc:
             log.warning("the queue's batch did not reach the exchange (%s); resent next cycle", exc)
             return {}
+        if results:  # a refusal alerts within the slot, not at the next cycle
+            managed = [m for m in self._markets if m.get("level") in self.managed_levels]
+            self.evaluate_market_alerts(self.running_slot, managed, rules=("command_refused",))
+        return results
 
     def poll_wait_s(self) -> float:
         if self.send_due_at is None:
@@ -141,6 +182,8 @@ class OperatorAgent(GridOperatorAgent):
         return min(self.long_poll_s, max(self.send_due_at - time.time(), 0.0))
 
     def after_poll(self) -> None:
+        self.unreachable_since = self.unreachable_reason = None  # the poll was answered
+        self.evaluate_liveness()
         if self.send_due_at is not None and time.time() >= self.send_due_at:
             self.send_due_at = None
             self.send_queued()
@@ -160,10 +203,9 @@ class OperatorAgent(GridOperatorAgent):
             return
         from app.tariffs.registry import compute_fee, describe, parse_model
 
-        target = next_slot(market_info["market_slot"], market_info["slot_length_min"])
-        slot = SlotInfo(
-            slot_number(target, market_info["slot_length_min"]), target, market_info["slot_length_min"]
-        )
+        length = market_info["slot_length_min"]
+        target = slots.parse(slots.shift(market_info["market_slot"], 1, length))  # N+1
+        slot = SlotInfo(slots.number(target, length), target, length)
         for m in managed:
             setting = settings.get(m["area_uuid"])
             if setting is None or setting.mode != "model" or not setting.model:

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app import slots
 from app.exchange.fees import FeeBook
 from app.exchange.scenario import Scenario
 from app.exchange.simulation import Simulation
 from app.operator.kpis import market_kpis
-from app.tariffs.base import FeeLimits, MarketHistory, SlotInfo
+from app.tariffs.base import HISTORY_FOR_MODELS, FeeLimits, MarketHistory, SlotInfo
 
 SERIES = (
     "import_kwh",
@@ -62,11 +63,14 @@ def backtest(
     limits_kwh: Mapping[str, tuple[float, float]] | None = None,
     progress: Callable[[float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    judge_from_slot: int = 0,
 ) -> BacktestResult:
     """Run ``days`` days of ``scenario`` with ``models`` ({market uuid: FeeModel}) or ``ZERO``.
 
     ``markets`` (uuids) limits what is recorded and evaluated (default: the grid and communities).
     ``progress`` gets the share done (0..1); ``should_stop`` returning True cancels the run.
+    ``judge_from_slot``: the KPIs cover the slots from this one on (the earlier ones are the
+    models' warm-up or tuning days, run but not judged); the series cover every slot.
     """
     from app.tariffs.registry import compute_fee
 
@@ -98,7 +102,7 @@ def backtest(
         for name in SERIES:
             series[name][n] = getattr(stats, name)[idx]
         start = scenario.start + dt.timedelta(minutes=n * scenario.slot_length_min)
-        labels.append(start.strftime("%Y-%m-%dT%H:%M"))
+        labels.append(slots.label(start))
         fees = as_array(book.open_slot(n + 1))
         # the agent, told that n closed while n+1 runs: fees for n+2
         target = SlotInfo(
@@ -114,7 +118,7 @@ def backtest(
                 export_kwh=series["export_kwh"][: n + 1, j],
                 fee_ct_per_kwh=series["market_fee"][: n + 1, j],
                 next_fee_ct_per_kwh=series["next_market_fee"][: n + 1, j],
-            ).tail(2 * scenario.slots_per_day + 8)
+            ).tail(HISTORY_FOR_MODELS)
             book.submit(market_uuid, compute_fee(model, history, target, limits), "backtest")
         if progress is not None and (n % 8 == 7 or n == n_slots - 1):
             progress((n + 1) / n_slots)
@@ -122,16 +126,17 @@ def backtest(
             raise Cancelled(f"stopped after {n + 1} of {n_slots} slots")
 
     kpis = {}
+    w = slice(max(0, min(judge_from_slot, n_slots - 1)), None)
     for j, u in enumerate(picked):
         kpis[u] = market_kpis(
-            series["import_kwh"][:, j],
-            series["export_kwh"][:, j],
-            series["market_fee"][:, j],
-            series["market_fee_revenue"][:, j],
-            series["total_traded_energy_kWh"][:, j],
-            series["avg_trade_rate"][:, j],
-            series["consumption_kwh"][:, j],
-            series["unmatched_kwh"][:, j],
+            series["import_kwh"][w, j],
+            series["export_kwh"][w, j],
+            series["market_fee"][w, j],
+            series["market_fee_revenue"][w, j],
+            series["total_traded_energy_kWh"][w, j],
+            series["avg_trade_rate"][w, j],
+            series["consumption_kwh"][w, j],
+            series["unmatched_kwh"][w, j],
             baseline_peaks=None if baseline is None or u not in baseline.kpis else baseline.peaks(u),
             limits_kwh=None if limits_kwh is None else limits_kwh.get(u),
         )

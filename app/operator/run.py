@@ -1,4 +1,5 @@
-"""Starting the operator agent: which client, which store, and the one-agent lock."""
+"""Starting the operator agent: which client (:mod:`app.client.factory`), which store, and the
+one-agent lock."""
 
 from __future__ import annotations
 
@@ -7,22 +8,13 @@ import threading
 
 from sqlalchemy import Engine
 
-from app.client import GridOperatorClient
+from app.client.factory import make_client
 from app.config import Settings
 from app.operator.agent import OperatorAgent
 from app.operator.store import OperatorStore
 from app.store.lock import RunnerLock
 
 log = logging.getLogger(__name__)
-
-
-def make_client(settings: Settings, wsgi_app=None, cls=GridOperatorClient, **kwargs):  # noqa: ANN001
-    """The client of the exchange the console drives: in-process when embedded, else HTTP."""
-    if settings.grid_api_url:
-        return cls(settings.grid_api_url, settings.agent_username, settings.agent_password, **kwargs)
-    if wsgi_app is None:
-        raise ValueError("the embedded exchange needs its Flask app for the in-process client")
-    return cls.embedded(wsgi_app, settings.agent_username, settings.agent_password, **kwargs)
 
 
 AGENT_LONG_POLL_S = 2.0  # seconds a market-cycles long poll waits; a stop waits at most this
@@ -32,7 +24,8 @@ def start_agent(
     settings: Settings, engine: Engine, wsgi_app, stop: threading.Event
 ) -> threading.Thread | None:  # noqa: ANN001
     """Run the operator agent in a thread if no other process runs it; None if one does."""
-    if not settings.agent_username:
+    # a gsy exchange is reached as GSY_USERNAME (hosted) or without a user (Redis)
+    if settings.gsy_dialect is None and not settings.agent_username:
         log.warning("AGENT_USERNAME is not set: no operator agent runs (fees of models are not sent)")
         return None
     lock = RunnerLock(engine, f"operator-agent:{settings.exchange_key}")
@@ -40,7 +33,9 @@ def start_agent(
         log.info("another process runs the operator agent")
         return None
     store = OperatorStore(engine, settings.exchange_key)
-    agent = make_client(settings, wsgi_app, cls=OperatorAgent, store=store, start_after=store.latest_slot())
+    agent = make_client(
+        settings, wsgi_app, cls=OperatorAgent, engine=engine, store=store, start_after=store.latest_slot()
+    )
     agent.long_poll_s = AGENT_LONG_POLL_S  # bounds how long a stop waits for the agent
 
     def run() -> None:

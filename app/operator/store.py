@@ -14,7 +14,7 @@ import uuid as uuidlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, insert, select, update
+from sqlalchemy import Engine, and_, func, insert, select, update
 
 from app.store.schema import fee_commands, fee_settings, op_history
 
@@ -163,6 +163,39 @@ class OperatorStore:
                 select(h.slot).where(h.exchange == self.exchange).order_by(h.slot.desc()).limit(1)
             ).scalar()
 
+    def history_markets(self) -> list[dict]:
+        """The markets the history holds (``uuid``, ``name``, ``level``, ``parent_uuid``), grid first,
+        then by level and name: what the console shows when the exchange does not answer."""
+        h = op_history.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(h.market_uuid, h.name, h.level, h.parent_uuid)
+                .where(h.exchange == self.exchange)
+                .distinct()
+            ).all()
+        return [
+            {"uuid": r.market_uuid, "name": r.name, "level": r.level, "parent_uuid": r.parent_uuid}
+            for r in sorted(rows, key=lambda r: (r.level, r.name))
+        ]
+
+    def slot_rows(self, slot: str | None) -> list[dict]:
+        """Every market's row of one slot."""
+        h = op_history.c
+        with self.engine.connect() as conn:
+            return [
+                dict(r._mapping)
+                for r in conn.execute(select(op_history).where(h.exchange == self.exchange, h.slot == slot))
+            ]
+
+    def fee_revenue_by_market(self, after: str | None = None) -> dict[str, float]:
+        """Fee revenue [ct] per market summed over the slots after ``after`` (all when None)."""
+        h = op_history.c
+        query = select(h.market_uuid, func.sum(h.market_fee_revenue)).where(h.exchange == self.exchange)
+        if after is not None:
+            query = query.where(h.slot > after)
+        with self.engine.connect() as conn:
+            return {uuid: revenue or 0.0 for uuid, revenue in conn.execute(query.group_by(h.market_uuid))}
+
     def slots(self, market_uuid: str) -> list[str]:
         h = op_history.c
         with self.engine.connect() as conn:
@@ -235,7 +268,7 @@ class OperatorStore:
         user: str,
         running_slot: str | None = None,
     ) -> int:
-        """Queue a fee for the next slot; an unsent command for the same market is superseded."""
+        """Queue a fee for the agent's next send point; an unsent command for the market is superseded."""
         c = fee_commands.c
         with self.engine.begin() as conn:
             conn.execute(
@@ -340,6 +373,29 @@ class OperatorStore:
                 select(fee_commands).where(c.exchange == self.exchange, c.id == command_id)
             ).first()
         return None if row is None else dict(row._mapping)
+
+    def command_pages(
+        self, start: str | None = None, end: str | None = None, size: int = 2000
+    ) -> Iterator[list[dict]]:
+        """Every command, oldest first, ``size`` a page; with a range only those whose slot
+        (``applies_from_slot``, else the slot running when it was queued) is in [start, end]."""
+        c = fee_commands.c
+        slot = func.coalesce(c.applies_from_slot, c.running_slot)
+        query = select(fee_commands).where(c.exchange == self.exchange)
+        if start is not None:
+            query = query.where(slot >= start)
+        if end is not None:
+            query = query.where(slot <= end)
+        last_id = None
+        while True:
+            page = query if last_id is None else query.where(c.id > last_id)
+            with self.engine.connect() as conn:
+                rows = [dict(r._mapping) for r in conn.execute(page.order_by(c.id).limit(size))]
+            if rows:
+                yield rows
+            if len(rows) < size:
+                return
+            last_id = rows[-1]["id"]
 
     def commands(self, statuses: tuple[str, ...] | None = None, limit: int = 500) -> list[dict]:
         """Newest first."""

@@ -26,9 +26,7 @@ reading; the agent and the console both use it, so they agree on the send point.
 
 from __future__ import annotations
 
-import datetime as dt
-
-SLOT_FORMAT = "%Y-%m-%dT%H:%M"  # the exchange's slot labels (simulated local time)
+from app import slots
 
 SEND_LEAD_SHARE = 0.2
 """The send point is this share of a slot's real length before its end ..."""
@@ -57,12 +55,6 @@ def send_at(deadline_at: float, slot_seconds: float) -> float:
     return deadline_at - send_lead_s(slot_seconds)
 
 
-def shift_slot(label: str, slots: int, slot_length_min: int) -> str:
-    """The label of the slot ``slots`` after (or before, when negative) the slot ``label``."""
-    start = dt.datetime.strptime(label, SLOT_FORMAT)
-    return (start + dt.timedelta(minutes=slots * slot_length_min)).strftime(SLOT_FORMAT)
-
-
 def target_slot(running_slot: str, slot_length_min: int, seconds_to_send: float) -> str:
     """The slot a fee queued now is in force from.
 
@@ -70,4 +62,4 @@ def target_slot(running_slot: str, slot_length_min: int, seconds_to_send: float)
     the next slot (N+1); zero or negative → the queue has gone for this slot, so the slot after
     (N+2).
     """
-    return shift_slot(running_slot, 1 if seconds_to_send > 0 else 2, slot_length_min)
+    return slots.shift(running_slot, 1 if seconds_to_send > 0 else 2, slot_length_min)

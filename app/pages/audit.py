@@ -10,16 +10,21 @@ import datetime as dt
 
 import dash_ag_grid as dag
 import dash_mantine_components as dmc
-from dash import Input, Output
+from dash import Input, Output, State
 
 from app import ids
 from app.operator.store import APPLIED, QUEUED, SENDING
 from app.pages.common import console
 from components.fee_status import command_outcome
-from components.formatting import slot_when
+from components.formatting import browser_zone, fmt_wall_datetime, slot_when
 
 COLUMNS = [
-    {"field": "created", "headerName": "Queued at (UTC)", "width": 170},
+    {
+        "field": "created",
+        "headerName": "Queued at (wall-clock)",
+        "headerTooltip": "when the command was queued, on the clock of the wall, in your browser's zone",
+        "width": 200,
+    },
     {"field": "market_name", "headerName": "Market", "width": 160},
     {"field": "fee_ct_per_kwh", "headerName": "Fee [ct/kWh]", "type": "rightAligned", "width": 130},
     {"field": "source", "headerName": "Source", "flex": 1, "minWidth": 150, "tooltipField": "source"},
@@ -29,15 +34,16 @@ COLUMNS = [
 ]
 
 
-def command_rows(commands: list[dict], state: dict) -> list[dict]:
+def command_rows(commands: list[dict], state: dict, tz: dt.tzinfo | None = None) -> list[dict]:
     """Rows for the grids: time, market, fee, source, status and what became of it, with the
-    exact slot (``state``: the console's clock state, for where a queued command goes)."""
+    exact slot (``state``: the console's clock state, for where a queued command goes). The
+    wall-clock time is shown in ``tz`` (the browser's zone; UTC when None) with its zone's name."""
     rows = []
     for c in commands:
         rows.append(
             {
                 "id": str(c["id"]),
-                "created": dt.datetime.fromtimestamp(c["created_at"], dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                "created": fmt_wall_datetime(c["created_at"], tz),
                 "market_name": c["market_name"],
                 "fee_ct_per_kwh": round(c["fee_ct_per_kwh"], 3),
                 "source": c["source"],
@@ -107,14 +113,16 @@ def register_callbacks(app) -> None:  # noqa: ANN001
         Output(ids.QUEUE_GRID, "rowData"),
         Output(ids.AUDIT_GRID, "rowData"),
         Input(ids.TICK, "n_intervals"),
+        State(ids.BROWSER_TZ, "data"),
         prevent_initial_call=True,
     )
-    def refresh(_n):
+    def refresh(_n, tz_name):
         data = console()
         state = data.clock_state()
         queue = next_slot_commands(data.ops, state)
+        tz = browser_zone(tz_name)
         return (
             queue_title(state),
-            command_rows(queue, state),
-            command_rows(data.ops.commands(limit=500), state),
+            command_rows(queue, state, tz),
+            command_rows(data.ops.commands(limit=500), state, tz),
         )

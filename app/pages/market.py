@@ -8,37 +8,27 @@ grid operator allowed to manage that market, whatever the browser sent.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 
 import dash_mantine_components as dmc
-from dash import ALL, MATCH, Input, Output, State, ctx, dcc, html, no_update
+from dash import ALL, MATCH, Input, Output, Patch, State, ctx, dcc, html, no_update
 
-from app import ids
+from app import ids, slots
 from app.dashboard.auth import NotAllowed, require_operator
-from app.operator import timing
 from app.pages.common import console, is_viewer
+from app.pages.shell_callbacks import fee_timing
 from components.fee_control import fee_control, parse_form
-from components.fee_status import command_outcome, queue_button_text, queued_text
+from components.fee_status import command_outcome, queued_text
 from components.formatting import plain_number
-from components.market_charts import FIGURE_TRACES, append_patches, market_figures
+from components.market_charts import (
+    FIGURE_TRACES,
+    append_patches,
+    market_figures,
+    reveal_patch,
+    violation_shapes,
+)
 
 INITIAL_SLOTS = 2 * 96
-SLOT_FORMAT = "%Y-%m-%dT%H:%M"
-FEE_TIMING_TICK_MS = 250  # how often the browser turns the queue buttons at the send point [ms]
-
-
-def fee_timing(state: dict) -> dict:
-    """What the queue buttons need, from the clock state: the seconds to the send point and the
-    button's label before it (N+1) and after it (N+2); the browser switches between them."""
-    running, send_s = state.get("running_slot"), state.get("send_s")
-    if not running or send_s is None:
-        label = queue_button_text({})
-        return {"send_s": None, "before": label, "after": label}
-    length = int(state.get("slot_length_min") or 15)
-    before = {**state, "target_slot": timing.shift_slot(running, 1, length)}
-    after = {**state, "target_slot": timing.shift_slot(running, 2, length)}
-    return {"send_s": send_s, "before": queue_button_text(before), "after": queue_button_text(after)}
 
 
 # -- layout -----------------------------------------------------------------------------------
@@ -47,9 +37,19 @@ def market_card(market: dict, cols: int) -> dmc.Paper:
     rows = data.history(market["uuid"], last=INITIAL_SLOTS)
     total = data.overview()["cumulative"].get(market["uuid"], 0.0) or 0.0
     before = total - sum(r["market_fee_revenue"] or 0.0 for r in rows)
+    lim = data.limits().get(market["uuid"])
+    limits = (lim.import_kwh, lim.export_kwh) if lim is not None and lim.any else None
     figures = market_figures(
-        rows, previous_cumulative_ct=before, slot_minutes=15, uirevision=market["uuid"], height_px=240
+        rows,
+        previous_cumulative_ct=before,
+        slot_minutes=15,
+        uirevision=market["uuid"],
+        height_px=240,
+        limits=limits,
     )
+    overlay = forecast_overlay(market["uuid"])
+    if overlay is not None:
+        add_forecast(figures["flows"], overlay)
     graphs = [
         dcc.Graph(
             id={"type": "market-graph", "market": market["uuid"], "chart": name},
@@ -70,8 +70,9 @@ def market_card(market: dict, cols: int) -> dmc.Paper:
             dmc.SimpleGrid(graphs, cols=max(1, 3 - cols), spacing="xs"),
             dcc.Store(
                 id={"type": "market-last", "market": market["uuid"]},
-                data={"slot": rows[-1]["slot"] if rows else None, "cumulative": total},
+                data={"slot": rows[-1]["slot"] if rows else None, "cumulative": total, "limits": limits},
             ),
+            dcc.Store(id={"type": "market-forecast", "market": market["uuid"]}, data=overlay is not None),
         ],
         p="xs",
         withBorder=True,
@@ -123,9 +124,6 @@ def layout(market_id: str | None = None, **_query) -> html.Div:
                     ),
                     html.Div(id=ids.MARKET_CARDS, children=market_card(market, 1)),
                     dcc.Store(id=ids.MARKET_ID, data=market["uuid"]),
-                    dcc.Store(id=ids.FEE_TIMING, data=timing_now),
-                    dcc.Store(id=ids.FEE_TIMING_LOCAL),
-                    dcc.Interval(id=ids.FEE_TIMING_TICK, interval=FEE_TIMING_TICK_MS),
                 ],
                 span={"base": 12, "lg": 9},
             ),
@@ -140,6 +138,76 @@ def layout(market_id: str | None = None, **_query) -> html.Div:
 def new_slots(market_uuid: str, after: str | None) -> list[dict]:
     rows = console().history(market_uuid, start=after)
     return [r for r in rows if after is None or r["slot"] > after]
+
+
+# -- the predictive controller's forecast and limits on the flows chart ------------------------
+FORECAST_TRACE = 2  # index in the flows figure: after import (0) and export (1), see market_charts
+
+
+def forecast_overlay(market_uuid: str) -> dict | None:
+    """What the market's predictive controller expects of the slot its next fee is for: ``{"x":
+    slot start, "import_kwh", "export_kwh", "import_limit_kwh", "export_limit_kwh"}``; None when
+    the market is not run by it (or its setting cannot be read)."""
+    from app.tariffs.predictive import forecast_kwh
+    from app.tariffs.registry import parse_model
+
+    setting = console().ops.settings().get(market_uuid)
+    if setting is None or setting.mode != "model" or (setting.model or {}).get("model") != "predictive":
+        return None
+    try:
+        model = parse_model(setting.model)
+    except ValueError:
+        return None
+    history, slot, _ = _model_inputs(market_uuid)
+    imp, exp = forecast_kwh(history, slot.slot, slot.slot_length_min, model)
+    return {
+        "x": slot.start,
+        "import_kwh": imp,
+        "export_kwh": exp,
+        "import_limit_kwh": model.import_limit_kwh,
+        "export_limit_kwh": model.export_limit_kwh,
+    }
+
+
+def _forecast_points(overlay: dict) -> tuple[list, list]:
+    y = [overlay["import_kwh"], None if overlay["export_kwh"] is None else -overlay["export_kwh"]]
+    return [overlay["x"], overlay["x"]], y
+
+
+def add_forecast(figure, overlay: dict) -> None:  # noqa: ANN001
+    """The limits as dashed lines (import above, export below zero) and the forecast of the next
+    fee's slot as a trace after the documented ones (so the patch indices stay as they are)."""
+    import plotly.graph_objects as go
+
+    from components.formatting import PALETTE, UNIT_ENERGY
+
+    x, y = _forecast_points(overlay)
+    figure.add_trace(
+        go.Scatter(
+            name="Forecast (predictive)",
+            x=x,
+            y=y,
+            mode="markers",
+            marker={
+                "symbol": "diamond-open",
+                "size": 11,
+                "color": PALETTE["over_limit"],
+                "line": {"width": 2},
+            },
+            hovertemplate=f"forecast %{{y:.2f}} {UNIT_ENERGY}<extra></extra>",
+        )
+    )
+    for value, text in (
+        (overlay["import_limit_kwh"], "import limit"),
+        (-overlay["export_limit_kwh"], "export limit"),
+    ):
+        figure.add_hline(
+            y=value,
+            line={"color": PALETTE["over_limit"], "dash": "dash", "width": 1},
+            annotation_text=text,
+            annotation_font_color=PALETTE["over_limit"],
+            annotation_position="top left" if value > 0 else "bottom left",
+        )
 
 
 # -- fee control ------------------------------------------------------------------------------
@@ -157,12 +225,8 @@ def tou_table_from(trigger: str, contents: str | None, preset: str | None, filen
     if not contents:
         return no_update, no_update
     try:
-        raw = base64.b64decode(contents.split(",", 1)[1])
-        if (filename or "").lower().endswith((".xlsx", ".xlsm")):
-            columns = tou.load_tou_xlsx_columns(raw)
-        else:
-            columns = tou.load_tou_csv_columns(raw)
-    except (ValueError, IndexError) as exc:
+        columns = tou.decode_upload(contents, filename)
+    except ValueError as exc:  # TouTableError: what is wrong with the file
         return no_update, f"not used: {exc}"
     name, values = next(iter(columns.items()))
     span = f"{plain_number(min(values))}-{plain_number(max(values))}"
@@ -174,7 +238,8 @@ def params_of(states: list[dict]) -> dict[str, object]:
 
 
 def preview_text(market_uuid: str, mode: str, values: dict, table: dict | None, manual) -> str:  # noqa: ANN001
-    """What the setting would send and from which slot it is in force, or why it cannot."""
+    """What the setting would send and from which slot it is in force, or why it cannot; for the
+    predictive controller also its forecast of that slot against its targets."""
     if mode == "manual":
         from app.exchange.fees import FeeRefused, validate_fee
 
@@ -183,34 +248,63 @@ def preview_text(market_uuid: str, mode: str, values: dict, table: dict | None, 
             fee = validate_fee(manual, limits["min_ct_per_kwh"], limits["max_ct_per_kwh"])
         except FeeRefused as exc:
             return "enter a fee in ct/kWh" if manual in (None, "") else f"⚠ {exc.message}"
-        return f"sends {fee:.2f} ct/kWh"
+        return f"sends {fee:.2f} ct/kWh"  # the queue button right above names the slot
     try:
-        fee = model_fee_for_next_slot(market_uuid, parse_form(mode, values, table))
+        model_dict = parse_form(mode, values, table)
+        fee = model_fee_for_next_slot(market_uuid, model_dict)
     except ValueError as exc:
         return f"⚠ {exc}"
-    return f"would send {fee:.2f} ct/kWh, {queued_text(console().clock_state())}; then a new fee every slot"
+    text = f"would send {fee:.2f} ct/kWh, {queued_text(console().clock_state())}"
+    if mode == "predictive":
+        text += f"; {forecast_text(market_uuid, model_dict)}"
+    return text + "; then a new fee every slot"
+
+
+def _model_inputs(market_uuid: str):  # noqa: ANN202
+    """(history, target slot, fee limits) a model computes the next queued fee from: the market's
+    last ``HISTORY_FOR_MODELS`` closed slots and the slot a fee queued now is in force from."""
+    from app.tariffs.base import HISTORY_FOR_MODELS, FeeLimits, MarketHistory, SlotInfo
+
+    data = console()
+    state = data.clock_state()
+    length = int(state.get("slot_length_min") or 15)
+    target = state.get("target_slot")
+    if target:
+        start = slots.parse(target)
+    else:
+        running = state.get("running_slot") or data.latest_slot()
+        start = slots.parse(slots.shift(running, 1, length)) if running else dt.datetime.now()
+    limits = data.fee_limits()
+    history = MarketHistory.from_rows(data.history(market_uuid, last=HISTORY_FOR_MODELS))
+    slot = SlotInfo(slots.number(start, length), start, length)
+    return history, slot, FeeLimits(limits["min_ct_per_kwh"], limits["max_ct_per_kwh"])
 
 
 def model_fee_for_next_slot(market_uuid: str, model_dict: dict) -> float:
-    from app.operator.agent import slot_number
-    from app.tariffs.base import FeeLimits, MarketHistory, SlotInfo
+    """The fee [ct/kWh] ``model_dict`` sets for the slot a fee queued now is in force from."""
     from app.tariffs.registry import compute_fee, parse_model
 
-    data = console()
     model = parse_model(model_dict)
-    running = data.clock_state().get("running_slot") or data.latest_slot()
-    start = (
-        dt.datetime.strptime(running, SLOT_FORMAT) + dt.timedelta(minutes=15)
-        if running
-        else dt.datetime.now()
-    )
-    limits = data.fee_limits()
-    history = MarketHistory.from_rows(data.history(market_uuid, last=200))
-    return compute_fee(
-        model,
-        history,
-        SlotInfo(slot_number(start, 15), start, 15),
-        FeeLimits(limits["min_ct_per_kwh"], limits["max_ct_per_kwh"]),
+    history, slot, limits = _model_inputs(market_uuid)
+    return compute_fee(model, history, slot, limits)
+
+
+def forecast_text(market_uuid: str, model_dict: dict) -> str:
+    """The predictive controller's forecast of the slot it sets the fee for, against its targets."""
+    from app.tariffs.predictive import forecast_kwh
+    from app.tariffs.registry import parse_model
+
+    model = parse_model(model_dict)
+    history, slot, _ = _model_inputs(market_uuid)
+    imp, exp = forecast_kwh(history, slot.slot, slot.slot_length_min, model)
+    if imp is None and exp is None:
+        return "no forecast yet (no history)"
+    aim_imp = model.target_share * model.import_limit_kwh
+    aim_exp = model.target_share * model.export_limit_kwh
+    shown = [plain_number(round(v, 1)) if v is not None else "?" for v in (imp, exp)]
+    return (
+        f"forecast import {shown[0]} / export {shown[1]} kWh/slot, aiming at "
+        f"{plain_number(round(aim_imp, 1))} / {plain_number(round(aim_exp, 1))}"
     )
 
 
@@ -303,8 +397,34 @@ def register_callbacks(app) -> None:  # noqa: ANN001
             return [no_update] * len(charts), no_update
         cumulative = (last or {}).get("cumulative") or 0.0
         patches = append_patches(charts, rows, previous_cumulative_ct=cumulative)
+        if (last or {}).get("slot") is None:  # the first slot: the charts leave their empty state
+            for chart in charts:
+                reveal_patch(patches[chart], chart)
+        limits = (last or {}).get("limits")
+        if limits and "flows" in patches:  # drawn with its limits: shade the new slots over one
+            shapes = violation_shapes(rows, tuple(limits), 15 * 60_000)
+            if shapes:
+                patches["flows"]["layout"]["shapes"].extend(shapes)
         cumulative += sum(r["market_fee_revenue"] or 0.0 for r in rows)
-        return [patches[c] for c in charts], {"slot": rows[-1]["slot"], "cumulative": cumulative}
+        state = {"slot": rows[-1]["slot"], "cumulative": cumulative, "limits": limits}
+        return [patches[c] for c in charts], state
+
+    @app.callback(
+        Output({"type": "market-graph", "market": MATCH, "chart": "flows"}, "figure", allow_duplicate=True),
+        Input({"type": "market-last", "market": MATCH}, "data"),
+        State({"type": "market-forecast", "market": MATCH}, "data"),
+        prevent_initial_call=True,
+    )
+    def move_forecast(_last, shown):
+        """The forecast marker moves on to the slot the next fee is for, once a slot closed."""
+        if not shown:
+            return no_update
+        overlay = forecast_overlay(ctx.outputs_list["id"]["market"])
+        if overlay is None:
+            return no_update
+        patch = Patch()
+        patch["data"][FORECAST_TRACE]["x"], patch["data"][FORECAST_TRACE]["y"] = _forecast_points(overlay)
+        return patch
 
     @app.callback(
         Output({"type": "fee-slider", "market": MATCH}, "value"),
@@ -341,15 +461,19 @@ def register_callbacks(app) -> None:  # noqa: ANN001
         return tou_table_from(ctx.triggered_id["type"], contents, preset, filename)
 
     @app.callback(
-        Output({"type": "fee-preview", "market": MATCH}, "children"),
-        Input({"type": "fee-mode", "market": MATCH}, "value"),
-        Input({"type": "fee-param", "market": MATCH, "field": ALL}, "value"),
-        Input({"type": "tou-table", "market": MATCH}, "data"),
-        Input({"type": "fee-input", "market": MATCH}, "value"),
+        output=Output({"type": "fee-preview", "market": MATCH}, "children"),
+        inputs={
+            "mode": Input({"type": "fee-mode", "market": MATCH}, "value"),
+            "params": Input({"type": "fee-param", "market": MATCH, "field": ALL}, "value"),
+            "table": Input({"type": "tou-table", "market": MATCH}, "data"),
+            "manual": Input({"type": "fee-input", "market": MATCH}, "value"),
+            # every tick: a model's preview follows the closed slots and names the slot it reaches
+            "_timing": Input(ids.FEE_TIMING, "data"),
+        },
     )
-    def preview(mode, _values, table, manual):
+    def preview(mode, params, table, manual, _timing):
         market_uuid = ctx.outputs_list["id"]["market"]
-        return preview_text(market_uuid, mode, params_of(ctx.inputs_list[1]), table, manual)
+        return preview_text(market_uuid, mode, params_of(ctx.args_grouping["params"]), table, manual)
 
     @app.callback(
         output=Output({"type": "fee-command", "market": MATCH}, "data"),
@@ -383,40 +507,3 @@ def register_callbacks(app) -> None:  # noqa: ANN001
         if not sent and ctx.triggered_id == ids.TICK:
             return no_update, no_update
         return command_message(sent)
-
-    @app.callback(
-        Output(ids.FEE_TIMING, "data"),
-        Input(ids.TICK, "n_intervals"),
-        prevent_initial_call=True,
-    )
-    def refresh_fee_timing(_n):
-        return fee_timing(console().clock_state())
-
-    # the browser's own clock turns "Queue for 12:15" into "Queue for 12:30" at the send point,
-    # between two server ticks: first the send point on the browser's clock ...
-    app.clientside_callback(
-        """
-        function(timing) {
-            if (!timing || timing.send_s === null || timing.send_s === undefined) { return timing; }
-            return Object.assign({}, timing, {send_at_ms: Date.now() + 1000 * timing.send_s});
-        }
-        """,
-        Output(ids.FEE_TIMING_LOCAL, "data"),
-        Input(ids.FEE_TIMING, "data"),
-    )
-    # ... then every FEE_TIMING_TICK_MS the label of every queue button on the page
-    app.clientside_callback(
-        """
-        function(_n, timing, labels) {
-            const nc = window.dash_clientside.no_update;
-            if (!timing) { return labels.map(() => nc); }
-            const passed = !timing.send_at_ms || Date.now() >= timing.send_at_ms;
-            const label = passed ? timing.after : timing.before;
-            return labels.map((old) => (old === label ? nc : label));
-        }
-        """,
-        Output({"type": "fee-queue", "market": ALL}, "children"),
-        Input(ids.FEE_TIMING_TICK, "n_intervals"),
-        State(ids.FEE_TIMING_LOCAL, "data"),
-        State({"type": "fee-queue", "market": ALL}, "children"),
-    )

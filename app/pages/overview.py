@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import dash_mantine_components as dmc
-from dash import Input, Output, State, dcc, no_update
+from dash import Input, Output, State, dcc, html, no_update
 
 from app import ids
 from app.pages.common import console
@@ -18,19 +16,27 @@ def overview_data() -> list[dict]:
     snapshot = data.overview()
     managed = {m["uuid"]: m for m in data.markets()}
     latest = [r for r in snapshot["latest"] if r["market_uuid"] in managed]
-    latest.sort(key=lambda r: (r["level"], r["name"]))
-    return overview_rows(latest, snapshot["cumulative"], data.queued(), data.modes())
+    order = {m["uuid"]: k for k, m in enumerate(data.tree())}  # the tree's order: parents first
+    latest.sort(key=lambda r: (order.get(r["market_uuid"], len(order)), r["level"], r["name"]))
+    return overview_rows(
+        latest,
+        snapshot["cumulative"],
+        data.queued(),
+        data.modes(),
+        flow_limits=data.limits(),
+        alerts=data.alerts_by_market(),
+    )
 
 
 def layout(**_query) -> dmc.Stack:
-    today = dt.date.today()
     return dmc.Stack(
         [
             dmc.Group(
                 [
                     dmc.Title("Markets", order=3),
                     dmc.Text(
-                        "last closed slot of every market you manage; click a row to open it",
+                        "last closed slot of every market you manage (simulated time); click a row, "
+                        "or press Enter on it, to open it",
                         c="dimmed",
                         size="sm",
                     ),
@@ -43,13 +49,18 @@ def layout(**_query) -> dmc.Stack:
                 dmc.Group(
                     [
                         dmc.Text("Excel export of the slot history", fw=600, size="sm"),
-                        dcc.DatePickerRange(
-                            id=ids.EXPORT_RANGE,
-                            display_format="YYYY-MM-DD",
-                            start_date_placeholder_text="from (all)",
-                            end_date_placeholder_text="to (all)",
-                            clearable=True,
-                            initial_visible_month=today,
+                        # native date inputs, labelled: Dash's DatePickerRange carries ARIA
+                        # attributes its elements may not have (axe: critical)
+                        html.Label(
+                            [
+                                "from (simulated date, empty: all) ",
+                                dcc.Input(id=ids.EXPORT_FROM, type="date"),
+                            ],
+                            style={"fontSize": "14px"},
+                        ),
+                        html.Label(
+                            ["to ", dcc.Input(id=ids.EXPORT_TO, type="date")],
+                            style={"fontSize": "14px"},
                         ),
                         dmc.Button("Download .xlsx", id=ids.EXPORT_BUTTON, size="xs", variant="light"),
                         dmc.Text(id=ids.EXPORT_MESSAGE, size="sm", c="red"),
@@ -77,7 +88,18 @@ def register_callbacks(app) -> None:  # noqa: ANN001
     )
     def refresh_rows(_n, shown):
         rows = overview_data()
-        fingerprint = [(r["id"], r["slot"], r["fee_queued_ct_per_kwh"], r["mode"]) for r in rows]
+        fingerprint = [
+            (
+                r["id"],
+                r["slot"],
+                r["fee_queued_ct_per_kwh"],
+                r["mode"],
+                r["alert_detail"],
+                r["import_limit_kwh"],
+                r["export_limit_kwh"],
+            )
+            for r in rows
+        ]
         if fingerprint == shown:
             return no_update, no_update
         return rows, fingerprint
@@ -93,11 +115,21 @@ def register_callbacks(app) -> None:  # noqa: ANN001
         return f"/markets/{cell['rowId']}"
 
     @app.callback(
+        Output(ids.LOCATION, "href", allow_duplicate=True),
+        Input(ids.OVERVIEW_GRID, "eventData"),
+        prevent_initial_call=True,
+    )
+    def open_market_by_key(event):
+        if not event or event.get("action") != "open" or not event.get("id"):
+            return no_update
+        return f"/markets/{event['id']}"
+
+    @app.callback(
         Output(ids.EXPORT_DOWNLOAD, "data"),
         Output(ids.EXPORT_MESSAGE, "children"),
         Input(ids.EXPORT_BUTTON, "n_clicks"),
-        State(ids.EXPORT_RANGE, "start_date"),
-        State(ids.EXPORT_RANGE, "end_date"),
+        State(ids.EXPORT_FROM, "value"),
+        State(ids.EXPORT_TO, "value"),
         prevent_initial_call=True,
         running=[(Output(ids.EXPORT_BUTTON, "loading"), True, False)],
     )
@@ -105,6 +137,6 @@ def register_callbacks(app) -> None:  # noqa: ANN001
         from app.pages.export import excel_download
 
         try:
-            return excel_download(start_date, end_date), ""
+            return excel_download(start_date or None, end_date or None), ""
         except ValueError as exc:
             return no_update, str(exc)

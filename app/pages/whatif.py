@@ -29,7 +29,6 @@ viewer is refused on the server (``require_operator``).
 
 from __future__ import annotations
 
-import base64
 import math
 import re
 import uuid as uuidlib
@@ -42,11 +41,12 @@ from dash.exceptions import PreventUpdate
 from flask import Flask, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import ids
+from app import ids, slots
 from app.config import Settings
 from app.dashboard.auth import NotAllowed, current_console_user, require_operator
 from app.exchange.scenario import Scenario
 from app.pages.common import console, is_viewer
+from app.tariffs.tou import MAX_UPLOAD_BYTES
 from app.whatif import (
     BASELINE,
     LEVELS,
@@ -77,13 +77,13 @@ MODELS = [
     ("tou", "Time of use (2020 preset or a table)"),
     ("peak_tiers", "Peak tiers (2020 preset)"),
     ("controller", "Congestion controller"),
+    ("predictive", "Predictive congestion controller"),
 ]
 MODEL_NAMES = dict(MODELS)
-LEVEL_MODELS = ("constant", "peak_tiers", "controller")  # models with fields, per level
+LEVEL_MODELS = ("constant", "peak_tiers", "controller", "predictive")  # models with fields, per level
 TOU_COLUMN = "tou:column"  # the field naming a level's column of the table (no "." in a callback id)
 PRESET_COLUMNS = ("grid", "community")  # of tou.preset_challenge_2020()
 PRESET_LEVEL_COLUMNS = {0: "grid", 1: "community"}
-MAX_UPLOAD_BYTES = 1_000_000
 DEFAULTS = [
     ("zero fee", "zero"),
     ("time of use", "tou"),
@@ -263,10 +263,27 @@ def load_run_scenario(kind: str, server: Flask | None = None, job: Mapping | Non
     if job is not None:
         return job["scenario"] or load_scenario(job["scenario_file"])
     server = server or current_app
+    reason = live_disabled(server)
+    if reason:
+        raise WhatIfError(reason)
     service = getattr(server.extensions.get("gridfee"), "service", None)
     if service is not None:
         return service.store.scenario
     return load_scenario(_settings(server).scenario)
+
+
+def live_disabled(server: Flask | None = None) -> str | None:
+    """Why the live scenario cannot run here, or None: on a Grid Singularity exchange the live
+    grid is gsy-e's, whose assets and profiles our simulator cannot rebuild from its tree, so a
+    What-if of it would silently run something else."""
+    settings = _settings(server)
+    if settings.gsy_dialect is None:
+        return None
+    return (
+        f"The live grid is a Grid Singularity exchange's ({settings.grid_api_url}): its assets and "
+        "profiles are not known here, so What-if cannot replay it. It runs on our simulator only, "
+        "with the generated grid below."
+    )
 
 
 def market_options(kind: str, server: Flask | None = None) -> list[dict]:
@@ -360,29 +377,11 @@ def read_tou_upload(contents: object, filename: object) -> dict:
     by the loaders of the live fee control (``app.tariffs.tou``): ``.xlsx``/``.xlsm`` as Excel,
     anything else as CSV; 96 quarter-hour rows, every fee a number >= 0.
     """
-    import binascii
-
     from app.tariffs import tou
 
     name = str(filename or "the upload")
     try:
-        if not isinstance(contents, str) or "," not in contents:
-            raise tou.TouTableError("nothing was uploaded")
-        try:
-            raw = base64.b64decode(contents.split(",", 1)[1], validate=True)
-        except binascii.Error as exc:
-            raise tou.TouTableError(f"the upload did not arrive whole (not base64: {exc})") from None
-        if len(raw) > MAX_UPLOAD_BYTES:
-            raise tou.TouTableError(
-                f"{len(raw) / 1e6:.1f} MB is not a 96-row table (at most {MAX_UPLOAD_BYTES // 1000} kB)"
-            )
-        lower = name.lower()
-        if lower.endswith((".xlsx", ".xlsm")):
-            columns = tou.load_tou_xlsx_columns(raw)
-        elif lower.endswith(".xls"):
-            raise tou.TouTableError("an old Excel .xls workbook: save it as .xlsx or CSV")
-        else:
-            columns = tou.load_tou_csv_columns(raw)
+        columns = tou.decode_upload(contents, name)
     except ValueError as exc:  # TouTableError is one
         return {"filename": name, "error": str(exc)}
     return {"filename": name, "columns": columns}
@@ -883,7 +882,11 @@ def candidate_card(k: int, shown: bool) -> dmc.Paper:
                 [
                     html.Span(style={"width": 12, "height": 12, "borderRadius": 6, "background": colour(k)}),
                     dmc.TextInput(
-                        id={"type": "whatif-name", "cand": k}, value=name, size="xs", style={"flex": 1}
+                        id={"type": "whatif-name", "cand": k},
+                        value=name,
+                        size="xs",
+                        style={"flex": 1},
+                        **{"aria-label": f"Name of candidate {k + 1}"},
                     ),
                 ],
                 gap="xs",
@@ -920,9 +923,11 @@ def candidate_card(k: int, shown: bool) -> dmc.Paper:
 
 
 def layout(**_query) -> dmc.Stack:
+    disabled = live_disabled()
+    kind = "generated" if disabled else "live"
     try:
-        options = market_options("live")
-        scenario_note = ""
+        options = market_options(kind)
+        scenario_note = disabled or ""
     except (OSError, ValueError) as exc:
         options, scenario_note = [], f"the live scenario cannot be loaded: {exc}"
     return dmc.Stack(
@@ -944,11 +949,14 @@ def layout(**_query) -> dmc.Stack:
                         dmc.Select(
                             id=ids.WHATIF_SCENARIO,
                             label="Scenario",
-                            data=[{"value": v, "label": label} for v, label in SCENARIOS.items()],
-                            value="live",
+                            data=[
+                                {"value": v, "label": label, "disabled": bool(disabled) and v == "live"}
+                                for v, label in SCENARIOS.items()
+                            ],
+                            value=kind,
                             allowDeselect=False,
                             size="xs",
-                            w=280,
+                            w=220,
                         ),
                         dmc.NumberInput(
                             id=ids.WHATIF_DAYS,
@@ -968,7 +976,7 @@ def layout(**_query) -> dmc.Stack:
                             data=options,
                             value=[o["value"] for o in options],
                             size="xs",
-                            w=420,
+                            w=360,
                             clearable=True,
                         ),
                         dmc.NumberInput(
@@ -992,6 +1000,17 @@ def layout(**_query) -> dmc.Stack:
                             size="xs",
                             w=130,
                         ),
+                        # Run with its form: at 1366x768 it was below the candidates, out of sight
+                        dmc.Button("Run", id=ids.WHATIF_RUN, size="sm"),
+                        dmc.Button(
+                            "Cancel",
+                            id=ids.WHATIF_CANCEL,
+                            size="sm",
+                            variant="light",
+                            color="red",
+                            disabled=True,
+                        ),
+                        dmc.Text(id=ids.WHATIF_MESSAGE, size="sm"),
                     ],
                     align="flex-end",
                     gap="md",
@@ -999,20 +1018,15 @@ def layout(**_query) -> dmc.Stack:
                 p="sm",
                 withBorder=True,
             ),
-            dmc.Text(scenario_note, c="red", size="sm") if scenario_note else None,
+            dmc.Text(
+                scenario_note, c="orange" if disabled else "red", size="sm", id=ids.WHATIF_SCENARIO + "-note"
+            )
+            if scenario_note
+            else None,
             dmc.SimpleGrid(
                 [candidate_card(k, k < DEFAULT_COUNT) for k in range(MAX_CANDIDATES)],
                 cols={"base": 1, "md": 2, "xl": 3},
                 spacing="sm",
-            ),
-            dmc.Group(
-                [
-                    dmc.Button("Run", id=ids.WHATIF_RUN, size="sm"),
-                    dmc.Button(
-                        "Cancel", id=ids.WHATIF_CANCEL, size="sm", variant="light", color="red", disabled=True
-                    ),
-                    dmc.Text(id=ids.WHATIF_MESSAGE, size="sm"),
-                ]
             ),
             html.Div(id=ids.WHATIF_PROGRESS, style={"display": "none"}),
             dcc.Store(id=ids.WHATIF_SPEC),
@@ -1074,7 +1088,7 @@ def results_section(result: WhatIfResult, spec: Mapping) -> dmc.Stack:
                 ],
                 align="baseline",
             ),
-            kpi_grid(result.rows, result.candidates, ids.WHATIF_GRID),
+            kpi_grid(result.rows, result.candidates, ids.WHATIF_GRID, result.kinds),
             dmc.Paper(
                 dmc.Stack([*rows, dmc.Text(id=ids.WHATIF_APPLY_MESSAGE, size="sm")], gap=4),
                 p="sm",
@@ -1109,9 +1123,7 @@ def chart_figures(run_id: object, market_uuid: object) -> tuple:
         raise ValueError("not a market of this run")
     minutes = 15
     if len(result.slot_labels) > 1:
-        import datetime as dt
-
-        a, b = (dt.datetime.strptime(x, "%Y-%m-%dT%H:%M") for x in result.slot_labels[:2])
+        a, b = (slots.parse(x) for x in result.slot_labels[:2])
         minutes = (b - a).total_seconds() / 60
     return (
         flows_figure(result, market_uuid),

@@ -4,6 +4,10 @@ SQLite (the default) runs in WAL mode so that readers never wait for the runner,
 transaction starts with ``BEGIN IMMEDIATE``: writers queue up instead of failing half-way, which
 is what orders "fee accepted" against "slot opened" when several processes share the file.
 PostgreSQL orders them with ``SELECT ... FOR UPDATE`` on the exchange's state row.
+
+Reads that never write use ``reader(engine)``: on SQLite their transactions start with a plain
+``BEGIN`` (a WAL snapshot, taken without the write lock), so an API read does not queue behind
+the runner's slot or another worker's fees; elsewhere it is the engine itself.
 """
 
 from __future__ import annotations
@@ -34,10 +38,25 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn):  # noqa: ANN001
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            read_only = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+READ_ONLY = "gridfee_read_only"
+
+
+def reader(engine: Engine) -> Engine:
+    """``engine`` for transactions that only read (same pool): on SQLite they take no write lock.
+
+    A transaction of it must not write: on SQLite a write in it could fail with "database is
+    locked" instead of waiting its turn.
+    """
+    if engine.dialect.name != "sqlite":
+        return engine
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def alembic_config(url: str):

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -24,8 +25,16 @@ from app.exchange.fees import FeeChange, FeeRefused, validate_fee
 from app.exchange.grid import GridModel
 from app.exchange.scenario import Scenario
 from app.exchange.stats import SlotStats
-from app.store.db import check_migrated, make_engine, migrate
-from app.store.schema import batch_transactions, exchange_state, fee_changes, markets, slot_stats
+from app.store import packed
+from app.store.db import check_migrated, make_engine, migrate, reader
+from app.store.schema import (
+    STAT_CHUNK_MARKETS,
+    batch_transactions,
+    exchange_state,
+    fee_changes,
+    markets,
+    slot_stat_chunks,
+)
 
 
 class StoreMismatch(RuntimeError):
@@ -54,6 +63,14 @@ def _unpack(blob: bytes) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
+def _placeholders(engine: Engine, n: int) -> str:
+    style = engine.dialect.paramstyle
+    mark = "?" if style == "qmark" else "%s" if style in ("format", "pyformat") else None
+    if mark is None:  # numeric and named styles: not among our drivers (sqlite3, psycopg)
+        raise NotImplementedError(f"paramstyle {style!r}")
+    return ", ".join([mark] * n)
+
+
 @dataclass(frozen=True)
 class RunnerState:
     running_slot: int
@@ -68,12 +85,19 @@ class ExchangeStore:
 
     def __init__(self, engine: Engine | str, scenario: Scenario, grid: GridModel):
         self.engine = make_engine(engine) if isinstance(engine, str) else engine
+        self.reader = reader(self.engine)  # transactions that only read
         self.scenario = scenario
         self.grid = grid
         self.key = scenario.name
         self.uuids = [m.uuid for m in grid.markets]
         self._position = {u: i for i, u in enumerate(self.uuids)}
-        self._initial = {u: float(f) for u, f in zip(self.uuids, grid.initial_fee_ct_per_kwh, strict=True)}
+        self._initial = np.array(grid.initial_fee_ct_per_kwh, dtype=float)
+        c = slot_stat_chunks.c
+        columns = (c.scenario, c.slot, c.chunk, c.slot_label, c.n_markets, c.stats)
+        self._insert_chunks = (
+            f"INSERT INTO {slot_stat_chunks.name} ({', '.join(col.name for col in columns)}) "
+            f"VALUES ({_placeholders(self.engine, len(columns))})"
+        )
 
     # -- set-up ---------------------------------------------------------------------------
     @classmethod
@@ -148,8 +172,7 @@ class ExchangeStore:
     def reset(self) -> None:
         """Forget this scenario's history, fees and state (used by ``--reset``)."""
         with self.engine.begin() as conn:
-            mine = select(markets.c.uuid).where(markets.c.scenario == self.key)
-            conn.execute(delete(slot_stats).where(slot_stats.c.market_uuid.in_(mine)))
+            conn.execute(delete(slot_stat_chunks).where(slot_stat_chunks.c.scenario == self.key))
             conn.execute(delete(fee_changes).where(fee_changes.c.scenario == self.key))
             conn.execute(delete(batch_transactions).where(batch_transactions.c.scenario == self.key))
             conn.execute(delete(exchange_state).where(exchange_state.c.scenario == self.key))
@@ -157,12 +180,12 @@ class ExchangeStore:
 
     # -- the runner's state ---------------------------------------------------------------
     def _lock_state(self, conn: Connection):
-        return conn.execute(
-            select(exchange_state).where(exchange_state.c.scenario == self.key).with_for_update()
-        ).one()
+        """Lock the exchange's state row; returns its ``running_slot``."""
+        c = exchange_state.c
+        return conn.execute(select(c.running_slot).where(c.scenario == self.key).with_for_update()).one()
 
     def load_state(self) -> RunnerState:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(select(exchange_state).where(exchange_state.c.scenario == self.key)).one()
         return RunnerState(
             running_slot=row.running_slot,
@@ -175,7 +198,7 @@ class ExchangeStore:
     def clock_state(self) -> RunnerState:
         """The running slot and its timing, without the (large) asset state."""
         c = exchange_state.c
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(
                 select(c.running_slot, c.last_closed_slot, c.slot_started_at, c.slot_seconds).where(
                     c.scenario == self.key
@@ -185,16 +208,39 @@ class ExchangeStore:
             row.running_slot, row.last_closed_slot, row.slot_started_at, row.slot_seconds, None
         )
 
+    def slot_matrix(self, slot: int) -> tuple[str, np.ndarray] | None:
+        """``(slot label, stats)`` of one closed slot, None if it is not closed: ``stats`` is the
+        ``(n_markets, 15)`` matrix of every market (rows in market order, columns
+        ``STAT_FIELDS``, NaN for no value)."""
+        c = slot_stat_chunks.c
+        query = (
+            select(c.slot_label, c.n_markets, c.stats)
+            .where(c.scenario == self.key, c.slot == slot)
+            .order_by(c.chunk)
+        )
+        with self.reader.connect() as conn:
+            parts = conn.execute(query).all()
+        if not parts:
+            return None
+        fields = np.concatenate([packed.unpack(p.stats, p.n_markets) for p in parts], axis=1)
+        return parts[0].slot_label, fields.T
+
     def slot_rows(self, slot: int) -> list[dict]:
         """The stats of every market for one closed slot, in market order (empty if not closed)."""
-        query = (
-            select(slot_stats, markets.c.position)
-            .join(markets, markets.c.uuid == slot_stats.c.market_uuid)
-            .where(markets.c.scenario == self.key, slot_stats.c.slot == slot)
-            .order_by(markets.c.position)
-        )
-        with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+        found = self.slot_matrix(slot)
+        if found is None:
+            return []
+        label, matrix = found
+        return [
+            {
+                "market_uuid": uuid,
+                "slot": slot,
+                "slot_label": label,
+                **packed.stat_values(values),
+                "position": i,
+            }
+            for i, (uuid, values) in enumerate(zip(self.uuids, matrix.tolist(), strict=True))
+        ]
 
     def start_slot(
         self, slot: int, slot_seconds: float, asset_state: dict[str, np.ndarray] | None = None
@@ -225,36 +271,37 @@ class ExchangeStore:
         Returns the stats and the fees now in force.
         """
         now = time.time()
+        state_blob = _pack(asset_state)
+        c = exchange_state.c
         with self.engine.begin() as conn:
-            state = self._lock_state(conn)
-            if state.running_slot != slot:
-                raise RuntimeError(f"slot {slot} is not the running slot ({state.running_slot})")
-            next_fees = self._fees(conn, slot + 1)
-            stats = build_stats(next_fees)
-            conn.execute(insert(slot_stats), self._stat_rows(slot, label, stats))
-            conn.execute(
+            # the update takes the state row's lock and checks the running slot at once
+            moved = conn.execute(
                 update(exchange_state)
-                .where(exchange_state.c.scenario == self.key)
+                .where(c.scenario == self.key, c.running_slot == slot)
                 .values(
                     running_slot=slot + 1,
                     last_closed_slot=slot,
                     slot_started_at=now,
                     slot_seconds=slot_seconds,
-                    asset_state=_pack(asset_state),
+                    asset_state=state_blob,
                     updated_at=now,
                 )
-            )
+            ).rowcount
+            if moved != 1:
+                running = conn.execute(select(c.running_slot).where(c.scenario == self.key)).scalar()
+                raise RuntimeError(f"slot {slot} is not the running slot ({running})")
+            next_fees = self._fees(conn, slot + 1)
+            stats = build_stats(next_fees)
+            rows = [
+                (self.key, slot, chunk, label, n, blob)
+                for chunk, n, blob in packed.chunks(packed.field_matrix(stats))
+            ]
+            conn.exec_driver_sql(self._insert_chunks, rows)
         return stats, next_fees
-
-    def _stat_rows(self, slot: int, label: str, stats: SlotStats) -> list[dict]:
-        return [
-            {"market_uuid": uuid, "slot": slot, "slot_label": label, **row}
-            for uuid, row in zip(self.uuids, stats.rows(), strict=True)
-        ]
 
     # -- the fee book ---------------------------------------------------------------------
     def _fees(self, conn: Connection, slot: int) -> np.ndarray:
-        fees = np.array([self._initial[u] for u in self.uuids])
+        fees = self._initial.copy()
         newest = (
             select(func.max(fee_changes.c.id))
             .where(fee_changes.c.scenario == self.key, fee_changes.c.applies_from_slot <= slot)
@@ -270,7 +317,7 @@ class ExchangeStore:
         return fees
 
     def fees_for_slot(self, slot: int) -> np.ndarray:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return self._fees(conn, slot)
 
     def submit_fees(
@@ -349,7 +396,7 @@ class ExchangeStore:
                         scenario=self.key,
                         username=username,
                         transaction_id=transaction_id,
-                        response=json.dumps(response),
+                        response=orjson.dumps(response).decode(),
                         created_at=time.time(),
                     )
                 )
@@ -361,9 +408,9 @@ class ExchangeStore:
             return stored, True
 
     def _stored_batch(self, key) -> dict | None:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             text = conn.execute(select(batch_transactions.c.response).where(*key)).scalar()
-        return None if text is None else json.loads(text)
+        return None if text is None else orjson.loads(text)
 
     def submit_fee(
         self, market_uuid: str, value: object, source: str, transaction_id: str | None = None
@@ -378,7 +425,7 @@ class ExchangeStore:
         query = select(fee_changes).where(fee_changes.c.scenario == self.key).order_by(fee_changes.c.id)
         if market_uuid is not None:
             query = query.where(fee_changes.c.market_uuid == market_uuid)
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return [
                 FeeChange(
                     r.market_uuid,
@@ -396,21 +443,37 @@ class ExchangeStore:
         self, market_uuid: str, from_slot: int | None = None, to_slot: int | None = None
     ) -> list[dict]:
         """Per-slot stats of one market, oldest first (``to_slot`` inclusive)."""
-        query = select(slot_stats).where(slot_stats.c.market_uuid == market_uuid).order_by(slot_stats.c.slot)
+        position = self._position.get(market_uuid)
+        if position is None:
+            return []
+        chunk, offset = divmod(position, STAT_CHUNK_MARKETS)
+        c = slot_stat_chunks.c
+        query = (
+            select(c.slot, c.slot_label, c.n_markets, c.stats)
+            .where(c.scenario == self.key, c.chunk == chunk)
+            .order_by(c.slot)
+        )
         if from_slot is not None:
-            query = query.where(slot_stats.c.slot >= from_slot)
+            query = query.where(c.slot >= from_slot)
         if to_slot is not None:
-            query = query.where(slot_stats.c.slot <= to_slot)
-        with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+            query = query.where(c.slot <= to_slot)
+        with self.reader.connect() as conn:
+            return [
+                {
+                    "market_uuid": market_uuid,
+                    "slot": r.slot,
+                    "slot_label": r.slot_label,
+                    **packed.stat_values(packed.unpack(r.stats, r.n_markets)[:, offset].tolist()),
+                }
+                for r in conn.execute(query)
+            ]
 
     def closed_slots(self) -> list[int]:
-        """Every closed slot of this scenario, ascending (from the grid market's rows)."""
-        with self.engine.connect() as conn:
+        """Every closed slot of this scenario, ascending."""
+        c = slot_stat_chunks.c
+        with self.reader.connect() as conn:
             return list(
                 conn.execute(
-                    select(slot_stats.c.slot)
-                    .where(slot_stats.c.market_uuid == self.uuids[0])
-                    .order_by(slot_stats.c.slot)
+                    select(c.slot).where(c.scenario == self.key, c.chunk == 0).order_by(c.slot)
                 ).scalars()
             )

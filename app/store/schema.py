@@ -29,31 +29,24 @@ markets = Table(
     Column("parent_uuid", String(36), nullable=True),
 )
 
-# One row per market per closed slot. Written by the runner only, in the transaction that
-# closes the slot, so a slot is either complete for every market or absent.
-slot_stats = Table(
-    "slot_stats",
+# The stats of every market per closed slot, packed: one row per slot and chunk of
+# ``STAT_CHUNK_MARKETS`` markets (by their position in the grid). ``stats`` holds the chunk's
+# markets' 15 ``app.exchange.stats.STAT_FIELDS`` as a zstd-compressed float64 matrix, NaN for
+# "no value" (a rate when nothing traded, a percentage when its denominator is zero); the format
+# is ``app.store.packed``'s. Written by the runner only, in the transaction that closes the
+# slot, so a slot is either complete for every market or absent. Migration 0005 moved the rows
+# of the table before it (``slot_stats``, one row per market and slot) here.
+STAT_CHUNK_MARKETS = 256
+slot_stat_chunks = Table(
+    "slot_stat_chunks",
     metadata,
-    Column("market_uuid", String(36), ForeignKey("markets.uuid"), primary_key=True),
+    Column("scenario", String(200), primary_key=True),
     Column("slot", Integer, primary_key=True),
+    Column("chunk", Integer, primary_key=True),  # markets from chunk * STAT_CHUNK_MARKETS on
     Column("slot_label", String(16), nullable=False),
-    Column("min_trade_rate", Float),  # ct/kWh, NULL when nothing traded
-    Column("median_trade_rate", Float),
-    Column("avg_trade_rate", Float),
-    Column("max_trade_rate", Float),
-    Column("total_traded_energy_kWh", Float, nullable=False),
-    Column("import_kwh", Float, nullable=False),
-    Column("export_kwh", Float, nullable=False),
-    Column("self_sufficiency", Float),  # %, NULL when nothing consumed
-    Column("self_consumption", Float),  # %, NULL when nothing produced
-    Column("market_fee", Float, nullable=False),  # ct/kWh in force
-    Column("next_market_fee", Float, nullable=False),  # ct/kWh queued for the next slot
-    Column("market_fee_revenue", Float, nullable=False),  # ct
-    Column("unmatched_kwh", Float, nullable=False),
-    Column("consumption_kwh", Float, nullable=False),
-    Column("production_kwh", Float, nullable=False),
+    Column("n_markets", Integer, nullable=False),
+    Column("stats", LargeBinary, nullable=False),
 )
-Index("ix_slot_stats_slot", slot_stats.c.slot)
 
 # The fee book: every accepted change. The fee of a market in slot n is the newest row (by id)
 # with applies_from_slot <= n, else the scenario's initial fee.
@@ -227,3 +220,58 @@ app_secrets = Table(
     Column("value", Text, nullable=False),
     Column("created_at", Float, nullable=False),
 )
+# --- the console's link to a Grid Singularity exchange (GRID_API_URL=gsy+redis:// or gsy+https://) --
+# One row per exchange: the aggregator the console created there (reused after a restart, so that it
+# keeps the markets it selected) and what the agent's link last saw (clock, held markets, why it is
+# down), as JSON; the web workers read their header and market list from it.
+gsy_link = Table(
+    "gsy_link",
+    metadata,
+    Column("exchange", String(300), primary_key=True),
+    Column("aggregator_uuid", String(64), nullable=True),
+    Column("state", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Flow limits the operator set in the console, one row per change (the audit of limits): a
+# market's limit is its newest row, else the exchange's (the scenario's). NULL: no limit that way.
+limit_changes = Table(
+    "limit_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("exchange", String(300), nullable=False),
+    Column("market_uuid", String(36), nullable=False),
+    Column("market_name", String(200), nullable=False),
+    Column("import_kwh", Float, nullable=True),  # kWh per slot
+    Column("export_kwh", Float, nullable=True),  # kWh per slot
+    Column("changed_by", String(200), nullable=False),
+    Column("changed_at", Float, nullable=False),  # unix seconds
+)
+Index("ix_limit_changes_market", limit_changes.c.exchange, limit_changes.c.market_uuid, limit_changes.c.id)
+
+# Alerts, one row per instance of a rule (Grafana's words): pending -> alerting -> resolved, or
+# pending -> resolved without ever firing. Every transition keeps its wall-clock time and the
+# simulated slot it was evaluated on; acknowledging is separate from resolving.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("exchange", String(300), nullable=False),
+    Column("rule", String(40), nullable=False),
+    Column("market_uuid", String(36), nullable=False),  # "" for the exchange as a whole
+    Column("market_name", String(200), nullable=False),
+    Column("state", String(20), nullable=False),  # pending | alerting | resolved
+    Column("message", Text, nullable=False),
+    Column("value", Float, nullable=True),
+    Column("threshold", Float, nullable=True),
+    Column("evaluations", Integer, nullable=False),  # consecutive evaluations the condition held
+    Column("started_at", Float, nullable=False),
+    Column("started_slot", String(16), nullable=True),
+    Column("firing_at", Float, nullable=True),
+    Column("firing_slot", String(16), nullable=True),
+    Column("resolved_at", Float, nullable=True),
+    Column("resolved_slot", String(16), nullable=True),
+    Column("acked_by", String(200), nullable=True),
+    Column("acked_at", Float, nullable=True),
+)
+Index("ix_alerts_state", alerts.c.exchange, alerts.c.state)

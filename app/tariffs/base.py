@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from app import slots
+
 
 @dataclass(frozen=True)
 class FeeLimits:
@@ -27,15 +29,9 @@ class FeeLimits:
         return float(min(max(fee, self.min_ct_per_kwh), self.max_ct_per_kwh))
 
 
-_EPOCH = dt.datetime(2000, 1, 1)
-
-
-def _slot_number(slot: int | str, slot_length_min: int = 15) -> int:
-    """Slot numbers as they are, slot labels (``YYYY-MM-DDTHH:mm``) as slots since 2000-01-01."""
-    if isinstance(slot, str):
-        start = dt.datetime.strptime(slot, "%Y-%m-%dT%H:%M")
-        return int((start - _EPOCH).total_seconds() // 60 // slot_length_min)
-    return int(slot)
+HISTORY_FOR_MODELS = 7 * 96 + 8
+"""Closed slots a model is given [slots]: a week of 15-minute slots and a few more, enough for the
+predictive controller's same-slot-last-week and every other model's look-back."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +62,7 @@ class MarketHistory:
             return np.array([np.nan if r.get(name) is None else r[name] for r in rows], dtype=float)
 
         return cls(
-            slot=np.array([_slot_number(r["slot"]) for r in rows], dtype=np.int64),
+            slot=np.array([slots.number(r["slot"]) for r in rows], dtype=np.int64),
             import_kwh=col("import_kwh"),
             export_kwh=col("export_kwh"),
             fee_ct_per_kwh=col("market_fee"),

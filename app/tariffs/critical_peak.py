@@ -33,14 +33,18 @@ from pydantic import (
     model_validator,
 )
 
-from app.tariffs import constant, controller, peak_tiers, tou
+from app.tariffs import constant, controller, peak_tiers, predictive, tou
 from app.tariffs.base import FeeLimits, MarketHistory, SlotInfo
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _CLOCK = re.compile(r"([01]?\d|2[0-4]):([0-5]\d)")
 
 BaseFeeParams = Annotated[
-    constant.ConstantParams | tou.TouParams | peak_tiers.PeakTierParams | controller.ControllerParams,
+    constant.ConstantParams
+    | tou.TouParams
+    | peak_tiers.PeakTierParams
+    | controller.ControllerParams
+    | predictive.PredictiveParams,
     Field(discriminator="model"),
 ]
 """The models a critical-peak overlay can run on (every model but itself), tagged by ``model``."""
@@ -50,6 +54,7 @@ BASE_NEXT_FEE: dict[str, Callable[[MarketHistory, SlotInfo, Any, FeeLimits], flo
     "tou": tou.next_fee,
     "peak_tiers": peak_tiers.next_fee,
     "controller": controller.next_fee,
+    "predictive": predictive.next_fee,
 }
 
 

@@ -22,10 +22,11 @@ from app.tariffs.constant import ConstantParams
 from app.tariffs.controller import ControllerParams
 from app.tariffs.critical_peak import CriticalPeakParams, DailyWindow, DatedEvent
 from app.tariffs.peak_tiers import PeakTierParams
+from app.tariffs.predictive import PredictiveParams
 from app.tariffs.tou import TouParams
 
 FeeModel = Annotated[
-    ConstantParams | TouParams | PeakTierParams | ControllerParams | CriticalPeakParams,
+    ConstantParams | TouParams | PeakTierParams | ControllerParams | PredictiveParams | CriticalPeakParams,
     Field(discriminator="model"),
 ]
 
@@ -34,6 +35,7 @@ MODEL_LABELS: dict[str, str] = {
     "tou": "Time-of-use table",
     "peak_tiers": "Import/export peak tiers",
     "controller": "Congestion controller (PI)",
+    "predictive": "Predictive congestion controller",
     "critical_peak": "Critical-peak overlay",
 }
 
@@ -164,6 +166,13 @@ def describe(model: FeeModel) -> str:
             f"{_num(model.max_fee_ct_per_kwh)} ct/kWh, step <= {_num(model.max_step_ct_per_kwh)} ct/kWh"
             + "".join(f", {e}" for e in extras)
             + ")"
+        )
+    if isinstance(model, PredictiveParams):
+        return (
+            f"predictive controller (import <= {_num(model.import_limit_kwh)}, export <= "
+            f"{_num(model.export_limit_kwh)} kWh/slot, target {_num(model.target_share * 100)} %, gain "
+            f"{_num(model.gain_ct_per_kwh)} ct/kWh, fee {_num(model.min_fee_ct_per_kwh)}-"
+            f"{_num(model.max_fee_ct_per_kwh)} ct/kWh, fall <= {_num(model.max_fall_ct_per_kwh)} ct/kWh)"
         )
     if isinstance(model, CriticalPeakParams):
         events = _event_summary(model.events)

@@ -121,6 +121,43 @@ def load_tou_xlsx_columns(data: bytes) -> dict[str, list[float]]:
     return _columns(_xlsx_rows(data), None)
 
 
+MAX_UPLOAD_BYTES = 1_000_000
+"""An upload larger than this is refused before it is read: a 96-row table is a few kB (an .xlsx
+with styles some tens of kB)."""
+
+
+def decode_upload(contents: object, filename: object) -> dict[str, list[float]]:
+    """Every fee column of a table uploaded in the browser: ``{header: 96 fees [ct/kWh]}``.
+
+    The one decoder of uploads (the market page's fee control and What-if): ``contents`` is what
+    ``dcc.Upload`` gives (``data:<type>;base64,<bytes>``), checked to be whole base64 and at most
+    ``MAX_UPLOAD_BYTES``; ``.xlsx``/``.xlsm`` are read as Excel, ``.xls`` refused, anything else
+    read as CSV. Raises ``TouTableError`` saying what is wrong.
+    """
+    import base64
+    import binascii
+
+    if not isinstance(contents, str) or "," not in contents:
+        raise TouTableError("nothing was uploaded")
+    encoded = contents.split(",", 1)[1]
+    if len(encoded) > MAX_UPLOAD_BYTES * 4 // 3 + 4:
+        raise TouTableError(f"the file is not a 96-row table (at most {MAX_UPLOAD_BYTES // 1000} kB)")
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except binascii.Error as exc:
+        raise TouTableError(f"the upload did not arrive whole (not base64: {exc})") from None
+    if len(raw) > MAX_UPLOAD_BYTES:
+        raise TouTableError(
+            f"{len(raw) / 1e6:.1f} MB is not a 96-row table (at most {MAX_UPLOAD_BYTES // 1000} kB)"
+        )
+    lower = str(filename or "").lower()
+    if lower.endswith((".xlsx", ".xlsm")):
+        return load_tou_xlsx_columns(raw)
+    if lower.endswith(".xls"):
+        raise TouTableError("an old Excel .xls workbook: save it as .xlsx or CSV")
+    return load_tou_csv_columns(raw)
+
+
 def preset_challenge_2020() -> dict[str, list[float]]:
     """The 2020 challenge's table: ``{"community": 96 fees, "grid": 96 fees}`` [ct/kWh].
 

@@ -63,3 +63,14 @@ def test_kpis_by_hand():
     assert k["avg_trade_rate"] == pytest.approx((30 + 80 + 10) / 6)
     assert k["self_sufficiency"] == pytest.approx(30.0)
     assert k["fee_changes"] == 1
+
+
+def test_judged_kpis_cover_only_the_slots_after_the_tuning_days():
+    whole = backtest(SCENARIO, ZERO, days=2)
+    judged = backtest(SCENARIO, ZERO, days=2, judge_from_slot=96)
+    root = whole.market_uuids[0]
+    imports = whole.series["import_kwh"][:, 0]
+    assert np.array_equal(judged.series["import_kwh"][:, 0], imports)  # both days were run
+    assert judged.kpis[root]["peak_import_kwh"] == pytest.approx(imports[96:].max())
+    assert judged.kpis[root]["import_kwh"] == pytest.approx(imports[96:].sum())
+    assert whole.kpis[root]["import_kwh"] == pytest.approx(imports.sum())

@@ -177,17 +177,20 @@ def test_several_changes_in_one_slot_collapse_to_the_last_in_one_batch(live):
 def test_a_model_sees_slot_n_minus_1_and_its_fee_is_in_force_from_n_plus_1(live):
     """The seeds' cycle: N-1 closes → the model computes with N-1's stats → sent during N → N+1."""
     grid = next(m for m in live.store.grid.markets if m.level == 0)
-    live.at_time_left(1.0)
-    live.ops.set_model(grid.uuid, {"model": "constant", "fee_ct_per_kwh": 5.5}, "operator")
-    last = live.store.clock_state().last_closed_slot
-    closed_before = -1 if last is None else last
-    live.wait_closed(closed_before + 1)  # N-1 closes: the agent gets its cycle and queues the fee
-    n = closed_before + 2  # the slot running while the model's fee is sent
+    for fee in (5.5, 5.75, 6.0):  # a busy machine may let slot N-1 close during the write: again
+        n_minus_1 = live.at_time_left(1.0)
+        live.ops.set_model(grid.uuid, {"model": "constant", "fee_ct_per_kwh": fee}, "operator")
+        if live.clock()[0] == n_minus_1:
+            break
+        live.ops.set_manual(grid.uuid, 2.0, "operator")
+    else:
+        pytest.fail("setting the model outlasted its slot three times")
+    n = n_minus_1 + 1  # N-1 closes: the agent gets its stats, the model computes; sent during N
     live.wait_closed(n + 1)
-    (change,) = [c for c in live.store.fee_history(grid.uuid) if c.fee_ct_per_kwh == 5.5][:1]
+    (change,) = [c for c in live.store.fee_history(grid.uuid) if c.fee_ct_per_kwh == fee][:1]
     assert change.received_slot == n and change.applies_from_slot == n + 1
     charged = live.charged(grid.uuid)
-    assert charged[n] != 5.5 and charged[n + 1] == 5.5
+    assert charged[n] != fee and charged[n + 1] == fee
 
 
 def test_a_python_client_over_http_sends_while_n_runs_and_n_plus_1_charges_it(live):

@@ -38,11 +38,12 @@ from selenium.webdriver.chrome.options import Options
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from app import create_app
-from app.config import Settings
+from app.config import ROOT, Settings
 from app.dashboard.data import ConsoleData
 from app.exchange.generate import generate_scenario
 from app.exchange.grid import build_grid
 from app.exchange.runner import ExchangeRunner
+from app.exchange.scenario import load_scenario
 from app.operator import timing
 from app.operator.agent import OperatorAgent
 from app.operator.run import start_agent
@@ -83,6 +84,17 @@ class Live:
     server: Flask
     settings: Settings
     slot_seconds: float = SLOT_SECONDS
+    serving: Serving | None = None  # the HTTP server, which a test may stop and start again
+
+    def stop_server(self) -> None:
+        """Stop serving the console (the exchange and the agent go on), as a crashed web process."""
+        assert self.serving is not None
+        self.serving.stop()
+
+    def start_server(self) -> None:
+        """Serve the console again on the same port."""
+        assert self.serving is not None
+        self.serving.start()
 
     @property
     def data(self) -> ConsoleData:
@@ -138,11 +150,19 @@ def live(
     tmp_path: Path, dash_duo, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> Iterator[Live]:
     """The exchange closes a slot every ``SLOT_SECONDS``, or every ``request.param`` seconds when
-    the test asks (``@pytest.mark.parametrize("live", [4.0], indirect=True)``)."""
-    slot_seconds = float(getattr(request, "param", SLOT_SECONDS))
+    the test asks (``@pytest.mark.parametrize("live", [4.0], indirect=True)``). A dict param
+    ``{"slot_seconds": 1.0, "scenario": "default"}`` runs a shipped scenario instead of the
+    generated 2 x 3 grid."""
+    param = getattr(request, "param", SLOT_SECONDS)
+    shipped = param.get("scenario") if isinstance(param, dict) else None
+    slot_seconds = float(param.get("slot_seconds", SLOT_SECONDS) if isinstance(param, dict) else param)
     monkeypatch.setattr(OperatorAgent, "long_poll_s", AGENT_LONG_POLL_S)
     with contextlib.ExitStack() as cleanup:  # undone in reverse order, also when setting up fails
-        scenario = generate_scenario(2, 3, seed=1)
+        scenario = (
+            load_scenario(ROOT / "scenarios" / f"{shipped}.yaml")
+            if shipped
+            else generate_scenario(2, 3, seed=1)
+        )
         store = ExchangeStore.open(
             f"sqlite:///{tmp_path / 'exchange.sqlite3'}", scenario, build_grid(scenario)
         )
@@ -151,10 +171,9 @@ def live(
             {"INSTANCE_DIR": str(tmp_path), "SECRET_KEY": "t", "SLOT_SECONDS": str(slot_seconds)}
         )
         server = create_app(settings, store=store)
-        http: BaseWSGIServer = make_server("127.0.0.1", 0, server, threaded=True)
-        http_thread = threading.Thread(target=http.serve_forever, name="console-http", daemon=True)
-        http_thread.start()
-        cleanup.callback(_shut_down, http, http_thread)
+        serving = Serving(server)
+        serving.start()
+        cleanup.callback(serving.stop)
 
         runner = ExchangeRunner(store, slot_seconds)
         runner.resume()
@@ -170,10 +189,31 @@ def live(
         cleanup.callback(_stop, runner_thread, runner_stop, "the runner")
         cleanup.callback(_stop, agent_thread, agent_stop, "the operator agent")
 
-        url = f"http://127.0.0.1:{http.server_port}"
+        url = f"http://127.0.0.1:{serving.port}"
         dash_duo._url = url  # the base URL without navigating (the public setter waits for Dash)
         cleanup.callback(dash_duo.driver.get, "about:blank")  # no more callbacks from the page
-        yield Live(url, store, runner, server, settings, slot_seconds)
+        yield Live(url, store, runner, server, settings, slot_seconds, serving)
+
+
+class Serving:
+    """The console's HTTP server in a thread; stopped and started again on the same port."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.port = 0
+        self.http: BaseWSGIServer | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.http = make_server("127.0.0.1", self.port, self.app, threaded=True)
+        self.port = self.http.server_port
+        self.thread = threading.Thread(target=self.http.serve_forever, name="console-http", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        if self.http is not None and self.thread is not None:
+            _shut_down(self.http, self.thread)
+        self.http = self.thread = None
 
 
 def _stop(thread: threading.Thread, stop: threading.Event, what: str) -> None:

@@ -17,10 +17,12 @@ import pytest
 import requests
 from console_ui import HEADER_BADGE, SLOT_SECONDS, TICK_S, choose, grid_rows, login, open_page, pid, type_into
 from dash.testing.wait import until
+from selenium.common.exceptions import StaleElementReferenceException
 
 from app import ids
 from app.client import GridOperatorClient
 from app.operator.store import APPLIED
+from components.header import HEADER_DEADLINE_ID
 
 SHOTS = Path(__file__).resolve().parents[2] / "shots"
 
@@ -76,16 +78,30 @@ def when(live, slot: int) -> str:  # noqa: ANN001
 
 def wait_for_moment(live, dash_duo, market_uuid: str, before_send: bool) -> int:  # noqa: ANN001
     """Wait, on the exchange's clock, for a moment in a slot N with at least a second left before
-    N's send point (``before_send``), or after it but before N ends; the button must say the slot
-    a click then reaches (N+1, or N+2). Returns N."""
+    N's send point (``before_send``), or after it but before N ends; the button and the header's
+    countdown must both say the slot a click then reaches (N+1, or N+2). Returns N."""
     button = pid("fee-queue", market_uuid)
 
     def moment() -> int | None:
         n, left = live.seconds_to_send()
-        said = dash_duo.find_element(button).text
-        if before_send and left >= 1.2 and said == f"Queue for {when(live, n + 1)}":
+        try:
+            said = dash_duo.find_element(button).text
+            header = dash_duo.find_element(f"#{HEADER_DEADLINE_ID}").text
+        except StaleElementReferenceException:  # the header is rebuilt every tick: read it again
+            return None
+        if (
+            before_send
+            and left >= 1.2
+            and said == f"Queue for {when(live, n + 1)}"
+            and header.startswith(f"fees for {when(live, n + 1)} close in 0:")
+        ):
             return n
-        if not before_send and -0.7 < left < -0.1 and said == f"Queue for {when(live, n + 2)}":
+        if (
+            not before_send
+            and -0.7 < left < -0.1
+            and said == f"Queue for {when(live, n + 2)}"
+            and header == f"fees for {when(live, n + 1)} closed; queue now for {when(live, n + 2)}"
+        ):
             return n
         return None
 
@@ -204,6 +220,75 @@ def test_con003_a_model_sends_its_fee_every_cycle(live, dash_duo):
     live.wait_closed(slot)
     assert {r["slot"]: r["market_fee"] for r in live.store.history(market.uuid)}[slot] == 3.0
     assert dash_duo.get_logs() == []  # no callback failed
+
+
+@pytest.mark.parametrize("live", [3.0], indirect=True)  # slots long enough for one reading of the page
+def test_con010_the_predictive_controller_is_chosen_in_the_form_and_its_preview_names_the_slot(
+    live, dash_duo
+):
+    market = live.community(1)
+    login(dash_duo, "operator", f"/markets/{market.uuid}")
+    live.wait_slots(2)  # a little history for the forecast
+    choose(dash_duo, pid("fee-mode", market.uuid), "Predictive controller")
+    field = pid("fee-param", market.uuid, field="predictive.import_limit_kwh")
+    until(
+        lambda: dash_duo.find_element(field).is_displayed(),
+        10,
+        msg="the predictive model's fields are hidden",
+    )
+    type_into(dash_duo, field, "3")
+    preview = pid("fee-preview", market.uuid)
+    dash_duo.wait_for_contains_text(preview, ", in force from ")
+    dash_duo.wait_for_contains_text(preview, "aiming at 2.7 / ")  # 0.9 x the 3 kWh/slot typed
+    text = dash_duo.find_element(preview).text
+    assert re.match(r"would send \d+\.\d\d ct/kWh, in force from \d\d:\d\d \S+; forecast import ", text), text
+    dash_duo.driver.set_window_size(1366, 768)
+    dash_duo.driver.execute_script(
+        "arguments[0].scrollIntoView({block: 'end'})", dash_duo.find_element(pid("fee-message", market.uuid))
+    )
+    screenshot(dash_duo, "market_predictive")
+    click(dash_duo, pid("fee-queue", market.uuid))
+    dash_duo.wait_for_contains_text(pid("fee-message", market.uuid), "predictive controller (import <= 3, ")
+    setting = live.ops.settings()[market.uuid]
+    assert setting.mode == "model" and setting.model["model"] == "predictive"
+    assert setting.model["import_limit_kwh"] == 3.0
+
+    def sent_by_the_agent() -> list[dict]:
+        return [
+            c
+            for c in commands_of(live, market.uuid)
+            if c["created_by"] == "agent"
+            and c["status"] == APPLIED
+            and c["source"].startswith("model:predictive")
+        ]
+
+    until(
+        sent_by_the_agent, 3 * live.slot_seconds + 8, msg="the agent did not send the predictive model's fee"
+    )
+    assert dash_duo.get_logs() == []  # no callback failed
+
+    # the flows chart now shows the model's limits and its forecast of the slot the next fee is for
+    open_page(dash_duo, f"/markets/{market.uuid}")
+    flows = pid("market-graph", market.uuid, chart="flows") + " .js-plotly-plot"
+    dash_duo.wait_for_element(flows)
+
+    def forecast() -> list | None:
+        return dash_duo.driver.execute_script(
+            "const f = document.querySelector(arguments[0]);"
+            "const t = f && f.data && f.data.find((d) => d.name === 'Forecast (predictive)');"
+            "const lines = ((f && f.layout && f.layout.shapes) || []).map((s) => s.y0);"
+            "return t ? [t.x[0], lines] : null;",
+            flows,
+        )
+
+    first_x, lines = until(forecast, 10, msg="no forecast on the flows chart")
+    assert sorted(lines) == [-60.0, 3.0]  # export limit below zero, import limit above
+    until(lambda: forecast()[0] != first_x, 3 * live.slot_seconds + 8, msg="the forecast did not move on")
+    dash_duo.driver.execute_script(
+        "document.querySelector(arguments[0]).scrollIntoView({block: 'center'})", flows
+    )
+    screenshot(dash_duo, "market_predictive_forecast")
+    assert dash_duo.get_logs() == []
 
 
 def test_con004_excel_download_has_every_closed_slot_of_every_market(live, dash_duo):

@@ -22,6 +22,8 @@ from components.market_charts import (
     infer_slot_minutes,
     market_figures,
     patch_extends,
+    reveal_patch,
+    violation_shapes,
 )
 
 UNIT_IN_BRACKETS = r"\[[^\]]+\]$"
@@ -71,8 +73,10 @@ def test_mch003_datetime_x_compact_layout_and_range_buttons():
         assert layout.xaxis.type == "date"
         assert layout.uirevision == MARKET  # zoom survives updates of the same market
         assert layout.template == pio.templates["plotly_white"]
-        assert layout.legend.orientation == "h" and layout.legend.y > 1
-        assert layout.margin.t <= 60 and layout.margin.l <= 80
+        # the legend at the figure's top (container coordinates), the buttons above the plot
+        assert layout.legend.orientation == "h" and layout.legend.yref == "container"
+        assert layout.legend.y == 1 and layout.legend.yanchor == "top"
+        assert layout.margin.t <= 80 and layout.margin.l <= 80
         buttons = layout.xaxis.rangeselector.buttons
         assert [(b.label, b.step, b.count) for b in buttons] == [
             ("6 h", "hour", 6),
@@ -283,3 +287,28 @@ def test_mch015_rows_as_the_operator_store_builds_them():
     assert list(figures["price"].data[1].y) == [None]
     assert list(figures["fee"].data[1].y) == [2.0]
     assert list(figures["flows"].data[0].y) == [1.2]
+
+
+def test_mch016_import_and_export_limits_apart_and_violations_shaded():
+    rows = day(2)  # imports 3 and 4 kWh
+    limit = 3.5
+    flows = market_figures(rows, limits=(limit, None))["flows"]
+    lines = [s for s in flows.layout.shapes if s.type == "line"]
+    assert [s.y0 for s in lines] == [limit]  # no export line without an export limit
+    shaded = [s for s in flows.layout.shapes if s.type == "rect"]
+    over = [r for r in rows if r["import_kwh"] > limit]
+    assert len(shaded) == len(over) == 1
+    assert violation_shapes(over[:1], (limit, None), 15 * 60_000)[0]["x0"] == dt.datetime.fromisoformat(
+        over[0]["slot"]
+    )
+    assert violation_shapes(rows, None, 15 * 60_000) == []
+
+
+def test_mch017_empty_store_says_what_comes_instead_of_a_made_up_axis():
+    figures = market_figures([])
+    for fig in figures.values():
+        assert fig.layout.xaxis.visible is False
+        assert "no slot yet" in fig.layout.annotations[0].text
+    patch = Patch()
+    reveal_patch(patch, "flows")
+    assert len(patch._operations) == 3  # x and y axes shown, the note dropped

@@ -9,11 +9,14 @@ import dash_ag_grid as dag
 from component_rows import MARKET, history_row
 from plotly.io.json import to_json_plotly
 
+from app.operator.alerts import Limits
 from components.formatting import PALETTE
 from components.overview_table import (
     CELL_PADDING_PX,
+    HIDDEN_IN_OVERVIEW,
     OVER_LIMIT_CLASS,
     OVER_LIMIT_CONDITION,
+    alert_summary,
     fixed_decimals_formatter,
     overview_column_groups,
     overview_columns,
@@ -44,7 +47,7 @@ def _by_field() -> dict[str, dict]:
 def test_ovt001_columns_in_order_with_units():
     columns = overview_columns()
     fields = [c["field"] for c in columns]
-    assert fields == ["market", "level", "slot", *NUMERIC_HEADERS, "mode"]
+    assert fields == ["market", "alert", "level", "slot", *NUMERIC_HEADERS, "mode"]
     assert len(set(fields)) == len(fields)
     by_field = _by_field()
     for field, header in NUMERIC_HEADERS.items():
@@ -65,10 +68,46 @@ def test_ovt002_numeric_columns_right_aligned_fixed_decimals_numeric_filter():
     assert fixed_decimals_formatter(2) == {
         "function": "params.value == null ? '–' : d3.format('.2f')(params.value)"
     }
-    for field in ("market", "slot", "mode"):
+    for field in ("market", "alert", "slot", "mode"):
         assert by_field[field]["filter"] == "agTextColumnFilter"
         assert "type" not in by_field[field]
-    assert by_field["market"]["pinned"] == "left"
+    assert by_field["market"]["pinned"] == "left" and by_field["alert"]["pinned"] == "left"
+
+
+def test_ovt008_what_1366_px_shows_without_scrolling_sideways():
+    """The grid shown keeps what the operator needs at a glance, the rest is on the market page."""
+    shown = [c.get("field") or [k["field"] for k in c["children"]] for c in overview_column_groups()]
+    flat = [f for f in shown for f in (f if isinstance(f, list) else [f])]
+    assert flat[:2] == ["market", "alert"]  # pinned, in one group (an empty pinned group row is
+    assert shown[0] == ["market", "alert"]  # an ARIA row without cells)
+    for needed in ("import_kwh", "export_kwh", "fee_in_force_ct_per_kwh", "fee_queued_ct_per_kwh", "mode"):
+        assert needed in flat
+    assert not set(HIDDEN_IN_OVERVIEW) & set(flat)
+    assert len(flat) <= 12  # what the screenshot at 1366x768 shows without a sideways scroll
+
+
+def test_ovt009_rows_carry_both_limits_and_the_alerts():
+    firing = {
+        "state": "alerting",
+        "rule": "over_limit",
+        "message": "import 12 kWh over its limit of 10 kWh per slot in slot 13:15 (120 %)",
+        "value": 12.0,
+        "threshold": 10.0,
+    }
+    pending = {"state": "pending", "rule": "revenue_spike", "message": "fee revenue 90 ct"}
+    (row,) = overview_rows(
+        [history_row("2026-06-22T13:15", import_kwh=12.0)],
+        {},
+        {},
+        {},
+        flow_limits={MARKET: Limits(10.0, None, "console")},
+        alerts={MARKET: [firing, pending]},
+    )
+    assert (row["import_limit_kwh"], row["export_limit_kwh"]) == (10.0, None)
+    assert row["alert_state"] == "alerting"
+    assert row["alert"] == "import 120 % of limit (+1)"  # short: the whole message is the tooltip
+    assert "pending: fee revenue 90 ct" in row["alert_detail"]
+    assert alert_summary([pending])[:2] == ("pending", "pending: revenue spike")
 
 
 def test_ovt003_over_limit_marks_import_and_export_only():
@@ -79,9 +118,11 @@ def test_ovt003_over_limit_marks_import_and_export_only():
         (rule,) = col["cellStyle"]["styleConditions"]
         assert rule["condition"] == OVER_LIMIT_CONDITION
         assert rule["style"]["backgroundColor"] == PALETTE["over_limit"]
-        assert col["cellStyle"]["defaultStyle"] == {"color": PALETTE[hue]}
-    assert "params.data.limit_kwh != null" in OVER_LIMIT_CONDITION
-    others = [c for f, c in by_field.items() if f not in ("import_kwh", "export_kwh")]
+        text = PALETTE[hue] if hue == "import" else "#8F5300"  # orange text dark enough (axe)
+        assert col["cellStyle"]["defaultStyle"] == {"color": text}
+    # the column's own direction: import against import_limit_kwh, export against export_limit_kwh
+    assert "params.colDef.field.replace('_kwh', '_limit_kwh')" in OVER_LIMIT_CONDITION
+    others = [c for f, c in by_field.items() if f not in ("import_kwh", "export_kwh", "alert", "market")]
     assert not any("cellClassRules" in c or "cellStyle" in c for c in others)
 
 
@@ -132,6 +173,11 @@ def test_ovt004_rows():
         "fee_queued_ct_per_kwh": 2.5,  # nothing queued by the console: what the exchange accepted
         "mode": "manual",
         "limit_kwh": 5.0,
+        "import_limit_kwh": 5.0,
+        "export_limit_kwh": 5.0,
+        "alert": "",
+        "alert_state": None,
+        "alert_detail": None,
     }
     assert grid["fee_queued_ct_per_kwh"] == 4.0  # the console's queued command wins
     assert grid["median_ct_per_kwh"] is None  # NaN → null
@@ -153,7 +199,8 @@ def test_ovt005_grid_component():
     assert grid.rowData == rows
     assert grid.columnDefs == overview_column_groups()
     children = [c for g in grid.columnDefs for c in g.get("children", [g])]
-    assert [c["field"] for c in children] == [c["field"] for c in overview_columns()]
+    shown = [c["field"] for c in overview_columns() if c["field"] not in HIDDEN_IN_OVERVIEW]
+    assert [c["field"] for c in children] == shown
     assert grid.defaultColDef["sortable"] is True and grid.defaultColDef["filter"] is True
     options = grid.dashGridOptions
     assert options["pagination"] is False and options["animateRows"] is False

@@ -108,6 +108,21 @@ def test_tou_upload_of_95_rows_or_text_is_refused_with_the_reason():
     assert table is market.no_update and status.startswith("not used:")
 
 
+def test_tou_upload_on_the_market_page_is_capped_and_checked_as_on_what_if():
+    """An attacker's upload past the browser: 50 MB of base64, broken base64, an .xls, no comma."""
+    from app.tariffs.tou import MAX_UPLOAD_BYTES
+
+    huge = "data:text/csv;base64," + "QUFB" * (MAX_UPLOAD_BYTES // 2)  # ~1.5 MB once decoded
+    table, status = market.tou_table_from("tou-upload", huge, None, "tou.csv")
+    assert table is market.no_update and "at most 1000 kB" in status
+    table, status = market.tou_table_from("tou-upload", "data:text/csv;base64,%%%", None, "tou.csv")
+    assert table is market.no_update and "did not arrive whole" in status
+    table, status = market.tou_table_from("tou-upload", _upload("x"), None, "tou.xls")
+    assert table is market.no_update and ".xls" in status
+    table, status = market.tou_table_from("tou-upload", "no comma at all", None, "tou.csv")
+    assert table is market.no_update and "nothing was uploaded" in status
+
+
 def test_tou_preset_gives_the_challenge_table():
     table, status = market.tou_table_from("tou-preset", None, "challenge 2020: grid", None)
     assert table["all"][0] == 1.68 and "preset" in status
@@ -170,3 +185,33 @@ def test_next_slot_list_holds_unsent_commands_and_fees_taken_for_a_slot_not_yet_
     assert [c["source"] for c in audit.next_slot_commands(ops, after_send)] == ["gsy-sdk:dso"]
     unknown = {"running_slot": None, "next_slot": None, "target_slot": None}
     assert len(audit.next_slot_commands(ops, unknown)) == 1  # no clock reading: the unsent ones only
+
+
+def test_predictive_model_preview_names_the_slot_and_its_forecast_then_the_agent_runs_it(console):
+    """The predictive controller is one of the form's models: the preview says what it would send,
+    from which slot (fast-forward: the slot after the next) and what it forecasts there."""
+    from app.tariffs.registry import compute_fee, parse_model
+    from components.fee_control import FORMS, parse_form
+
+    console.cycles(3)
+    c = console.community()
+    values = {f"predictive.{f.name}": f.default for f in FORMS["predictive"]}
+    values |= {"predictive.import_limit_kwh": 4.0, "predictive.export_limit_kwh": 6.0}
+    values |= {"predictive.target_share": 0.5}
+    with console.as_user("operator"):
+        running = console.store.clock_state().running_slot
+        when = f"{console.runner.clock.label(running + 2)[11:]} CEST"
+        text = market.preview_text(c.uuid, "predictive", values, None, None)
+        history, slot, limits = market._model_inputs(c.uuid)
+        model = parse_model(parse_form("predictive", values))
+    assert slot.start.strftime("%Y-%m-%dT%H:%M") == console.runner.clock.label(running + 2)
+    fee = compute_fee(model, history, slot, limits)
+    assert text.startswith(f"would send {fee:.2f} ct/kWh, in force from {when}; forecast import ")
+    assert text.endswith("kWh/slot, aiming at 2 / 3; then a new fee every slot")
+    with console.as_user("operator"):
+        sent = market.apply_setting(c.uuid, "predictive", None, values, None)
+    assert console.data.ops.settings()[c.uuid].model["model"] == "predictive"
+    assert sent["what"].startswith("predictive controller (import <= 4, export <= 6 kWh/slot, target 50 %")
+    console.cycles(2)
+    sources = [cmd["source"] for cmd in console.data.ops.commands() if cmd["status"] == APPLIED]
+    assert len(sources) == 2 and all(s.startswith("model:predictive controller") for s in sources)

@@ -38,7 +38,7 @@ from app.exchange.runner import ExchangeRunner
 from app.exchange.scenario import Scenario
 from app.operator.store import APPLIED, QUEUED, SENDING, OperatorStore
 from app.store.repo import ExchangeStore
-from app.store.schema import batch_transactions, exchange_state, fee_changes, op_history, slot_stats
+from app.store.schema import batch_transactions, exchange_state, fee_changes, op_history
 
 SLOT_SECONDS = 0.5
 START_S = 90  # a cold start on a loaded machine: imports, gunicorn workers, the day's profiles
@@ -118,15 +118,16 @@ def reference_stats(scenario: Scenario, url: str, fee_rows: list[dict], slots: i
                 rows = [{k: v for k, v in r.items() if k != "id"} for r in fee_rows]
                 conn.execute(insert(fee_changes), rows)
         ExchangeRunner(store, 0).run(max_slots=slots)
-        return stats_rows(store.engine)
+        return stats_rows(store.engine, scenario)
     finally:
         store.engine.dispose()
 
 
-def stats_rows(engine: Engine) -> list[dict]:
-    with engine.connect() as conn:
-        rows = conn.execute(select(slot_stats).order_by(slot_stats.c.slot, slot_stats.c.market_uuid))
-        return [dict(r._mapping) for r in rows]
+def stats_rows(engine: Engine, scenario: Scenario) -> list[dict]:
+    """Every market's stored stats of every closed slot, as the exchange reads them, by (slot, market)."""
+    store = ExchangeStore(engine, scenario, build_grid(scenario))
+    rows = [row for uuid in store.uuids for row in store.history(uuid)]
+    return sorted(rows, key=lambda r: (r["slot"], r["market_uuid"]))
 
 
 @pytest.mark.parametrize("mode", ["procfile", "local"])
@@ -178,7 +179,7 @@ def test_dep050_kill9_whole_server_mid_slot_restart_loses_and_doubles_nothing(
         assert last >= crashes[-1]["running_at_kill"] + SLOTS_AFTER_RESTART
 
         # every slot once, for every market, and exactly the stats of an uninterrupted run
-        got = stats_rows(engine)
+        got = stats_rows(engine, small_scenario)
         n_markets = len(build_grid(small_scenario).markets)
         assert [r["slot"] for r in got] == [s for s in range(last + 1) for _ in range(n_markets)]
         with engine.connect() as conn:
@@ -240,7 +241,7 @@ def test_dep051_reference_run_differs_when_a_slot_is_run_twice(small_scenario: S
         runner.run(max_slots=5)
         runner.sim.run_slot(runner.running_slot, runner.fees)  # slot 5 simulated, its result lost ...
         runner.run(max_slots=5)  # ... and simulated again from the state after it
-        got = stats_rows(store.engine)
+        got = stats_rows(store.engine, small_scenario)
     finally:
         store.engine.dispose()
     assert [r["slot"] for r in got] == [r["slot"] for r in expected]  # the labels alone look fine

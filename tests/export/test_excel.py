@@ -19,7 +19,7 @@ import pytest
 from openpyxl.worksheet.worksheet import Worksheet
 
 from app.exchange.scenario import Scenario, dump_scenario
-from app.export import excel
+from app.export import excel, xlsx
 from app.export.excel import (
     COMMANDS_SHEET,
     HISTORY_COLUMNS,
@@ -141,9 +141,9 @@ def test_headers_carry_units_and_the_header_row_is_frozen_with_set_widths(data):
         assert [c.value for c in ws[1]] == HEADERS
         assert all(c.font.bold for c in ws[1])
         assert ws.freeze_panes == "A2"
-        assert ws.column_dimensions["A"].width == 18
+        assert ws.column_dimensions["A"].width == 22
         assert ws.column_dimensions["N"].width == 16
-    assert HEADERS[0] == "Slot (start, local)"
+    assert HEADERS[0] == "Slot start (simulated, scenario's zone)"  # says which clock, which zone
     assert {"Min trade rate [ct/kWh]", "Traded energy [kWh]", "Self-sufficiency [%]"} <= set(HEADERS)
     assert {"Fee revenue [ct]", "Cumulative fee revenue [ct]", "Unmatched energy [kWh]"} <= set(HEADERS)
     assert wb[COMMANDS_SHEET].freeze_panes == "A2"
@@ -304,12 +304,12 @@ def test_commands_sheet_lists_every_command_oldest_first_with_its_outcome(data):
     wb = export(data.store)
     ws = wb[COMMANDS_SHEET]
     assert [c.value for c in ws[1]] == [
-        "Created at (UTC)",
+        "Created at (wall-clock, UTC)",
         "Market",
         "Fee [ct/kWh]",
         "Source",
         "Status",
-        "Applies from slot (local)",
+        "Applies from slot (simulated, scenario's zone)",
         "Reason",
         "By",
         "Transaction id",
@@ -360,7 +360,7 @@ def test_settings_sheet_has_each_market_setting_then_the_scenario_one_line_a_row
         "Manual fee [ct/kWh]",
         "Model (JSON)",
         "Changed by",
-        "Changed at (UTC)",
+        "Changed at (wall-clock, UTC)",
         "Market UUID",
     )
     grid, west, long = rows[1:4]
@@ -560,10 +560,10 @@ def test_markup_characters_and_non_ascii_text_survive_everywhere(data):
 
 def test_excel_escape_sequences_in_text_are_written_so_excel_shows_them_literally():
     # Excel reads "_x0041_" in a cell as "A"; openpyxl does not unescape, so look at the XML
-    assert excel._xml_text("a_x0041_b_x12_") == "a_x005F_x0041_b_x12_"
-    assert excel._xml_text('<&">') == "&lt;&amp;&quot;&gt;"
-    assert excel._xml_text("bell\x07 and \ufffe gone, tab\tkept") == "bell and  gone, tab\tkept"
-    assert excel._xml_text("x" * 40000) == "x" * 32767
+    assert xlsx.xml_text("a_x0041_b_x12_") == "a_x005F_x0041_b_x12_"
+    assert xlsx.xml_text('<&">') == "&lt;&amp;&quot;&gt;"
+    assert xlsx.xml_text("bell\x07 and \ufffe gone, tab\tkept") == "bell and  gone, tab\tkept"
+    assert xlsx.xml_text("x" * 40000) == "x" * 32767
 
 
 def test_the_package_is_well_formed_with_every_part_declared_and_deflated(data):
@@ -610,13 +610,13 @@ def test_every_column_of_every_sheet_has_its_width_and_a_bold_wrapped_header(dat
     sheets += [(wb[COMMANDS_SHEET], excel.COMMAND_COLUMNS), (wb[SETTINGS_SHEET], excel.SETTING_COLUMNS)]
     for ws, columns in sheets:
         for i, column in enumerate(columns, 1):
-            letter = excel._column_letter(i)
+            letter = xlsx.column_letter(i)
             assert ws.column_dimensions[letter].width == column.width, (ws.title, letter)
             assert ws.cell(1, i).value == column.header
             assert ws.cell(1, i).font.bold and ws.cell(1, i).alignment.wrap_text
-        assert ws.row_dimensions[1].height == excel.HEADER_HEIGHT
+        assert ws.row_dimensions[1].height == xlsx.HEADER_HEIGHT
     assert wb[SETTINGS_SHEET].freeze_panes is None
-    assert [excel._column_letter(i) for i in (1, 15, 26, 27, 52, 703)] == ["A", "O", "Z", "AA", "AZ", "AAA"]
+    assert [xlsx.column_letter(i) for i in (1, 15, 26, 27, 52, 703)] == ["A", "O", "Z", "AA", "AZ", "AAA"]
 
 
 def test_numbers_of_the_commands_and_settings_sheets_are_numbers_with_their_formats(data):

@@ -32,7 +32,8 @@ gain = st.one_of(st.floats(0, 1e3), st.sampled_from([0.0, 1e300]))
 
 @st.composite
 def histories(draw) -> MarketHistory:
-    n = draw(st.one_of(st.integers(0, 8), st.integers(90, 200)))  # 90+ reaches back a day at 15 min
+    # 90+ reaches back a day at 15 min, 670+ a week (the predictive controller's last week)
+    n = draw(st.one_of(st.integers(0, 8), st.integers(90, 200), st.integers(670, 700)))
     if draw(st.booleans()):
         first = draw(st.integers(0, 10_000))
         slots = np.arange(first, first + n, dtype=np.int64)
@@ -113,6 +114,29 @@ def controller_models(draw) -> dict:
 
 
 @st.composite
+def predictive_models(draw) -> dict:
+    low, base, high = draw(ordered(3, 0, 1e3))
+    return {
+        "model": "predictive",
+        "import_limit_kwh": draw(st.floats(1e-3, 1e6)),
+        "export_limit_kwh": draw(st.floats(1e-3, 1e6)),
+        "target_share": draw(st.floats(1e-3, 1.5)),
+        "gain_ct_per_kwh": draw(gain),
+        "weight_yesterday": draw(st.floats(0.01, 1)),
+        "weight_last_week": draw(st.floats(0, 1)),
+        "trend": draw(st.floats(0, 1)),
+        "base_fee_ct_per_kwh": base,
+        "min_fee_ct_per_kwh": low,
+        "max_fee_ct_per_kwh": high,
+        "max_rise_ct_per_kwh": draw(st.floats(1e-3, 100)),
+        "max_fall_ct_per_kwh": draw(st.floats(1e-3, 100)),
+        "hold_window_slots": draw(st.integers(1, 192)),
+        "release_slots": draw(st.floats(1e-3, 96)),
+        "smooth_slots": draw(st.integers(0, 8)),
+    }
+
+
+@st.composite
 def events(draw) -> dict:
     if draw(st.booleans()):
         start = draw(st.datetimes(dt.datetime(2000, 1, 1), dt.datetime(2100, 1, 1)))
@@ -125,7 +149,9 @@ def events(draw) -> dict:
     return {"from": f"{begin // 60}:{begin % 60:02d}", "to": f"{end // 60:02d}:{end % 60:02d}", "days": days}
 
 
-base_models = st.one_of(constant_models(), tou_models(), peak_tier_models(), controller_models())
+base_models = st.one_of(
+    constant_models(), tou_models(), peak_tier_models(), controller_models(), predictive_models()
+)
 
 
 @st.composite
@@ -177,6 +203,20 @@ def test_controller_fee_is_finite_within_limits_and_moves_at_most_one_step(data,
     high = min(data["max_fee_ct_per_kwh"], fee_limits.max_ct_per_kwh)
     if low <= high and math.isfinite(last) and low <= last <= high:
         assert abs(fee - last) <= data["max_step_ct_per_kwh"] * (1 + 1e-9)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(predictive_models(), histories(), slots(), limits())
+def test_predictive_fee_is_finite_within_limits_and_rises_or_falls_at_most_one_step(
+    data, history, slot, fee_limits
+):
+    fee = check(data, history, slot, fee_limits)
+    last = history.fee_ct_per_kwh[-1] if len(history) else math.nan
+    low = max(data["min_fee_ct_per_kwh"], fee_limits.min_ct_per_kwh)
+    high = min(data["max_fee_ct_per_kwh"], fee_limits.max_ct_per_kwh)
+    if low <= high and math.isfinite(last) and low <= last <= high:
+        assert fee - last <= data["max_rise_ct_per_kwh"] * (1 + 1e-9) + 1e-9
+        assert last - fee <= data["max_fall_ct_per_kwh"] * (1 + 1e-9) + 1e-9
 
 
 @settings(max_examples=EXAMPLES, deadline=None)

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from app.tariffs import constant, controller, critical_peak, peak_tiers, tou
+from app.tariffs import constant, controller, critical_peak, peak_tiers, predictive, tou
 from app.tariffs.base import FeeLimits, MarketHistory, SlotInfo
 from app.tariffs.registry import MODEL_LABELS, compute_fee, describe, parse_model
 
@@ -16,6 +16,7 @@ EXAMPLES = {
     "tou": {"model": "tou", "table": {"all": GRID}},
     "peak_tiers": {"model": "peak_tiers", **peak_tiers.preset_challenge_2020().model_dump(exclude={"model"})},
     "controller": {"model": "controller", "import_limit_kwh": 40, "export_limit_kwh": 30},
+    "predictive": {"model": "predictive", "import_limit_kwh": 40, "export_limit_kwh": 30},
     "critical_peak": {
         "model": "critical_peak",
         "base": {"model": "constant", "fee_ct_per_kwh": 2},
@@ -28,6 +29,7 @@ CLASSES = {
     "tou": tou.TouParams,
     "peak_tiers": peak_tiers.PeakTierParams,
     "controller": controller.ControllerParams,
+    "predictive": predictive.PredictiveParams,
     "critical_peak": critical_peak.CriticalPeakParams,
 }
 
@@ -49,9 +51,13 @@ def test_compute_fee_runs_the_models_own_function(kind):
     model = parse_model(EXAMPLES[kind])
     h = history([22.0, 50.0, 10.0, 3.0], [0.0, 5.0, 40.0, 0.0], fees=[2.0] * 4)
     slot = SlotInfo(5, MONDAY.replace(hour=17))
-    module = {"constant": constant, "tou": tou, "peak_tiers": peak_tiers, "controller": controller}.get(
-        kind, critical_peak
-    )
+    module = {
+        "constant": constant,
+        "tou": tou,
+        "peak_tiers": peak_tiers,
+        "controller": controller,
+        "predictive": predictive,
+    }.get(kind, critical_peak)
     assert compute_fee(model, h, slot, LIMITS) == module.next_fee(h, slot, model, LIMITS)
 
 
@@ -125,7 +131,7 @@ def test_describe_fits_the_audit_columns():
         ({"model": "constant", "fee_ct_per_kwh": 1, "fee": 2}, "^fee: Extra inputs are not permitted$"),
         (
             {"fee_ct_per_kwh": 1},
-            "^model: missing; one of constant, tou, peak_tiers, controller, critical_peak$",
+            "^model: missing; one of constant, tou, peak_tiers, controller, predictive, critical_peak$",
         ),
         ({"model": "flat"}, "^model: Input tag 'flat' found using 'model' does not match"),
         (

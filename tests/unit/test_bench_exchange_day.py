@@ -1,4 +1,5 @@
-"""The exchange-day benchmark runs end to end at 100 houses and ends with its JSON line."""
+"""The exchange-day benchmark runs the runner with its store end to end at 100 houses and ends
+with its JSON line."""
 
 import json
 import subprocess
@@ -10,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_bench_exchange_day_prints_json_for_100_houses():
     proc = subprocess.run(
-        [sys.executable, "bench/exchange_day.py", "--sizes", "100", "--json"],
+        [sys.executable, "bench/exchange_day.py", "--houses", "100", "--store", "sqlite", "--json"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -21,3 +22,5 @@ def test_bench_exchange_day_prints_json_for_100_houses():
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["day_seconds"]["100"] > 0
     assert result["peak_rss_mb"]["100"] > 0
+    assert result["store"] == "sqlite"
+    assert result["core_day_seconds"]["100"] > 0

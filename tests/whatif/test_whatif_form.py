@@ -181,3 +181,15 @@ def test_wif058_a_copy_of_the_live_settings_is_offered_on_the_live_scenario_only
     generated = [o["value"] for o in page.model_options("generated")]
     assert page.LIVE in live and page.LIVE not in generated
     assert set(live) - set(generated) == {page.LIVE}
+
+
+def test_wif059_the_predictive_controller_is_a_candidate_with_limits_per_level():
+    assert "predictive" in [o["value"] for o in page.model_options("generated")]
+    params = _params(1, "predictive", import_limit_kwh=25, export_limit_kwh=60)
+    params += _params(1, "predictive", 1, import_limit_kwh=12, export_limit_kwh=28)
+    rows = page.form_rows(2, ["zero", "ahead"], ["zero", "predictive"], [False] * 2, params, [False, True])
+    _, ahead = page.parse_candidates(rows, live=None)
+    assert ahead.models[0]["model"] == ahead.models[1]["model"] == "predictive"
+    limits = [(m["import_limit_kwh"], m["export_limit_kwh"]) for m in (ahead.models[0], ahead.models[1])]
+    assert limits == [(25.0, 60.0), (12.0, 28.0)]
+    assert not ahead.auto_limits  # its limits are the market's own, as typed

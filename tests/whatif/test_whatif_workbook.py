@@ -40,3 +40,18 @@ def test_wif010_workbook_has_the_kpi_sheet_and_one_sheet_per_candidate(result):
         assert first[0].strftime("%Y-%m-%dT%H:%M") == result.slot_labels[0]
         assert first[1] == result.market_names[0]
         assert first[2] == pytest.approx(result.series(name, "import_kwh", result.market_uuids[0])[0])
+
+
+def test_wif011_best_values_are_green_and_market_and_kpi_stay_in_view(result):
+    wb = openpyxl.load_workbook(io.BytesIO(whatif_workbook(result)))
+    kpis = wb["KPIs"]
+    assert kpis.freeze_panes == "C2" and wb["zero_ fee"].freeze_panes == "C2"
+    for n, row in enumerate(result.rows, start=2):
+        for col, name in ((6, "zero: fee"), (7, "KPIs")):
+            cell = kpis.cell(n, col)
+            green = cell.fill.fgColor.rgb == "FFC6EFCE" and cell.fill.fill_type == "solid"
+            assert green == (name in row["best"]), (row["market"], row["label"], name)
+            assert cell.number_format == "0.00"
+    assert any(row["best"] for row in result.rows)  # the check above saw a green cell
+    slot = wb["zero_ fee"]["A2"]
+    assert slot.is_date and slot.number_format == "yyyy-mm-dd hh:mm"

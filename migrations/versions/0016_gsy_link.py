@@ -1,0 +1,29 @@
+"""the console's link to a Grid Singularity exchange: its aggregator and last seen state
+
+Revision ID: 0016
+Revises: 0004
+Create Date: 2026-12-06 20:10:00
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0016"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "gsy_link",
+        sa.Column("exchange", sa.String(length=300), nullable=False),
+        sa.Column("aggregator_uuid", sa.String(length=64), nullable=True),
+        sa.Column("state", sa.Text(), nullable=False),
+        sa.Column("updated_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("exchange"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("gsy_link")

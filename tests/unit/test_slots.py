@@ -1,0 +1,43 @@
+"""Slot labels, parsing and numbering: one module (``app.slots``) that every part shares."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from app import slots
+from app.exchange.clock import BadSlot, SimClock
+
+
+def test_a_label_names_the_start_of_the_slot_in_simulated_local_time():
+    assert slots.label(dt.datetime(2026, 6, 22, 13, 15)) == "2026-06-22T13:15"
+    assert slots.parse("2026-06-22T13:15") == dt.datetime(2026, 6, 22, 13, 15)
+
+
+@pytest.mark.parametrize("bad", ["2026-06-22 13:15", "13:15", "", None, "2026-06-22T13:15:00"])
+def test_a_string_that_is_not_a_label_is_refused_with_the_string_in_the_message(bad):
+    with pytest.raises(ValueError, match="not a slot label"):
+        slots.parse(bad)
+
+
+def test_shift_crosses_midnight_and_goes_back():
+    assert slots.shift("2026-06-22T23:45", 1, 15) == "2026-06-23T00:00"
+    assert slots.shift("2026-06-23T00:00", -2, 15) == "2026-06-22T23:30"
+    assert slots.shift("2026-06-22T12:00", 2, 60) == "2026-06-22T14:00"
+
+
+def test_consecutive_slots_have_consecutive_numbers_and_a_day_has_96():
+    day = slots.labels(dt.datetime(2026, 6, 22), 97, 15)
+    numbers = [slots.number(label) for label in day]
+    assert numbers == list(range(numbers[0], numbers[0] + 97))
+    assert numbers[0] % 96 == 0  # midnight is slot 0 of its day: the models read time of day from it
+    assert slots.number(slots.parse(day[5])) == numbers[5] == slots.number(numbers[5])
+
+
+def test_the_exchange_clock_labels_and_reads_back_with_the_same_rule():
+    clock = SimClock(start=dt.datetime(2026, 6, 22), slot_length_min=15, slot_seconds=0)
+    assert [clock.label(n) for n in range(3)] == slots.labels(dt.datetime(2026, 6, 22), 3, 15)
+    assert clock.slot_of(slots.shift(clock.label(0), 7, 15)) == 7
+    with pytest.raises(BadSlot):
+        clock.slot_of("22.06.2026 13:15")
