@@ -214,6 +214,11 @@ class Settings:
         admin_password = env.get("ADMIN_PASSWORD") or ""
         if admin_password and len(admin_password) < 8:
             raise ConfigError("ADMIN_PASSWORD must have at least 8 characters")
+        admin_username = (env.get("ADMIN_USERNAME") or "admin").strip()
+        if len(admin_username) > 200 or not all(c.isalnum() or c in "-_.@" for c in admin_username):
+            raise ConfigError(
+                f"ADMIN_USERNAME must be letters, digits or '-', '_', '.', '@', got {admin_username!r}"
+            )
         scenario = Path(env.get("SCENARIO") or ROOT / "scenarios" / "default.yaml")
         users = env.get("USERS_FILE")
         agent_user = env.get("AGENT_USERNAME") or ("operator" if demo else "")
@@ -249,7 +254,7 @@ class Settings:
             gsy_simulation_id=_simulation_id(env.get("GSY_SIMULATION_ID")),
             web_threads=max(web_threads, 1),
             secret_generated=not env.get("SECRET_KEY"),
-            admin_username=(env.get("ADMIN_USERNAME") or "admin").strip(),
+            admin_username=admin_username,
             admin_password=admin_password,
             max_body_bytes=limits["MAX_BODY_BYTES"],
             max_market_slots=limits["MAX_MARKET_SLOTS"],

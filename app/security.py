@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -92,9 +92,9 @@ def install(server: Flask, settings: Settings) -> Limiter:
     login_manager.init_app(server)
     login_manager.session_protection = "basic"
 
-    @login_manager.user_loader
+    @login_manager.user_loader  # one LoginManager for every app of the process: the request's app
     def _load_user(name: str):  # noqa: ANN202
-        return server.extensions["gridfee"].users.get(name)
+        return current_app.extensions["gridfee"].users.by_session_id(name)
 
     limiter = Limiter(
         key_func=lambda: request.remote_addr or "unknown",
@@ -168,8 +168,11 @@ def signed_in_request(server: Flask, username: str | None, path: str = "/") -> I
 
 def sign_in_client(client, username: str) -> None:  # noqa: ANN001
     """Sign ``username`` in on a Flask test client's session (as the login form would)."""
+    user = client.application.extensions["gridfee"].users.get(username)
+    if user is None:
+        raise KeyError(f"no user {username!r}")
     with client.session_transaction() as session:
-        session["_user_id"] = username
+        session["_user_id"] = user.get_id()
         session["_fresh"] = True
 
 

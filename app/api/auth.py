@@ -22,6 +22,8 @@ A users file::
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import sys
 import time
@@ -65,8 +67,14 @@ class User:
     is_active = True
     is_anonymous = False
 
+    @property
+    def password_mark(self) -> str:
+        """A short digest of the password hash: sessions and tokens carry it, so that a changed
+        password ends the sessions and tokens issued before."""
+        return hashlib.sha256(self.password_hash.encode("utf-8")).hexdigest()[:16]
+
     def get_id(self) -> str:
-        return self.username
+        return f"{self.username}|{self.password_mark}"
 
     def may_manage(self, market_uuid: str, market_name: str) -> bool:
         if self.role != "grid_operator":
@@ -160,6 +168,12 @@ class UserBook:
     def _user(row) -> User:  # noqa: ANN001
         markets = None if row.markets is None else frozenset(json.loads(row.markets))
         return User(row.username, row.password_hash, row.role, markets, bool(row.admin))
+
+    def by_session_id(self, session_id: str) -> User | None:
+        """The user of a session's id (``User.get_id``), None when gone or its password changed."""
+        name, _, mark = (session_id or "").rpartition("|")
+        user = self.get(name)
+        return user if user is not None and hmac.compare_digest(mark, user.password_mark) else None
 
     def get(self, username: str) -> User | None:
         if not isinstance(username, str) or not username or len(username) > MAX_USERNAME:
@@ -296,7 +310,7 @@ class TokenSigner:
         self.ttl_s = ttl_s
 
     def issue(self, user: User) -> str:
-        return self._serializer.dumps({"u": user.username})
+        return self._serializer.dumps({"u": user.username, "p": user.password_mark})
 
     def verify(self, token: str, users: UserBook) -> User:
         try:
@@ -308,6 +322,10 @@ class TokenSigner:
         user = users.get(payload.get("u")) if isinstance(payload, dict) else None
         if user is None:
             raise AuthError(401, "invalid_token", "the token's user no longer exists")
+        if payload.get("p") != user.password_mark:
+            raise AuthError(
+                401, "invalid_token", "the password changed since this token was issued; ask for a new one"
+            )
         return user
 
 

@@ -496,3 +496,33 @@ def test_sec019_twelve_sdk_sockets_closing_at_once_each_get_the_servers_close_fr
         http.shutdown()
         http.server_close()
         thread.join(timeout=10)
+
+
+def test_sec020_two_apps_in_one_process_each_sign_in_their_own_users(make_app):
+    """The login manager is one per process: each app must still load users from its own store."""
+    first = make_app(database="first")
+    second = make_app(database="second")
+    UserBook(store_of(first).engine).add("only-first", "first-password", "viewer")
+    client = first.test_client()
+    assert sign_in(client, "only-first", "first-password").status_code == 302
+    assert signed_in(client)  # loaded from the first app's store although the second came later
+    assert second.extensions["gridfee"].users.get("only-first") is None
+
+
+def test_sec021_a_password_reset_ends_the_sessions_and_tokens_issued_before(make_app):
+    app = make_app()
+    book: UserBook = app.extensions["gridfee"].users
+    book.add("alice", "alice-password", "grid_operator")
+    client = app.test_client()
+    assert sign_in(client, "alice", "alice-password").status_code == 302 and signed_in(client)
+    headers = token_of(app, "alice", "alice-password")
+    book.set_password("alice", "alice-new-password")  # e.g. the admin page's "reset password"
+    assert not signed_in(client)
+    stale = app.test_client().get("/api/v1/clock", headers=headers)
+    assert_json_error(stale, 401, "invalid_token", "the password changed")
+    assert (
+        app.test_client()
+        .get("/api/v1/clock", headers=token_of(app, "alice", "alice-new-password"))
+        .status_code
+        == 200
+    )
