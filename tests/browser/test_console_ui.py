@@ -93,7 +93,12 @@ def wait_for_moment(live, dash_duo, market_uuid: str, before_send: bool) -> int:
             before_send
             and left >= 1.2
             and said == f"Queue for {when(live, n + 1)}"
-            and header.startswith(f"fees for {when(live, n + 1)} close in 0:")
+            # where a click goes, by the header: N+1's fees still open, or (in the instant after N
+            # began, before the next tick) N's closed with "queue now for" N+1
+            and (
+                header.startswith(f"fees for {when(live, n + 1)} close in 0:")
+                or header.endswith(f"; queue now for {when(live, n + 1)}")
+            )
         ):
             return n
         if (
