@@ -49,39 +49,14 @@ target=$(cd "$target" && pwd)
 src=$target/src
 venv=$target/venv
 
-copy_source() {
-    local in=$1 out=$2
-    if [[ -e $out ]]; then
-        if [[ $force -eq 0 ]]; then
-            echo "install_gsy_e.sh: $out exists (use --force to replace it)" >&2
-            exit 1
-        fi
-        rm -rf "$out"
-    fi
-    mkdir -p "$out"
-    if [[ -f $in/setup.py ]]; then
-        (cd "$in" && tar -c --exclude=.git --exclude=.tox --exclude=./build --exclude='*.egg-info' .) | tar -x -C "$out"
-        echo "copied $in -> $out"
-    elif git -C "$in" rev-parse --git-dir >/dev/null 2>&1; then
-        git -C "$in" archive HEAD | tar -x -C "$out"
-        echo "exported $in @ $(git -C "$in" rev-parse HEAD) -> $out"
-    else
-        echo "install_gsy_e.sh: $in is neither a source directory with setup.py nor a git repository" >&2
-        exit 1
-    fi
-}
+me=install_gsy_e.sh
+# shellcheck source=scripts/gsy_copy.sh
+source "$(dirname "${BASH_SOURCE[0]}")/gsy_copy.sh"
 
 copy_source "$framework_in" "$src/gsy-framework"
 copy_source "$gsye_in" "$src/gsy-e"
 
-if [[ -e $venv ]]; then
-    if [[ $force -eq 0 ]]; then
-        echo "install_gsy_e.sh: $venv exists (use --force to replace it)" >&2
-        exit 1
-    fi
-    rm -rf "$venv"
-fi
-"$python" -m venv "$venv"
+fresh_venv "$python" "$venv"
 pip=("$venv/bin/python" -m pip)
 
 echo "== 1/4 gsy-framework from $src/gsy-framework"
