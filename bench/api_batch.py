@@ -101,6 +101,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         store, server_app = build(Path(tmp), args.days)
+        from app import settle_heap
+
+        settle_heap()  # as the servers do once they are built (app.wsgi, app.serve, app.runner)
         uuids = [m.uuid for m in store.grid.markets]
         service = server_app.extensions["gridfee"].service
         labels = [service.clock.label(s) for s in store.closed_slots()]
