@@ -135,7 +135,7 @@ def agent_thread(
 
 
 def run_embedded(settings: Settings, stop: threading.Event, max_slots: int | None) -> int:
-    from app import create_app
+    from app import create_app, settle_heap
     from app.exchange.grid import build_grid
     from app.exchange.runner import ExchangeRunner
     from app.exchange.scenario import ScenarioError, load_scenario
@@ -177,6 +177,7 @@ def run_embedded(settings: Settings, stop: threading.Event, max_slots: int | Non
             settings.slot_seconds,
             where,
         )
+        settle_heap()  # the app, the grid and the day's profiles are built
         agent = agent_thread(settings, store.engine, app, stop, poll)
         closed = runner.run(max_slots, stop)
         if runner.finished and not stop.is_set():

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 def serve(settings: Settings, host: str, port: int, print_slots: bool = True) -> int:
     from werkzeug.serving import make_server
 
-    from app import create_app
+    from app import create_app, settle_heap
     from app.exchange.grid import build_grid
     from app.exchange.runner import ExchangeRunner, print_cycle
     from app.exchange.scenario import ScenarioError, load_scenario
@@ -54,6 +54,7 @@ def serve(settings: Settings, host: str, port: int, print_slots: bool = True) ->
     from app.security import json_request_handler
 
     http = make_server(host, port, server_app, threaded=True, request_handler=json_request_handler())
+    settle_heap()  # the app, the grid and the runner are built
     print(
         f"Grid Fee Console on http://{host}:{port} (API: /api/v1, OpenAPI: /api/v1/openapi.json); "
         f"scenario {scenario.name!r}, a slot every {settings.slot_seconds:g} s",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from app import create_app
+from app import create_app, settle_heap
 from app.config import ConfigError, Settings
 
 EXIT_APP_LOAD_ERROR = 4  # gunicorn.arbiter.Arbiter.APP_LOAD_ERROR
@@ -49,3 +49,4 @@ if not logging.getLogger().handlers:
     )
 logging.getLogger("alembic").setLevel(logging.WARNING)  # the schema check's chatter
 server = _build()
+settle_heap()

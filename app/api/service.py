@@ -12,7 +12,6 @@ import uuid as uuidlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from app.api.auth import User
@@ -222,7 +221,7 @@ class ExchangeService:
         responses: dict[str, list[dict | None]] = {}
         pending: list[_Pending] = []
         last_closed = self.store.clock_state().last_closed_slot
-        rows_by_slot: dict[int, tuple[str, np.ndarray] | None] = {}
+        rows_by_slot: dict[int, list[list[float]] | None] = {}
         validated: dict = {}  # the commands of a batch are mostly alike: validate each kind once
         for area_uuid, commands in batch.items():
             out: list[dict | None] = []
@@ -302,9 +301,10 @@ class ExchangeService:
         found = {}
         for slot in slots:
             if slot not in rows_by_slot:  # one read per slot and batch, every market's stats
-                rows_by_slot[slot] = self.store.slot_matrix(slot)
-            stored = rows_by_slot[slot]
-            row = None if stored is None else stat_values(stored[1][market.index].tolist())
+                stored = self.store.slot_matrix(slot)
+                rows_by_slot[slot] = None if stored is None else stored[1].tolist()
+            values = rows_by_slot[slot]
+            row = None if values is None else stat_values(values[market.index])
             found[self.clock.label(slot)] = None if row is None else pick(row)
         if keyed:
             return {**base, "status": "ready", "name": market.name, "market_stats": found}

@@ -33,19 +33,33 @@ EXTERNAL = -1  # house index of the external supplier in a trade
 _EPS_KWH = 1e-9
 
 
+def stable_int_order(values: np.ndarray) -> np.ndarray:
+    """``np.argsort(values, kind="stable")`` of non-negative integers below 2**32, in linear time:
+    NumPy radix-sorts 16-bit integers, so one pass per 16 bits, low bits first."""
+    values = np.asarray(values)
+    low = (values & 0xFFFF).astype(np.uint16)
+    order = np.argsort(low, kind="stable")
+    if len(values) and int(values.max()) > 0xFFFF:
+        high = (values[order] >> 16).astype(np.uint16)
+        order = order[np.argsort(high, kind="stable")]
+    return order
+
+
 def group_order(group: np.ndarray, key: np.ndarray) -> np.ndarray:
     """``np.lexsort((key, group))``, exactly (ties in the original order), in less time.
 
     Already grouped one to a group in ascending order (the house level's bids): the identity.
-    Else the stable rank of ``key`` makes ``group * n + rank`` a unique integer key, which one
-    quicksort orders as the two-key mergesort of ``lexsort`` would.
+    Else a sort by ``key`` (quicksort; a stable sort when two keys are equal or one is NaN, where
+    the order of equals matters), then a stable (radix) sort by group.
     """
     n = len(group)
     if n < 2 or bool((group[1:] > group[:-1]).all()):
         return np.arange(n)
-    rank = np.empty(n, np.int64)
-    rank[np.argsort(key, kind="stable")] = np.arange(n)
-    return np.argsort(group.astype(np.int64) * n + rank)
+    by_key = np.argsort(key)
+    ranked = key[by_key]
+    if np.isnan(ranked[-1]) or bool((ranked[1:] == ranked[:-1]).any()):
+        by_key = np.argsort(key, kind="stable")
+    return by_key[stable_int_order(group[by_key])]
 
 
 @dataclass(frozen=True)
@@ -97,7 +111,11 @@ def match_grouped(
         return start[groups] + np.clip(within, 0.0, stretch[groups])
 
     bx, ox = axis(bg, bq, tot_b), axis(og, oq, tot_o)
-    cuts = np.unique(np.concatenate(([0.0], bx, ox)))
+    # bx and ox are each ascending (groups in order, volumes growing within one): a stable sort
+    # merges the two runs in linear time, then equal neighbours go (what np.unique would give)
+    cuts = np.concatenate(([0.0], bx, ox))
+    cuts.sort(kind="stable")
+    cuts = cuts[np.r_[True, cuts[1:] != cuts[:-1]]]
     length = np.diff(cuts)
     keep = length > _EPS_KWH
     mid = (cuts[:-1] + length / 2)[keep]

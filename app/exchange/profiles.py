@@ -154,7 +154,13 @@ class ProfileSource:
         shape = _to_slots(h25_day_kw(date), sc.slot_length_min)  # [S] kW per GWh/a
         rows = (np.arange(n_slots)[:, None] - self.load_shift[None, :]) % n_slots
         noise = rng.lognormal(-0.5 * 0.2**2, 0.2, (n_slots, grid.n_houses))
-        load_kwh = shape[rows] * self.load_scale[None, :] * noise * slot_h
+        # in place, in the order of ``shape[rows] * scale * noise * slot_h``: the same numbers
+        # without three temporaries of (slots x houses)
+        load_kwh = shape[rows]
+        load_kwh *= self.load_scale[None, :]
+        load_kwh *= noise
+        load_kwh *= slot_h
+        del noise
 
         pv_kwh = np.zeros((n_slots, grid.n_houses))
         has_pv = self.pv_scale > 0
@@ -178,7 +184,11 @@ class ProfileSource:
                     sc.slot_length_min,
                 )
             idx = np.flatnonzero(has_pv)
-            pv_kwh[:, idx] = per_kwp[:, which.ravel()] * self.pv_scale[idx] * k_t[:, idx] * slot_h
+            pv = per_kwp[:, which.ravel()]
+            pv *= self.pv_scale[idx]
+            pv *= k_t[:, idx]
+            pv *= slot_h
+            pv_kwh[:, idx] = pv
 
         flex_need = grid.flex_energy_kwh * rng.uniform(0.5, 1.2, len(grid.flex_energy_kwh))
         return DayProfiles(load_kwh=load_kwh, pv_kwh=pv_kwh, flex_energy_kwh=flex_need)

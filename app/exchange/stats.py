@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.exchange.grid import GridModel
-from app.exchange.matching import EXTERNAL, Trades
+from app.exchange.matching import EXTERNAL, Trades, stable_int_order
 
 ROLE_MEETING, ROLE_EXPORT, ROLE_IMPORT = 0, 1, 2
 
@@ -163,9 +163,8 @@ def slot_stats(
     med = np.full(n_m, np.nan)
     if len(rate):
         # markets in order, each market's rates ascending (ties in any order: only values count)
-        rank = np.empty(len(rate), np.int64)
-        rank[np.argsort(rate)] = np.arange(len(rate))
-        order = np.argsort(market * len(rate) + rank)
+        by_rate = np.argsort(rate)
+        order = by_rate[stable_int_order(market[by_rate])]
         sm, sr = market[order], rate[order]
         first = np.searchsorted(sm, np.arange(n_m))
         idx = np.flatnonzero(has)
