@@ -88,6 +88,28 @@ FORMS: dict[str, list[Field]] = {
 }
 
 
+def _with_model_defaults(forms: dict[str, list[Field]]) -> dict[str, list[Field]]:
+    """The forms with each number's default taken from its model (``app.tariffs.registry``), so a
+    form never proposes what the model would not choose itself; the forms' own defaults stay only
+    where the model has none (limits, which are the market's)."""
+    from dataclasses import replace
+
+    from app.tariffs.registry import field_default
+
+    out = {}
+    for model, fields in forms.items():
+        out[model] = [
+            replace(f, default=field_default(model, f.name))
+            if f.kind == "number" and field_default(model, f.name) is not None
+            else f
+            for f in fields
+        ]
+    return out
+
+
+FORMS = _with_model_defaults(FORMS)
+
+
 def param_id(market: str, model: str, name: str) -> dict:
     return {"type": "fee-param", "market": market, "field": f"{model}.{name}"}
 

@@ -43,6 +43,35 @@ _NEXT_FEE: dict[str, Callable[[MarketHistory, SlotInfo, Any, FeeLimits], float]]
     **critical_peak.BASE_NEXT_FEE,
     "critical_peak": critical_peak.next_fee,
 }
+PARAMS: dict[str, type] = {
+    "constant": ConstantParams,
+    "tou": TouParams,
+    "peak_tiers": PeakTierParams,
+    "controller": ControllerParams,
+    "predictive": PredictiveParams,
+    "critical_peak": CriticalPeakParams,
+}
+"""Each model's params class by its ``model`` name: where forms take their defaults and bounds."""
+
+
+def field_default(model: str, field: str) -> Any:
+    """The default the model gives ``field`` (``None`` when it has none: the form must ask)."""
+    info = PARAMS[model].model_fields.get(field)
+    if info is None or info.is_required():
+        return None
+    return info.get_default(call_default_factory=True)
+
+
+def field_minimum(model: str, field: str) -> float | None:
+    """The lower bound (``ge`` or ``gt``) pydantic checks on a numeric ``field``, if any."""
+    info = PARAMS[model].model_fields.get(field)
+    for rule in info.metadata if info is not None else ():
+        for name in ("ge", "gt"):
+            if getattr(rule, name, None) is not None:
+                return float(getattr(rule, name))
+    return None
+
+
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(FeeModel)
 # Union tags pydantic puts into error locations; they are not fields the operator could fix.
 _TAGS = {*MODEL_LABELS, "dated", "daily"}

@@ -40,3 +40,21 @@ def _find(component, ident):  # noqa: ANN001, ANN202
             if found is not None:
                 return found
     return None
+
+
+def test_fcl003_every_form_proposes_what_its_model_would_choose_itself():
+    """A form's default is its model's default (one rule, in the model), and the defaults together
+    with a market's limits make a model the registry accepts."""
+    from app.tariffs.registry import PARAMS, field_default, parse_model
+    from components.fee_control import FORMS, MODES, parse_form
+
+    assert {name for name, _ in MODES} - {"manual"} == set(PARAMS) == set(FORMS)
+    for model, fields in FORMS.items():
+        for field in fields:
+            own = field_default(model, field.name)
+            if field.kind == "number" and own is not None:
+                assert field.default == own, (model, field.name)
+        if model == "tou":
+            continue
+        values = {f"{model}.{f.name}": f.default for f in fields}
+        parse_model(parse_form(model, values, None))  # raises ValueError naming the bad field
