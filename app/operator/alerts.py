@@ -392,54 +392,62 @@ class AlertStore:
         now = time.time() if now is None else now
         a = alerts.c
         transitions = []
-        with self.engine.begin() as conn:
+        # read first, write only when something moves: the agent evaluates after every poll, and
+        # an idle write transaction would contend with the runner for SQLite's lock
+        with self.engine.connect() as conn:
             open_rows = {
                 (r.rule, r.market_uuid): r
                 for r in conn.execute(
                     select(alerts).where(a.exchange == self.exchange, a.state.in_(OPEN_STATES))
                 )
             }
-            for cond in conditions:
-                rule = RULES[cond.rule]
-                row = open_rows.get((cond.rule, cond.market_uuid))
-                if row is None and cond.active:
-                    fires = rule.for_evaluations <= 1
-                    state = ALERTING if fires else PENDING
-                    conn.execute(
-                        insert(alerts).values(
-                            exchange=self.exchange,
-                            rule=cond.rule,
-                            market_uuid=cond.market_uuid,
-                            market_name=cond.market_name,
-                            state=state,
-                            message=cond.message,
-                            value=cond.value,
-                            threshold=cond.threshold,
-                            evaluations=1,
-                            started_at=now,
-                            started_slot=slot,
-                            firing_at=now if fires else None,
-                            firing_slot=slot if fires else None,
-                        )
+        statements = []
+        for cond in conditions:
+            rule = RULES[cond.rule]
+            row = open_rows.get((cond.rule, cond.market_uuid))
+            if row is None and cond.active:
+                fires = rule.for_evaluations <= 1
+                state = ALERTING if fires else PENDING
+                statements.append(
+                    insert(alerts).values(
+                        exchange=self.exchange,
+                        rule=cond.rule,
+                        market_uuid=cond.market_uuid,
+                        market_name=cond.market_name,
+                        state=state,
+                        message=cond.message,
+                        value=cond.value,
+                        threshold=cond.threshold,
+                        evaluations=1,
+                        started_at=now,
+                        started_slot=slot,
+                        firing_at=now if fires else None,
+                        firing_slot=slot if fires else None,
                     )
-                    transitions.append((cond.rule, cond.market_name, None, state))
-                elif row is not None and cond.active:
-                    values: dict = {"message": cond.message, "value": cond.value, "threshold": cond.threshold}
-                    if row.state == PENDING:
-                        values["evaluations"] = row.evaluations + 1
-                        if row.evaluations + 1 >= rule.for_evaluations:
-                            values.update(state=ALERTING, firing_at=now, firing_slot=slot)
-                            transitions.append((cond.rule, cond.market_name, PENDING, ALERTING))
-                    elif row.message == cond.message:
-                        continue  # firing, nothing new to say: no write
-                    conn.execute(update(alerts).where(a.id == row.id).values(**values))
-                elif row is not None and not cond.active:
-                    conn.execute(
-                        update(alerts)
-                        .where(a.id == row.id)
-                        .values(state=RESOLVED, resolved_at=now, resolved_slot=slot)
-                    )
-                    transitions.append((cond.rule, cond.market_name, row.state, RESOLVED))
+                )
+                transitions.append((cond.rule, cond.market_name, None, state))
+            elif row is not None and cond.active:
+                values: dict = {"message": cond.message, "value": cond.value, "threshold": cond.threshold}
+                if row.state == PENDING:
+                    values["evaluations"] = row.evaluations + 1
+                    if row.evaluations + 1 >= rule.for_evaluations:
+                        values.update(state=ALERTING, firing_at=now, firing_slot=slot)
+                        transitions.append((cond.rule, cond.market_name, PENDING, ALERTING))
+                elif row.message == cond.message:
+                    continue  # firing, nothing new to say: no write
+                # only an open row moves (a concurrent acknowledge keeps its columns)
+                statements.append(update(alerts).where(a.id == row.id, a.state == row.state).values(**values))
+            elif row is not None and not cond.active:
+                statements.append(
+                    update(alerts)
+                    .where(a.id == row.id, a.state == row.state)
+                    .values(state=RESOLVED, resolved_at=now, resolved_slot=slot)
+                )
+                transitions.append((cond.rule, cond.market_name, row.state, RESOLVED))
+        if statements:
+            with self.engine.begin() as conn:
+                for statement in statements:
+                    conn.execute(statement)
         for rule, name, old, new in transitions:
             log.info("alert %s of %s: %s -> %s", rule, name, old or "normal", new)
         return transitions
