@@ -384,6 +384,4 @@ def overview_grid(rows: list[dict], grid_id: str | dict) -> dag.AgGrid:
         defaultColDef=dict(DEFAULT_COL_DEF),
         dashGridOptions=dict(GRID_OPTIONS),
         columnSize="responsiveSizeToFit",
-        # Enter (or Space) on a focused row opens its market, as a click does
-        eventListeners={"cellKeyDown": ["openRowOnKey(params, setEventData)"]},
     )

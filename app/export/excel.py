@@ -136,9 +136,7 @@ def zoned(columns: tuple[Column, ...], time_zone: str | None) -> tuple[Column, .
     """``columns`` with "scenario's zone" in their headers replaced by ``time_zone``'s name."""
     if not time_zone:
         return columns
-    return tuple(
-        replace(c, header=c.header.replace("scenario's zone", time_zone)) for c in columns
-    )
+    return tuple(replace(c, header=c.header.replace("scenario's zone", time_zone)) for c in columns)
 
 
 # The history fields in the order of the sheet's columns (without the slot and the running sum)

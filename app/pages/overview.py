@@ -115,16 +115,6 @@ def register_callbacks(app) -> None:  # noqa: ANN001
         return f"/markets/{cell['rowId']}"
 
     @app.callback(
-        Output(ids.LOCATION, "href", allow_duplicate=True),
-        Input(ids.OVERVIEW_GRID, "eventData"),
-        prevent_initial_call=True,
-    )
-    def open_market_by_key(event):
-        if not event or event.get("action") != "open" or not event.get("id"):
-            return no_update
-        return f"/markets/{event['id']}"
-
-    @app.callback(
         Output(ids.EXPORT_DOWNLOAD, "data"),
         Output(ids.EXPORT_MESSAGE, "children"),
         Input(ids.EXPORT_BUTTON, "n_clicks"),

@@ -241,3 +241,27 @@ def test_aw005_an_alert_cleared_by_a_fee_that_brings_import_under_the_limit(live
     open_page(dash_duo, "/alerts")
     dash_duo.wait_for_contains_text(f"#{ids.ALERTS_HISTORY}", "Community South", timeout=2 * TICK_S + 4)
     shot(dash_duo, "alerts_cleared_by_fee")
+
+
+def test_aw006_a_market_opens_from_the_overview_by_keyboard(live, dash_duo):
+    small_screen(dash_duo)
+    login(dash_duo, "operator")
+    wait_for_history(live, dash_duo)
+    market = live.community(1)
+    # the keyboard's way in: focus the row's first cell (as Tab and the arrow keys do), press Enter
+    dash_duo.driver.execute_script(
+        """
+        const api = dash_ag_grid.getApi(arguments[0]);
+        const row = api.getRowNode(arguments[1]);
+        api.ensureIndexVisible(row.rowIndex);
+        api.setFocusedCell(row.rowIndex, 'market');
+        """,
+        ids.OVERVIEW_GRID,
+        market.uuid,
+    )
+    focused = dash_duo.driver.switch_to.active_element
+    assert market.name in focused.text
+    focused.send_keys("\ue007")  # Enter
+    until(lambda: dash_duo.driver.current_url.endswith(f"/markets/{market.uuid}"), 10, msg="not opened")
+    dash_duo.wait_for_element(pid("fee-queue", market.uuid))
+    assert dash_duo.get_logs() == []
