@@ -170,7 +170,7 @@ def test_aw003_the_map_colours_a_market_over_its_limit(live, dash_duo):
     until(lambda: "over-limit" in (classes(over.uuid) or ""), wait_for_history_on_map, msg="not red")
     assert "under-limit" in classes(within.uuid)
     dash_duo.wait_for_contains_text(f"#{ids.MAP_LIST}", f"{over.name} – over its limit")
-    shot(dash_duo, "map")
+    shot(dash_duo, "map_over_limit")
     # a click opens the market (by keyboard: the list's link)
     dash_duo.find_element(f"#{ids.MAP_LIST} a[href='/markets/{over.uuid}']").click()
     dash_duo.wait_for_element(pid("fee-queue", over.uuid))
