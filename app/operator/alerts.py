@@ -54,7 +54,10 @@ REVENUE_SPIKE_MIN_HISTORY = 96
 """Slots of history (a day of 15-minute slots) the rule needs before it says anything."""
 REVENUE_LOOK_BACK = 96
 NO_SLOT_FACTOR = 2.0
-"""No new slot for this many slot lengths alerts (the exchange stopped sending cycles)."""
+"""No new slot for this many slot lengths alerts (the exchange stopped sending cycles) ..."""
+NO_SLOT_MIN_S = 10.0
+"""... and for at least this long [s]: with demo slots of a second, a busy agent late by two
+slot lengths is not an exchange that stopped."""
 HISTORY_FOR_ALERTS = REVENUE_LOOK_BACK + 1
 
 
@@ -269,7 +272,7 @@ def liveness_conditions(
         and slot_seconds
         and last_cycle_at is not None
         and unreachable_since is None
-        and now - last_cycle_at > NO_SLOT_FACTOR * slot_seconds
+        and now - last_cycle_at > max(NO_SLOT_FACTOR * slot_seconds, NO_SLOT_MIN_S)
     ):
         waited = now - last_cycle_at
         message = (

@@ -105,9 +105,11 @@ def test_alr005_refused_until_a_later_command_applies():
 
 
 def test_alr006_liveness_no_slot_for_two_slot_lengths_and_unreachable():
-    no_slot, unreachable = liveness_conditions(100.0, 95.0, 2.0, None)
-    assert no_slot.active and not unreachable.active  # 5 s > 2 x 2 s
-    assert not liveness_conditions(100.0, 97.0, 2.0, None)[0].active
+    no_slot, unreachable = liveness_conditions(100.0, 70.0, 10.0, None)
+    assert no_slot.active and not unreachable.active  # 30 s > 2 x 10 s
+    assert not liveness_conditions(100.0, 85.0, 10.0, None)[0].active
+    assert not liveness_conditions(100.0, 95.0, 2.0, None)[0].active  # 5 s: under the 10 s floor
+    assert liveness_conditions(100.0, 89.0, 2.0, None)[0].active
     assert not liveness_conditions(100.0, 0.0, 0.0, None)[0].active  # fast-forward: no cadence
     assert not liveness_conditions(100.0, 0.0, 2.0, None, finished=True)[0].active
     no_slot, unreachable = liveness_conditions(100.0, 0.0, 2.0, 90.0, "connection refused")
