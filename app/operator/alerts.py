@@ -279,11 +279,8 @@ def liveness_conditions(
             f"no new slot since {fmt_wall(last_cycle_at)} ({waited:.0f} s; a slot lasts "
             f"{_num(slot_seconds)} s)"
         )
-        out.append(
-            Condition(
-                "no_new_slot", EXCHANGE, "exchange", True, message, waited, NO_SLOT_FACTOR * slot_seconds
-            )
-        )
+        threshold = max(NO_SLOT_FACTOR * slot_seconds, NO_SLOT_MIN_S)
+        out.append(Condition("no_new_slot", EXCHANGE, "exchange", True, message, waited, threshold))
     else:
         out.append(Condition("no_new_slot", EXCHANGE, "exchange", False))
     if unreachable_since is not None:
