@@ -124,7 +124,7 @@ def overview_columns() -> list[dict]:
             "alert",
             "Alert",
             pinned="left",
-            minWidth=150,
+            minWidth=175,
             tooltipField="alert_detail",
             headerTooltip="the market's open alerts (Alerts page for all)",
             cellClassRules={ALERT_CLASS: "params.data.alert_state == 'alerting'"},

@@ -54,12 +54,12 @@ def layout(**_query) -> dmc.Stack:
                         html.Label(
                             [
                                 "from (simulated date, empty: all) ",
-                                dcc.Input(id=ids.EXPORT_FROM, type="date"),
+                                dcc.Input(id=ids.EXPORT_FROM, type="date", style={"width": 150}),
                             ],
                             style={"fontSize": "14px"},
                         ),
                         html.Label(
-                            ["to ", dcc.Input(id=ids.EXPORT_TO, type="date")],
+                            ["to ", dcc.Input(id=ids.EXPORT_TO, type="date", style={"width": 150})],
                             style={"fontSize": "14px"},
                         ),
                         dmc.Button("Download .xlsx", id=ids.EXPORT_BUTTON, size="xs", variant="light"),
