@@ -124,7 +124,7 @@ def overview_columns() -> list[dict]:
             "alert",
             "Alert",
             pinned="left",
-            minWidth=150,
+            minWidth=175,
             tooltipField="alert_detail",
             headerTooltip="the market's open alerts (Alerts page for all)",
             cellClassRules={ALERT_CLASS: "params.data.alert_state == 'alerting'"},
@@ -387,6 +387,4 @@ def overview_grid(rows: list[dict], grid_id: str | dict) -> dag.AgGrid:
         defaultColDef=dict(DEFAULT_COL_DEF),
         dashGridOptions=dict(GRID_OPTIONS),
         columnSize="responsiveSizeToFit",
-        # Enter (or Space) on a focused row opens its market, as a click does
-        eventListeners={"cellKeyDown": ["openRowOnKey(params, setEventData)"]},
     )

@@ -94,7 +94,15 @@ def shell() -> dmc.MantineProvider:
                         ],
                         p="xs",
                     ),
-                    dmc.AppShellMain(dash.page_container),
+                    dmc.AppShellMain(
+                        # a spinner while a page's layout loads (not on the pages' own 2 s updates)
+                        dcc.Loading(
+                            dash.page_container,
+                            target_components={"_pages_content": "children"},
+                            delay_show=300,
+                            type="circle",
+                        )
+                    ),
                 ],
                 header={"height": 56},
                 navbar={"width": 170, "breakpoint": "sm"},

@@ -19,7 +19,7 @@ from flask_caching import Cache
 from app import slots
 from app.client import ApiClientError, ExchangeUnavailable, GridOperatorClient
 from app.operator import timing
-from app.operator.alerts import ALERTING, PENDING, AlertStore, Limits, effective_limits
+from app.operator.alerts import ALERTING, EXCHANGE, PENDING, AlertStore, Limits, effective_limits
 from app.operator.store import QUEUED, OperatorStore
 
 MANAGED_LEVELS = (0, 1)
@@ -237,14 +237,17 @@ class ConsoleData:
         """market uuid → flow limits [kWh per slot]: the console's where set, else the exchange's."""
         return effective_limits(self.tree(), self.alerts.limit_overrides())
 
-    def alert_counts(self) -> dict[str, int]:
-        """Open alerts: ``firing``, ``unacked`` (firing, nobody acknowledged) and ``pending``."""
+    def alert_counts(self) -> dict:
+        """Open alerts: ``firing``, ``unacked`` (firing, nobody acknowledged) and ``pending``;
+        ``exchange``: the firing alert about the exchange itself (unreachable, no new slot), the
+        agent's view, which the header shows as stale even while the cached clock looks live."""
         open_alerts = self.alerts.open_alerts()
         firing = [a for a in open_alerts if a["state"] == ALERTING]
         return {
             "firing": len(firing),
             "unacked": sum(1 for a in firing if not a["acked_by"]),
             "pending": sum(1 for a in open_alerts if a["state"] == PENDING),
+            "exchange": next((a for a in firing if a["market_uuid"] == EXCHANGE), None),
         }
 
     def alerts_by_market(self) -> dict[str, list[dict]]:

@@ -44,7 +44,7 @@ import math
 import re
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from io import BytesIO
 from typing import BinaryIO
 
@@ -119,6 +119,14 @@ SETTING_COLUMNS = (
     Column("Market UUID", "market_uuid", None, 38),
 )
 
+
+def zoned(columns: tuple[Column, ...], time_zone: str | None) -> tuple[Column, ...]:
+    """``columns`` with "scenario's zone" in their headers replaced by ``time_zone``'s name."""
+    if not time_zone:
+        return columns
+    return tuple(replace(c, header=c.header.replace("scenario's zone", time_zone)) for c in columns)
+
+
 # The history fields in the order of the sheet's columns (without the slot and the running sum)
 _HISTORY_FIELDS = tuple(c.key for c in HISTORY_COLUMNS[1:] if c.key != _CUMULATIVE)
 
@@ -134,8 +142,12 @@ def write_history_workbook(
     end: str | None = None,
     scenario_text: str | None = None,
     settings_rows: list[dict] | None = None,
+    time_zone: str | None = None,
 ) -> None:
     """Write the workbook into ``out`` (a binary file, seekable or not).
+
+    ``time_zone``: the exchange's zone of the slot labels (IANA name); the slot columns' headers
+    name it ("Slot start (simulated, Europe/Berlin)"), else say "scenario's zone".
 
     ``markets``: ``{"uuid", "name", "level"}`` each, one sheet per entry in this order; a uuid the
     store has no history for gives a sheet with the header only. ``settings_rows``: dicts with the
@@ -151,9 +163,9 @@ def write_history_workbook(
     with Workbook(out, all_titles, title="Grid fee history") as wb:
         serials: dict[str, float | None] = {}
         for market in markets:
-            with wb.sheet(HISTORY_COLUMNS) as ws:
+            with wb.sheet(zoned(HISTORY_COLUMNS, time_zone)) as ws:
                 _write_history_sheet(ws, store, str(market.get("uuid")), start, end, serials)
-        with wb.sheet(COMMAND_COLUMNS) as ws:
+        with wb.sheet(zoned(COMMAND_COLUMNS, time_zone)) as ws:
             _write_commands_sheet(ws, store, start, end)
         if settings_rows is None:
             settings_rows = [asdict(s) for s in store.settings().values()]

@@ -24,8 +24,9 @@ def excel_download(start_date: str | None, end_date: str | None) -> dict:
     data = console()
     markets = [{"uuid": m["uuid"], "name": m["name"], "level": m["level"]} for m in data.markets()]
     text = scenario_text()
+    zone = data.clock_state().get("time_zone")
 
     def write(out) -> None:  # noqa: ANN001
-        write_history_workbook(out, data.ops, markets, start_date, end_date, text, None)
+        write_history_workbook(out, data.ops, markets, start_date, end_date, text, None, time_zone=zone)
 
     return dcc.send_bytes(write, export_filename(start_date, end_date))

@@ -62,6 +62,14 @@ def info_panel(node: dict | None) -> list:
     ]
 
 
+MAP_SUBTITLE = "grid-map-subtitle"
+
+
+def subtitle(slot: str | None) -> str:
+    when = slot.replace("T", " ") if slot else "none yet: the map fills when the first slot closes"
+    return f"load of each connection in the last closed slot ({when}, simulated time) against its limits"
+
+
 LEGEND = [
     (PALETTE["live"], "under 80 % of its limit"),
     (PALETTE["export"], "80-100 % of its limit"),
@@ -91,18 +99,13 @@ def layout(**_query) -> dmc.Grid:
                     dmc.Group(
                         [
                             dmc.Title("Grid map", order=3),
-                            dmc.Text(
-                                f"load of each connection in the last closed slot ({slot or 'none yet'}, "
-                                "simulated time) against its import/export limit",
-                                size="sm",
-                                c="dimmed",
-                            ),
+                            dmc.Text(subtitle(slot), id=MAP_SUBTITLE, size="sm", c="dimmed"),
                         ],
                         align="baseline",
                     ),
                     legend,
                     html.Div(
-                        grid_map(elements, ids.MAP),
+                        grid_map(elements, ids.MAP, height_px=440),  # whole at 1366x768
                         role="img",
                         **{"aria-label": "Grid map; the list of markets beside it holds the same"},
                     ),
@@ -150,6 +153,7 @@ def register_callbacks(app) -> None:  # noqa: ANN001
         Output(ids.MAP, "elements"),
         Output(ids.MAP_SLOT, "data"),
         Output(ids.MAP_LIST, "children"),
+        Output(MAP_SUBTITLE, "children"),
         Input(ids.TICK, "n_intervals"),
         State(ids.MAP_SLOT, "data"),
         prevent_initial_call=True,
@@ -158,13 +162,10 @@ def register_callbacks(app) -> None:  # noqa: ANN001
         elements, slot = map_data()
         fingerprint = [e["data"].get("tip") for e in elements]
         if shown and shown.get("slot") == slot and shown.get("tips") == fingerprint:
-            return no_update, no_update, no_update
+            return no_update, no_update, no_update, no_update
         out = node_patch((shown or {}).get("ids") or [], elements)
-        return (
-            out,
-            {"slot": slot, "ids": [e["data"]["id"] for e in elements], "tips": fingerprint},
-            market_list(elements),
-        )
+        state = {"slot": slot, "ids": [e["data"]["id"] for e in elements], "tips": fingerprint}
+        return out, state, market_list(elements), subtitle(slot)
 
     @app.callback(
         Output(ids.MAP_INFO, "children"),

@@ -54,12 +54,12 @@ def layout(**_query) -> dmc.Stack:
                         html.Label(
                             [
                                 "from (simulated date, empty: all) ",
-                                dcc.Input(id=ids.EXPORT_FROM, type="date"),
+                                dcc.Input(id=ids.EXPORT_FROM, type="date", style={"width": 150}),
                             ],
                             style={"fontSize": "14px"},
                         ),
                         html.Label(
-                            ["to ", dcc.Input(id=ids.EXPORT_TO, type="date")],
+                            ["to ", dcc.Input(id=ids.EXPORT_TO, type="date", style={"width": 150})],
                             style={"fontSize": "14px"},
                         ),
                         dmc.Button("Download .xlsx", id=ids.EXPORT_BUTTON, size="xs", variant="light"),
@@ -113,16 +113,6 @@ def register_callbacks(app) -> None:  # noqa: ANN001
         if not cell or not cell.get("rowId"):
             return no_update
         return f"/markets/{cell['rowId']}"
-
-    @app.callback(
-        Output(ids.LOCATION, "href", allow_duplicate=True),
-        Input(ids.OVERVIEW_GRID, "eventData"),
-        prevent_initial_call=True,
-    )
-    def open_market_by_key(event):
-        if not event or event.get("action") != "open" or not event.get("id"):
-            return no_update
-        return f"/markets/{event['id']}"
 
     @app.callback(
         Output(ids.EXPORT_DOWNLOAD, "data"),

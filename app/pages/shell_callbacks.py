@@ -23,6 +23,7 @@ from dash import ALL, Input, Output, State
 
 from app import ids, slots
 from app.dashboard import OFFLINE_AFTER_TICKS
+from app.operator.alerts import RULES
 from app.pages.common import console, is_viewer, user_role
 from components.fee_status import queue_button_text
 from components.formatting import browser_zone
@@ -39,9 +40,21 @@ def header_state() -> dict:
     user, role = user_role()
     state.update(user=user, role=role)
     try:
-        state["alerts"] = data.alert_counts()
+        counts = data.alert_counts()
     except Exception:  # an old store without the alerts table: the header still shows the rest
-        state["alerts"] = None
+        counts = {}
+    return with_exchange_alert(state, counts)
+
+
+def with_exchange_alert(state: dict, counts: dict) -> dict:
+    """The header state with the alert counts; a firing alert about the exchange (the agent found
+    it unreachable, or no new slot for two slot lengths) makes it stale, with the rule as reason,
+    even while the console's cached clock reading still looks live."""
+    exchange = counts.get("exchange")
+    state = {**state, "alerts": {k: v for k, v in counts.items() if k != "exchange"} or None}
+    if exchange and state.get("connected"):
+        reason = RULES[exchange["rule"]].title.lower() if exchange["rule"] in RULES else exchange["rule"]
+        state.update(connected=False, stale_since=exchange["started_at"], reason=reason)
     return state
 
 

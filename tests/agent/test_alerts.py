@@ -82,12 +82,15 @@ def test_alr003_fee_at_cap_needs_n_slots_of_a_model_at_its_cap():
     assert fee_at_cap(MARKET, [row(k, fee=100.0) for k in range(n)], {"model": "tou"}, 100.0).active
 
 
-def test_alr004_revenue_spike_against_the_median_before_it():
-    calm = [row(k, revenue=20.0) for k in range(10)]
-    assert not revenue_spike(MARKET, [*calm, row(10, revenue=55.0)]).active  # < 3 x 20
-    assert revenue_spike(MARKET, [*calm, row(10, revenue=61.0)]).active
-    assert not revenue_spike(MARKET, [row(k, revenue=1.0) for k in range(10)] + [row(10, revenue=40)]).active
-    assert not revenue_spike(MARKET, [*calm[:3], row(3, revenue=500.0)]).active  # too little history
+def test_alr004_revenue_spike_against_the_highest_of_the_day_before():
+    day_before = [row(k, revenue=20.0 + (30.0 if k == 50 else 0.0)) for k in range(96)]  # highest 50
+    assert not revenue_spike(MARKET, [*day_before, row(96, revenue=99.0)]).active  # < 2 x 50
+    spike = revenue_spike(MARKET, [*day_before, row(96, revenue=101.0)])
+    assert spike.active and spike.threshold == 100.0
+    assert "above 2 x the day's highest of 50 ct" in spike.message
+    small = [row(k, revenue=1.0) for k in range(96)]
+    assert not revenue_spike(MARKET, [*small, row(96, revenue=40.0)]).active  # under 50 ct
+    assert not revenue_spike(MARKET, [*day_before[:95], row(95, revenue=500.0)]).active  # < a day
 
 
 def test_alr005_refused_until_a_later_command_applies():
@@ -102,9 +105,11 @@ def test_alr005_refused_until_a_later_command_applies():
 
 
 def test_alr006_liveness_no_slot_for_two_slot_lengths_and_unreachable():
-    no_slot, unreachable = liveness_conditions(100.0, 95.0, 2.0, None)
-    assert no_slot.active and not unreachable.active  # 5 s > 2 x 2 s
-    assert not liveness_conditions(100.0, 97.0, 2.0, None)[0].active
+    no_slot, unreachable = liveness_conditions(100.0, 70.0, 10.0, None)
+    assert no_slot.active and not unreachable.active  # 30 s > 2 x 10 s
+    assert not liveness_conditions(100.0, 85.0, 10.0, None)[0].active
+    assert not liveness_conditions(100.0, 95.0, 2.0, None)[0].active  # 5 s: under the 10 s floor
+    assert liveness_conditions(100.0, 89.0, 2.0, None)[0].active
     assert not liveness_conditions(100.0, 0.0, 0.0, None)[0].active  # fast-forward: no cadence
     assert not liveness_conditions(100.0, 0.0, 2.0, None, finished=True)[0].active
     no_slot, unreachable = liveness_conditions(100.0, 0.0, 2.0, 90.0, "connection refused")

@@ -116,3 +116,14 @@ def test_hdr008_wall_clock_times_name_their_zone():
     assert fmt_wall_datetime(STALE_TS, None) == "2026-06-22 13:05:00 UTC"
     assert browser_zone("Europe/Berlin") == ZoneInfo("Europe/Berlin")
     assert browser_zone("Not/AZone") == dt.UTC and browser_zone(None) == dt.UTC
+
+
+def test_hdr009_the_agents_exchange_alert_makes_the_header_stale():
+    from app.pages.shell_callbacks import with_exchange_alert
+
+    alert = {"rule": "no_new_slot", "started_at": STALE_TS, "market_uuid": ""}
+    state = with_exchange_alert(LIVE, {"firing": 1, "unacked": 1, "pending": 0, "exchange": alert})
+    assert state["alerts"] == {"firing": 1, "unacked": 1, "pending": 0}
+    text = header_text(state, dt.UTC)["connection"]
+    assert text == "exchange stale since 13:05:00 UTC (no new slot from the exchange)"
+    assert with_exchange_alert(LIVE, {"firing": 0, "exchange": None})["connected"] is True

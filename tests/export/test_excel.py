@@ -696,3 +696,13 @@ def test_the_history_streams_from_either_backend_and_nan_is_an_empty_cell(store_
     assert labels(wb["Grid"]) == SLOTS
     assert [r[COL["self_consumption"]] for r in got] == [None if i % 2 == 0 else 80.0 for i in range(N_SLOTS)]
     engine.dispose()
+
+
+def test_slot_columns_name_the_exchanges_zone():
+    from app.export.excel import COMMAND_COLUMNS, HISTORY_COLUMNS, zoned
+
+    assert zoned(HISTORY_COLUMNS, "Europe/Berlin")[0].header == "Slot start (simulated, Europe/Berlin)"
+    headers = [c.header for c in zoned(COMMAND_COLUMNS, "Europe/Berlin")]
+    assert "Applies from slot (simulated, Europe/Berlin)" in headers
+    assert "Created at (wall-clock, UTC)" in headers  # wall-clock stays UTC, named
+    assert zoned(HISTORY_COLUMNS, None) == HISTORY_COLUMNS
