@@ -154,7 +154,7 @@ def header_bar(state: Mapping, tz: dt.tzinfo | None = None) -> dmc.Group:
                 color=PALETTE["live"] if live else PALETTE["over_limit"],
                 variant="filled",
                 size="lg",
-                style={"textTransform": "none"},
+                style={"textTransform": "none", "flexShrink": 0},  # the texts wrap, the badges do not
             ),
             dmc.Anchor(
                 dmc.Badge(
@@ -162,13 +162,14 @@ def header_bar(state: Mapping, tz: dt.tzinfo | None = None) -> dmc.Group:
                     color=alerts_colour(state.get("alerts")),
                     variant="filled",
                     size="lg",
-                    style={"textTransform": "none", "cursor": "pointer"},
+                    style={"textTransform": "none", "cursor": "pointer", "flexShrink": 0},
                 ),
                 href="/alerts",
                 id="header-alerts",
                 underline="never",
+                style={"flexShrink": 0},
             ),
-            dmc.Text(text["slot"], fw=600),
+            dmc.Text(text["slot"], fw=600, style={"whiteSpace": "nowrap", "flexShrink": 0}),
             dmc.Text(text["date"], c="dimmed", size="sm"),
             dmc.Text(text["deadline"], id=HEADER_DEADLINE_ID, c=_deadline_colour(state), size="sm", fw=500),
             dmc.Text(text["user"], c="dimmed", size="sm", ml="auto"),

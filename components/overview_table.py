@@ -116,7 +116,7 @@ def overview_columns() -> list[dict]:
             "market",
             "Market",
             pinned="left",
-            minWidth=130,
+            minWidth=175,  # "Community North" indented a level, whole
             # the tree's depth as indentation (the level column is left out of the overview)
             cellStyle={"function": "({paddingLeft: (8 + 14 * (params.data.level || 0)) + 'px'})"},
         ),
@@ -124,7 +124,7 @@ def overview_columns() -> list[dict]:
             "alert",
             "Alert",
             pinned="left",
-            minWidth=175,
+            minWidth=130,  # the short alert ("over import limit"); the tooltip has the rest
             tooltipField="alert_detail",
             headerTooltip="the market's open alerts (Alerts page for all)",
             cellClassRules={ALERT_CLASS: "params.data.alert_state == 'alerting'"},

@@ -177,18 +177,21 @@ def test_several_changes_in_one_slot_collapse_to_the_last_in_one_batch(live):
 def test_a_model_sees_slot_n_minus_1_and_its_fee_is_in_force_from_n_plus_1(live):
     """The seeds' cycle: N-1 closes → the model computes with N-1's stats → sent during N → N+1."""
     grid = next(m for m in live.store.grid.markets if m.level == 0)
-    for fee in (5.5, 5.75, 6.0):  # a busy machine may let slot N-1 close during the write: again
-        n_minus_1 = live.at_time_left(1.0)
-        live.ops.set_model(grid.uuid, {"model": "constant", "fee_ct_per_kwh": fee}, "operator")
-        if live.clock()[0] == n_minus_1:
-            break
-        live.ops.set_manual(grid.uuid, 2.0, "operator")
-    else:
-        pytest.fail("setting the model outlasted its slot three times")
-    n = n_minus_1 + 1  # N-1 closes: the agent gets its stats, the model computes; sent during N
+    fee = 5.5
+    set_in = live.at_time_left(1.0)
+    live.ops.set_model(grid.uuid, {"model": "constant", "fee_ct_per_kwh": fee}, "operator")
+    live.wait_closed(set_in + 2)
+    # the agent's first cycle after the setting: the close of set_in (or, when the agent ran late, of
+    # set_in - 1, whose cycle it handled after the setting)
+    change = next(c for c in live.store.fee_history(grid.uuid) if c.fee_ct_per_kwh == fee)
+    n = change.received_slot  # N: the slot during which the model's fee was sent
+    assert n in (set_in, set_in + 1)
+    ours = [c for c in live.ops.commands() if c["market_uuid"] == grid.uuid and c["fee_ct_per_kwh"] == fee]
+    command = ours[-1]  # the oldest: the model sends a new fee every slot
+    assert command["source"].startswith("model")
+    assert command["running_slot"] == live.runner.clock.label(n)  # queued once N-1 closed, sent while N ran
+    assert change.applies_from_slot == n + 1
     live.wait_closed(n + 1)
-    (change,) = [c for c in live.store.fee_history(grid.uuid) if c.fee_ct_per_kwh == fee][:1]
-    assert change.received_slot == n and change.applies_from_slot == n + 1
     charged = live.charged(grid.uuid)
     assert charged[n] != fee and charged[n + 1] == fee
 
