@@ -4,7 +4,8 @@
 cytoscape ``elements`` (plain dicts, tested without a browser); :func:`grid_map` lays them out.
 Positions are computed here (a tidy top-down tree, ``preset`` layout), so a new slot changes the
 nodes' data and classes only and nothing moves; past ``COLLAPSE_OVER`` nodes the houses are left
-out (each community says how many it holds), which keeps a 1,000-market grid at a few dozen nodes.
+out (each community says how many it holds), which keeps the default scenario at its four markets
+and a 1,000-market grid at a few dozen nodes.
 
 Each node's colour says how full its connection was in the last slot against its limit (the
 higher of import and export): green below ``NEAR_PCT`` %, orange from it, red over the limit, grey
@@ -21,8 +22,11 @@ import dash_cytoscape as cyto
 from app.operator.alerts import ALERTING, Limits, flow_load
 from components.formatting import PALETTE, fmt_energy, fmt_price
 
-COLLAPSE_OVER = 300
-"""More nodes than this: the houses are left out (collapsed into their community)."""
+COLLAPSE_OVER = 24
+"""More nodes than this: the houses are left out (collapsed into their community). The map's pane is
+~870 px wide at 1366x768 and a leaf takes ``X_STEP`` px: a tree with fifty houses (the default
+scenario) was drawn at a quarter of its size, its labels unreadable. The houses are not markets the
+operator sets fees for; the communities say how many they hold."""
 NEAR_PCT = 80.0
 """From this share of a limit [%] a market shows as near its limit."""
 X_STEP, Y_STEP = 90.0, 150.0  # px between leaves, and between levels
@@ -159,6 +163,7 @@ STYLESHEET = [
         "style": {
             "label": "data(label)",
             "text-wrap": "wrap",
+            "text-max-width": f"{X_STEP - 6:.0f}px",  # neighbours' labels never run into each other
             "text-valign": "bottom",
             "text-margin-y": 4,
             "font-size": 11,

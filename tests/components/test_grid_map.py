@@ -60,7 +60,7 @@ def test_map002_colour_by_load_and_alert_state_in_words_too():
     assert got["c0"]["data"]["managed"] and not got["h0.0"]["data"]["managed"]
 
 
-def test_map003_houses_collapse_past_a_few_hundred_nodes():
+def test_map003_houses_collapse_past_two_dozen_nodes():
     small = map_elements(tree(2, 3), {}, {}, {}, {})
     assert len(nodes(small)) == 1 + 2 + 6
     big = tree(50, 20)  # 1,051 markets
