@@ -17,6 +17,21 @@ import numpy as np
 from app import slots
 
 
+def check_fee_range(min_fee_ct_per_kwh: float, base_fee_ct_per_kwh: float, max_fee_ct_per_kwh: float) -> None:
+    """A model's own fee range: ``min <= base <= max`` [ct/kWh]; ``ValueError`` naming the fields.
+
+    The one check for every model with a start fee between bounds (controller, predictive)."""
+    if min_fee_ct_per_kwh > max_fee_ct_per_kwh:
+        raise ValueError(
+            f"min_fee_ct_per_kwh ({min_fee_ct_per_kwh}) is above max_fee_ct_per_kwh ({max_fee_ct_per_kwh})"
+        )
+    if not min_fee_ct_per_kwh <= base_fee_ct_per_kwh <= max_fee_ct_per_kwh:
+        raise ValueError(
+            f"base_fee_ct_per_kwh ({base_fee_ct_per_kwh}) must lie between min_fee_ct_per_kwh "
+            f"({min_fee_ct_per_kwh}) and max_fee_ct_per_kwh ({max_fee_ct_per_kwh})"
+        )
+
+
 @dataclass(frozen=True)
 class FeeLimits:
     min_ct_per_kwh: float = 0.0

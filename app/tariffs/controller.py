@@ -48,7 +48,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.tariffs.base import FeeLimits, MarketHistory, SlotInfo
+from app.tariffs.base import FeeLimits, MarketHistory, SlotInfo, check_fee_range
 
 _ERROR_BOUND = 1e6  # normalised errors beyond this (inf, 1e300 kWh) are as bad as it gets
 
@@ -75,16 +75,7 @@ class ControllerParams(BaseModel):
 
     @model_validator(mode="after")
     def _ordered_fees(self) -> ControllerParams:
-        if self.min_fee_ct_per_kwh > self.max_fee_ct_per_kwh:
-            raise ValueError(
-                f"min_fee_ct_per_kwh ({self.min_fee_ct_per_kwh}) is above max_fee_ct_per_kwh "
-                f"({self.max_fee_ct_per_kwh})"
-            )
-        if not self.min_fee_ct_per_kwh <= self.base_fee_ct_per_kwh <= self.max_fee_ct_per_kwh:
-            raise ValueError(
-                f"base_fee_ct_per_kwh ({self.base_fee_ct_per_kwh}) must lie between min_fee_ct_per_kwh "
-                f"({self.min_fee_ct_per_kwh}) and max_fee_ct_per_kwh ({self.max_fee_ct_per_kwh})"
-            )
+        check_fee_range(self.min_fee_ct_per_kwh, self.base_fee_ct_per_kwh, self.max_fee_ct_per_kwh)
         return self
 
 

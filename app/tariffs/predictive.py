@@ -59,7 +59,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.tariffs.base import FeeLimits, MarketHistory, SlotInfo
+from app.tariffs.base import FeeLimits, MarketHistory, SlotInfo, check_fee_range
 
 _ERROR_LOW, _ERROR_HIGH = -1.0, 10.0
 _KWH_BOUND = 1e12  # flows beyond this [kWh per slot] are treated as this (inf, 1e300)
@@ -91,16 +91,7 @@ class PredictiveParams(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> PredictiveParams:
-        if self.min_fee_ct_per_kwh > self.max_fee_ct_per_kwh:
-            raise ValueError(
-                f"min_fee_ct_per_kwh ({self.min_fee_ct_per_kwh}) is above max_fee_ct_per_kwh "
-                f"({self.max_fee_ct_per_kwh})"
-            )
-        if not self.min_fee_ct_per_kwh <= self.base_fee_ct_per_kwh <= self.max_fee_ct_per_kwh:
-            raise ValueError(
-                f"base_fee_ct_per_kwh ({self.base_fee_ct_per_kwh}) must lie between min_fee_ct_per_kwh "
-                f"({self.min_fee_ct_per_kwh}) and max_fee_ct_per_kwh ({self.max_fee_ct_per_kwh})"
-            )
+        check_fee_range(self.min_fee_ct_per_kwh, self.base_fee_ct_per_kwh, self.max_fee_ct_per_kwh)
         if self.weight_yesterday + self.weight_last_week <= 0:
             raise ValueError("weight_yesterday and weight_last_week cannot both be 0")
         return self
