@@ -343,6 +343,10 @@ def _socket_auth():
         response.headers["Retry-After"] = "5"
         return response, status
     g.gsy_socket_slot = True
+    # where this socket starts reading the outbox, taken before the upgrade is answered: a client
+    # that sends a batch the instant its socket is up gets the answer (read after the handshake,
+    # a frame written in between was skipped)
+    g.gsy_outbox_start = face().gsy.last_id()
     return None
 
 
@@ -402,7 +406,7 @@ def aggregator_socket(ws, sim: str, agg: str):  # noqa: ANN001
 
 def pump_aggregator(ws, f: GsyFace, agg: str) -> None:  # noqa: ANN001
     channel = aggregator_channel(agg)
-    last_id = f.gsy.last_id()
+    last_id = g.gsy_outbox_start if "gsy_outbox_start" in g else f.gsy.last_id()
     told: set[str] = set()
     for device in f.gsy.devices(agg):
         send(ws, protocol.selection_event(True, agg, device))
@@ -443,7 +447,7 @@ def market_socket(ws, sim: str, area: str):  # noqa: ANN001
     SDK's market client has no handler for events)."""
     f = face()
     channel = area_channel(area)
-    last_id = f.gsy.last_id()
+    last_id = g.gsy_outbox_start if "gsy_outbox_start" in g else f.gsy.last_id()
     try:
         while not f.stop.is_set():
             for frame_id, payload in f.gsy.frames_after(channel, last_id):
