@@ -188,6 +188,14 @@ class Notifier:
                     return True
             return False
 
+    def waiting(self, channel: str) -> int:
+        """How many subscriptions of this process wait on ``channel`` (0 when polling)."""
+        hub = self._hubs.get(os.getpid())
+        if hub is None:
+            return 0
+        with hub.lock:
+            return len(hub.subs.get(channel, ()))
+
     @property
     def listening(self) -> bool:
         """This process's listener is connected (always False when polling)."""
