@@ -190,7 +190,7 @@ def test_next_slot_list_holds_unsent_commands_and_fees_taken_for_a_slot_not_yet_
 def test_predictive_model_preview_names_the_slot_and_its_forecast_then_the_agent_runs_it(console):
     """The predictive controller is one of the form's models: the preview says what it would send,
     from which slot (fast-forward: the slot after the next) and what it forecasts there."""
-    from app.console.components.fee_control import FORMS, parse_form
+    from app.tariffs.forms import FORMS, parse_form
     from app.tariffs.registry import compute_fee, parse_model
 
     console.cycles(3)

@@ -22,9 +22,9 @@ from dash.background_callback.managers import BaseBackgroundCallbackManager
 from whatif_scenario import SCENARIO
 from whatif_worker import worker_command, worker_env
 
-from app.console.components.fee_control import FORMS
 from app.console.pages import whatif as page
 from app.operator.backtest import SERIES
+from app.tariffs.forms import FORMS
 from app.whatif.queue import queue_problem, redis_problem, safe_url
 from app.whatif.runs import run_whatif
 

@@ -9,10 +9,10 @@ import openpyxl
 import pytest
 
 from app.console.auth import NotAllowed
-from app.console.components.fee_control import FORMS
 from app.console.pages import whatif as page
 from app.operator.store import QUEUED
 from app.security import sign_in_client
+from app.tariffs.forms import FORMS
 from app.whatif.runs import WhatIfError
 
 

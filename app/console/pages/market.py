@@ -16,7 +16,7 @@ from dash import ALL, MATCH, Input, Output, Patch, State, ctx, dcc, html, no_upd
 from app import slots
 from app.console import ids
 from app.console.auth import NotAllowed, require_operator
-from app.console.components.fee_control import fee_control, parse_form
+from app.console.components.fee_control import fee_control
 from app.console.components.fee_status import command_outcome, queued_text
 from app.console.components.formatting import plain_number
 from app.console.components.market_charts import (
@@ -28,6 +28,7 @@ from app.console.components.market_charts import (
 )
 from app.console.pages.common import console, is_viewer
 from app.console.pages.shell_callbacks import fee_timing
+from app.tariffs.forms import parse_form
 
 INITIAL_SLOTS = 2 * 96
 

@@ -45,7 +45,6 @@ from app import slots
 from app.config import Settings
 from app.console import ids
 from app.console.auth import NotAllowed, current_console_user, require_operator
-from app.console.components.fee_control import FORMS, Field, parse_form
 from app.console.components.fee_status import queued_text
 from app.console.components.whatif_view import (
     colour,
@@ -57,6 +56,7 @@ from app.console.components.whatif_view import (
 )
 from app.console.pages.common import console, is_viewer
 from app.exchange.scenario import Scenario
+from app.tariffs.forms import FORMS, Field, parse_form
 from app.tariffs.tou import MAX_UPLOAD_BYTES
 from app.whatif.queue import JOB_CONTEXT
 from app.whatif.quota import RunLedger, RunRefused
