@@ -18,7 +18,7 @@ from app.console import ids
 from app.console.auth import NotAllowed, require_operator
 from app.console.components.fee_control import fee_control
 from app.console.components.fee_status import command_outcome, queued_text
-from app.console.components.formatting import plain_number
+from app.console.components.formatting import PALETTE, UNIT_ENERGY, plain_number
 from app.console.components.market_charts import (
     FIGURE_TRACES,
     append_patches,
@@ -28,7 +28,13 @@ from app.console.components.market_charts import (
 )
 from app.console.pages.common import console, is_viewer
 from app.console.pages.shell_callbacks import fee_timing
+from app.exchange.fees import FeeRefused, validate_fee
+from app.operator import fee_service
+from app.tariffs import tou
+from app.tariffs.base import HISTORY_FOR_MODELS, FeeLimits, MarketHistory, SlotInfo
 from app.tariffs.forms import parse_form
+from app.tariffs.predictive import PredictiveParams, forecast_kwh
+from app.tariffs.registry import FeeModel, describe, parse_model
 
 INITIAL_SLOTS = 2 * 96
 
@@ -150,9 +156,6 @@ def forecast_overlay(market_uuid: str) -> dict | None:
     """What the market's predictive controller expects of the slot its next fee is for: ``{"x":
     slot start, "import_kwh", "export_kwh", "import_limit_kwh", "export_limit_kwh"}``; None when
     the market is not run by it (or its setting cannot be read)."""
-    from app.tariffs.predictive import forecast_kwh
-    from app.tariffs.registry import parse_model
-
     setting = console().ops.settings().get(market_uuid)
     if setting is None or setting.mode != "model" or (setting.model or {}).get("model") != "predictive":
         return None
@@ -180,8 +183,6 @@ def add_forecast(figure, overlay: dict) -> None:  # noqa: ANN001
     """The limits as dashed lines (import above, export below zero) and the forecast of the next
     fee's slot as a trace after the documented ones (so the patch indices stay as they are)."""
     import plotly.graph_objects as go
-
-    from app.console.components.formatting import PALETTE, UNIT_ENERGY
 
     x, y = _forecast_points(overlay)
     figure.add_trace(
@@ -217,7 +218,6 @@ def add_forecast(figure, overlay: dict) -> None:  # noqa: ANN001
 
 def tou_table_from(trigger: str, contents: str | None, preset: str | None, filename: str | None):
     """(table, status message) from an upload or a preset; a bad file keeps the old table."""
-    from app.tariffs import tou
 
     if trigger == "tou-preset":
         if not preset:
@@ -243,8 +243,6 @@ def preview_text(market_uuid: str, mode: str, values: dict, table: dict | None, 
     """What the setting would send and from which slot it is in force, or why it cannot; for the
     predictive controller also its forecast of that slot against its targets."""
     if mode == "manual":
-        from app.exchange.fees import FeeRefused, validate_fee
-
         limits = console().fee_limits()
         try:
             fee = validate_fee(manual, limits["min_ct_per_kwh"], limits["max_ct_per_kwh"])
@@ -252,21 +250,19 @@ def preview_text(market_uuid: str, mode: str, values: dict, table: dict | None, 
             return "enter a fee in ct/kWh" if manual in (None, "") else f"⚠ {exc.message}"
         return f"sends {fee:.2f} ct/kWh"  # the queue button right above names the slot
     try:
-        model_dict = parse_form(mode, values, table)
-        fee = model_fee_for_next_slot(market_uuid, model_dict)
+        model = parse_model(parse_form(mode, values, table))
+        fee = model_fee_for_next_slot(market_uuid, model)
     except ValueError as exc:
         return f"⚠ {exc}"
     text = f"would send {fee:.2f} ct/kWh, {queued_text(console().clock_state())}"
     if mode == "predictive":
-        text += f"; {forecast_text(market_uuid, model_dict)}"
+        text += f"; {forecast_text(market_uuid, model)}"
     return text + "; then a new fee every slot"
 
 
-def _model_inputs(market_uuid: str):  # noqa: ANN202
+def _model_inputs(market_uuid: str) -> tuple[MarketHistory, SlotInfo, FeeLimits]:
     """(history, target slot, fee limits) a model computes the next queued fee from: the market's
     last ``HISTORY_FOR_MODELS`` closed slots and the slot a fee queued now is in force from."""
-    from app.tariffs.base import HISTORY_FOR_MODELS, FeeLimits, MarketHistory, SlotInfo
-
     data = console()
     state = data.clock_state()
     length = int(state.get("slot_length_min") or 15)
@@ -278,25 +274,21 @@ def _model_inputs(market_uuid: str):  # noqa: ANN202
         start = slots.parse(slots.shift(running, 1, length)) if running else dt.datetime.now()
     limits = data.fee_limits()
     history = MarketHistory.from_rows(data.history(market_uuid, last=HISTORY_FOR_MODELS))
-    slot = SlotInfo(slots.number(start, length), start, length)
-    return history, slot, FeeLimits(limits["min_ct_per_kwh"], limits["max_ct_per_kwh"])
+    return (
+        history,
+        fee_service.target_slot(start, length),
+        FeeLimits(limits["min_ct_per_kwh"], limits["max_ct_per_kwh"]),
+    )
 
 
-def model_fee_for_next_slot(market_uuid: str, model_dict: dict) -> float:
-    """The fee [ct/kWh] ``model_dict`` sets for the slot a fee queued now is in force from."""
-    from app.tariffs.registry import compute_fee, parse_model
-
-    model = parse_model(model_dict)
-    history, slot, limits = _model_inputs(market_uuid)
-    return compute_fee(model, history, slot, limits)
+def model_fee_for_next_slot(market_uuid: str, model: FeeModel) -> float:
+    """The fee [ct/kWh] ``model`` sets for the slot a fee queued now is in force from."""
+    _, slot, limits = _model_inputs(market_uuid)
+    return fee_service.model_fee_ct_per_kwh(console().ops, market_uuid, model, slot, limits)
 
 
-def forecast_text(market_uuid: str, model_dict: dict) -> str:
+def forecast_text(market_uuid: str, model: PredictiveParams) -> str:
     """The predictive controller's forecast of the slot it sets the fee for, against its targets."""
-    from app.tariffs.predictive import forecast_kwh
-    from app.tariffs.registry import parse_model
-
-    model = parse_model(model_dict)
     history, slot, _ = _model_inputs(market_uuid)
     imp, exp = forecast_kwh(history, slot.slot, slot.slot_length_min, model)
     if imp is None and exp is None:
@@ -319,9 +311,6 @@ def apply_setting(market_uuid: str, mode: str, manual, values: dict, table: dict
     Raises ``NotAllowed`` for a viewer or a market the user may not manage, ``ValueError`` for a
     bad value; nothing is stored or queued then.
     """
-    from app.exchange.fees import FeeRefused, validate_fee
-    from app.tariffs.registry import describe, parse_model
-
     user = require_operator()
     data = console()
     market = data.market(market_uuid)
@@ -336,18 +325,11 @@ def apply_setting(market_uuid: str, mode: str, manual, values: dict, table: dict
             fee = validate_fee(manual, limits["min_ct_per_kwh"], limits["max_ct_per_kwh"])
         except FeeRefused as exc:
             raise ValueError(exc.message) from None
-        data.ops.set_manual(market_uuid, fee, user.username)
-        command_id = data.ops.queue(
-            market_uuid, market["name"], fee, f"manual:{user.username}", user.username, running
-        )
+        command_id = fee_service.queue_manual(data.ops, market, fee, user.username, running)
         return {"id": command_id, "what": f"{fee:.2f} ct/kWh", "then": ""}
     model = parse_model(parse_form(mode, values, table))
-    stored = model.model_dump(mode="json", by_alias=True)
-    fee = model_fee_for_next_slot(market_uuid, stored)
-    data.ops.set_model(market_uuid, stored, user.username)
-    command_id = data.ops.queue(
-        market_uuid, market["name"], fee, f"model:{describe(model)}", user.username, running
-    )
+    fee = model_fee_for_next_slot(market_uuid, model)
+    command_id = fee_service.queue_model(data.ops, market, model, fee, user.username, running)
     what = f"{describe(model)}: {fee:.2f} ct/kWh"
     return {"id": command_id, "what": what, "then": "; then a new fee every slot"}
 
