@@ -117,13 +117,16 @@ def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: 
     from app.console.data import ConsoleData
     from app.operator.run import make_client
     from app.operator.store import OperatorStore
+    from app.store.notify import Notifier
 
     cache = server.extensions.get("gridfee_cache")  # create_app's, shared with the rate limit
     if cache is None:
         cache = Cache(config=cache_config(settings))
         cache.init_app(server)
     client = make_client(settings, server, engine=engine, timeout_s=3.0, retries=0)
-    server.extensions["console"] = ConsoleData(OperatorStore(engine, settings.exchange_key), client, cache)
+    server.extensions["console"] = ConsoleData(
+        OperatorStore(engine, settings.exchange_key), client, cache, Notifier.for_cache(settings.redis_url)
+    )
     auth.install(server, settings.login_rate_limit)
     admin.install(server)
     from app.console.pages.whatif import background_manager

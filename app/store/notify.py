@@ -4,7 +4,9 @@ One interface, three backends chosen from the deployment (``Notifier.for_store``
 
 - PostgreSQL store: ``LISTEN/NOTIFY`` on the store's own database (psycopg's ``notifies()``);
 - otherwise, with ``REDIS_URL``: Redis pub/sub (redis-py's ``PubSub``);
-- otherwise (SQLite alone): polling, every ``poll_s`` seconds.
+- otherwise (SQLite alone): polling, every ``poll_s`` seconds; a publish still wakes at once the
+  readers of the same ``Notifier`` in the same process (the runner and the web server of
+  ``python -m app``, the console's readers of an in-process cache), which need no server.
 
 A writer calls ``publish(channel, payload)`` *after* its durable write committed. A reader
 subscribes first, then reads the durable record (the store's state, the outbox), and only when it
@@ -72,9 +74,8 @@ class Subscription:
         self.notifier = notifier
         self.channels = channels
         self.event = event or threading.Event()
-        self._hub = notifier._hub() if notifier.backend != "polling" else None
-        if self._hub is not None:
-            self._hub.add(self)
+        self._hub: _Hub | None = notifier._hub()
+        self._hub.add(self)
 
     @property
     def interval(self) -> float:
@@ -147,15 +148,24 @@ class Notifier:
             return cls("redis", redis_url=redis_url, **intervals)
         return cls("polling", **intervals)
 
+    @classmethod
+    def for_cache(cls, redis_url: str | None, **intervals: float) -> Notifier:
+        """For readers of the server's cache (``app.console.cache``): Redis pub/sub when the cache
+        is Redis (shared by every worker), else in-process (the cache is one dict per process)."""
+        return cls("redis", redis_url=redis_url, **intervals) if redis_url else cls("polling", **intervals)
+
     # -- writers --------------------------------------------------------------------------
     def publish(self, channel: str, payload: str = "") -> None:
         """Tell the readers of ``channel`` to read again; call it after the write committed.
 
         Never raises: a notification that cannot be sent only delays the readers (``reread_s``).
         """
-        if self.backend == "polling":
-            return
         message = json.dumps({"channel": channel, "payload": payload})
+        if self.backend == "polling":  # no server: the waiters of this process only
+            hub = self._hubs.get(os.getpid())
+            if hub is not None:
+                hub.deliver(message)
+            return
         try:
             if self.backend == "postgresql":
                 with self.engine.begin() as conn:
@@ -189,7 +199,7 @@ class Notifier:
             return False
 
     def waiting(self, channel: str) -> int:
-        """How many subscriptions of this process wait on ``channel`` (0 when polling)."""
+        """How many subscriptions of this process wait on ``channel``."""
         hub = self._hubs.get(os.getpid())
         if hub is None:
             return 0
@@ -223,7 +233,7 @@ class Notifier:
 
 class _Hub:
     """One process's listener of one ``Notifier``: a thread on one connection, waking the
-    subscriptions of the channels it hears about."""
+    subscriptions of the channels it hears about (no thread when polling)."""
 
     def __init__(self, notifier: Notifier):
         self.notifier = notifier
@@ -239,7 +249,7 @@ class _Hub:
         with self.lock:
             for channel in sub.channels:
                 self.subs.setdefault(channel, set()).add(sub)
-            if self.thread is None:
+            if self.thread is None and self.notifier.backend != "polling":
                 self.stopping.clear()
                 self.thread = threading.Thread(
                     target=self._run, name=f"notify-{self.notifier.backend}", daemon=True
@@ -273,7 +283,7 @@ class _Hub:
                 return True
             return False
 
-    def _deliver(self, message: str) -> None:
+    def deliver(self, message: str) -> None:
         try:
             channel = json.loads(message)["channel"]
         except (ValueError, KeyError, TypeError):
@@ -316,7 +326,7 @@ class _Hub:
             self._connected()
             while not self._should_end():
                 for note in conn.notifies(timeout=TICK_S):
-                    self._deliver(note.payload)
+                    self.deliver(note.payload)
                 conn.execute("SELECT 1")  # a dead connection raises here, and we reconnect
 
     def _listen_redis(self) -> None:
@@ -337,7 +347,7 @@ class _Hub:
                     self._connected()
                 elif message["type"] == "message":
                     data = message["data"]
-                    self._deliver(data.decode() if isinstance(data, bytes) else data)
+                    self.deliver(data.decode() if isinstance(data, bytes) else data)
         finally:
             pubsub.close()
             client.close()
