@@ -19,6 +19,7 @@ from flask_caching import Cache
 
 from app import slots
 from app.client import ApiClientError, ExchangeUnavailable, GridOperatorClient
+from app.exchange.scenario import Scenario, dump_scenario
 from app.operator import fee_service, timing
 from app.operator.alerts import ALERTING, EXCHANGE, PENDING, AlertStore, Limits, effective_limits
 from app.operator.store import QUEUED, OperatorStore
@@ -71,6 +72,12 @@ class ConsoleData:
     ops: OperatorStore
     client: GridOperatorClient
     cache: Cache
+    live_scenario: Scenario | None = None
+    """The embedded exchange's scenario (None when the console drives a remote exchange)."""
+
+    def scenario_text(self) -> str | None:
+        """The scenario the embedded exchange runs, as its YAML file (for the Excel export)."""
+        return None if self.live_scenario is None else dump_scenario(self.live_scenario)
 
     # -- the exchange (cached, short timeouts) ----------------------------------------------
     def clock_state(self) -> dict:

@@ -51,11 +51,11 @@ from app.console.components.whatif_view import (
     progress_bars,
 )
 from app.console.pages.common import console, is_viewer
-from app.exchange.scenario import Scenario, load_scenario
+from app.exchange.scenario import Scenario
 from app.operator import fee_service
 from app.tariffs.forms import FORMS, Field
 from app.tariffs.tou import MAX_UPLOAD_BYTES
-from app.whatif import jobs
+from app.whatif import form, jobs
 from app.whatif.apply import plan
 from app.whatif.form import (
     DEFAULT_COUNT,
@@ -68,7 +68,6 @@ from app.whatif.form import (
     TOU_COLUMN,
     by_card,
     form_rows,
-    generated_scenario,
     make_spec,
     read_tou_upload,
     tou_columns,
@@ -102,30 +101,20 @@ def load_run_scenario(kind: str, server: Flask | None = None) -> Scenario:
     """The scenario a run uses: the live one or the generated grid.
 
     The live one is the embedded exchange's (so the markets are the live ones), else, when the
-    console drives a remote exchange, ``settings.scenario``.
+    console drives a remote exchange, ``settings.scenario`` (:func:`app.whatif.jobs.job_scenario`
+    on the jobs' context).
     """
-    if kind == "generated":
-        return generated_scenario()
-    if kind != "live":
-        raise WhatIfError(f"scenario: {kind!r} is not one of {', '.join(SCENARIOS)}")
-    server = server or current_app
-    reason = live_disabled(server)
-    if reason:
-        raise WhatIfError(reason)
-    return _live_scenario(server) or load_scenario(_settings(server).scenario)
+    if kind == "live":
+        reason = live_disabled(server)
+        if reason:
+            raise WhatIfError(reason)
+    return jobs.job_scenario(kind, job_context(server))
 
 
-def _live_scenario(server: Flask) -> Scenario | None:
-    """The embedded exchange's scenario (None when the console drives a remote exchange)."""
-    service = getattr(server.extensions.get("gridfee"), "service", None)
-    return None if service is None else service.store.scenario
-
-
-def background_manager(settings: Settings, server: Flask | None = None) -> DiskcacheManager:
+def background_manager(settings: Settings, live_scenario: Scenario | None) -> DiskcacheManager:
     """The console's manager of What-if jobs (:func:`app.whatif.jobs.background_manager`), whose
     fork server preloads this page (its module-level jobs ``run_job`` and ``export_job``)."""
-    scenario = None if server is None else _live_scenario(server)
-    return jobs.background_manager(settings, scenario, preload=[__name__])
+    return jobs.background_manager(settings, live_scenario, preload=[__name__])
 
 
 def live_disabled(server: Flask | None = None) -> str | None:
@@ -144,14 +133,7 @@ def live_disabled(server: Flask | None = None) -> str | None:
 
 def market_options(kind: str, server: Flask | None = None) -> list[dict]:
     """The grid and communities of a run's scenario, for the markets select."""
-    from app.exchange.grid import build_grid
-
-    grid = build_grid(load_run_scenario(kind, server))
-    return [
-        {"value": m.uuid, "label": f"{m.name} ({LEVELS[m.level]})" if m.level == 0 else m.name}
-        for m in grid.markets
-        if m.level in LEVELS
-    ]
+    return form.market_options(load_run_scenario(kind, server))
 
 
 # -- the form -----------------------------------------------------------------------------------
