@@ -309,7 +309,11 @@ class _Hub:
                 listen()  # returns when the listener should end (and gave its thread up)
                 return
             except Exception:
-                self.listening = False
+                with self.lock:
+                    self.listening = False
+                    if not self.subs:  # nobody waits: the next subscription connects again
+                        self.thread = None
+                        return
                 log.warning(
                     "notification listener (%s) lost its connection; readers poll every %g s meanwhile",
                     self.notifier.backend,
