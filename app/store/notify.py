@@ -51,11 +51,14 @@ from sqlalchemy import Engine, text
 log = logging.getLogger(__name__)
 
 SERVER_CHANNEL = "gridfee_events"  # the PostgreSQL channel / Redis channel every message goes over
+LISTENER_NAME = "gridfee-notify"  # a PostgreSQL listener's application_name (pg_stat_activity)
 POLL_S = 0.1  # SQLite alone: how often a waiting reader reads the store again
 REREAD_S = 5.0  # with notifications: how often a reader re-reads anyway (a lost notification)
 LINGER_S = 30.0  # a listener with nobody waiting stops after this long
 RECONNECT_S = (0.5, 10.0)  # a listener that lost its connection retries after 0.5 s, doubling to 10 s
-TICK_S = 1.0  # how often a listener looks whether it should stop (and checks its connection)
+TICK_S = 1.0  # how often a listener looks whether it should stop
+HEARTBEAT_S = 10.0  # how often a PostgreSQL listener checks its connection (Redis: health checks)
+PUBLISH_PAUSE_S = 5.0  # after a failed publish, none is tried for this long
 
 
 def cycles_channel(scenario_key: str) -> str:
@@ -135,6 +138,7 @@ class Notifier:
         self.reread_s = reread_s
         self._lock = threading.Lock()
         self._hubs: dict[int, _Hub] = {}  # by process id: a forked child starts its own
+        self._paused_until = 0.0  # publishing is paused after a failure, until then (monotonic)
         self._redis: redis.Redis | None = None  # the publishing client (redis-py's pool is fork-safe)
 
     @classmethod
@@ -159,12 +163,16 @@ class Notifier:
         """Tell the readers of ``channel`` to read again; call it after the write committed.
 
         Never raises: a notification that cannot be sent only delays the readers (``reread_s``).
+        After a failure none is tried for ``PUBLISH_PAUSE_S``, so that a writer (the runner) does
+        not wait for a connection timeout at every write while the server is away.
         """
         message = json.dumps({"channel": channel, "payload": payload})
         if self.backend == "polling":  # no server: the waiters of this process only
             hub = self._hubs.get(os.getpid())
             if hub is not None:
                 hub.deliver(message)
+            return
+        if time.monotonic() < self._paused_until:
             return
         try:
             if self.backend == "postgresql":
@@ -176,7 +184,14 @@ class Notifier:
             else:
                 self._redis_client().publish(SERVER_CHANNEL, message)
         except Exception:  # the write is done; readers find it at their next re-read
-            log.warning("could not publish a notification on %s", channel, exc_info=True)
+            self._paused_until = time.monotonic() + PUBLISH_PAUSE_S
+            log.warning(
+                "could not publish a notification on %s; readers re-read every %g s, next try in %g s",
+                channel,
+                self.reread_s,
+                PUBLISH_PAUSE_S,
+                exc_info=True,
+            )
 
     def _redis_client(self) -> redis.Redis:
         if self._redis is None:
@@ -325,13 +340,17 @@ class _Hub:
 
     def _listen_postgresql(self) -> None:
         url = self.notifier.engine.url.set(drivername="postgresql")
-        with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
+        dsn = url.render_as_string(hide_password=False)
+        with psycopg.connect(dsn, autocommit=True, application_name=LISTENER_NAME) as conn:
             conn.execute(f"LISTEN {SERVER_CHANNEL}")
             self._connected()
+            checked = time.monotonic()
             while not self._should_end():
                 for note in conn.notifies(timeout=TICK_S):
                     self.deliver(note.payload)
-                conn.execute("SELECT 1")  # a dead connection raises here, and we reconnect
+                if time.monotonic() - checked >= HEARTBEAT_S:
+                    conn.execute("SELECT 1")  # a dead connection raises here, and we reconnect
+                    checked = time.monotonic()
 
     def _listen_redis(self) -> None:
         client = redis.Redis.from_url(

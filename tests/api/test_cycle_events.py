@@ -15,14 +15,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from app.config import Settings
 from app.entry.web import create_app
 from app.exchange.generate import generate_scenario
 from app.exchange.grid import build_grid
 from app.exchange.runner import ExchangeRunner
-from app.store.notify import Notifier
+from app.store.notify import LISTENER_NAME, Notifier
 from app.store.repo import ExchangeStore
 
 from .helpers import PASSWORDS, Exchange
@@ -149,6 +149,30 @@ def test_a_lost_notification_only_delays_the_agent(
     answered = not thread.is_alive()
     thread.join(LONG_POLL_S + 10)
     assert answered, "the agent was not woken: it got the slot only at the end of its long poll"
+    assert [c["last_market_slot"] for c in answer["cycles"]] == [d.web.label(1)]
+
+
+@pytest.mark.postgres
+def test_a_listener_whose_connection_the_database_ended_still_wakes_the_agent(
+    deploy: Callable[..., Deployment],
+):
+    """PostgreSQL ends the web worker's listening session (a restart, a failover): the listener
+    connects again, and the next slot still wakes the waiting agent."""
+    d = deploy("postgresql", poll_s=LONG_S, reread_s=LONG_S)
+    thread, answer = d.long_poll(after=0)
+    d.agent_waits(thread)
+    with d.runner.store.engine.begin() as conn:
+        ended = conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name"),
+            {"name": LISTENER_NAME},
+        ).all()
+    assert ended == [(True,)]
+    d.agent_waits(thread)  # listening again
+    d.runner.close_running_slot()
+    thread.join(ANSWERED_S)
+    answered = not thread.is_alive()
+    thread.join(LONG_POLL_S + 10)
+    assert answered, "the agent was not woken after the listener reconnected"
     assert [c["last_market_slot"] for c in answer["cycles"]] == [d.web.label(1)]
 
 
