@@ -18,7 +18,7 @@ import uuid as uuidlib
 
 from flask import Blueprint, current_app, g, jsonify, request
 from flask_sock import Sock
-from simple_websocket import ConnectionClosed
+from simple_websocket import ConnectionClosed, Server
 
 from app.api.auth import AuthError, User, bearer_token
 from app.api.gsy_compat import protocol
@@ -449,7 +449,7 @@ def pump_aggregator(ws, f: GsyFace, agg: str) -> None:  # noqa: ANN001
             wait_turn(ws, f, sub, unsettled if held_back else math.inf)
 
 
-def wait_turn(ws, f: GsyFace, sub: Subscription, timeout: float = math.inf) -> None:  # noqa: ANN001
+def wait_turn(ws: Server, f: GsyFace, sub: Subscription, timeout: float = math.inf) -> None:
     """Wait for a frame or a closed slot (a notification, ``app.store.notify``), the client
     leaving, the process stopping or ``timeout``; at most until the store's next re-read.
 
