@@ -136,6 +136,7 @@ class Notifier:
         self.redis_url = redis_url
         self.poll_s = poll_s
         self.reread_s = reread_s
+        self._pid = os.getpid()
         self._lock = threading.Lock()
         self._hubs: dict[int, _Hub] = {}  # by process id: a forked child starts its own
         self._paused_until = 0.0  # publishing is paused after a failure, until then (monotonic)
@@ -229,6 +230,8 @@ class Notifier:
 
     def _hub(self) -> _Hub:
         pid = os.getpid()
+        if pid not in self._hubs and self._pid != pid:  # a forked child (one thread as yet):
+            self._pid, self._lock = pid, threading.Lock()  # the parent's lock may have been held
         with self._lock:
             hub = self._hubs.get(pid)
             if hub is None:

@@ -286,7 +286,8 @@ class ExchangeStore:
 
         Reads the fees of ``slot + 1`` under the state lock (so a fee accepted before this
         moment is in them, and one accepted after it applies from ``slot + 2``), builds the
-        stats with them as "queued", writes the stats of every market and the asset state.
+        stats with them as "queued", writes the stats of every market and the asset state; once
+        committed, announces the slot on ``cycles_channel`` (``app.store.notify``).
         Returns the stats and the fees now in force.
         """
         now = time.time()
