@@ -24,6 +24,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from flask import Flask, current_app, jsonify, request
 from flask_limiter import Limiter, RateLimitExceeded
@@ -34,6 +35,9 @@ from sqlalchemy.exc import IntegrityError
 
 from app.config import Settings
 from app.store.schema import app_secrets
+
+if TYPE_CHECKING:
+    from flask.testing import FlaskClient
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
@@ -166,7 +170,7 @@ def signed_in_request(server: Flask, username: str | None, path: str = "/") -> I
         yield
 
 
-def sign_in_client(client, username: str) -> None:  # noqa: ANN001
+def sign_in_client(client: FlaskClient, username: str) -> None:
     """Sign ``username`` in on a Flask test client's session (as the login form would)."""
     user = client.application.extensions["gridfee"].users.get(username)
     if user is None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from string import Template
 from urllib.parse import quote, urlsplit
 
-from flask import Blueprint, current_app, jsonify, redirect, request, session
+from flask import Blueprint, Flask, Response, current_app, jsonify, redirect, request, session
 from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import generate_csrf
 
@@ -122,7 +122,7 @@ def require_admin() -> User:
     return user
 
 
-def install(server, login_rate_limit: int) -> None:  # noqa: ANN001
+def install(server: Flask, login_rate_limit: int) -> None:
     """Register the login routes, their rate limit (per client and minute) and the guard in
     front of every page and Dash request."""
     from app.security import limit_endpoint
@@ -153,7 +153,7 @@ def install(server, login_rate_limit: int) -> None:  # noqa: ANN001
         return None
 
     @server.after_request
-    def _csrf_cookie(response):  # noqa: ANN001
+    def _csrf_cookie(response: Response) -> Response:
         if "_user_id" in session and current_console_user() is not None:
             response.set_cookie(
                 CSRF_COOKIE,

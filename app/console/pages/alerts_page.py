@@ -8,10 +8,11 @@ and changes nothing: the buttons are disabled for viewers and the server refuses
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import dash_mantine_components as dmc
-from dash import ALL, MATCH, Input, Output, State, ctx, html, no_update
+from dash import ALL, MATCH, Dash, Input, Output, State, ctx, html, no_update
 
 from app.console import ids
 from app.console.auth import NotAllowed, require_operator
@@ -22,7 +23,7 @@ from app.operator.alerts import ALERTING, RULES
 SHOWN_HISTORY = 100
 
 
-def _when(ts: float | None, slot: str | None, tz) -> str:  # noqa: ANN001
+def _when(ts: float | None, slot: str | None, tz: dt.tzinfo | None) -> str:
     """ "slot 2026-06-22 13:15 (simulated) · 20:14:05 CET (wall-clock)"."""
     if ts is None:
         return MISSING
@@ -44,7 +45,7 @@ def _table(head: list[str], rows: list[list], caption: str) -> dmc.Table:
     )
 
 
-def active_table(open_alerts: list[dict], viewer: bool, tz) -> list:  # noqa: ANN001
+def active_table(open_alerts: list[dict], viewer: bool, tz: dt.tzinfo | None) -> list:
     if not open_alerts:
         return [
             dmc.Paper(
@@ -93,7 +94,7 @@ def active_table(open_alerts: list[dict], viewer: bool, tz) -> list:  # noqa: AN
     return [_table(["State", "Rule", "Market", "Why", "Since", "Acknowledged"], rows, "Open alerts")]
 
 
-def history_table(done: list[dict], tz) -> list:  # noqa: ANN001
+def history_table(done: list[dict], tz: dt.tzinfo | None) -> list:
     if not done:
         return [
             dmc.Text(
@@ -165,7 +166,7 @@ def limits_form(viewer: bool) -> list:
     return cards
 
 
-def limit_audit(tz) -> list:  # noqa: ANN001
+def limit_audit(tz: dt.tzinfo | None) -> list:
     changes = console().alerts.limit_changes(limit=50)
     if not changes:
         return [
@@ -224,7 +225,7 @@ def layout(**_query) -> dmc.Stack:
     )
 
 
-def _limit(value) -> float | None:  # noqa: ANN001
+def _limit(value: object) -> float | None:
     if value in (None, ""):
         return None
     number = float(value)
@@ -233,7 +234,7 @@ def _limit(value) -> float | None:  # noqa: ANN001
     return number
 
 
-def save_limits(market_uuid: str, import_kwh, export_kwh) -> str:  # noqa: ANN001
+def save_limits(market_uuid: str, import_kwh: object, export_kwh: object) -> str:
     """Store a market's limits for the operator signed in; the message to show."""
     user = require_operator()
     data = console()
@@ -257,7 +258,7 @@ def acknowledge(alert_id: int) -> str:
     return f"acknowledged by {user.username}: {alert['market_name']}, {alert['message']}"
 
 
-def register_callbacks(app) -> None:  # noqa: ANN001
+def register_callbacks(app: Dash) -> None:
     """This page's callbacks, on ``app`` (each Dash app of the process gets its own)."""
 
     @app.callback(

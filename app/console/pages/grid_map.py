@@ -9,7 +9,7 @@ the same markets as links, for the keyboard and for screen readers (a canvas has
 from __future__ import annotations
 
 import dash_mantine_components as dmc
-from dash import Input, Output, Patch, State, dcc, html, no_update
+from dash import Dash, Input, Output, Patch, State, dcc, html, no_update
 
 from app.console import ids
 from app.console.components.formatting import PALETTE
@@ -146,7 +146,7 @@ def node_patch(old_ids: list[str], elements: list[dict]):  # noqa: ANN201
     return patch
 
 
-def register_callbacks(app) -> None:  # noqa: ANN001
+def register_callbacks(app: Dash) -> None:
     """This page's callbacks, on ``app`` (each Dash app of the process gets its own)."""
 
     @app.callback(

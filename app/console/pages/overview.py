@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dash_mantine_components as dmc
-from dash import Input, Output, State, dcc, html, no_update
+from dash import Dash, Input, Output, State, dcc, html, no_update
 
 from app.console import ids
 from app.console.components.overview_table import overview_grid, overview_rows
@@ -76,7 +76,7 @@ def layout(**_query) -> dmc.Stack:
     )
 
 
-def register_callbacks(app) -> None:  # noqa: ANN001
+def register_callbacks(app: Dash) -> None:
     """This page's callbacks, on ``app`` (each Dash app of the process gets its own)."""
 
     @app.callback(
