@@ -117,6 +117,9 @@ def measure(url: str, redis_url: str | None, mode: str, slots: int, tmp: Path) -
                 for cycle in page["cycles"]:
                     arrived_cycles[cycle["market_slot"]] = now
                 after = page["last_market_slot"] or after
+        except Exception:
+            if not stop.is_set():  # the store goes away at the end: that is no error
+                raise
         finally:
             service.store.events = keep
 

@@ -73,10 +73,17 @@ class Subscription:
     set when its client sends or leaves) and ``wait`` also wakes on that.
     """
 
-    def __init__(self, notifier: Notifier, channels: tuple[str, ...], event: threading.Event | None):
+    def __init__(
+        self,
+        notifier: Notifier,
+        channels: tuple[str, ...],
+        event: threading.Event | None,
+        poll_s: float | None = None,
+    ):
         self.notifier = notifier
         self.channels = channels
         self.event = event or threading.Event()
+        self.poll_s = notifier.poll_s if poll_s is None else poll_s
         self._hub: _Hub | None = notifier._hub()
         self._hub.add(self)
 
@@ -85,7 +92,7 @@ class Subscription:
         """How long a ``wait`` lasts at most now: ``reread_s`` while notifications flow, else
         ``poll_s`` (polling, or the listener not connected yet or any more)."""
         listening = self._hub is not None and self._hub.listening
-        return self.notifier.reread_s if listening else self.notifier.poll_s
+        return self.notifier.reread_s if listening else self.poll_s
 
     def wait(self, timeout: float) -> bool:
         """Wait until a notification on one of the channels (True) or ``timeout`` (False), at most
@@ -200,9 +207,15 @@ class Notifier:
         return self._redis
 
     # -- readers --------------------------------------------------------------------------
-    def subscribe(self, *channels: str, event: threading.Event | None = None) -> Subscription:
-        """Start listening on ``channels``; read the durable record after this, then ``wait``."""
-        return Subscription(self, channels, event)
+    def subscribe(
+        self, *channels: str, event: threading.Event | None = None, poll_s: float | None = None
+    ) -> Subscription:
+        """Start listening on ``channels``; read the durable record after this, then ``wait``.
+
+        ``poll_s``: this reader's polling interval when there are no notifications (default the
+        notifier's ``poll_s``), for readers whose reads cost more than others'.
+        """
+        return Subscription(self, channels, event, poll_s)
 
     def wait(self, channel: str, timeout: float) -> bool:
         """Wait up to ``timeout`` for one notification on ``channel`` (one-off; a reader that reads

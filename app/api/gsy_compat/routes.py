@@ -39,6 +39,7 @@ GOING_AWAY = 1001  # websocket close code: the server is going down
 # event waits until the selections have been quiet this long.
 SELECTION_SETTLE_S = 1.5
 STOP_CHECK_S = 0.5  # how often a waiting socket looks whether the process stops (no store read)
+SOCKET_POLL_S = 0.2  # SQLite alone: how often a socket reads the outbox and the clock (2 reads)
 
 
 class GsyError(Exception):
@@ -411,7 +412,7 @@ def pump_aggregator(ws: Server, f: GsyFace, agg: str) -> None:
     last_id = g.gsy_outbox_start if "gsy_outbox_start" in g else f.gsy.last_id()
     store = f.service.store
     # listening from before the first read: a frame or a slot after it wakes the socket's wait
-    with f.gsy.events.subscribe(channel, store.cycles_channel, event=ws.event) as sub:
+    with f.gsy.events.subscribe(channel, store.cycles_channel, event=ws.event, poll_s=SOCKET_POLL_S) as sub:
         told: set[str] = set()
         for device in f.gsy.devices(agg):
             send(ws, protocol.selection_event(True, agg, device))
@@ -471,7 +472,7 @@ def market_socket(ws: Server, sim: str, area: str) -> None:
     channel = area_channel(area)
     last_id = g.gsy_outbox_start if "gsy_outbox_start" in g else f.gsy.last_id()
     try:
-        with f.gsy.events.subscribe(channel, event=ws.event) as sub:
+        with f.gsy.events.subscribe(channel, event=ws.event, poll_s=SOCKET_POLL_S) as sub:
             while not f.stop.is_set():
                 for frame_id, payload in f.gsy.frames_after(channel, last_id):
                     last_id = frame_id
