@@ -15,7 +15,6 @@ import io
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import Connection, Engine, delete, insert, select, update
@@ -23,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.exchange.fees import FeeChange
 from app.exchange.grid import GridModel
+from app.exchange.runner import RunnerState
 from app.exchange.scenario import Scenario
 from app.exchange.stats import SlotStats
 from app.store import packed
@@ -70,15 +70,6 @@ def _placeholders(engine: Engine, n: int) -> str:
     if mark is None:  # numeric and named styles: not among our drivers (sqlite3, psycopg)
         raise NotImplementedError(f"paramstyle {style!r}")
     return ", ".join([mark] * n)
-
-
-@dataclass(frozen=True)
-class RunnerState:
-    running_slot: int
-    last_closed_slot: int | None
-    slot_started_at: float
-    slot_seconds: float
-    asset_state: dict[str, np.ndarray] | None
 
 
 class ExchangeStore:
