@@ -55,6 +55,10 @@ class SlotStore(Protocol):
 
     def load_state(self) -> RunnerState: ...
 
+    def clock_state(self) -> RunnerState:
+        """``load_state`` without the asset state."""
+        ...
+
     def start_slot(
         self, slot: int, slot_seconds: float, asset_state: dict[str, np.ndarray] | None = None
     ) -> np.ndarray:
