@@ -270,10 +270,10 @@ class FeeBook:
 
     def settle(self, slot: int, fees: np.ndarray) -> None:
         """``slot`` has started (its unit has ended) with ``fees``: later reads start from them.
-        Call it only once the slot's opening is kept: until then a fee may still reach it."""
-        settled = self._settled
-        if settled is None or settled[0] <= slot:
-            self._settled = (slot, fees.copy())
+        Call it only once the slot's opening is kept: until then a fee may still reach it. (A
+        slot opened again after a later one, in memory, replaces that one: what followed it
+        may change again.)"""
+        self._settled = (slot, fees.copy())
 
     def forget(self) -> None:
         """The storage was emptied (a reset): read everything from it again."""

@@ -109,3 +109,12 @@ def test_fast_path_agrees_with_the_full_history_over_a_long_run():
         if change.applies_from_slot <= 10:
             past[change.market_uuid] = change.fee_ct_per_kwh
     assert b.fee_map(10) == past
+
+
+def test_a_slot_opened_again_takes_the_changes_sent_since():
+    b = book()
+    b.open_slot(10)
+    b.open_slot(3)  # a run started again from an earlier slot
+    b.submit_fee("c1", Fee(7.0), "test")
+    assert b.fee_map(10)["c1"] == 7.0 and b.fee_map(3)["c1"] == 1.0
+    assert b.open_slot(4).tolist() == [2.0, 7.0]
