@@ -34,6 +34,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+COLUMNS = (  # key, title, width, format
+    ("changes", "changes", 10, "d"),
+    ("resume_s", "resume s", 10, ".3f"),
+    ("close_ms", "close ms", 10, ".2f"),
+    ("grid_read_ms", "grid read ms", 14, ".3f"),
+    ("first_read_ms", "first read ms", 15, ".2f"),
+)
+
 
 def measure(folder: Path, days: int, per_slot: int, slots: int, reads: int) -> dict:
     from sqlalchemy import insert, update
@@ -129,14 +137,9 @@ def main() -> int:
         for days in (int(d) for d in args.days.split(",")):
             results[str(days)] = measure(Path(folder), days, args.changes_per_slot, args.slots, args.reads)
     print(f"fee book in SQLite, {args.changes_per_slot} changes a slot")
-    print(
-        f"{'days':>6}{'changes':>10}{'resume s':>10}{'close ms':>10}{'grid read ms':>14}{'first read ms':>15}"
-    )
+    print(f"{'days':>6}" + "".join(f"{title:>{width}}" for _, title, width, _ in COLUMNS))
     for days, r in results.items():
-        print(
-            f"{days:>6}{r['changes']:>10}{r['resume_s']:>10.3f}{r['close_ms']:>10.2f}"
-            f"{r['grid_read_ms']:>14.3f}{r['first_read_ms']:>15.2f}"
-        )
+        print(f"{days:>6}" + "".join(f"{r[key]:>{width}{form}}" for key, _, width, form in COLUMNS))
     if args.json:
         print(json.dumps(results))
     return 0

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from app.exchange.clock import SimClock
 from app.exchange.events import market_info
@@ -32,6 +32,8 @@ if TYPE_CHECKING:  # imported where used, so that ``--help`` answers at once
 log = logging.getLogger(__name__)
 
 CycleHook = Callable[[dict], None]
+AssetArrays: TypeAlias = "dict[str, np.ndarray]"  # AssetState.to_arrays()
+BuildStats: TypeAlias = "Callable[[np.ndarray], SlotStats]"  # the stats of a slot, given the next fees
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class RunnerState:
     last_closed_slot: int | None
     slot_started_at: float
     slot_seconds: float
-    asset_state: dict[str, np.ndarray] | None
+    asset_state: AssetArrays | None
 
 
 class SlotStore(Protocol):
@@ -60,18 +62,13 @@ class SlotStore(Protocol):
         ...
 
     def start_slot(
-        self, slot: int, slot_seconds: float, asset_state: dict[str, np.ndarray] | None = None
+        self, slot: int, slot_seconds: float, asset_state: AssetArrays | None = None
     ) -> np.ndarray:
         """Mark ``slot`` as running from now; its fees, in market order."""
         ...
 
     def close_slot(
-        self,
-        slot: int,
-        label: str,
-        build_stats: Callable[[np.ndarray], SlotStats],
-        asset_state: dict[str, np.ndarray],
-        slot_seconds: float,
+        self, slot: int, label: str, build_stats: BuildStats, asset_state: AssetArrays, slot_seconds: float
     ) -> tuple[SlotStats, np.ndarray]:
         """Keep ``slot``'s stats (built with the next slot's fees) and open ``slot + 1`` at once;
         returns the stats and the fees now in force."""

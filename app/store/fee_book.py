@@ -44,21 +44,9 @@ class SqlFeeLedger:
         )
 
     def append(self, changes: Sequence[FeeChange]) -> None:
-        now = time.time()
-        rows = [
-            dict(
-                scenario=self.key,
-                market_uuid=c.market_uuid,
-                fee_ct_per_kwh=c.fee_ct_per_kwh,
-                received_slot=c.received_slot,
-                applies_from_slot=c.applies_from_slot,
-                source=c.source,
-                transaction_id=c.transaction_id,
-                created_at=now,
-            )
-            for c in changes
-        ]
-        self.conn.execute(insert(fee_changes), rows)  # one executemany; ids keep the order
+        extra = {"scenario": self.key, "created_at": time.time()}
+        # one executemany; ids keep the order (FeeChange's fields are the table's columns)
+        self.conn.execute(insert(fee_changes), [{**vars(c), **extra} for c in changes])
 
     def changes(self, after_slot: int | None, until_slot: int) -> Iterable[tuple[str, float]]:
         c = fee_changes.c

@@ -14,7 +14,6 @@ import hashlib
 import io
 import json
 import time
-from collections.abc import Callable
 
 import numpy as np
 from sqlalchemy import Connection, Engine, delete, insert, select, update
@@ -22,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.exchange.fees import FeeChange
 from app.exchange.grid import GridModel
-from app.exchange.runner import RunnerState
+from app.exchange.runner import AssetArrays, BuildStats, RunnerState
 from app.exchange.scenario import Scenario
 from app.exchange.stats import SlotStats
 from app.store import packed
@@ -238,7 +237,7 @@ class ExchangeStore:
         ]
 
     def start_slot(
-        self, slot: int, slot_seconds: float, asset_state: dict[str, np.ndarray] | None = None
+        self, slot: int, slot_seconds: float, asset_state: AssetArrays | None = None
     ) -> np.ndarray:
         """Mark ``slot`` as running from now and return its fees (resume or first start)."""
         now = time.time()
@@ -253,12 +252,7 @@ class ExchangeStore:
         return fees
 
     def close_slot(
-        self,
-        slot: int,
-        label: str,
-        build_stats: Callable[[np.ndarray], SlotStats],
-        asset_state: dict[str, np.ndarray],
-        slot_seconds: float,
+        self, slot: int, label: str, build_stats: BuildStats, asset_state: AssetArrays, slot_seconds: float
     ) -> tuple[SlotStats, np.ndarray]:
         """Close ``slot`` and open ``slot + 1`` in one transaction.
 
