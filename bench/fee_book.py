@@ -9,16 +9,18 @@ work: ``--changes-per-slot`` changes received in every slot (the grid and the co
 written straight into ``fee_changes`` as the exchange writes them, and its running slot moved to
 the slot after them. Then, in this process:
 
-* **resume s**: ``ExchangeRunner.resume()``, which reads the fees in force from the whole history;
+* **resume s**: ``ExchangeRunner.resume()`` on that store, the first start after the history was
+  written: it reads the fees in force from the whole history;
 * **close ms**: p50 of ``close_running_slot()`` over ``--slots`` slots (the simulation of the slot,
   its stats, the store's transaction and the read of the next slot's fees), the day's profiles
   built before timing; the same fee changes keep coming, one batch per slot;
 * **grid read ms**: p50 of ``fees_for_slot(running)`` plus ``fees_for_slot(running + 1)`` (what
-  ``GET /grid`` reads) over ``--reads`` calls on a second store object (another worker's);
-  **first read ms**: its first call.
+  ``GET /grid`` reads) over ``--reads`` calls on a second store object (another worker's, opened
+  after those slots); **first read ms**: its first call;
+* **restart s**: ``resume()`` of a new store object and runner after those slots (a restart).
 
 With ``--json`` the last line is one object ``{"<days>": {"resume_s", "close_ms", "grid_read_ms",
-"first_read_ms", "changes"}}``.
+"first_read_ms", "restart_s", "changes"}}``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ COLUMNS = (  # key, title, width, format
     ("close_ms", "close ms", 10, ".2f"),
     ("grid_read_ms", "grid read ms", 14, ".3f"),
     ("first_read_ms", "first read ms", 15, ".2f"),
+    ("restart_s", "restart s", 11, ".3f"),
 )
 
 
@@ -111,11 +114,17 @@ def measure(folder: Path, days: int, per_slot: int, slots: int, reads: int) -> d
         worker.fees_for_slot(now)
         worker.fees_for_slot(now + 1)
         grid_reads.append(time.perf_counter() - t0)
-    changes = len(rows) + slots * per_slot
     store.engine.dispose()
+    restarted = ExchangeStore(url, scenario, grid)
+    t0 = time.perf_counter()
+    ExchangeRunner(restarted, 0).resume()
+    restart_s = time.perf_counter() - t0
+    changes = len(rows) + slots * per_slot
+    restarted.engine.dispose()
     worker.engine.dispose()
     return {
         "resume_s": round(resume_s, 4),
+        "restart_s": round(restart_s, 4),
         "close_ms": round(1000 * statistics.median(closes), 2),
         "grid_read_ms": round(1000 * statistics.median(grid_reads), 3),
         "first_read_ms": round(1000 * grid_reads[0], 2),

@@ -116,6 +116,14 @@ class FeeLedger(Protocol):
         """Every kept change (of one market), in the order they were kept."""
         ...
 
+    def snapshot(self) -> tuple[int, np.ndarray] | None:
+        """The newest ``keep_snapshot``, None if there is none."""
+        ...
+
+    def keep_snapshot(self, slot: int, fees: np.ndarray) -> None:
+        """Keep every market's fees of ``slot``, a slot that starts in this unit."""
+        ...
+
     def answer(self, batch: BatchKey) -> dict | None:
         """The stored answer of a batch, None if it was never answered."""
         ...
@@ -138,6 +146,7 @@ class FeeStorage(Protocol):
 
 # -- the rule ---------------------------------------------------------------------------------
 Answer = Callable[[list[FeeChange | FeeRefused]], dict]
+SNAPSHOT_EVERY = 96  # slots: a storage keeps the fees of one started slot in so many (a day of 15 min)
 
 
 class FeeBook:
@@ -146,7 +155,8 @@ class FeeBook:
     Keeps in memory the fees of the newest slot that has started (``settle``): no change can
     reach a running or past slot any more, so the fees of the next slot are those plus the
     changes received in the running slot, however long the run (the runner and backtests read
-    them every slot); any other slot is recomputed from the kept changes.
+    them every slot). The storage keeps such fees too, now and then (``opened``), so that a new
+    process starts from them; any other slot is recomputed from the kept changes.
     """
 
     def __init__(
@@ -231,9 +241,13 @@ class FeeBook:
     def fees_in(self, ledger: FeeLedger, slot: int) -> np.ndarray:
         """Every market's fee in ``slot`` [ct/kWh], read in ``ledger``'s unit: the last kept
         change with ``applies_from_slot <= slot``, else the initial fee."""
-        settled = self._settled
-        if settled is not None and settled[0] <= slot:
-            after, fees = settled[0], settled[1].copy()
+        base = self._settled
+        if base is None or base[0] > slot:
+            base = ledger.snapshot()
+            if base is not None and (base[0] > slot or len(base[1]) != len(self.markets)):
+                base = None
+        if base is not None:
+            after, fees = base[0], base[1].copy()
             if after == slot:
                 return fees
         else:
@@ -264,8 +278,17 @@ class FeeBook:
         """Start ``slot``: from now on, new fees apply from ``slot + 1``. Returns its fees."""
         with self.storage.writing() as ledger:
             ledger.open_slot(slot)
-            fees = self.fees_in(ledger, slot)
+            fees = self.opened(ledger, slot)
         self.settle(slot, fees)
+        return fees
+
+    def opened(self, ledger: FeeLedger, slot: int) -> np.ndarray:
+        """``slot`` starts in ``ledger``'s unit (its caller made it the running slot there): its
+        fees, kept as the storage's snapshot on the first start in this process and every
+        ``SNAPSHOT_EVERY`` slots. Call ``settle`` once the unit is kept."""
+        fees = self.fees_in(ledger, slot)
+        if self._settled is None or slot % SNAPSHOT_EVERY == 0:
+            ledger.keep_snapshot(slot, fees)
         return fees
 
     def settle(self, slot: int, fees: np.ndarray) -> None:
@@ -290,10 +313,11 @@ class MemoryFeeStorage:
         self.kept: list[FeeChange] = []
         self._by_slot: dict[int, list[int]] = {}  # applies_from_slot -> indexes into kept
         self._answers: dict[BatchKey, dict] = {}
+        self._snapshot: tuple[int, np.ndarray] | None = None
 
     @contextmanager
     def writing(self) -> Iterator[MemoryFeeStorage]:
-        mark, running, answered = len(self.kept), self.running, set(self._answers)
+        mark, running, answered, snapshot = len(self.kept), self.running, set(self._answers), self._snapshot
         try:
             yield self
         except BaseException:
@@ -302,7 +326,7 @@ class MemoryFeeStorage:
             del self.kept[mark:]
             for key in set(self._answers) - answered:
                 del self._answers[key]
-            self.running = running
+            self.running, self._snapshot = running, snapshot
             raise
 
     reading = writing
@@ -335,6 +359,12 @@ class MemoryFeeStorage:
 
     def history(self, market_uuid: str | None) -> list[FeeChange]:
         return [c for c in self.kept if market_uuid is None or c.market_uuid == market_uuid]
+
+    def snapshot(self) -> tuple[int, np.ndarray] | None:
+        return self._snapshot
+
+    def keep_snapshot(self, slot: int, fees: np.ndarray) -> None:
+        self._snapshot = (slot, fees.copy())
 
     def answer(self, batch: BatchKey) -> dict | None:
         return self._answers.get(batch)

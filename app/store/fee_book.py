@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
+import numpy as np
 import orjson
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -75,6 +76,20 @@ class SqlFeeLedger:
             )
             for r in self.conn.execute(query)
         ]
+
+    def snapshot(self) -> tuple[int, np.ndarray] | None:
+        c = exchange_state.c
+        row = self.conn.execute(select(c.fees_slot, c.fees).where(c.scenario == self.key)).first()
+        if row is None or row.fees is None:
+            return None
+        return row.fees_slot, np.frombuffer(row.fees, dtype=np.float64).copy()
+
+    def keep_snapshot(self, slot: int, fees: np.ndarray) -> None:
+        self.conn.execute(
+            update(exchange_state)
+            .where(exchange_state.c.scenario == self.key)
+            .values(fees_slot=slot, fees=np.asarray(fees, dtype=np.float64).tobytes())
+        )
 
     def _batch(self, batch: BatchKey) -> tuple:
         c = batch_transactions.c

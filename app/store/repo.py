@@ -247,7 +247,7 @@ class ExchangeStore:
             if asset_state is not None:
                 values["asset_state"] = _pack(asset_state)
             conn.execute(update(exchange_state).where(exchange_state.c.scenario == self.key).values(**values))
-            fees = self.fee_book.fees_in(self.fee_book.storage.ledger(conn), slot)
+            fees = self.fee_book.opened(self.fee_book.storage.ledger(conn), slot)
         self.fee_book.settle(slot, fees)
         return fees
 
@@ -281,7 +281,7 @@ class ExchangeStore:
             if moved != 1:
                 running = conn.execute(select(c.running_slot).where(c.scenario == self.key)).scalar()
                 raise RuntimeError(f"slot {slot} is not the running slot ({running})")
-            next_fees = self.fee_book.fees_in(self.fee_book.storage.ledger(conn), slot + 1)
+            next_fees = self.fee_book.opened(self.fee_book.storage.ledger(conn), slot + 1)
             stats = build_stats(next_fees)
             rows = [
                 (self.key, slot, chunk, label, n, blob)

@@ -79,6 +79,10 @@ exchange_state = Table(
     Column("slot_seconds", Float, nullable=False),
     Column("asset_state", LargeBinary, nullable=True),  # np.savez of AssetState
     Column("updated_at", Float, nullable=False),
+    # the fee book's snapshot: every market's fee (float64, market order) in fees_slot, a slot that
+    # has started, so a new process reads the changes after it only (app.exchange.fees)
+    Column("fees_slot", Integer, nullable=True),
+    Column("fees", LargeBinary, nullable=True),
 )
 
 # Batches already answered, by (scenario, user, transaction_id): a resent batch gets the stored

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.config import ROOT
+from app.exchange import fees as fee_rules
 from app.exchange.fees import Fee, FeeBook, FeeChange, FeeRefused, validate_fee
 from app.exchange.grid import build_grid
 from app.exchange.runner import ExchangeRunner
@@ -205,9 +206,10 @@ def test_a_resent_batch_changes_nothing_and_gets_the_same_answer(open_store, sma
 # -- one rule, two storages -----------------------------------------------------------------
 
 
-def test_the_store_book_and_the_memory_book_agree_over_a_run(open_store, small_scenario):
+def test_the_store_book_and_the_memory_book_agree_over_a_run(open_store, small_scenario, monkeypatch):
     """The same fees sent while the same slots run: both books give every slot the same fees,
-    the same next fees and the same history."""
+    the same next fees and the same history; so does a new process, from the store's snapshot."""
+    monkeypatch.setattr(fee_rules, "SNAPSHOT_EVERY", 3)  # snapshots of slots 0, 3 and 6
     store = open_store(small_scenario)
     runner = ExchangeRunner(store, slot_seconds=0)
     runner.resume()
@@ -224,7 +226,9 @@ def test_the_store_book_and_the_memory_book_agree_over_a_run(open_store, small_s
         assert store.fees_for_slot(slot + 1).tolist() == memory.fees_for_slot(slot + 1).tolist(), slot
         runner.close_running_slot()
     assert store.fee_history() == memory.history()
-    for slot in range(9):  # past slots, read by a fresh book that has no slot settled yet
+    with store.fee_book.storage.reading() as ledger:
+        assert ledger.snapshot()[0] == 6
+    for slot in range(10):  # read by a fresh book that has no slot settled yet
         fresh = open_store(small_scenario)
         assert fresh.fees_for_slot(slot).tolist() == memory.fees_for_slot(slot).tolist(), slot
 
