@@ -13,6 +13,7 @@ import uuid as uuidlib
 from collections.abc import Mapping, Sequence
 
 from app.exchange.generate import generate_scenario
+from app.exchange.grid import build_grid
 from app.exchange.scenario import Scenario
 from app.tariffs import tou
 from app.tariffs.forms import parse_form
@@ -44,6 +45,15 @@ DEFAULTS = [
 ]
 DEFAULT_COUNT, DEFAULT_DAYS, DEFAULT_LIMIT_PCT = 4, 2, 70
 MAX_NAME = 40
+
+
+def market_options(scenario: Scenario) -> list[dict]:
+    """The grid and communities of a run's scenario, for the markets select."""
+    return [
+        {"value": m.uuid, "label": f"{m.name} ({LEVELS[m.level]})" if m.level == 0 else m.name}
+        for m in build_grid(scenario).markets
+        if m.level in LEVELS
+    ]
 
 
 def generated_scenario() -> Scenario:

@@ -18,7 +18,7 @@ from dash import DiskcacheManager
 
 from app.config import Settings
 from app.exchange.scenario import Scenario, load_scenario
-from app.whatif.form import candidates_from_spec, generated_scenario
+from app.whatif.form import SCENARIOS, candidates_from_spec, generated_scenario
 from app.whatif.queue import run_in_job_context
 from app.whatif.results import RUN_ID, ResultStore
 from app.whatif.runs import WhatIfError, WhatIfResult, run_whatif
@@ -83,7 +83,7 @@ def job_scenario(kind: str, job: Mapping) -> Scenario:
     if kind == "generated":
         return generated_scenario()
     if kind != "live":
-        raise WhatIfError(f"scenario: {kind!r} is not one of live, generated")
+        raise WhatIfError(f"scenario: {kind!r} is not one of {', '.join(SCENARIOS)}")
     return job["scenario"] or load_scenario(job["scenario_file"])
 
 

@@ -19,20 +19,21 @@ answers, the exchange does not) and disables them as well.
 
 from __future__ import annotations
 
-from dash import ALL, Input, Output, State
+from dash import ALL, Dash, Input, Output, State
 
 from app import slots
 from app.console import ids
 from app.console.components.fee_status import queue_button_text
 from app.console.components.formatting import browser_zone
 from app.console.components.header import HEADER_DEADLINE_ID, deadline_texts, header_bar
-from app.console.dashboard import OFFLINE_AFTER_TICKS
 from app.console.pages.common import console, is_viewer, user_role
 from app.operator.alerts import RULES
 
 WATCH = "connection-watch"
 WATCH_MS = 1000
 TICK_MS = 2000
+OFFLINE_AFTER_TICKS = 2
+"""The browser says "offline" when the server answered none of the last this many polls."""
 
 
 def header_state() -> dict:
@@ -94,7 +95,7 @@ def server_ok(state: dict) -> dict:
     }
 
 
-def register_callbacks(app) -> None:  # noqa: ANN001
+def register_callbacks(app: Dash) -> None:
     """This page's callbacks, on ``app`` (each Dash app of the process gets its own)."""
 
     @app.callback(

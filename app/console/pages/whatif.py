@@ -29,10 +29,10 @@ viewer is refused on the server (``require_operator``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import dash_mantine_components as dmc
-from dash import ALL, MATCH, DiskcacheManager, Input, Output, State, ctx, dcc, html, no_update
+from dash import ALL, MATCH, Dash, DiskcacheManager, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from flask import Flask, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
@@ -42,6 +42,7 @@ from app.config import Settings
 from app.console import ids
 from app.console.auth import NotAllowed, current_console_user, require_operator
 from app.console.components.fee_status import queued_text
+from app.console.components.page import heading
 from app.console.components.whatif_view import (
     colour,
     duration_figure,
@@ -51,11 +52,11 @@ from app.console.components.whatif_view import (
     progress_bars,
 )
 from app.console.pages.common import console, is_viewer
-from app.exchange.scenario import Scenario, load_scenario
+from app.exchange.scenario import Scenario
 from app.operator import fee_service
 from app.tariffs.forms import FORMS, Field
 from app.tariffs.tou import MAX_UPLOAD_BYTES
-from app.whatif import jobs
+from app.whatif import form, jobs
 from app.whatif.apply import plan
 from app.whatif.form import (
     DEFAULT_COUNT,
@@ -68,7 +69,6 @@ from app.whatif.form import (
     TOU_COLUMN,
     by_card,
     form_rows,
-    generated_scenario,
     make_spec,
     read_tou_upload,
     tou_columns,
@@ -102,30 +102,20 @@ def load_run_scenario(kind: str, server: Flask | None = None) -> Scenario:
     """The scenario a run uses: the live one or the generated grid.
 
     The live one is the embedded exchange's (so the markets are the live ones), else, when the
-    console drives a remote exchange, ``settings.scenario``.
+    console drives a remote exchange, ``settings.scenario`` (:func:`app.whatif.jobs.job_scenario`
+    on the jobs' context).
     """
-    if kind == "generated":
-        return generated_scenario()
-    if kind != "live":
-        raise WhatIfError(f"scenario: {kind!r} is not one of {', '.join(SCENARIOS)}")
-    server = server or current_app
-    reason = live_disabled(server)
-    if reason:
-        raise WhatIfError(reason)
-    return _live_scenario(server) or load_scenario(_settings(server).scenario)
+    if kind == "live":
+        reason = live_disabled(server)
+        if reason:
+            raise WhatIfError(reason)
+    return jobs.job_scenario(kind, job_context(server))
 
 
-def _live_scenario(server: Flask) -> Scenario | None:
-    """The embedded exchange's scenario (None when the console drives a remote exchange)."""
-    service = getattr(server.extensions.get("gridfee"), "service", None)
-    return None if service is None else service.store.scenario
-
-
-def background_manager(settings: Settings, server: Flask | None = None) -> DiskcacheManager:
+def background_manager(settings: Settings, live_scenario: Scenario | None) -> DiskcacheManager:
     """The console's manager of What-if jobs (:func:`app.whatif.jobs.background_manager`), whose
     fork server preloads this page (its module-level jobs ``run_job`` and ``export_job``)."""
-    scenario = None if server is None else _live_scenario(server)
-    return jobs.background_manager(settings, scenario, preload=[__name__])
+    return jobs.background_manager(settings, live_scenario, preload=[__name__])
 
 
 def live_disabled(server: Flask | None = None) -> str | None:
@@ -144,14 +134,7 @@ def live_disabled(server: Flask | None = None) -> str | None:
 
 def market_options(kind: str, server: Flask | None = None) -> list[dict]:
     """The grid and communities of a run's scenario, for the markets select."""
-    from app.exchange.grid import build_grid
-
-    grid = build_grid(load_run_scenario(kind, server))
-    return [
-        {"value": m.uuid, "label": f"{m.name} ({LEVELS[m.level]})" if m.level == 0 else m.name}
-        for m in grid.markets
-        if m.level in LEVELS
-    ]
+    return form.market_options(load_run_scenario(kind, server))
 
 
 # -- the form -----------------------------------------------------------------------------------
@@ -241,7 +224,7 @@ def starts_run(body: object) -> str | None:
     return None
 
 
-def install_run_guard(app) -> None:  # noqa: ANN001
+def install_run_guard(app: Dash) -> None:
     """The server's check in front of a run's job, whatever the browser sent: a viewer's start is
     403, a user or everybody at their limit 429 with the reason (``RunLedger``); a run that may
     start is claimed here and released when its job ends or is cancelled."""
@@ -509,16 +492,8 @@ def layout(**_query) -> dmc.Stack:
         options, scenario_note = [], f"the live scenario cannot be loaded: {exc}"
     return dmc.Stack(
         [
-            dmc.Group(
-                [
-                    dmc.Title("What-if", order=3),
-                    dmc.Text(
-                        "the same days under several fee settings, in fast-forward, before using one live",
-                        c="dimmed",
-                        size="sm",
-                    ),
-                ],
-                align="baseline",
+            heading(
+                "What-if", "the same days under several fee settings, in fast-forward, before using one live"
             ),
             dmc.Paper(
                 dmc.Group(
@@ -712,7 +687,7 @@ def chart_figures(run_id: object, market_uuid: object) -> tuple:
 # -- callbacks ----------------------------------------------------------------------------------
 
 
-def register_callbacks(app) -> None:  # noqa: ANN001
+def register_callbacks(app: Dash) -> None:
     """This page's callbacks, on ``app``; the run is a background callback of ``app``'s manager."""
 
     @app.callback(
@@ -916,7 +891,7 @@ def register_callbacks(app) -> None:  # noqa: ANN001
 # get what they need of the app from the manager's job context.
 
 
-def run_job(set_progress, spec):  # noqa: ANN001, ANN201
+def run_job(set_progress: Callable[[object], None], spec: dict | None) -> tuple:
     if not spec:
         raise PreventUpdate
     names = [BASELINE, *(c.get("name", "") for c in spec.get("candidates", []))]
@@ -931,7 +906,7 @@ def run_job(set_progress, spec):  # noqa: ANN001, ANN201
     return results_section(result, spec), f"Done in {result.seconds:.1f} s.", "green"
 
 
-def export_job(clicks, state):  # noqa: ANN001, ANN201
+def export_job(clicks: int | None, state: dict | None) -> tuple:
     if not clicks:  # the results (with the button) just appeared: Dash may call it then too
         raise PreventUpdate
     try:
