@@ -18,7 +18,7 @@ from app.api.auth import User
 from app.api.models import Command, GridFeesCommand
 from app.exchange.clock import BadSlot, SimClock
 from app.exchange.events import last_market_stats, market_info
-from app.exchange.fees import FeeChange, FeeRefused
+from app.exchange.fees import Fee, FeeChange, FeeRefused, validate_fee
 from app.exchange.grid import LEVEL_NAMES
 from app.exchange.scenario import Scenario
 from app.store.packed import stat_values
@@ -40,7 +40,7 @@ class ApiError(Exception):
 class _Pending:
     area_uuid: str
     index: int
-    fee: object
+    fee: Fee
 
 
 def _dso_stats(row: dict) -> dict:
@@ -263,9 +263,10 @@ class ExchangeService:
             return {"transaction_id": tid, "responses": responses}
 
         changes = [(p.area_uuid, p.fee) for p in pending]
+        book = self.store.fee_book
         if transaction_id is None:
-            return finish(self.store.submit_fees(changes, source) if changes else []), False
-        return self.store.submit_batch(user.username, tid, changes, source, finish)
+            return finish(book.submit_fees(changes, source) if changes else []), False
+        return book.submit_batch((user.username, tid), changes, source, finish)
 
     @staticmethod
     def _error(base: dict, code: str, message: str) -> dict:
@@ -299,7 +300,12 @@ class ExchangeService:
                 return self._error(
                     base, "forbidden", f"user {user.username!r} may not set the fee of {market.name!r}"
                 )
-            return _Pending(area_uuid, -1, command.data.fee_const)
+            limits = self.scenario.fee_limits
+            try:  # the one check of a fee entering the exchange; inside, a ``Fee`` is trusted
+                fee = validate_fee(command.data.fee_const, limits.min_ct_per_kwh, limits.max_ct_per_kwh)
+            except FeeRefused as refused:
+                return self._error(base, refused.code, refused.message)
+            return _Pending(area_uuid, -1, fee)
         slots_raw = command.data.market_slots
         if slots_raw is None:
             if last_closed is None:
