@@ -1,9 +1,9 @@
 """``python -m app [--host 127.0.0.1] [--port PORT]``: the embedded exchange with its Grid Operator
 API and the console on ``PORT`` (8050), printing every closed slot; ``python -m app users ...``
-manages the users of the store instead (``app.users_cli``: add, passwd, list, remove, set-role,
+manages the users of the store instead (``app.entry.users``: add, passwd, list, remove, set-role,
 grant, revoke, set-admin).
 
-A setting that cannot work (``app.preflight``: ``SECRET_KEY`` unset or no user outside demo
+A setting that cannot work (``app.entry.preflight``: ``SECRET_KEY`` unset or no user outside demo
 mode, ...) stops it with one line on stderr and exit status 2. The settings come from the
 environment (``app.config``); ``--help`` answers before anything heavy is imported."""
 
@@ -14,7 +14,7 @@ import sys
 if len(sys.argv) > 1 and sys.argv[1] == "users":
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    from app.users_cli import main
+    from app.entry.users import main
 
     raise SystemExit(main(sys.argv[2:]))
 
@@ -28,8 +28,8 @@ parser.add_argument("--host", default="127.0.0.1", help="address to listen on (d
 parser.add_argument("--port", type=int, default=None, help="port (default: the PORT setting, 8050)")
 args = parser.parse_args()
 
-from app.preflight import start_settings  # noqa: E402
-from app.serve import serve  # noqa: E402
+from app.entry.preflight import start_settings  # noqa: E402
+from app.entry.serve import serve  # noqa: E402
 
 logging.basicConfig(level=logging.WARNING)
 settings = start_settings("app")

@@ -78,7 +78,7 @@ def retry_after(limiter: Limiter) -> int:
 def install(server: Flask, settings: Settings) -> Limiter:
     """Flask-Login, CSRFProtect and Flask-Limiter on ``server``; returns the limiter."""
     server.config.update(
-        # the CSRF check is called where it applies (app.dashboard.auth): the console's forms and
+        # the CSRF check is called where it applies (app.console.auth): the console's forms and
         # Dash's callbacks, not the API's bearer-token requests
         WTF_CSRF_CHECK_DEFAULT=False,
         WTF_CSRF_TIME_LIMIT=None,  # a token lives as long as its session (a console stays open)
@@ -110,7 +110,7 @@ def install(server: Flask, settings: Settings) -> Limiter:
     def _too_many(exc: RateLimitExceeded):
         wait = retry_after(limiter)
         if request.path == "/login":
-            from app.dashboard.auth import login_page
+            from app.console.auth import login_page
 
             html, status, headers = login_page(
                 f"Too many sign-in attempts from your address; try again in {wait} s.", 429
@@ -125,7 +125,7 @@ def install(server: Flask, settings: Settings) -> Limiter:
     @server.errorhandler(CSRFError)
     def _csrf_refused(exc: CSRFError):
         if request.path == "/login":
-            from app.dashboard.auth import login_page
+            from app.console.auth import login_page
 
             return login_page("The form expired; please sign in again.", 400)
         if request.path.startswith("/_dash-"):

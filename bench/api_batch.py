@@ -39,8 +39,8 @@ CASES = (("dso_market_stats", 10), ("dso_market_stats", 100), ("dso_market_stats
 
 
 def build(tmp: Path, days: int):
-    from app import create_app
     from app.config import Settings
+    from app.entry.web import create_app
     from app.exchange.generate import generate_scenario
     from app.exchange.grid import build_grid
     from app.exchange.runner import ExchangeRunner
@@ -101,9 +101,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         store, server_app = build(Path(tmp), args.days)
-        from app import settle_heap
+        from app.entry.web import settle_heap
 
-        settle_heap()  # as the servers do once they are built (app.wsgi, app.serve, app.runner)
+        settle_heap()  # as the servers do once built (app.entry: wsgi, serve, clock)
         uuids = [m.uuid for m in store.grid.markets]
         service = server_app.extensions["gridfee"].service
         labels = [service.clock.label(s) for s in store.closed_slots()]

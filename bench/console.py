@@ -45,14 +45,14 @@ def main() -> int:
 
     from console_export import fill
 
-    from app import create_app
     from app.config import Settings
+    from app.console.components.market_charts import FIGURE_TRACES, append_patches
+    from app.console.pages import market, overview
+    from app.entry.web import create_app
     from app.exchange.generate import generate_scenario
     from app.exchange.grid import build_grid
-    from app.pages import market, overview
     from app.security import signed_in_request
     from app.store.repo import ExchangeStore
-    from components.market_charts import FIGURE_TRACES, append_patches
 
     with tempfile.TemporaryDirectory() as tmp:
         scenario = generate_scenario(99, 1, seed=1)

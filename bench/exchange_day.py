@@ -11,7 +11,7 @@ What is measured, per size, in a fresh worker process (so that peak RSS is that 
   followed by ``outcome.stats(sim.grid, fees)``, i.e. the exchange core without any store. It
   includes building the day's load and PV profiles (demandlib, pvlib), which ``run_slot`` does
   lazily in the first slot of a day;
-* **day s**: with ``--store sqlite|postgresql``, what ``python -m app.exchange.runner --slots 96
+* **day s**: with ``--store sqlite|postgresql``, what ``python -m app.entry.run --slots 96
   --reset --quiet`` does with ``SLOT_SECONDS=0``: ``ExchangeRunner(store, 0).run(96)`` on a
   fresh, migrated and registered store (a SQLite file in a temporary folder, or a database of a
   throwaway PostgreSQL server started as the tests do), i.e. the core plus, per slot, the

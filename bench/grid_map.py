@@ -4,7 +4,7 @@
 
 For grids of N communities x M houses (1,000 and 10,000 markets, and 250 with every house
 shown), each with a last slot, limits and a few alerts: the mean time of
-``components.grid_map.map_elements`` [ms], the nodes drawn and the size of the elements as JSON
+``app.console.components.grid_map.map_elements`` [ms], the nodes drawn and the size of the elements as JSON
 [kB] (what a slot's update sends to each browser when the grid changed; an unchanged grid sends a
 ``Patch`` of the nodes' data). Past ``COLLAPSE_OVER`` markets the houses are folded into their
 community, which is what keeps a 1,000-market map at a few dozen nodes. ``--json`` prints
@@ -53,7 +53,7 @@ def grid(communities: int, houses: int) -> tuple[list[dict], dict, dict, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from components.grid_map import map_elements
+    from app.console.components.grid_map import map_elements
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=20)

@@ -6,7 +6,7 @@ separate exchange process whose HTTP requests are counted.
 What runs (loopback only, ports ``--port`` .. ``--port`` + 2, default 8071-8073), each from a
 temporary folder that is removed at the end:
 
-* the exchange: ``python -m app.exchange --port 8072`` (a slot every ``--slot-seconds``), its own
+* the exchange: ``python -m app.entry.exchange --port 8072`` (a slot every ``--slot-seconds``), its own
   SQLite store; werkzeug logs one line per HTTP request it serves, which is what is counted;
 * ``redis-server`` on 8073 (``--cache simple``: none, a cache per worker);
 * the console, as a PaaS starts it from the ``Procfile``: ``release:`` (migrations), ``web:``
@@ -196,7 +196,7 @@ def start_stack(stack: Stack, args: argparse.Namespace) -> tuple[str, Exchange]:
         SECRET_KEY=secret,
     )
     (stack.tmp / "exchange").mkdir()
-    stack.start("exchange", f"python -m app.exchange --port {exchange_port} --quiet", exchange_env)
+    stack.start("exchange", f"python -m app.entry.exchange --port {exchange_port} --quiet", exchange_env)
     exchange = Exchange(stack.log("exchange"), ex_db)
     redis_url = None
     if args.cache == "redis":
@@ -601,7 +601,7 @@ def report(one: dict, many: dict, args: argparse.Namespace, load: tuple, result:
     print(f"web: {procfile()['web']} (WEB_CONCURRENCY={args.workers})")
     print(
         f"console: gunicorn -w {args.workers} (Procfile web) + clock, cache {args.cache}; exchange: "
-        f"python -m app.exchange, a slot every {args.slot_seconds:g} s"
+        f"python -m app.entry.exchange, a slot every {args.slot_seconds:g} s"
     )
     print(f"load average before {load[0]:.2f}, after {load[1]:.2f} ({os.cpu_count()} CPUs)")
     print()

@@ -31,7 +31,7 @@ def candidates(max_fee: float) -> list:
     from steering import controller_params
 
     from app.tariffs import peak_tiers, tou
-    from app.whatif import Candidate
+    from app.whatif.runs import Candidate
 
     table = tou.preset_challenge_2020()
     tiers = peak_tiers.preset_challenge_2020().model_dump()
@@ -53,7 +53,7 @@ def candidates(max_fee: float) -> list:
 
 def measure(scenario, days: int, workers: int | None) -> dict:  # noqa: ANN001
     from app.exchange.grid import build_grid
-    from app.whatif import run_whatif, whatif_workbook
+    from app.whatif.runs import run_whatif, whatif_workbook
 
     grid = build_grid(scenario)
     picks = candidates(scenario.fee_limits.max_ct_per_kwh)

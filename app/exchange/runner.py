@@ -7,14 +7,12 @@ cycle (``market_slot`` = N+1, ``last_market_slot`` = N), the message a grid oper
 the last process stopped is run again from the state saved after the slot before it, so no slot
 is missing from the history and none is there twice.
 
-    python -m app.exchange.runner [--slots N] [--reset]
+Its command line is :mod:`app.entry.run` (``python -m app.entry.run [--slots N] [--reset]``).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -160,64 +158,3 @@ def print_cycle(info: dict, levels: tuple[int, ...] = (0, 1)) -> None:
             f"{m['last_market_fee']:6.2f} {s['next_market_fee']:6.2f}        {m['market_fee_revenue']:8.2f}",
             flush=True,
         )
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run the embedded exchange and print each slot.")
-    parser.add_argument("--slots", type=int, default=None, help="stop after this many slots")
-    parser.add_argument("--reset", action="store_true", help="forget this scenario's stored run first")
-    parser.add_argument("--quiet", action="store_true", help="do not print slot stats")
-    args = parser.parse_args(argv)
-
-    from app.config import Settings
-    from app.exchange.grid import build_grid
-    from app.exchange.scenario import ScenarioError, load_scenario
-    from app.store.db import migrate
-    from app.store.lock import RunnerLock
-    from app.store.repo import ExchangeStore, StoreMismatch
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings.from_env()
-    try:
-        scenario = load_scenario(settings.scenario)
-    except ScenarioError as exc:
-        print(exc)
-        return 2
-    grid = build_grid(scenario)
-    try:
-        if args.reset:
-            migrate(settings.database_url)
-            store = ExchangeStore(settings.database_url, scenario, grid)
-            store.reset()
-            store.register()
-        else:
-            store = ExchangeStore.open(settings.database_url, scenario, grid)
-    except StoreMismatch as exc:
-        print(f"error: {exc}")
-        return 2
-    lock = RunnerLock(store.engine, store.key)
-    if not lock.try_acquire():
-        print("another runner holds the exchange; waiting for it to stop ...", flush=True)
-        lock.acquire()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    runner = ExchangeRunner(store, settings.slot_seconds)
-    if not args.quiet:
-        runner.subscribe(print_cycle)
-    first = runner.resume()
-    print(
-        f"exchange {scenario.name!r}: {grid.n_markets} markets, {grid.n_houses} houses; "
-        f"slot {runner.clock.label(first)} running, one slot every {settings.slot_seconds:g} s "
-        f"(store: {store.engine.url.render_as_string(hide_password=True)})",
-        flush=True,
-    )
-    try:
-        runner.run(args.slots, stop)
-    finally:
-        lock.release()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

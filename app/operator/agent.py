@@ -26,9 +26,9 @@ import time
 
 from app import slots
 from app.client import ApiClientError, ExchangeUnavailable, GridOperatorAgent, GridOperatorClient
-from app.operator import alerts, timing
+from app.operator import alerts, fee_service, timing
 from app.operator.store import APPLIED, REFUSED, OperatorStore, history_row
-from app.tariffs.base import HISTORY_FOR_MODELS, FeeLimits, MarketHistory, SlotInfo
+from app.tariffs.base import FeeLimits
 
 log = logging.getLogger(__name__)
 
@@ -201,12 +201,13 @@ class OperatorAgent(GridOperatorAgent):
         settings = self.store.settings()
         if not any(s.mode == "model" for s in settings.values()):
             return
-        from app.tariffs.registry import compute_fee, describe, parse_model
+        from app.tariffs.registry import parse_model
 
         length = market_info["slot_length_min"]
-        target = slots.parse(slots.shift(market_info["market_slot"], 1, length))  # N+1
-        slot = SlotInfo(slots.number(target, length), target, length)
-        for m in managed:
+        slot = fee_service.target_slot(
+            slots.parse(slots.shift(market_info["market_slot"], 1, length)), length
+        )
+        for m in managed:  # N+1: a fee queued while N runs is in force from N+1
             setting = settings.get(m["area_uuid"])
             if setting is None or setting.mode != "model" or not setting.model:
                 continue
@@ -215,15 +216,9 @@ class OperatorAgent(GridOperatorAgent):
             except ValueError as exc:
                 log.error("fee model of %s is invalid, nothing sent: %s", m["name"], exc)
                 continue
-            history = MarketHistory.from_rows(self.store.history(m["area_uuid"], last=HISTORY_FOR_MODELS))
-            fee = compute_fee(model, history, slot, self.limits())
-            self.store.queue(
-                m["area_uuid"],
-                m["name"],
-                fee,
-                source=f"model:{describe(model)}",
-                user="agent",
-                running_slot=market_info["market_slot"],
+            market = {"uuid": m["area_uuid"], "name": m["name"]}
+            fee_service.queue_model_fee(
+                self.store, market, model, slot, self.limits(), market_info["market_slot"]
             )
 
     def run_forever(self, stop) -> None:  # noqa: ANN001

@@ -135,7 +135,7 @@ class ExchangeStore:
                 raise StoreMismatch(
                     f"the store already holds a run of scenario {self.key!r} with different "
                     "content; rename the scenario, point DATABASE_URL elsewhere, or reset it "
-                    "(python -m app.exchange.runner --reset)"
+                    "(python -m app.entry.run --reset)"
                 )
             known = {
                 r.uuid for r in conn.execute(select(markets.c.uuid).where(markets.c.scenario == self.key))

@@ -205,8 +205,8 @@ def test_alr012_a_fee_that_brings_import_under_the_limit_clears_the_alert(tmp_pa
     agent sends it, and in the first slot it is in force the import falls under the limit: the
     next evaluation resolves the alert. Without the fee that slot is over too (2.2 kWh at 06:30
     with 1 ct/kWh, the same run without the command)."""
-    from app import create_app
     from app.config import ROOT, Settings
+    from app.entry.web import create_app
     from app.exchange.grid import build_grid
     from app.exchange.runner import ExchangeRunner
     from app.exchange.scenario import load_scenario

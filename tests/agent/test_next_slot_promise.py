@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from app import create_app
 from app.client import GridOperatorClient
 from app.config import Settings
-from app.dashboard.data import ConsoleData
+from app.console.data import ConsoleData
+from app.entry.web import create_app
 from app.exchange.generate import generate_scenario
 from app.exchange.grid import build_grid
 from app.exchange.runner import ExchangeRunner

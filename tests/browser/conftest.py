@@ -37,9 +37,9 @@ from flask import Flask
 from selenium.webdriver.chrome.options import Options
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from app import create_app
 from app.config import ROOT, Settings
-from app.dashboard.data import ConsoleData
+from app.console.data import ConsoleData
+from app.entry.web import create_app
 from app.exchange.generate import generate_scenario
 from app.exchange.grid import build_grid
 from app.exchange.runner import ExchangeRunner

@@ -15,7 +15,7 @@ import pytest
 from console_ui import HEADER_BADGE, SLOT_SECONDS, TICK_S, grid_rows, login, open_page, pid, type_into
 from dash.testing.wait import until
 
-from app import ids
+from app.console import ids
 from app.operator.alerts import ALERTING, AlertStore
 
 SHOTS = Path(__file__).resolve().parents[2] / "shots"

@@ -19,10 +19,10 @@ from console_ui import HEADER_BADGE, SLOT_SECONDS, TICK_S, choose, grid_rows, lo
 from dash.testing.wait import until
 from selenium.common.exceptions import StaleElementReferenceException
 
-from app import ids
 from app.client import GridOperatorClient
+from app.console import ids
+from app.console.components.header import HEADER_DEADLINE_ID
 from app.operator.store import APPLIED
-from components.header import HEADER_DEADLINE_ID
 
 SHOTS = Path(__file__).resolve().parents[2] / "shots"
 

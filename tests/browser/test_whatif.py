@@ -18,7 +18,7 @@ from console_ui import choose, login, type_into
 from dash.testing.wait import until
 from selenium.webdriver.common.keys import Keys
 
-from app import ids
+from app.console import ids
 
 GENERATED = "a generated grid, 10 communities x 100 houses"
 

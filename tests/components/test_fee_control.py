@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from components.fee_control import fee_control, form_values, parse_form
+from app.console.components.fee_control import fee_control, form_values
+from app.tariffs.forms import parse_form
 
 
 def test_fcl001_numbers_in_text_fields_are_plain_and_survive_a_round_trip():
@@ -45,8 +46,9 @@ def _find(component, ident):  # noqa: ANN001, ANN202
 def test_fcl003_every_form_proposes_what_its_model_would_choose_itself():
     """A form's default is its model's default (one rule, in the model), and the defaults together
     with a market's limits make a model the registry accepts."""
+    from app.console.components.fee_control import MODES
+    from app.tariffs.forms import FORMS, parse_form
     from app.tariffs.registry import PARAMS, field_default, parse_model
-    from components.fee_control import FORMS, MODES, parse_form
 
     assert {name for name, _ in MODES} - {"manual"} == set(PARAMS) == set(FORMS)
     for model, fields in FORMS.items():

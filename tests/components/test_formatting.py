@@ -1,4 +1,4 @@
-"""Number, time and colour helpers of ``components.formatting``."""
+"""Number, time and colour helpers of ``app.console.components.formatting``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from components import formatting as f
+from app.console.components import formatting as f
 
 
 def test_fmt001_fixed_decimals_units_and_missing():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from app.console.components.grid_map import COLLAPSE_OVER, map_elements, tree_positions
 from app.operator.alerts import Limits
-from components.grid_map import COLLAPSE_OVER, map_elements, tree_positions
 
 
 def tree(communities: int, houses: int) -> list[dict]:

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import dash_mantine_components as dmc
 from plotly.io.json import to_json_plotly
 
-from components.formatting import PALETTE
-from components.header import alerts_colour, alerts_text, header_bar, header_text
+from app.console.components.formatting import PALETTE
+from app.console.components.header import alerts_colour, alerts_text, header_bar, header_text
 
 STALE_TS = dt.datetime(2026, 6, 22, 13, 5, tzinfo=dt.UTC).timestamp()
 LIVE = {
@@ -110,7 +110,7 @@ def test_hdr007_alerts_count_and_colour():
 
 
 def test_hdr008_wall_clock_times_name_their_zone():
-    from components.formatting import browser_zone, fmt_wall_clock, fmt_wall_datetime
+    from app.console.components.formatting import browser_zone, fmt_wall_clock, fmt_wall_datetime
 
     assert fmt_wall_clock(STALE_TS, ZoneInfo("Europe/Berlin")) == "15:05:00 CEST"
     assert fmt_wall_datetime(STALE_TS, None) == "2026-06-22 13:05:00 UTC"
@@ -119,7 +119,7 @@ def test_hdr008_wall_clock_times_name_their_zone():
 
 
 def test_hdr009_the_agents_exchange_alert_makes_the_header_stale():
-    from app.pages.shell_callbacks import with_exchange_alert
+    from app.console.pages.shell_callbacks import with_exchange_alert
 
     alert = {"rule": "no_new_slot", "started_at": STALE_TS, "market_uuid": ""}
     state = with_exchange_alert(LIVE, {"firing": 1, "unacked": 1, "pending": 0, "exchange": alert})

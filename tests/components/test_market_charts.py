@@ -13,9 +13,8 @@ from component_rows import MARKET, day, history_row
 from dash import Patch
 from plotly.io.json import to_json_plotly
 
-from app.operator.store import history_row as store_history_row
-from components.formatting import PALETTE
-from components.market_charts import (
+from app.console.components.formatting import PALETTE
+from app.console.components.market_charts import (
     FIGURE_TRACES,
     append_patches,
     cumulative_revenue_ct,
@@ -25,6 +24,7 @@ from components.market_charts import (
     reveal_patch,
     violation_shapes,
 )
+from app.operator.store import history_row as store_history_row
 
 UNIT_IN_BRACKETS = r"\[[^\]]+\]$"
 

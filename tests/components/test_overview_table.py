@@ -9,9 +9,8 @@ import dash_ag_grid as dag
 from component_rows import MARKET, history_row
 from plotly.io.json import to_json_plotly
 
-from app.operator.alerts import Limits
-from components.formatting import PALETTE
-from components.overview_table import (
+from app.console.components.formatting import PALETTE
+from app.console.components.overview_table import (
     CELL_PADDING_PX,
     HIDDEN_IN_OVERVIEW,
     OVER_LIMIT_CLASS,
@@ -23,6 +22,7 @@ from components.overview_table import (
     overview_grid,
     overview_rows,
 )
+from app.operator.alerts import Limits
 
 NUMERIC_HEADERS = {
     "min_ct_per_kwh": "Min price [ct/kWh]",

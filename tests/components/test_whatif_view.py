@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.whatif_view import grid_rows, kpi_grid
+from app.console.components.whatif_view import grid_rows, kpi_grid
 
 ROWS = [
     {

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app import create_app
 from app.config import Settings
+from app.entry.web import create_app
 from app.exchange.generate import generate_scenario
 from app.exchange.grid import build_grid
 from app.exchange.runner import ExchangeRunner

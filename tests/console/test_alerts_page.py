@@ -3,9 +3,9 @@ them and changes nothing, whatever the browser sends."""
 
 import pytest
 
-from app.dashboard.auth import NotAllowed
+from app.console.auth import NotAllowed
+from app.console.pages import alerts_page, grid_map, overview
 from app.operator.alerts import AlertStore, Condition
-from app.pages import alerts_page, grid_map, overview
 
 
 def walk(node):

@@ -4,9 +4,9 @@ import base64
 
 import pytest
 
-from app.dashboard.auth import NotAllowed
+from app.console.auth import NotAllowed
+from app.console.pages import audit, market, overview
 from app.operator.store import APPLIED, QUEUED
-from app.pages import audit, market, overview
 
 
 def test_overview_rows_show_every_managed_market_after_a_cycle(console):
@@ -140,7 +140,7 @@ def test_new_slots_are_only_those_after_the_last_shown(console):
 
 def test_header_says_stale_with_the_reason_when_the_exchange_does_not_answer(console):
     from app.client import GridOperatorClient
-    from app.pages.shell_callbacks import header_state
+    from app.console.pages.shell_callbacks import header_state
 
     with console.as_user("operator"):
         assert header_state()["connected"] is True
@@ -190,8 +190,8 @@ def test_next_slot_list_holds_unsent_commands_and_fees_taken_for_a_slot_not_yet_
 def test_predictive_model_preview_names_the_slot_and_its_forecast_then_the_agent_runs_it(console):
     """The predictive controller is one of the form's models: the preview says what it would send,
     from which slot (fast-forward: the slot after the next) and what it forecasts there."""
+    from app.tariffs.forms import FORMS, parse_form
     from app.tariffs.registry import compute_fee, parse_model
-    from components.fee_control import FORMS, parse_form
 
     console.cycles(3)
     c = console.community()

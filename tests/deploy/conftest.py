@@ -15,8 +15,8 @@ import yaml
 from deploy_procs import Procs
 from flask import Flask
 
-from app import create_app
 from app.config import Settings
+from app.entry.web import create_app
 from app.exchange.generate import generate_scenario
 from app.exchange.grid import build_grid
 from app.exchange.scenario import Scenario

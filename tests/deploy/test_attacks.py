@@ -20,7 +20,7 @@ from flask import Flask
 
 from app.api.auth import UserBook
 from app.config import ROOT
-from app.whatif_quota import RunLedger
+from app.whatif.quota import RunLedger
 
 TOKEN = "/api/v1/auth/token"
 BATCH = "/api/v1/batch-commands"

@@ -46,9 +46,9 @@ SETTINGS = {
 def test_dep040_procfile_process_types():
     entries = procfile()
     assert set(entries) == {"web", "clock", "worker", "release"}
-    assert entries["web"].startswith("gunicorn app.wsgi:server ")
+    assert entries["web"].startswith("gunicorn app.entry.wsgi:server ")
     assert "${WEB_CONCURRENCY" in entries["web"] and "0.0.0.0:${PORT" in entries["web"]
-    assert entries["clock"] == "python -m app.runner"
+    assert entries["clock"] == "python -m app.entry.clock"
     assert entries["release"] == "alembic upgrade head"
 
 

@@ -17,9 +17,9 @@ import redis
 from flask import Flask
 from flask_caching.backends.rediscache import RedisCache
 
-from app import create_app
 from app.config import Settings
-from app.dashboard.data import CLOCK_GRACE_S
+from app.console.data import CLOCK_GRACE_S
+from app.entry.web import create_app
 from app.exchange.generate import generate_scenario
 from app.exchange.grid import build_grid
 from app.exchange.runner import ExchangeRunner

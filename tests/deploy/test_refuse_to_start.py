@@ -1,7 +1,7 @@
 """Outside demo mode a missing ``SECRET_KEY`` or ``USERS_FILE`` stops every process with one clear line.
 
-The web process (importing ``app.wsgi``, and the Procfile's real ``web:`` gunicorn command), the
-clock (``python -m app.runner``) and the processes started by hand (``python -m app``, ``python
+The web process (importing ``app.entry.wsgi``, and the Procfile's real ``web:`` gunicorn command), the
+clock (``python -m app.entry.clock``) and the processes started by hand (``python -m app``, ``python
 -m app.exchange``) exit non-zero with the reason on stderr, not a traceback, before they create
 or migrate anything; a users file without users stops them the same way, and an unmigrated
 database stops the Procfile's processes.
@@ -40,7 +40,7 @@ def assert_refused(proc: subprocess.CompletedProcess, message: str = MESSAGE) ->
 
 
 def test_dep001_clock_refuses_without_secret_key(tmp_path: Path):
-    proc = run([sys.executable, "-m", "app.runner"], process_env(DEMO="off", INSTANCE_DIR=str(tmp_path)))
+    proc = run([sys.executable, "-m", "app.entry.clock"], process_env(DEMO="off", INSTANCE_DIR=str(tmp_path)))
     assert_refused(proc)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0  # one line
@@ -48,7 +48,9 @@ def test_dep001_clock_refuses_without_secret_key(tmp_path: Path):
 
 
 def test_dep002_wsgi_import_refuses_without_secret_key(tmp_path: Path):
-    proc = run([sys.executable, "-c", "import app.wsgi"], process_env(DEMO="off", INSTANCE_DIR=str(tmp_path)))
+    proc = run(
+        [sys.executable, "-c", "import app.entry.wsgi"], process_env(DEMO="off", INSTANCE_DIR=str(tmp_path))
+    )
     assert_refused(proc)
     assert proc.returncode == 4  # gunicorn's "App failed to load": its master stops
     assert proc.stderr.strip().count("\n") == 0
@@ -80,7 +82,7 @@ def test_dep004_unmigrated_database_is_refused_not_migrated(tmp_path: Path):
     users = users_file(tmp_path / "users.yaml", [ALICE])
     env = process_env(SECRET_KEY="k", INSTANCE_DIR=str(tmp_path), DEMO="off", USERS_FILE=str(users))
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
-    for args in ([sys.executable, "-m", "app.runner"], [sys.executable, "-c", "import app.wsgi"]):
+    for args in ([sys.executable, "-m", "app.entry.clock"], [sys.executable, "-c", "import app.entry.wsgi"]):
         assert_refused(run(args, env), "run 'alembic upgrade head'")
     assert_refused(web(env), "run 'alembic upgrade head'")
     with closing(sqlite3.connect(tmp_path / "fresh.sqlite3")) as db:  # nothing migrated it
@@ -89,10 +91,10 @@ def test_dep004_unmigrated_database_is_refused_not_migrated(tmp_path: Path):
 
 # every process that starts from the environment: (command, exit status when it refuses)
 STARTS = {
-    "clock": ([sys.executable, "-m", "app.runner"], 2),
-    "wsgi": ([sys.executable, "-c", "import app.wsgi"], 4),
+    "clock": ([sys.executable, "-m", "app.entry.clock"], 2),
+    "wsgi": ([sys.executable, "-c", "import app.entry.wsgi"], 4),
     "local": ([sys.executable, "-m", "app"], 2),
-    "exchange": ([sys.executable, "-m", "app.exchange", "--port", "0"], 2),
+    "exchange": ([sys.executable, "-m", "app.entry.exchange", "--port", "0"], 2),
 }
 
 
@@ -129,7 +131,7 @@ def test_dep006_users_file_without_usable_users_refuses(tmp_path: Path, content:
 
 
 def test_dep007_local_processes_refuse_without_secret_key(tmp_path: Path):
-    """``python -m app`` and ``python -m app.exchange`` say why, like the Procfile's processes."""
+    """``python -m app`` and ``python -m app.entry.exchange`` say why, like the Procfile's processes."""
     users = users_file(tmp_path / "users.yaml", [ALICE])
     env = process_env(DEMO="off", INSTANCE_DIR=str(tmp_path), USERS_FILE=str(users), PORT=str(free_port()))
     for name in ("local", "exchange"):

@@ -10,8 +10,8 @@ import yaml
 from flask import Flask
 from werkzeug.security import generate_password_hash
 
-from app import create_app
 from app.config import Settings
+from app.entry.web import create_app
 
 TOKEN = "/api/v1/auth/token"
 LOGIN = "/login"

@@ -32,7 +32,7 @@ def exchange(tmp_path_factory):
         "SECRET_KEY": "examples",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.exchange", "--port", str(port), "--quiet"],
+        [sys.executable, "-m", "app.entry.exchange", "--port", str(port), "--quiet"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

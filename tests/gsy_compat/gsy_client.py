@@ -9,8 +9,8 @@ from pathlib import Path
 from gsy_wire import SdkWire
 from werkzeug.serving import make_server
 
-from app import create_app
 from app.config import ROOT, Settings
+from app.entry.web import create_app
 from app.exchange.runner import ExchangeRunner
 from app.store.repo import ExchangeStore
 

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from app import create_app
 from app.config import ROOT, Settings
+from app.entry.web import create_app
 from app.exchange.grid import build_grid
 from app.exchange.scenario import load_scenario
 from app.store.repo import ExchangeStore

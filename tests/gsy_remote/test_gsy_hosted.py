@@ -1,6 +1,6 @@
 """The console operates a Grid Singularity exchange in the hosted dialect (REST + JWT + websocket,
 ``GRID_API_URL=gsy+http://HOST:PORT`` here, ``gsy+https://`` for the real service), against our own
-gsy-e-sdk face, started as a real server in a process of its own (``python -m app.exchange`` on
+gsy-e-sdk face, started as a real server in a process of its own (``python -m app.entry.exchange`` on
 ``scenarios/challenge.yaml``, a slot every 3 s). The console's agent runs on the link in this
 process with its own SQLite store: two processes, a real websocket.
 
@@ -60,7 +60,7 @@ class Exchange:
         )
         log = open(self.instance / "exchange.log", "ab")  # noqa: SIM115 - the process keeps it
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app.exchange", "--port", str(self.port), "--quiet"],
+            [sys.executable, "-m", "app.entry.exchange", "--port", str(self.port), "--quiet"],
             cwd=ROOT,
             env=env,
             stdout=log,

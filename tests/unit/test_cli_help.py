@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
-    "module", ["app", "app.exchange", "app.exchange.runner", "app.runner", "app.exchange.generate"]
+    "module", ["app", "app.entry.exchange", "app.entry.run", "app.entry.clock", "app.exchange.generate"]
 )
 def test_cli_help_prints_usage_and_exits(module: str, tmp_path: Path):
     proc = subprocess.run(

@@ -6,7 +6,7 @@ scenario file so that "the live scenario" of a run is the one the exchange runs.
 
 ``celery_console`` is the same console with ``REDIS_URL`` set (a throwaway ``redis-server``,
 ``tests/redis_server.py``): its background callbacks go to Celery. ``celery_worker`` is the
-Procfile's worker for it, a real ``celery -A app.celery_app worker`` process on the same
+Procfile's worker for it, a real ``celery -A app.entry.worker worker`` process on the same
 settings; it is killed (its process group) at teardown.
 """
 
@@ -25,8 +25,8 @@ import pytest
 from whatif_scenario import SCENARIO
 from whatif_worker import Worker, worker_command, worker_env
 
-from app import create_app
 from app.config import ROOT, Settings
+from app.entry.web import create_app
 from app.exchange.grid import build_grid
 from app.exchange.runner import ExchangeRunner
 from app.exchange.scenario import dump_scenario

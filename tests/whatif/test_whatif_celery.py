@@ -1,5 +1,5 @@
 """What-if runs through Celery over Redis (``REDIS_URL``): a real ``redis-server`` and a real
-``celery -A app.celery_app worker`` process (``conftest.celery_worker``).
+``celery -A app.entry.worker worker`` process (``conftest.celery_worker``).
 
 The tests drive the background callback as Dash's dispatcher does (``dash._callback``): the job
 function that the console's manager registered for ``run_job``, ``call_job_fn`` to queue it,
@@ -22,11 +22,11 @@ from dash.background_callback.managers import BaseBackgroundCallbackManager
 from whatif_scenario import SCENARIO
 from whatif_worker import worker_command, worker_env
 
+from app.console.pages import whatif as page
 from app.operator.backtest import SERIES
-from app.pages import whatif as page
-from app.whatif import run_whatif
-from app.whatif_queue import queue_problem, redis_problem, safe_url
-from components.fee_control import FORMS
+from app.tariffs.forms import FORMS
+from app.whatif.queue import queue_problem, redis_problem, safe_url
+from app.whatif.runs import run_whatif
 
 
 def _params(k: int, model: str, level: int = 0, **values) -> list[dict]:

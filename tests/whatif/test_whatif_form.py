@@ -9,10 +9,10 @@ import io
 import openpyxl
 import pytest
 
-from app.pages import whatif as page
+from app.console.pages import whatif as page
 from app.tariffs import tou
-from app.whatif import WhatIfError
-from components.fee_control import FORMS
+from app.tariffs.forms import FORMS
+from app.whatif.runs import WhatIfError
 
 TIMES = [tou.quarter_hour_label(q) for q in range(96)]
 

@@ -8,12 +8,12 @@ import io
 import openpyxl
 import pytest
 
-from app.dashboard.auth import NotAllowed
+from app.console.auth import NotAllowed
+from app.console.pages import whatif as page
 from app.operator.store import QUEUED
-from app.pages import whatif as page
 from app.security import sign_in_client
-from app.whatif import WhatIfError
-from components.fee_control import FORMS
+from app.tariffs.forms import FORMS
+from app.whatif.runs import WhatIfError
 
 
 def _params(k: int, model: str, level: int = 0, **values) -> list[dict]:
@@ -147,7 +147,7 @@ def test_wif025_apply_to_live_queues_the_models_audited_and_refuses_viewers(cons
 def test_wif026_a_live_copy_runs_the_live_settings_and_is_not_applied_again(console):
     grid = console.managed[0]
     with console.as_user("operator"):
-        from app.pages import market
+        from app.console.pages import market
 
         market.apply_setting(grid.uuid, "manual", 7.0, {}, None)
     spec = _spec(console, ("zero", "zero"), ("live", "live"))
@@ -171,7 +171,7 @@ def test_wif027_the_page_lays_out_six_candidates_and_the_live_markets(console):
 def test_wif028_the_page_is_in_the_navigation_and_registered(console):
     import dash
 
-    from app.dashboard import NAV
+    from app.console.dashboard import NAV
 
     assert ("/what-if", "What-if") in NAV
     assert any(p["path"] == "/what-if" for p in dash.page_registry.values())

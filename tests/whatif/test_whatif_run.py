@@ -13,12 +13,12 @@ import psutil
 import pytest
 from whatif_scenario import SCENARIO
 
-import app.whatif as whatif
+import app.whatif.runs as whatif
 from app.config import ROOT
 from app.exchange.grid import build_grid
 from app.operator.backtest import ZERO, backtest
 from app.tariffs import peak_tiers
-from app.whatif import BASELINE, KPI_ROWS, Cancelled, Candidate, WhatIfError, best_of, run_whatif
+from app.whatif.runs import BASELINE, KPI_ROWS, Cancelled, Candidate, WhatIfError, best_of, run_whatif
 
 GRID = build_grid(SCENARIO)
 MANAGED = [m for m in GRID.markets if m.level in (0, 1)]
@@ -193,12 +193,12 @@ def test_wif007_processes_only_where_forking_is_safe(monkeypatch):
     assert whatif._pool_size(4, 3) == 1  # a threaded process (a web server): in this process
     monkeypatch.setattr(whatif.threading, "active_count", lambda: 1)
     monkeypatch.setattr(whatif.multiprocessing, "current_process", lambda: SimpleNamespace(daemon=True))
-    assert whatif._pool_size(4, 3) == 1  # a daemon may not have children (app.whatif_queue lifts it)
+    assert whatif._pool_size(4, 3) == 1  # a daemon may not have children (app.whatif.queue lifts it)
 
 
 FORKED = """
 import os, signal, sys, time
-from app.whatif import _die_with
+from app.whatif.runs import _die_with
 
 child = os.fork()
 if child == 0:

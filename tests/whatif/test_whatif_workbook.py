@@ -8,7 +8,7 @@ import openpyxl
 import pytest
 from whatif_scenario import SCENARIO
 
-from app.whatif import BASELINE, KPI_ROWS, SHEET_COLUMNS, Candidate, run_whatif, whatif_workbook
+from app.whatif.runs import BASELINE, KPI_ROWS, SHEET_COLUMNS, Candidate, run_whatif, whatif_workbook
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,7 @@ def worker_command(concurrency: int = 1) -> list[str]:
         "-m",
         "celery",
         "-A",
-        "app.celery_app:celery_app",
+        "app.entry.worker:celery_app",
         "worker",
         "--concurrency",
         str(concurrency),
