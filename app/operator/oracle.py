@@ -25,6 +25,13 @@ Per house, as the simulation (``app.exchange.assets``, ``matching``) lets the as
 * **curtailment** ``u_t <= pv_t`` (only with ``curtailment=True``: free curtailment takes the
   export peak to 0, so the default oracle only shifts and wastes no energy).
 
+**Only the judged days are scheduled.** Before the first judged slot no peak counts, so those
+days can leave the assets in any state they can reach: each battery's charge at the judged start
+is free between its minimum and its capacity (a day of charging from the grid, or of discharging
+into the house's evening deficit, reaches any of them; *relaxed* only where it would not), and a
+window open at that moment needs its day's energy less what full power could have delivered
+before it. This halves the program for 7 judged after 7 tuning days and loses nothing else.
+
 The root's net import is ``sum over houses of load + e + c - d - pv (+ u)``; wires lose nothing.
 What the owners *choose* (flexible loads never slower than the even rate, batteries on their
 price thresholds) is not a constraint: this is what the assets can do, not what fees make them
@@ -32,7 +39,7 @@ do, so every relaxation above keeps the oracle a lower bound on any fee's peaks.
 
 Size: one variable per battery and slot (three) and per flexible load and window slot. Houses
 without a battery or flexible load are constants. The 1,000-house generated grid (161 batteries,
-259 flexible loads, 14 days) is about 0.9 million variables; HiGHS solves it in about a minute.
+259 flexible loads, 7 judged days) is about 0.45 million variables; see the bench for the time.
 
 ``per_house=False`` gives the older, looser *pooled* bound: the batteries of one efficiency form
 one battery that may discharge into any house (no deficit bound), and the flexible loads of one
@@ -74,29 +81,33 @@ class Fleet:
     bat_house: np.ndarray  # [B] owning house (-1: a pool, no deficit bound)
     bat_capacity_kwh: np.ndarray  # [B]
     bat_min_kwh: np.ndarray  # [B]
-    bat_initial_kwh: np.ndarray  # [B]
+    bat_initial_kwh: np.ndarray  # [B] (NaN: free, anything from bat_min_kwh to capacity)
     bat_step_kwh: np.ndarray  # [B] most charge or discharge per slot
     bat_eta: np.ndarray  # [B] one-way efficiency
     flex_house: np.ndarray  # [F] owning house (-1: a pool)
     flex_step_kwh: np.ndarray  # [F] most energy per slot
-    # windows: (flexible load, first slot, slots, energy to deliver [kWh]); slots inside the run
-    windows: tuple[tuple[int, int, int, float], ...]
+    # windows: (flexible load, first slot, slots, least and most energy to deliver [kWh]); the
+    # slots inside the run (a window cut by the run's start may have had some energy before it)
+    windows: tuple[tuple[int, int, int, float, float], ...]
 
     @property
     def n_slots(self) -> int:
         return self.load_kwh.shape[0]
 
 
-def scenario_fleet(scenario: Scenario, days: int) -> Fleet:
-    """The fleet of ``days`` days of ``scenario``: its seeded profiles and assets, per house."""
+def scenario_fleet(scenario: Scenario, days: int, from_slot: int = 0) -> Fleet:
+    """The fleet of slots ``from_slot`` .. ``days`` days of ``scenario``: its seeded profiles and
+    assets, per house. With ``from_slot > 0`` the batteries' charge at ``from_slot`` is free and a
+    window open at ``from_slot`` needs what full power before it could not have delivered."""
     grid = build_grid(scenario)
     profiles = ProfileSource(scenario, grid)
     spd, minutes = scenario.slots_per_day, scenario.slot_length_min
     n, n_h = days * spd, grid.n_houses
     slot_h = minutes / 60
+    step = grid.flex_power_kw * slot_h
     load = np.zeros((n, n_h))
     pv = np.zeros((n, n_h))
-    windows: list[tuple[int, int, int, float]] = []
+    windows: list[tuple[int, int, int, float, float]] = []
     first_day, _ = scenario.day_and_slot(0)
     window_min = (grid.flex_due_min - grid.flex_from_min) % 1440
     length = np.ceil(window_min / minutes).astype(int)
@@ -113,22 +124,27 @@ def scenario_fleet(scenario: Scenario, days: int) -> Fleet:
             first, last = max(open_t, 0), min(open_t + length[f], n)
             if last <= first:
                 continue
-            share = (last - first) / length[f]  # truncated at the run's ends
-            windows.append((f, first, last - first, float(day.flex_energy_kwh[f]) * share))
+            need = float(day.flex_energy_kwh[f]) * (last - first) / length[f]  # cut by the run's ends
+            before = max(from_slot - first, 0)  # slots of the window before from_slot
+            if first + before >= last:
+                continue
+            least = max(need - step[f] * before, 0.0) if before else need
+            windows.append((f, first + before, last - first - before, least, need))
     has_bat = grid.bat_capacity_kwh > 0
     cap = grid.bat_capacity_kwh[has_bat]
+    initial = grid.bat_initial_soc[has_bat] * cap
     return Fleet(
-        load_kwh=load,
-        pv_kwh=pv,
+        load_kwh=load[from_slot:],
+        pv_kwh=pv[from_slot:],
         bat_house=np.flatnonzero(has_bat),
         bat_capacity_kwh=cap,
         bat_min_kwh=grid.bat_min_soc[has_bat] * cap,
-        bat_initial_kwh=grid.bat_initial_soc[has_bat] * cap,
+        bat_initial_kwh=initial if from_slot == 0 else np.full(len(cap), np.nan),
         bat_step_kwh=grid.bat_power_kw[has_bat] * slot_h,
         bat_eta=np.sqrt(grid.bat_efficiency[has_bat]),
         flex_house=grid.flex_house.copy(),
-        flex_step_kwh=grid.flex_power_kw * slot_h,
-        windows=tuple(windows),
+        flex_step_kwh=step,
+        windows=tuple((f, first - from_slot, k, lo, hi) for f, first, k, lo, hi in windows),
     )
 
 
@@ -143,16 +159,17 @@ def pooled(fleet: Fleet) -> Fleet:
 
     # a pool per window *pattern*: loads that share every window of the run
     pattern: dict[int, list[tuple[int, int]]] = {}
-    for f, first, slots, _ in fleet.windows:
+    for f, first, slots, _, _ in fleet.windows:
         pattern.setdefault(f, []).append((first, slots))
     groups: dict[tuple, int] = {}
     pool_of = np.zeros(len(fleet.flex_house), dtype=int)
     for f in range(len(fleet.flex_house)):
         pool_of[f] = groups.setdefault(tuple(pattern.get(f, [])), len(groups))
-    energy: dict[tuple[int, int, int], float] = {}
-    for f, first, slots, kwh in fleet.windows:
+    energy: dict[tuple[int, int, int], tuple[float, float]] = {}
+    for f, first, slots, least, most in fleet.windows:
         key = (int(pool_of[f]), first, slots)
-        energy[key] = energy.get(key, 0.0) + kwh
+        lo, hi = energy.get(key, (0.0, 0.0))
+        energy[key] = (lo + least, hi + most)
     return Fleet(
         load_kwh=fleet.load_kwh,
         pv_kwh=fleet.pv_kwh,
@@ -164,7 +181,7 @@ def pooled(fleet: Fleet) -> Fleet:
         bat_eta=etas,
         flex_house=np.full(len(groups), -1),
         flex_step_kwh=np.bincount(pool_of, weights=fleet.flex_step_kwh, minlength=len(groups)),
-        windows=tuple((g, first, slots, kwh) for (g, first, slots), kwh in energy.items()),
+        windows=tuple((g, first, slots, lo, hi) for (g, first, slots), (lo, hi) in energy.items()),
     )
 
 
@@ -187,7 +204,8 @@ def schedule(
     w_load = np.array([w[0] for w in fleet.windows], dtype=int)
     w_first = np.array([w[1] for w in fleet.windows], dtype=int)
     w_len = np.array([w[2] for w in fleet.windows], dtype=int)
-    w_kwh = np.array([w[3] for w in fleet.windows], dtype=float)
+    w_least = np.array([w[3] for w in fleet.windows], dtype=float)
+    w_most = np.array([w[4] for w in fleet.windows], dtype=float)
     n_e = int(w_len.sum())
     e_window = np.repeat(np.arange(n_w), w_len)
     e_slot = w_first[e_window] + (np.arange(n_e) - np.repeat(np.cumsum(w_len) - w_len, w_len))
@@ -196,14 +214,17 @@ def schedule(
     off_d, off_s = off_c + n_b * n, off_c + 2 * n_b * n
     off_u = off_c + 3 * n_b * n
     i_peak, e_peak = off_u + n, off_u + n + 1
-    n_var = e_peak + 1
+    free = np.flatnonzero(np.isnan(fleet.bat_initial_kwh))  # batteries whose start charge is free
+    off_init = e_peak + 1
+    n_var = off_init + len(free)
 
     lb = np.zeros(n_var)
     ub = np.full(n_var, np.inf)
     if n_e:
         ub[:n_e] = fleet.flex_step_kwh[e_load]
         # a window that cannot take its need at full power delivers what it can (as the simulation)
-        w_kwh = np.minimum(w_kwh, fleet.flex_step_kwh[w_load] * w_len)
+        w_most = np.minimum(w_most, fleet.flex_step_kwh[w_load] * w_len)
+        w_least = np.minimum(w_least, w_most)
     slot_b = np.tile(np.arange(n), n_b)  # slot of each battery variable, battery-major
     bat_b = np.repeat(np.arange(n_b), n)
     ub[off_c:off_d] = fleet.bat_step_kwh[bat_b]
@@ -211,15 +232,20 @@ def schedule(
     lb[off_s:off_u] = fleet.bat_min_kwh[bat_b]
     ub[off_s:off_u] = fleet.bat_capacity_kwh[bat_b]
     ub[off_u:i_peak] = np.maximum(fleet.pv_kwh.sum(axis=1), 0.0) if curtailment else 0.0
+    lb[off_init:] = fleet.bat_min_kwh[free]
+    ub[off_init:] = fleet.bat_capacity_kwh[free]
 
     eq_r, eq_c, eq_v, eq_b = [], [], [], []
     row = 0
+    exact = w_least >= w_most - 1e-12  # windows with one energy: an equality
     if n_e:  # each window delivers its energy
-        eq_r.append(e_window)
-        eq_c.append(np.arange(n_e))
-        eq_v.append(np.ones(n_e))
-        eq_b.append(w_kwh)
-        row = n_w
+        pick = exact[e_window]
+        number = np.cumsum(exact) - 1
+        eq_r.append(number[e_window[pick]])
+        eq_c.append(np.flatnonzero(pick))
+        eq_v.append(np.ones(int(pick.sum())))
+        eq_b.append(w_most[exact])
+        row = int(exact.sum())
     if n_b:  # s_t - s_{t-1} - eta c_t + d_t / eta = 0 (s_{-1} = the initial charge)
         k = np.arange(n_b * n)
         eta = fleet.bat_eta[bat_b]
@@ -228,11 +254,27 @@ def schedule(
         eq_r += [rows, rows, rows, rows[has_prev]]
         eq_c += [off_s + k, off_c + k, off_d + k, off_s + k[has_prev] - 1]
         eq_v += [np.ones(len(k)), -eta, 1.0 / eta, -np.ones(int(has_prev.sum()))]
-        eq_b.append(np.where(has_prev, 0.0, fleet.bat_initial_kwh[bat_b]))
+        eq_b.append(np.where(has_prev, 0.0, np.nan_to_num(fleet.bat_initial_kwh[bat_b])))
+        if len(free):  # a free start charge: s_0 - s_init - ... = 0
+            eq_r.append(row + free * n)
+            eq_c.append(off_init + np.arange(len(free)))
+            eq_v.append(-np.ones(len(free)))
         row += n_b * n
 
     ub_r, ub_c, ub_v, ub_b = [], [], [], []
     urow = 0
+    ranged = np.flatnonzero(~exact)
+    if len(ranged):  # least <= sum <= most
+        pick = ~exact[e_window]
+        number = np.full(n_w, -1)
+        number[ranged] = np.arange(len(ranged))
+        rows_of = number[e_window[pick]]
+        cols = np.flatnonzero(pick)
+        ub_r += [rows_of, len(ranged) + rows_of]
+        ub_c += [cols, cols]
+        ub_v += [np.ones(len(cols)), -np.ones(len(cols))]
+        ub_b += [w_most[ranged], -w_least[ranged]]
+        urow += 2 * len(ranged)
     # a battery discharges only into its own house's deficit: load - pv where positive, plus
     # the house's flexible loads (see the module docstring for where this is relaxed)
     # (a house without flexible loads: a bound on d itself, no row)
@@ -344,6 +386,19 @@ def oracle_peaks(
     would leave is thrown away), so the default limit is what shifting alone achieves.
     ``per_house``: each battery serves only its own house (the simulation's rule); ``False``
     gives the pooled, looser bound.
+
+    Only the judged slots are scheduled (``net_kwh`` is NaN before ``judge_from_slot``): the
+    slots before have no peak to keep, so what they leave behind is free (module docstring).
     """
-    fleet = scenario_fleet(scenario, days)
-    return schedule(fleet if per_house else pooled(fleet), judge_from_slot, zero_peaks_kwh, curtailment)
+    start = min(max(judge_from_slot, 0), days * scenario.slots_per_day)
+    fleet = scenario_fleet(scenario, days, from_slot=start)
+    result = schedule(fleet if per_house else pooled(fleet), 0, zero_peaks_kwh, curtailment)
+    net = np.concatenate([np.full(start, np.nan), result.net_kwh])
+    return OracleResult(
+        result.peak_import_kwh,
+        result.peak_export_kwh,
+        net,
+        result.curtailed_kwh,
+        result.status,
+        result.objective,
+    )

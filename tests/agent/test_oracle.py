@@ -8,7 +8,7 @@ from app.exchange.grid import build_grid
 from app.exchange.profiles import ProfileSource
 from app.exchange.scenario import parse_scenario
 from app.operator.backtest import ZERO, backtest
-from app.operator.oracle import Fleet, oracle_peaks, pooled, schedule
+from app.operator.oracle import Fleet, oracle_peaks, pooled, scenario_fleet, schedule
 
 SCENARIO = generate_scenario(2, 8, seed=5)
 
@@ -62,7 +62,7 @@ def _fleet(load_kwh, pv_kwh=None, battery=None, flex=()):
         bat_eta=np.ones(len(bats)),
         flex_house=np.array([f[0] for f in flex], dtype=int),
         flex_step_kwh=np.array([f[1] for f in flex], dtype=float),
-        windows=tuple((i, f[2], f[3], f[4]) for i, f in enumerate(flex)),
+        windows=tuple((i, f[2], f[3], f[4], f[4]) for i, f in enumerate(flex)),
     )
 
 
@@ -115,3 +115,17 @@ def test_per_house_oracle_lies_between_the_pooled_bound_and_the_zero_fee_run(see
     assert own.status.startswith("Optimization terminated successfully")
     assert own.peak_import_kwh <= peaks[0] + 1e-6 and own.peak_export_kwh <= peaks[1] + 1e-6
     assert own.objective >= lent.objective - 1e-6
+
+
+@pytest.mark.parametrize("seed", [5, 11])
+def test_scheduling_only_the_judged_days_gives_the_same_limit_as_the_whole_run(seed):
+    """The days before the judged ones have no peak to keep: leaving the batteries' charge free at
+    the judged start finds the same optimum as scheduling those days too (from the scenario's
+    start charge)."""
+    scenario = generate_scenario(2, 8, seed=seed)
+    zero = backtest(scenario, ZERO, days=2, judge_from_slot=96)
+    peaks = zero.peaks(zero.market_uuids[0])
+    whole = schedule(scenario_fleet(scenario, 2), judge_from_slot=96, zero_peaks_kwh=peaks)
+    judged = oracle_peaks(scenario, 2, judge_from_slot=96, zero_peaks_kwh=peaks)
+    assert judged.objective == pytest.approx(whole.objective, abs=1e-6)
+    assert np.isnan(judged.net_kwh[:96]).all()
