@@ -12,10 +12,16 @@ import dash_mantine_components as dmc
 from dash import Dash, dcc, html
 from flask import Flask, jsonify, request
 from flask_caching import Cache
+from sqlalchemy import Engine
 
 from app.config import ROOT, Settings
-from app.console import ids
+from app.console import admin, auth, ids
 from app.console.cache import cache_config
+from app.console.data import ConsoleData
+from app.console.pages import alerts_page, audit, grid_map, market, overview, shell_callbacks, whatif
+from app.exchange.scenario import Scenario
+from app.operator.run import make_client
+from app.operator.store import OperatorStore
 
 FEE_TIMING_TICK_MS = 250  # how often the browser turns the countdown and the queue buttons [ms]
 NAV = [
@@ -25,8 +31,6 @@ NAV = [
     ("/audit", "Fee commands"),
     ("/what-if", "What-if"),
 ]
-OFFLINE_AFTER_TICKS = 2
-"""The browser says "offline" when the server answered none of the last this many polls."""
 __all__ = ["NAV", "cache_config", "init_dashboard", "shell"]
 
 
@@ -112,22 +116,23 @@ def shell() -> dmc.MantineProvider:
     )
 
 
-def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: ANN001
-    from app.console import admin, auth
-    from app.console.data import ConsoleData
-    from app.operator.run import make_client
-    from app.operator.store import OperatorStore
+def init_dashboard(
+    server: Flask, settings: Settings, engine: Engine, live_scenario: Scenario | None = None
+) -> Dash:
+    """The console on ``server``: its data (operator store, client, cache), login, admin page, the
+    pages and their callbacks. ``live_scenario``: the embedded exchange's scenario (None when the
+    console drives a remote exchange), for the Excel export and What-if's live runs."""
 
     cache = server.extensions.get("gridfee_cache")  # create_app's, shared with the rate limit
     if cache is None:
         cache = Cache(config=cache_config(settings))
         cache.init_app(server)
     client = make_client(settings, server, engine=engine, timeout_s=3.0, retries=0)
-    server.extensions["console"] = ConsoleData(OperatorStore(engine, settings.exchange_key), client, cache)
+    server.extensions["console"] = ConsoleData(
+        OperatorStore(engine, settings.exchange_key), client, cache, live_scenario
+    )
     auth.install(server, settings.login_rate_limit)
     admin.install(server)
-    from app.console.pages.whatif import background_manager
-
     app = Dash(
         "gridfee",
         server=server,
@@ -138,10 +143,9 @@ def init_dashboard(server: Flask, settings: Settings, engine) -> Dash:  # noqa: 
         title="Grid Fee Console",
         update_title=None,
         # the what-if runs: Celery tasks over REDIS_URL, else processes of this machine (diskcache)
-        background_callback_manager=background_manager(settings, server),
+        background_callback_manager=whatif.background_manager(settings, live_scenario),
     )
     app.index_string = app.index_string.replace("<html>", '<html lang="en">', 1)
-    from app.console.pages import alerts_page, audit, grid_map, market, overview, shell_callbacks, whatif
 
     # each app registers its own callbacks (not dash.callback's process-wide registry, which the
     # first app empties: tests build an app per test, and every one needs its callbacks)

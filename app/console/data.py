@@ -10,6 +10,7 @@ pages keep showing the store's history.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import time
 from dataclasses import dataclass
@@ -18,9 +19,11 @@ from flask_caching import Cache
 
 from app import slots
 from app.client import ApiClientError, ExchangeUnavailable, GridOperatorClient
-from app.operator import timing
+from app.exchange.scenario import Scenario, dump_scenario
+from app.operator import fee_service, timing
 from app.operator.alerts import ALERTING, EXCHANGE, PENDING, AlertStore, Limits, effective_limits
 from app.operator.store import QUEUED, OperatorStore
+from app.tariffs.base import FeeLimits, SlotInfo
 
 MANAGED_LEVELS = (0, 1)
 CLOCK_MAX_AGE_S = 10.0  # the longest one clock reading is used [s]
@@ -69,6 +72,12 @@ class ConsoleData:
     ops: OperatorStore
     client: GridOperatorClient
     cache: Cache
+    live_scenario: Scenario | None = None
+    """The embedded exchange's scenario (None when the console drives a remote exchange)."""
+
+    def scenario_text(self) -> str | None:
+        """The scenario the embedded exchange runs, as its YAML file (for the Excel export)."""
+        return None if self.live_scenario is None else dump_scenario(self.live_scenario)
 
     # -- the exchange (cached, short timeouts) ----------------------------------------------
     def clock_state(self) -> dict:
@@ -258,6 +267,21 @@ class ConsoleData:
         return out
 
     # -- the store (cached per closed slot) ---------------------------------------------------
+    def model_target(self) -> tuple[SlotInfo, FeeLimits]:
+        """The slot a fee queued now is in force from and the exchange's fee limits: what a tariff
+        model computes the fee to queue for (:func:`app.operator.fee_service.model_fee_ct_per_kwh`)."""
+        state = self.clock_state()
+        length = int(state.get("slot_length_min") or 15)
+        target = state.get("target_slot")
+        if target:
+            start = slots.parse(target)
+        else:
+            running = state.get("running_slot") or self.latest_slot()
+            start = slots.parse(slots.shift(running, 1, length)) if running else dt.datetime.now()
+        limits = self.fee_limits()
+        fee_limits = FeeLimits(limits["min_ct_per_kwh"], limits["max_ct_per_kwh"])
+        return fee_service.target_slot(start, length), fee_limits
+
     def latest_slot(self) -> str | None:
         return self.ops.latest_slot()
 

@@ -126,7 +126,7 @@ def create_app(
     if dashboard:
         from app.console.dashboard import init_dashboard
 
-        init_dashboard(server, settings, engine)
+        init_dashboard(server, settings, engine, live_scenario=None if service is None else store.scenario)
 
     @server.before_request
     def _api_paths_stay_json():

@@ -29,15 +29,17 @@ from __future__ import annotations
 import functools
 import signal
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from app.operator.backtest import Cancelled
 
 __all__ = [
-    "JOB_CONTEXT",
+    "current_job",
+    "run_in_job_context",
     "QUEUE",
     "celery_manager",
     "check_redis_url",
@@ -47,7 +49,22 @@ __all__ = [
     "safe_url",
 ]
 
-JOB_CONTEXT = "whatif_job"  # the key of the job context in the job's Dash callback context
+_JOB: ContextVar[Mapping[str, Any]] = ContextVar("whatif_job")
+"""The running job's context (instance dir, Redis, the live scenario), set by the managers."""
+
+
+def current_job() -> Mapping[str, Any]:
+    """The context the manager gave the job running in this process (``LookupError`` outside one)."""
+    return _JOB.get()
+
+
+def run_in_job_context(job_context: Mapping[str, Any], job_fn: Callable, *args: object) -> object:
+    """Run Dash's ``job_fn`` with ``job_context`` as the job's context (a fork server's target:
+    module-level, so it is pickled by name)."""
+    _JOB.set(job_context)
+    return job_fn(*args)
+
+
 QUEUE = "whatif"
 CONNECT_TIMEOUT_S = 3.0
 RESULT_EXPIRES_S = 24 * 3600
@@ -192,7 +209,6 @@ def _may_start_processes() -> Iterator[None]:
 def celery_manager(celery, job_context: Mapping[str, Any], expire: int | None = None):  # noqa: ANN001, ANN201
     """Dash's ``CeleryManager`` on ``celery`` whose jobs get ``job_context`` (see the module)."""
     from dash import CeleryManager
-    from dash._callback_context import context_value
 
     class WhatIfCeleryManager(CeleryManager):
         def __init__(self, handle, context: Mapping[str, Any], expire: int | None):  # noqa: ANN001
@@ -206,7 +222,7 @@ def celery_manager(celery, job_context: Mapping[str, Any], expire: int | None = 
             @functools.wraps(fn)
             def job(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
                 # runs in the worker: its own context (the web's came as JSON, without it)
-                context_value.get()[JOB_CONTEXT] = job_context
+                _JOB.set(job_context)
                 with _cancel_on_sigterm(), _may_start_processes():
                     return fn(*args, **kwargs)
 

@@ -25,7 +25,9 @@ from whatif_worker import worker_command, worker_env
 from app.console.pages import whatif as page
 from app.operator.backtest import SERIES
 from app.tariffs.forms import FORMS
+from app.whatif import form
 from app.whatif.queue import queue_problem, redis_problem, safe_url
+from app.whatif.results import ResultStore
 from app.whatif.runs import run_whatif
 
 
@@ -42,7 +44,7 @@ def _spec(console, days: int = 2, scenario: str = "live") -> dict:  # noqa: ANN0
     models = ["zero", "tou", "peak_tiers", "controller"]
     params = _params(2, "peak_tiers") + _params(3, "controller")
     params += _params(2, "peak_tiers", 1, thresholds_kwh_per_slot="1, 2, 3, 4, 5, 6")
-    rows = page.form_rows(4, names, models, [True] * 4, params, [False, False, True, False])
+    rows = form.form_rows(4, names, models, [True] * 4, params, [False, False, True, False])
     with console.as_user("operator"):
         return page.build_spec(scenario, days, None, 70, rows)
 
@@ -88,7 +90,7 @@ def test_wif040_a_run_through_celery_equals_the_in_process_run(celery_console, c
     assert progress and "whatif-bar" in json.dumps(progress)  # bars came through Redis
     assert page.ids.WHATIF_GRID in json.dumps(section)
     # the worker stored the result in Redis, where the web process reads it (not on its disk)
-    result, stored = page.ResultStore.of(celery_console.settings).load(spec["run_id"])
+    result, stored = ResultStore.of(celery_console.settings).load(spec["run_id"])
     assert stored == spec
     assert not (celery_console.settings.instance_dir / "whatif" / "results").exists()
     # the candidates ran in processes of the worker's job, as without Celery
@@ -97,7 +99,7 @@ def test_wif040_a_run_through_celery_equals_the_in_process_run(celery_console, c
     # the same inputs in this process, one candidate after the other
     expected = run_whatif(
         SCENARIO,
-        page.candidates_from_spec(spec),
+        form.candidates_from_spec(spec),
         spec["days"],
         spec["markets"],
         limit_share=spec["limit_share"],
@@ -138,7 +140,7 @@ def test_wif041_cancel_stops_the_task_and_its_processes(celery_console, celery_w
     (section, message, colour), _ = _wait_result(manager, cache_key, job, 10, celery_worker.log_tail)
     assert (section, colour) == (None, "red") and message.startswith("Not run: cancelled"), message
     with pytest.raises(ValueError, match="no longer stored"):
-        page.ResultStore.of(celery_console.settings).load(spec["run_id"])
+        ResultStore.of(celery_console.settings).load(spec["run_id"])
     # the worker goes on taking runs
     quick = _spec(celery_console, days=1)
     cache_key, job = _queue(manager, quick)
@@ -152,7 +154,7 @@ def test_wif042_no_worker_or_no_redis_is_said_before_a_run_is_queued(celery_cons
     # the queue's connections do not outlive their use: a process forked now (the candidates'
     # workers of a what-if in this process) does not inherit one to close (it used to hang)
     spec = _spec(celery_console, days=1)
-    forked = run_whatif(SCENARIO, page.candidates_from_spec(spec), 1, workers=2)
+    forked = run_whatif(SCENARIO, form.candidates_from_spec(spec), 1, workers=2)
     assert forked.workers == (2 if (os.cpu_count() or 1) > 1 else 1)
     down = "redis://:secret@127.0.0.1:9/0"  # the discard port: nothing listens
     problem = redis_problem(down, timeout=1.0)

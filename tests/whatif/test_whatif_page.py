@@ -13,7 +13,10 @@ from app.console.pages import whatif as page
 from app.operator.store import QUEUED
 from app.security import sign_in_client
 from app.tariffs.forms import FORMS
-from app.whatif.runs import WhatIfError
+from app.whatif import form
+from app.whatif.jobs import execute
+from app.whatif.results import ResultStore
+from app.whatif.runs import BASELINE, WhatIfError
 
 
 def _params(k: int, model: str, level: int = 0, **values) -> list[dict]:
@@ -29,7 +32,7 @@ def _params(k: int, model: str, level: int = 0, **values) -> list[dict]:
 def _rows(*candidates: tuple[str, str], params: list[dict] | None = None, auto: bool = True) -> list[dict]:
     names = [n for n, _ in candidates]
     models = [m for _, m in candidates]
-    return page.form_rows(len(candidates), names, models, [auto] * len(candidates), params or [])
+    return form.form_rows(len(candidates), names, models, [auto] * len(candidates), params or [])
 
 
 def _spec(console, *candidates, params=None, days=1, markets=None, user="operator") -> dict:
@@ -40,7 +43,7 @@ def _spec(console, *candidates, params=None, days=1, markets=None, user="operato
 def test_wif020_form_rows_become_candidates_per_level():
     params = _params(1, "constant", fee_ct_per_kwh=3.5) + _params(2, "controller", import_limit_kwh=None)
     rows = _rows(("zero", "zero"), ("flat", "constant"), ("pi", "controller"), ("tou", "tou"), params=params)
-    zero, flat, pi, tou = page.parse_candidates(rows, live=None)
+    zero, flat, pi, tou = form.parse_candidates(rows, live=None)
     assert zero.kind == "zero"
     assert flat.models == {0: {"model": "constant", "fee_ct_per_kwh": 3.5}} | {1: flat.models[0]}
     assert pi.auto_limits and pi.models[0]["import_limit_kwh"] == 1.0  # a placeholder: the run sets it
@@ -70,13 +73,13 @@ def test_wif020_form_rows_become_candidates_per_level():
 )
 def test_wif021_bad_candidates_are_refused_with_the_field(rows, message):
     with pytest.raises(WhatIfError, match=message):
-        page.parse_candidates(rows(), live=None)
+        form.parse_candidates(rows(), live=None)
 
 
 @pytest.mark.parametrize("count", [1, 7, None, 2.5])
 def test_wif022_two_to_six_candidates(count):
     with pytest.raises(WhatIfError, match="compare 2 to 6"):
-        page.form_rows(count, ["a"] * 6, ["zero"] * 6, [False] * 6, [])
+        form.form_rows(count, ["a"] * 6, ["zero"] * 6, [False] * 6, [])
 
 
 @pytest.mark.parametrize(
@@ -89,7 +92,7 @@ def test_wif022_two_to_six_candidates(count):
     ],
 )
 def test_wif023_bad_run_parameters_are_refused_before_running(console, monkeypatch, kwargs, message):
-    monkeypatch.setattr(page, "run_whatif", lambda *a, **k: pytest.fail("ran"))
+    monkeypatch.setattr("app.whatif.jobs.run_whatif", lambda *a, **k: pytest.fail("ran"))
     with pytest.raises(WhatIfError, match=message):
         _spec(console, ("a", "zero"), ("b", "tou"), **kwargs)
 
@@ -98,28 +101,28 @@ def test_wif024_a_run_is_stored_and_gives_table_charts_workbook(console):
     spec = _spec(console, ("zero", "zero"), ("flat", "constant"), params=_params(1, "constant"))
     assert spec["markets"] == [m.uuid for m in console.managed] and spec["viewer"] is False
     seen = []
-    result = page.execute(spec, page.job_context(console.server), progress=seen.append)
-    assert seen[-1] == {page.BASELINE: 1.0, "zero": 1.0, "flat": 1.0}
+    result = execute(spec, page.job_context(console.server), progress=seen.append)
+    assert seen[-1] == {BASELINE: 1.0, "zero": 1.0, "flat": 1.0}
     with console.as_user("viewer"):
-        stored, again = page.ResultStore.of(console.settings).load(spec["run_id"])
+        stored, again = ResultStore.of(console.settings).load(spec["run_id"])
         assert stored.rows == result.rows and again == spec
         flows, duration, fee = page.chart_figures(spec["run_id"], console.managed[1].uuid)
         section = page.results_section(result, spec)
-        download = page.export_workbook(spec["run_id"], page.ResultStore.of(console.settings))
+        download = page.export_workbook(spec["run_id"], ResultStore.of(console.settings))
     assert len(flows.data) == 4 and len(fee.data) == 2 and len(duration.data) == 3
     assert duration.data[0].y[0] >= duration.data[0].y[-1]  # sorted from the highest slot down
     assert "Apply to live" in str(section) and page.ids.WHATIF_GRID in str(section)
     wb = openpyxl.load_workbook(io.BytesIO(base64.b64decode(download["content"])))
     assert wb.sheetnames == ["KPIs", "zero", "flat"]
     with console.as_user("viewer"), pytest.raises(ValueError, match="run one first"):
-        page.ResultStore.of(console.settings).load("../../etc")
+        ResultStore.of(console.settings).load("../../etc")
 
 
 def test_wif025_apply_to_live_queues_the_models_audited_and_refuses_viewers(console):
     console.cycles(2)
     params = _params(1, "constant", fee_ct_per_kwh=4.0) + _params(2, "controller")
     spec = _spec(console, ("zero", "zero"), ("flat 4", "constant"), ("pi", "controller"), params=params)
-    page.execute(spec, page.job_context(console.server))
+    execute(spec, page.job_context(console.server))
     for user in ("viewer", None):
         with console.as_user(user), pytest.raises(NotAllowed):
             page.apply_candidate(spec["run_id"], 1)
@@ -152,7 +155,7 @@ def test_wif026_a_live_copy_runs_the_live_settings_and_is_not_applied_again(cons
         market.apply_setting(grid.uuid, "manual", 7.0, {}, None)
     spec = _spec(console, ("zero", "zero"), ("live", "live"))
     assert spec["candidates"][1]["live"][grid.uuid] == {"model": "constant", "fee_ct_per_kwh": 7.0}
-    result = page.execute(spec, page.job_context(console.server))
+    result = execute(spec, page.job_context(console.server))
     assert (result.series("live", "market_fee", grid.uuid)[2:] == 7.0).all()
     with console.as_user("operator"), pytest.raises(ValueError, match="live already"):
         page.apply_candidate(spec["run_id"], 1)

@@ -8,12 +8,9 @@ grid operator allowed to manage that market, whatever the browser sent.
 
 from __future__ import annotations
 
-import datetime as dt
-
 import dash_mantine_components as dmc
 from dash import ALL, MATCH, Input, Output, Patch, State, ctx, dcc, html, no_update
 
-from app import slots
 from app.console import ids
 from app.console.auth import NotAllowed, require_operator
 from app.console.components.fee_control import fee_control
@@ -264,21 +261,8 @@ def _model_inputs(market_uuid: str) -> tuple[MarketHistory, SlotInfo, FeeLimits]
     """(history, target slot, fee limits) a model computes the next queued fee from: the market's
     last ``HISTORY_FOR_MODELS`` closed slots and the slot a fee queued now is in force from."""
     data = console()
-    state = data.clock_state()
-    length = int(state.get("slot_length_min") or 15)
-    target = state.get("target_slot")
-    if target:
-        start = slots.parse(target)
-    else:
-        running = state.get("running_slot") or data.latest_slot()
-        start = slots.parse(slots.shift(running, 1, length)) if running else dt.datetime.now()
-    limits = data.fee_limits()
-    history = MarketHistory.from_rows(data.history(market_uuid, last=HISTORY_FOR_MODELS))
-    return (
-        history,
-        fee_service.target_slot(start, length),
-        FeeLimits(limits["min_ct_per_kwh"], limits["max_ct_per_kwh"]),
-    )
+    slot, limits = data.model_target()
+    return MarketHistory.from_rows(data.history(market_uuid, last=HISTORY_FOR_MODELS)), slot, limits
 
 
 def model_fee_for_next_slot(market_uuid: str, model: FeeModel) -> float:

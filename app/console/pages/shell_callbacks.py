@@ -26,13 +26,14 @@ from app.console import ids
 from app.console.components.fee_status import queue_button_text
 from app.console.components.formatting import browser_zone
 from app.console.components.header import HEADER_DEADLINE_ID, deadline_texts, header_bar
-from app.console.dashboard import OFFLINE_AFTER_TICKS
 from app.console.pages.common import console, is_viewer, user_role
 from app.operator.alerts import RULES
 
 WATCH = "connection-watch"
 WATCH_MS = 1000
 TICK_MS = 2000
+OFFLINE_AFTER_TICKS = 2
+"""The browser says "offline" when the server answered none of the last this many polls."""
 
 
 def header_state() -> dict:

@@ -29,14 +29,10 @@ viewer is refused on the server (``require_operator``).
 
 from __future__ import annotations
 
-import math
-import re
-import uuid as uuidlib
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 
 import dash_mantine_components as dmc
-from dash import ALL, MATCH, Input, Output, State, ctx, dcc, html, no_update
+from dash import ALL, MATCH, DiskcacheManager, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from flask import Flask, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
@@ -56,10 +52,31 @@ from app.console.components.whatif_view import (
 )
 from app.console.pages.common import console, is_viewer
 from app.exchange.scenario import Scenario
-from app.tariffs.forms import FORMS, Field, parse_form
+from app.operator import fee_service
+from app.tariffs.forms import FORMS, Field
 from app.tariffs.tou import MAX_UPLOAD_BYTES
-from app.whatif.queue import JOB_CONTEXT
+from app.whatif import form, jobs
+from app.whatif.apply import plan
+from app.whatif.form import (
+    DEFAULT_COUNT,
+    DEFAULT_DAYS,
+    DEFAULT_LIMIT_PCT,
+    DEFAULTS,
+    LEVEL_MODELS,
+    MODELS,
+    SCENARIOS,
+    TOU_COLUMN,
+    by_card,
+    form_rows,
+    make_spec,
+    read_tou_upload,
+    tou_columns,
+    tou_status,
+)
+from app.whatif.jobs import execute
+from app.whatif.queue import current_job
 from app.whatif.quota import RunLedger, RunRefused
+from app.whatif.results import RUN_ID, ResultStore
 from app.whatif.runs import (
     BASELINE,
     LEVELS,
@@ -68,216 +85,36 @@ from app.whatif.runs import (
     MAX_DAYS,
     MIN_CANDIDATES,
     Cancelled,
-    Candidate,
     WhatIfError,
     WhatIfResult,
-    run_whatif,
-    validate_run,
     whatif_workbook,
 )
 
-SCENARIOS = {"live": "the live scenario", "generated": "a generated grid, 10 communities x 100 houses"}
-GENERATED = (10, 100)  # communities, houses per community
-MODELS = [
-    ("zero", "Zero fee (baseline)"),
-    (LIVE, "Copy of the live settings"),
-    ("constant", "Constant fee"),
-    ("tou", "Time of use (2020 preset or a table)"),
-    ("peak_tiers", "Peak tiers (2020 preset)"),
-    ("controller", "Congestion controller"),
-    ("predictive", "Predictive congestion controller"),
-]
-MODEL_NAMES = dict(MODELS)
-LEVEL_MODELS = ("constant", "peak_tiers", "controller", "predictive")  # models with fields, per level
-TOU_COLUMN = "tou:column"  # the field naming a level's column of the table (no "." in a callback id)
-PRESET_COLUMNS = ("grid", "community")  # of tou.preset_challenge_2020()
-PRESET_LEVEL_COLUMNS = {0: "grid", 1: "community"}
-DEFAULTS = [
-    ("zero fee", "zero"),
-    ("time of use", "tou"),
-    ("peak tiers", "peak_tiers"),
-    ("controller", "controller"),
-    ("constant 3 ct", "constant"),
-    ("live settings", LIVE),
-]
-DEFAULT_COUNT, DEFAULT_DAYS, DEFAULT_LIMIT_PCT = 4, 2, 70
-RESULT_TTL_S = 24 * 3600
-MAX_NAME = 40
-_RUN_ID = re.compile(r"[0-9a-f]{32}")
-
-
 # -- where runs and results live ----------------------------------------------------------------
-
-
-def background_manager(settings: Settings, server: Flask | None = None):  # noqa: ANN201
-    """The console's background callback manager.
-
-    With ``REDIS_URL``: Dash's ``CeleryManager`` over Redis (``app.whatif.queue``), whose jobs
-    the Procfile's ``worker:`` runs, on any machine. Without: a ``DiskcacheManager`` under the
-    instance dir whose jobs start from a fork server (see ``ForkServerManager``): processes of
-    the web server's machine.
-    """
-    service = getattr((server.extensions if server is not None else {}).get("gridfee"), "service", None)
-    context = {
-        "instance_dir": str(settings.instance_dir),
-        "redis_url": settings.redis_url,
-        "scenario_file": str(settings.scenario),
-        # the embedded exchange's scenario: "the live scenario" of a run
-        "scenario": None if service is None else service.store.scenario,
-    }
-    if settings.redis_url:
-        from app.whatif.queue import celery_manager, make_celery
-
-        return celery_manager(make_celery(settings.redis_url), context)
-    import diskcache
-
-    folder = settings.instance_dir / "whatif" / "jobs"
-    folder.mkdir(parents=True, exist_ok=True)
-    return _fork_server_manager()(diskcache.Cache(str(folder)), context)
-
-
-def _fork_server_manager():  # noqa: ANN202
-    from dash import DiskcacheManager
-
-    class ForkServerManager(DiskcacheManager):
-        """``DiskcacheManager`` whose job processes are forked from a fork server, not from the
-        web server.
-
-        Dash's manager forks the web process. That process has threads using SQLite (request
-        threads on the jobs' diskcache, and with the embedded exchange on SQLite the runner and
-        the agent), and a fork while one of them holds one of SQLite's process-wide locks leaves
-        the job waiting for it forever on its first diskcache write (seen in the browser tests).
-        The fork server is a fresh single-threaded interpreter (``multiprocess``' "forkserver",
-        with this module preloaded), so a job starts in a few milliseconds from a clean process;
-        the job, its inputs and ``job_context`` (what the job needs of the app: the instance
-        dir, the live scenario) are pickled to it. Cancel kills the job and its workers by pid,
-        as Dash's manager does.
-        """
-
-        def __init__(self, cache, job_context: dict):  # noqa: ANN001
-            super().__init__(cache)
-            self.job_context = job_context
-
-        def call_job_fn(self, key, job_fn, args, context):  # noqa: ANN001, ANN201
-            import multiprocess
-
-            forkserver = multiprocess.get_context("forkserver")
-            forkserver.set_forkserver_preload([__name__])
-            process = forkserver.Process(
-                target=job_fn,
-                args=(key, self._make_progress_key(key), args, {**context, JOB_CONTEXT: self.job_context}),
-            )
-            process.start()
-            return process.pid
-
-    return ForkServerManager
-
-
-def _job_context() -> dict:
-    """What the manager gave the running job (``background_manager``'s ``context``)."""
-    from dash._callback_context import context_value
-
-    return context_value.get()[JOB_CONTEXT]
-
-
-class ResultStore:
-    """Where the runs' results are kept for a day (``RESULT_TTL_S``), keyed by run id.
-
-    With ``redis_url`` in Redis (pickled, under ``gridfee:whatif:<run id>``), which the web
-    processes and the Celery worker share; else a diskcache under ``instance_dir``, which the
-    web server and its job processes share (one machine).
-    """
-
-    def __init__(self, instance_dir: Path | str, redis_url: str | None = None):
-        self.instance_dir = Path(instance_dir)
-        self.redis_url = redis_url
-
-    @classmethod
-    def of(cls, where: Settings | Mapping) -> ResultStore:
-        """The store of the app's ``Settings`` or of a job context."""
-        if isinstance(where, Settings):
-            return cls(where.instance_dir, where.redis_url)
-        return cls(where["instance_dir"], where.get("redis_url"))
-
-    def _redis(self):  # noqa: ANN202
-        import redis
-
-        return redis.Redis.from_url(self.redis_url, socket_connect_timeout=3.0, socket_timeout=30.0)
-
-    def _diskcache(self):  # noqa: ANN202
-        import diskcache
-
-        return diskcache.Cache(str(self.instance_dir / "whatif" / "results"))
-
-    def save(self, run_id: str, result: WhatIfResult, spec: dict) -> None:
-        stored = {"result": result, "spec": spec}
-        if self.redis_url:
-            import pickle
-
-            client = self._redis()
-            try:
-                client.set(f"gridfee:whatif:{run_id}", pickle.dumps(stored, protocol=5), ex=RESULT_TTL_S)
-            finally:
-                client.close()
-            return
-        with self._diskcache() as cache:
-            cache.set(run_id, stored, expire=RESULT_TTL_S)
-
-    def load(self, run_id: object) -> tuple[WhatIfResult, dict]:
-        """The stored run; ``ValueError`` when the id is not one or the run is gone (a day later)."""
-        if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
-            raise ValueError("no what-if run to use: run one first")
-        if self.redis_url:
-            import pickle
-
-            import redis
-
-            client = self._redis()
-            try:
-                raw = client.get(f"gridfee:whatif:{run_id}")
-            except redis.RedisError as exc:
-                raise ValueError(f"the what-if results in Redis cannot be read: {exc}") from None
-            finally:
-                client.close()
-            # written by this app's own processes into its own Redis, as Celery's results are
-            stored = None if raw is None else pickle.loads(raw)  # noqa: S301
-        else:
-            with self._diskcache() as cache:
-                stored = cache.get(run_id)
-        if stored is None:
-            raise ValueError("this what-if run is no longer stored: run it again")
-        return stored["result"], stored["spec"]
 
 
 def _settings(server: Flask | None = None) -> Settings:
     return (server or current_app).extensions["gridfee_settings"]
 
 
-def load_run_scenario(kind: str, server: Flask | None = None, job: Mapping | None = None) -> Scenario:
+def load_run_scenario(kind: str, server: Flask | None = None) -> Scenario:
     """The scenario a run uses: the live one or the generated grid.
 
     The live one is the embedded exchange's (so the markets are the live ones), else, when the
-    console drives a remote exchange, ``settings.scenario``. In a job, ``job`` (the manager's
-    job context) says which.
+    console drives a remote exchange, ``settings.scenario`` (:func:`app.whatif.jobs.job_scenario`
+    on the jobs' context).
     """
-    if kind == "generated":
-        from app.exchange.generate import generate_scenario
+    if kind == "live":
+        reason = live_disabled(server)
+        if reason:
+            raise WhatIfError(reason)
+    return jobs.job_scenario(kind, job_context(server))
 
-        return generate_scenario(*GENERATED)
-    if kind != "live":
-        raise WhatIfError(f"scenario: {kind!r} is not one of {', '.join(SCENARIOS)}")
-    from app.exchange.scenario import load_scenario
 
-    if job is not None:
-        return job["scenario"] or load_scenario(job["scenario_file"])
-    server = server or current_app
-    reason = live_disabled(server)
-    if reason:
-        raise WhatIfError(reason)
-    service = getattr(server.extensions.get("gridfee"), "service", None)
-    if service is not None:
-        return service.store.scenario
-    return load_scenario(_settings(server).scenario)
+def background_manager(settings: Settings, live_scenario: Scenario | None) -> DiskcacheManager:
+    """The console's manager of What-if jobs (:func:`app.whatif.jobs.background_manager`), whose
+    fork server preloads this page (its module-level jobs ``run_job`` and ``export_job``)."""
+    return jobs.background_manager(settings, live_scenario, preload=[__name__])
 
 
 def live_disabled(server: Flask | None = None) -> str | None:
@@ -296,14 +133,7 @@ def live_disabled(server: Flask | None = None) -> str | None:
 
 def market_options(kind: str, server: Flask | None = None) -> list[dict]:
     """The grid and communities of a run's scenario, for the markets select."""
-    from app.exchange.grid import build_grid
-
-    grid = build_grid(load_run_scenario(kind, server))
-    return [
-        {"value": m.uuid, "label": f"{m.name} ({LEVELS[m.level]})" if m.level == 0 else m.name}
-        for m in grid.markets
-        if m.level in LEVELS
-    ]
+    return form.market_options(load_run_scenario(kind, server))
 
 
 # -- the form -----------------------------------------------------------------------------------
@@ -327,186 +157,6 @@ def live_models() -> dict[str, dict | None]:
     return out
 
 
-def _by_card(states: Sequence[Mapping] | None) -> dict[int, object]:
-    """``{card: value}`` of per-card states (``ctx.states_list``: ``{"id": {"cand": k}, "value"}``)."""
-    return {s["id"]["cand"]: s.get("value") for s in states or ()}
-
-
-def form_rows(
-    count: object,
-    names: Sequence[object],
-    models: Sequence[object],
-    autos: Sequence[object],
-    params: Sequence[Mapping],
-    splits: Sequence[object] | None = None,
-    tables: Sequence[object] | None = None,
-) -> list[dict]:
-    """The first ``count`` candidates of the form: name, model, auto limits, field values per level.
-
-    ``params`` are the states of the ``whatif-param`` fields (``{"id": {..., "cand": k, "field":
-    "<model>.<name>", "level": 0 or 1}, "value": ...}``), as ``ctx.states_list`` gives them;
-    ``splits``: per card, whether the communities have parameters of their own; ``tables``: per
-    card, its uploaded time-of-use table (``read_tou_upload``) or None (the preset).
-    """
-    try:
-        n = int(count)
-    except (TypeError, ValueError):
-        n = -1
-    if not MIN_CANDIDATES <= n <= MAX_CANDIDATES or (isinstance(count, float) and not count.is_integer()):
-        raise WhatIfError(f"candidates: {count!r}, compare {MIN_CANDIDATES} to {MAX_CANDIDATES}")
-    values: list[dict[int, dict]] = [{level: {} for level in LEVELS} for _ in names]
-    for state in params:
-        k, level = state["id"]["cand"], state["id"].get("level", 0)
-        if 0 <= k < len(values) and level in LEVELS:
-            values[k][level][state["id"]["field"]] = state.get("value")
-    splits = list(splits or [])
-    tables = list(tables or [])
-    return [
-        {
-            "name": names[k],
-            "model": models[k],
-            "auto_limits": bool(autos[k]),
-            "split": bool(splits[k]) if k < len(splits) else False,
-            "values": values[k],
-            "table": tables[k] if k < len(tables) else None,
-        }
-        for k in range(min(n, len(names)))
-    ]
-
-
-# -- time-of-use tables -------------------------------------------------------------------------
-
-
-def read_tou_upload(contents: object, filename: object) -> dict:
-    """An uploaded time-of-use table: ``{"filename", "columns": {fee column: 96 fees}}``, or
-    ``{"filename", "error"}`` saying what is wrong with it (no exception: the page shows it).
-
-    ``contents`` is what ``dcc.Upload`` gives (``data:<type>;base64,<bytes>``). The file is read
-    by the loaders of the live fee control (``app.tariffs.tou``): ``.xlsx``/``.xlsm`` as Excel,
-    anything else as CSV; 96 quarter-hour rows, every fee a number >= 0.
-    """
-    from app.tariffs import tou
-
-    name = str(filename or "the upload")
-    try:
-        columns = tou.decode_upload(contents, name)
-    except ValueError as exc:  # TouTableError is one
-        return {"filename": name, "error": str(exc)}
-    return {"filename": name, "columns": columns}
-
-
-def tou_columns(upload: Mapping | None) -> tuple[list[str], dict[int, str]]:
-    """The fee columns a candidate's table offers and the one each level starts with.
-
-    No upload: the 2020 preset (``grid`` for the grid, ``community`` for the communities). An
-    upload: its columns; the grid takes one whose name says grid, the communities one that says
-    community, else the first column.
-    """
-    if not upload or upload.get("error") or not upload.get("columns"):
-        return list(PRESET_COLUMNS), dict(PRESET_LEVEL_COLUMNS)
-    names = list(upload["columns"])
-
-    def pick(word: str) -> str:
-        return next((n for n in names if word in n.lower()), names[0])
-
-    return names, {0: pick("grid"), 1: pick("commun")}
-
-
-def tou_status(upload: Mapping | None) -> tuple[str, str]:
-    """(text, colour) saying which table a candidate uses."""
-    if not upload:
-        return "table: the 2020 challenge preset (grid and community columns)", "dimmed"
-    if upload.get("error"):
-        return f"{upload['filename']} not used: {upload['error']}", "red"
-    parts = [f"{n} {min(v):g}-{max(v):g}" for n, v in upload["columns"].items()]
-    return f"{upload['filename']}: 96 rows, {'; '.join(parts)} ct/kWh", "green"
-
-
-def tou_levels(upload: Mapping | None, columns: Mapping[int, object] | None = None) -> dict[int, dict]:
-    """The time-of-use model of each level: the preset, or a column of the uploaded table.
-
-    ``columns``: ``{level: fee column}`` (missing or empty: ``tou_columns``' choice).
-    ``ValueError`` for an upload that was refused or a column the table has not.
-    """
-    from app.tariffs import tou
-
-    if upload and upload.get("error"):
-        raise ValueError(
-            f"the uploaded table {upload.get('filename')!r} is not usable ({upload['error']}); "
-            "upload a corrected one or use the preset"
-        )
-    if upload:
-        table, source = upload["columns"], repr(upload.get("filename"))
-    else:
-        table, source = tou.preset_challenge_2020(), "the 2020 preset"
-    names, defaults = tou_columns(upload)
-    out = {}
-    for level, title in LEVELS.items():
-        column = (columns or {}).get(level) or defaults[level]
-        if column not in table:
-            raise ValueError(f"{title}: {source} has no column {column!r} (it has {', '.join(names)})")
-        out[level] = {"model": "tou", "table": {"all": [float(v) for v in table[column]]}}
-    return out
-
-
-def parse_candidates(rows: Sequence[Mapping], live: Mapping[str, dict | None] | None) -> list[Candidate]:
-    """``Candidate`` per form row; ``WhatIfError`` naming the candidate and field of each problem.
-
-    ``live``: the live settings (``live_models()``), for a copy of them (None: not offered, the
-    run is not on the live scenario). A row's ``values`` are per level; the communities get their
-    own only when the row is ``split``. The models themselves are checked by
-    ``app.whatif.validate_run``.
-    """
-    problems, out = [], []
-    for k, row in enumerate(rows):
-        name = str(row.get("name") or "").strip()
-        label = f"candidate {k + 1} ({name or 'no name'})"
-        model = row.get("model")
-        values = row.get("values") or {}
-        if len(name) > MAX_NAME:
-            problems.append(f"{label}: a name of at most {MAX_NAME} characters")
-        try:
-            if model == "zero":
-                out.append(Candidate.zero(name))
-            elif model == LIVE:
-                if live is None:
-                    raise ValueError("a copy of the live settings runs on the live scenario only")
-                out.append(Candidate.live_copy(name, live))
-            elif model == "tou":
-                columns = {level: (values.get(level) or {}).get(TOU_COLUMN) for level in LEVELS}
-                out.append(Candidate(name, tou_levels(row.get("table"), columns)))
-            elif model in LEVEL_MODELS:
-                auto = model == "controller" and bool(row.get("auto_limits"))
-                split = bool(row.get("split"))
-                forms, failed = {}, False
-                for level in LEVELS if split else (0,):
-                    level_values = dict(values.get(level) or {})
-                    if auto:  # the limits come from the run; the fields need not hold any
-                        for key in ("controller.import_limit_kwh", "controller.export_limit_kwh"):
-                            if level_values.get(key) in (None, ""):
-                                level_values[key] = 1.0
-                    try:
-                        forms[level] = parse_form(model, level_values)
-                    except ValueError as exc:
-                        failed = True
-                        problems.append(f"{label}, {LEVELS[level]}: {exc}" if split else f"{label}: {exc}")
-                if not failed:
-                    out.append(Candidate(name, {0: forms[0], 1: forms.get(1, forms[0])}, auto_limits=auto))
-            else:
-                raise ValueError(f"choose a model ({', '.join(MODEL_NAMES.values())})")
-        except ValueError as exc:
-            problems.append(f"{label}: {exc}")
-    if problems:
-        raise WhatIfError("; ".join(problems))
-    return out
-
-
-def _number(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise WhatIfError(f"{what}: {value!r} is not a number")
-    return float(value)
-
-
 def build_spec(
     scenario_kind: str,
     days: object,
@@ -514,73 +164,11 @@ def build_spec(
     limit_pct: object,
     rows: Sequence[Mapping],
 ) -> dict:
-    """The run to start, checked through (``WhatIfError`` with every problem, nothing runs then).
-
-    Needs the request (the live settings, the viewer flag). The spec is JSON: the candidates'
-    models per level ("0", "1") or "zero", the live copy's per market uuid.
-    """
+    """The run to start (:func:`app.whatif.form.make_spec`) with what the request knows: the
+    scenario, the live settings (on the live scenario) and whether the user is a viewer."""
     scenario = load_run_scenario(scenario_kind)
-    day_count = _number(days, "days")
-    if not day_count.is_integer():
-        raise WhatIfError(f"days: {days!r} is not a whole number of days")
-    share = _number(limit_pct, "limit") / 100
     live = live_models() if scenario_kind == "live" else None
-    candidates = parse_candidates(rows, live)
-    picked = validate_run(
-        scenario, candidates, int(day_count), None if markets is None else list(markets), None, share
-    )
-    return {
-        "run_id": uuidlib.uuid4().hex,
-        "scenario": scenario_kind,
-        "days": int(day_count),
-        "markets": picked,
-        "limit_share": share,
-        "viewer": is_viewer(),
-        "candidates": [
-            {
-                "name": c.name.strip(),
-                "models": c.models if c.models == "zero" else {str(k): v for k, v in c.models.items()},
-                "live": None if c.live is None else dict(c.live),
-                "auto_limits": c.auto_limits,
-            }
-            for c in candidates
-        ],
-    }
-
-
-def candidates_from_spec(spec: Mapping) -> list[Candidate]:
-    out = []
-    for c in spec["candidates"]:
-        models = c["models"] if c["models"] == "zero" else {int(k): v for k, v in c["models"].items()}
-        out.append(Candidate(c["name"], models, live=c.get("live"), auto_limits=bool(c.get("auto_limits"))))
-    return out
-
-
-def execute(
-    spec: Mapping,
-    job: Mapping,
-    progress: Callable[[dict[str, float]], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> WhatIfResult:
-    """Run a spec (checked again: it came back from the browser) and store its result.
-
-    ``job``: the manager's job context (``background_manager``), or ``job_context(server)``.
-    """
-    scenario = load_run_scenario(spec["scenario"], job=job)
-    try:
-        days = int(spec["days"])
-        share = float(spec["limit_share"])
-        candidates = candidates_from_spec(spec)
-        markets = list(spec["markets"])
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise WhatIfError(f"not a what-if run: {exc}") from None
-    if not _RUN_ID.fullmatch(str(spec.get("run_id", ""))):
-        raise WhatIfError("not a what-if run: no run id")
-    result = run_whatif(
-        scenario, candidates, days, markets, progress=progress, should_stop=should_stop, limit_share=share
-    )
-    ResultStore.of(job).save(spec["run_id"], result, dict(spec))
-    return result
+    return make_spec(scenario, scenario_kind, days, markets, limit_pct, rows, live, is_viewer())
 
 
 def queue_problem_now(server: Flask | None = None) -> str | None:
@@ -652,7 +240,7 @@ def install_run_guard(app) -> None:  # noqa: ANN001
             user = require_operator_to_run()
         except NotAllowed as exc:
             return jsonify(error="forbidden", message=str(exc)), 403
-        if not _RUN_ID.fullmatch(run_id):
+        if not RUN_ID.fullmatch(run_id):
             return jsonify(error="bad_request", message="not a what-if run: no run id"), 400
         settings = _settings()
         try:
@@ -676,64 +264,27 @@ def job_context(server: Flask | None = None) -> dict:
 
 
 def apply_candidate(run_id: object, index: object) -> str:
-    """Store candidate ``index``'s models for the live markets and queue its fees; the message.
-
-    When the run was on the live grid each live market of the run gets the model it ran with;
-    after a run on another grid (the generated one) each live market of a level the run covered
-    gets the candidate's model of that level (not a controller whose limits came from the other
-    grid's peaks). Every fee is computed before
-    anything is stored. ``NotAllowed`` for a viewer or nobody, ``ValueError`` for what cannot be
-    applied.
-    """
-    from app.console.pages.market import model_fee_for_next_slot
-    from app.tariffs.registry import parse_model
-
+    """Store candidate ``index``'s models for the live markets and queue their fees (which markets
+    get which model: :func:`app.whatif.apply.plan`); the message. Every fee is computed before
+    anything is stored. ``NotAllowed`` for a viewer, nobody, or a market the user may not manage;
+    ``ValueError`` for what cannot be applied."""
     user = require_operator()
     result, spec = ResultStore.of(_settings()).load(run_id)
-    if not isinstance(index, int) or not 0 <= index < len(result.candidates):
-        raise ValueError("no such candidate in this run")
-    name, kind = result.candidates[index], result.kinds[index]
-    if kind == LIVE:
-        raise ValueError(f"{name} is a copy of the live settings: they are live already")
-    cand = spec["candidates"][index]
     data = console()
-    targets = []
-    live_markets = [m for m in data.markets() if m["level"] in LEVELS]
-    same_grid = any(m["uuid"] in result.market_uuids for m in live_markets)
-    for market in live_markets:
-        if same_grid:  # the model each market ran with (a controller's own limits included)
-            if market["uuid"] not in result.market_uuids:
-                continue
-            model = result.models[name].get(market["uuid"])
-        else:  # another grid (the generated one): the candidate's model of the market's level
-            if market["level"] not in result.market_levels:
-                continue
-            if kind == "zero":
-                model = {"model": "constant", "fee_ct_per_kwh": 0.0}
-            else:
-                model = cand["models"].get(str(market["level"]))
-                if model is not None and cand.get("auto_limits") and model.get("model") == "controller":
-                    raise ValueError(
-                        f"{name}'s controller limits come from the peaks of another grid: "
-                        "run it on the live scenario to apply it"
-                    )
-        if model is None:
-            continue
+    name, targets = plan(result, spec, index, data.markets())
+    for market, _ in targets:
         if not user.may_manage(market["uuid"], market["name"]):
             raise NotAllowed(f"{user.username} may not manage {market['name']}")
-        targets.append((market, parse_model(model)))
-    if not targets:
-        raise ValueError(f"{name} sets no model for the live markets of this run")
-    planned = []
-    for market, model in targets:
-        stored = model.model_dump(mode="json", by_alias=True)
-        planned.append((market, stored, model_fee_for_next_slot(market["uuid"], stored)))
+    slot, limits = data.model_target()
+    planned = [
+        (market, model, fee_service.model_fee_ct_per_kwh(data.ops, market["uuid"], model, slot, limits))
+        for market, model in targets
+    ]
     clock = data.clock_state()
     running = clock.get("running_slot")
     source = f"what-if:{name}"
-    for market, stored, fee in planned:
-        data.ops.set_model(market["uuid"], stored, user.username)
-        data.ops.queue(market["uuid"], market["name"], fee, source, user.username, running)
+    for market, model, fee in planned:
+        fee_service.queue_model(data.ops, market, model, fee, user.username, running, source=source)
     fees = ", ".join(f"{m['name']} {fee:.2f} ct/kWh" for m, _, fee in planned)
     return (
         f"{source}: queued, {queued_text(clock)} ({fees}); the models then set a fee every slot "
@@ -1221,25 +772,33 @@ def register_callbacks(app) -> None:  # noqa: ANN001
         return options, [o["value"] for o in options]
 
     @app.callback(
-        Output(ids.WHATIF_SPEC, "data"),
-        Output(ids.WHATIF_MESSAGE, "children"),
-        Output(ids.WHATIF_MESSAGE, "c"),
-        Input(ids.WHATIF_RUN, "n_clicks"),
-        State(ids.WHATIF_SCENARIO, "value"),
-        State(ids.WHATIF_DAYS, "value"),
-        State(ids.WHATIF_MARKETS, "value"),
-        State(ids.WHATIF_LIMIT, "value"),
-        State(ids.WHATIF_COUNT, "value"),
-        State({"type": "whatif-name", "cand": ALL}, "value"),
-        State({"type": "whatif-model", "cand": ALL}, "value"),
-        State({"type": "whatif-auto", "cand": ALL}, "checked"),
-        State({"type": "whatif-param", "cand": ALL, "field": ALL, "level": ALL}, "value"),
-        State({"type": "whatif-split", "cand": ALL}, "checked"),
-        State({"type": "whatif-tou", "cand": ALL}, "data"),
+        output=[
+            Output(ids.WHATIF_SPEC, "data"),
+            Output(ids.WHATIF_MESSAGE, "children"),
+            Output(ids.WHATIF_MESSAGE, "c"),
+        ],
+        inputs={"clicks": Input(ids.WHATIF_RUN, "n_clicks")},
+        state={
+            "scenario": State(ids.WHATIF_SCENARIO, "value"),
+            "days": State(ids.WHATIF_DAYS, "value"),
+            "markets": State(ids.WHATIF_MARKETS, "value"),
+            "limit_pct": State(ids.WHATIF_LIMIT, "value"),
+            "count": State(ids.WHATIF_COUNT, "value"),
+            "names": State({"type": "whatif-name", "cand": ALL}, "value"),
+            "models": State({"type": "whatif-model", "cand": ALL}, "value"),
+            "autos": State({"type": "whatif-auto", "cand": ALL}, "checked"),
+            "params": State({"type": "whatif-param", "cand": ALL, "field": ALL, "level": ALL}, "value"),
+            "splits": State({"type": "whatif-split", "cand": ALL}, "checked"),
+            "tables": State({"type": "whatif-tou", "cand": ALL}, "data"),
+        },
         prevent_initial_call=True,
     )
-    def submit(_clicks, scenario, days, markets, limit_pct, count, names, models, *_cards):
-        autos, splits, tables = (_by_card(ctx.states_list[i]) for i in (7, 9, 10))
+    def submit(
+        clicks, scenario, days, markets, limit_pct, count, names, models, autos, params, splits, tables
+    ):
+        # the per-card states by name with their ids (which card each value belongs to)
+        cards_of = ctx.args_grouping
+        autos, splits, tables = (by_card(cards_of[name]) for name in ("autos", "splits", "tables"))
         cards = range(len(names))
         try:
             rows = form_rows(
@@ -1247,7 +806,7 @@ def register_callbacks(app) -> None:  # noqa: ANN001
                 names,
                 models,
                 [autos.get(k, False) for k in cards],
-                ctx.states_list[8],
+                cards_of["params"],
                 [splits.get(k, False) for k in cards],
                 [tables.get(k) for k in cards],
             )
@@ -1344,7 +903,7 @@ def run_job(set_progress, spec):  # noqa: ANN001, ANN201
         raise PreventUpdate
     names = [BASELINE, *(c.get("name", "") for c in spec.get("candidates", []))]
     set_progress(progress_bars({}, names))
-    job = _job_context()
+    job = current_job()
     try:
         result = execute(spec, job, progress=lambda shares: set_progress(progress_bars(shares, names)))
     except (WhatIfError, Cancelled, OSError) as exc:
@@ -1358,6 +917,6 @@ def export_job(clicks, state):  # noqa: ANN001, ANN201
     if not clicks:  # the results (with the button) just appeared: Dash may call it then too
         raise PreventUpdate
     try:
-        return export_workbook((state or {}).get("run_id"), ResultStore.of(_job_context())), ""
+        return export_workbook((state or {}).get("run_id"), ResultStore.of(current_job())), ""
     except ValueError as exc:
         return no_update, str(exc)
