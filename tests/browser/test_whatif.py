@@ -224,8 +224,8 @@ def test_wif104_tune_a_predictive_candidate_on_the_last_day_and_see_what_was_cho
     chosen = [r.text for r in rows if r.text.endswith("chosen")]
     assert len(chosen) == 1
     assert "tuned: predictive controller" in dash_duo.find_element(f"#{ids.WHATIF_RESULTS}").text
-    dash_duo.driver.execute_script(
-        "document.getElementById('whatif-tuning').scrollIntoView({block: 'start'})"
+    dash_duo.driver.execute_script(  # below the sticky header: its first line shows too
+        "document.getElementById('whatif-tuning').scrollIntoView({block: 'start'}); window.scrollBy(0, -90);"
     )
     SHOTS.mkdir(exist_ok=True)
     dash_duo.driver.save_screenshot(str(SHOTS / "browser_whatif_tuned.png"))
