@@ -21,7 +21,8 @@ Per house, as the simulation (``app.exchange.assets``, ``matching``) lets the as
   sum of the house's e_{f,t}``. *Exact* in every slot where the house's PV does not exceed its
   load (the simulation's bound is then ``load + e - pv``). In a slot with PV surplus the
   simulation's bound is ``max(e - surplus, 0)``, which is not convex in ``e``: the program allows
-  up to ``e`` (*relaxed*; that energy only leaves as export, so it never lowers an import peak).
+  up to ``e`` (*relaxed*: the excess leaves the house for its neighbours, as pooling would allow,
+  only in slots where the house has PV surplus and its EV or heat pump runs).
 * **curtailment** ``u_t <= pv_t`` (only with ``curtailment=True``: free curtailment takes the
   export peak to 0, so the default oracle only shifts and wastes no energy).
 
