@@ -9,6 +9,7 @@ progress bars and to cancel in the middle; the live exchange of ``conftest.py`` 
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from console_ui import choose, login, type_into
 from dash.testing.wait import until
 from selenium.webdriver.common.keys import Keys
 
+from app import slots
 from app.console import ids
 
 GENERATED = "a generated grid, 10 communities x 100 houses"
@@ -217,8 +219,13 @@ def test_wif104_tune_a_predictive_candidate_on_the_last_day_and_see_what_was_cho
     dash_duo.wait_for_contains_text(f"#{ids.WHATIF_MESSAGE}", "Done in ", timeout=10)
     text = dash_duo.find_element("#whatif-tuning").text
     assert (
-        text.startswith("ahead: tuned on") and "1 day(s)" in text and "Chosen: aim (share of limit)" in text
+        text.startswith("ahead: tuned on")
+        and "(1 day(s), scored on the last 1" in text
+        and "Chosen: aim (share of limit)" in text
     )
+    compared_from = re.search(r"day\(s\) from (\S+),", dash_duo.find_element("#whatif-summary").text).group(1)
+    tuned_from = re.search(r"tuned on (\S+) to", text).group(1)
+    assert tuned_from >= slots.shift(compared_from, 96, 15)  # after the compared day, not on it
     rows = dash_duo.driver.find_elements("css selector", ".whatif-tuning-table tbody tr")
     assert len(rows) == 12
     chosen = [r.text for r in rows if r.text.endswith("chosen")]

@@ -745,12 +745,13 @@ def tuning_section(infos: Sequence[Mapping] | None) -> dmc.Paper | None:
     for info in infos:
         keys = list(info["rows"][0]["change"]) if info["rows"] else []
         chosen = ", ".join(f"{TUNING_LABELS.get(k, k)} {_setting(v)}" for k, v in info["best"].items())
+        days = int(info["tune_days"])
         blocks.append(
             dmc.Text(
                 [
                     dmc.Text(info["candidate"], fw=600, span=True, size="sm"),
-                    f": tuned on {info['window'][0]} to {info['window'][1]} ({info['tune_days']} day(s), "
-                    "the later half scored, none of the compared days). Chosen: ",
+                    f": tuned on {info['window'][0]} to {info['window'][1]} ({days} day(s), scored on the "
+                    f"last {days - days // 2} after the model's warm-up; none is a compared day). Chosen: ",
                     dmc.Text(chosen or "nothing to choose", fw=600, span=True, size="sm"),
                     f". Score: worse peak % of zero fee + {info['waste_pp']:g} per 100 % of export "
                     f"energy unmatched + {info['price_pp']:g} per 100 % dearer average price.",
