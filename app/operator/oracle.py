@@ -337,7 +337,9 @@ def schedule(
     cost[off_c:off_s] = scale
     cost[off_u:i_peak] = scale
 
-    def matrix(r, c, v, n_rows):  # noqa: ANN001, ANN202
+    def matrix(
+        r: list[np.ndarray], c: list[np.ndarray], v: list[np.ndarray], n_rows: int
+    ) -> sparse.csr_matrix:
         return sparse.csr_matrix(
             (np.concatenate(v), (np.concatenate(r), np.concatenate(c))), shape=(n_rows, n_var)
         )

@@ -181,7 +181,7 @@ def tune_model(
     warm_up = (tune_days // 2) * spd
     days = tune_days
 
-    def run(models) -> dict:  # noqa: ANN001
+    def run(models: Mapping[str, object]) -> dict:
         return backtest(
             scenario,
             models,

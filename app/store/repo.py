@@ -27,6 +27,7 @@ from app.exchange.scenario import Scenario
 from app.exchange.stats import SlotStats
 from app.store import packed
 from app.store.db import check_migrated, make_engine, migrate, reader
+from app.store.notify import Notifier, cycles_channel
 from app.store.schema import (
     STAT_CHUNK_MARKETS,
     batch_transactions,
@@ -83,8 +84,19 @@ class RunnerState:
 class ExchangeStore:
     """Store of one scenario's exchange. Safe to use from several threads and processes."""
 
-    def __init__(self, engine: Engine | str, scenario: Scenario, grid: GridModel):
+    def __init__(
+        self,
+        engine: Engine | str,
+        scenario: Scenario,
+        grid: GridModel,
+        redis_url: str | None = None,
+        events: Notifier | None = None,
+    ):
         self.engine = make_engine(engine) if isinstance(engine, str) else engine
+        # a closed slot is announced on ``cycles_channel`` (app.store.notify): LISTEN/NOTIFY on
+        # PostgreSQL, Redis pub/sub with ``redis_url``, else the readers poll
+        self.events = events or Notifier.for_store(self.engine, redis_url)
+        self.cycles_channel = cycles_channel(scenario.name)
         self.reader = reader(self.engine)  # transactions that only read
         self.scenario = scenario
         self.grid = grid
@@ -102,16 +114,23 @@ class ExchangeStore:
     # -- set-up ---------------------------------------------------------------------------
     @classmethod
     def open(
-        cls, url: str, scenario: Scenario, grid: GridModel, run_migrations: bool = True
+        cls,
+        url: str,
+        scenario: Scenario,
+        grid: GridModel,
+        run_migrations: bool = True,
+        redis_url: str | None = None,
+        events: Notifier | None = None,
     ) -> ExchangeStore:
         """Open the store of ``scenario`` at ``url`` and register it.
 
         ``run_migrations=False`` (web workers and clock on a PaaS, where ``release:`` migrates)
         checks the schema instead and raises ``NotMigrated`` when it is not the newest.
+        ``redis_url``/``events``: how closed slots are announced (``app.store.notify``).
         """
         if run_migrations:
             migrate(url)
-        store = cls(url, scenario, grid)
+        store = cls(url, scenario, grid, redis_url, events)
         try:
             if not run_migrations:
                 check_migrated(store.engine)
@@ -267,7 +286,8 @@ class ExchangeStore:
 
         Reads the fees of ``slot + 1`` under the state lock (so a fee accepted before this
         moment is in them, and one accepted after it applies from ``slot + 2``), builds the
-        stats with them as "queued", writes the stats of every market and the asset state.
+        stats with them as "queued", writes the stats of every market and the asset state; once
+        committed, announces the slot on ``cycles_channel`` (``app.store.notify``).
         Returns the stats and the fees now in force.
         """
         now = time.time()
@@ -297,6 +317,7 @@ class ExchangeStore:
                 for chunk, n, blob in packed.chunks(packed.field_matrix(stats))
             ]
             conn.exec_driver_sql(self._insert_chunks, rows)
+        self.events.publish(self.cycles_channel, str(slot))  # committed: wake the readers
         return stats, next_fees
 
     # -- the fee book ---------------------------------------------------------------------
