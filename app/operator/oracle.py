@@ -191,11 +191,15 @@ def schedule(
     judge_from_slot: int = 0,
     zero_peaks_kwh: tuple[float, float] = (1.0, 1.0),
     curtailment: bool = False,
+    even_rate: bool = False,
 ) -> OracleResult:
     """The schedule of ``fleet`` with the least ``I / I_0 + E / E_0`` on the judged slots.
 
     ``zero_peaks_kwh``: (import, export) peaks without fees, the weights of the two directions.
     A battery or flexible load whose house is -1 has no deficit bound (a pool).
+    ``even_rate``: each flexible load takes at least the even rate of what is left (remaining /
+    slots left in its window), as the simulation's owners do whatever the price: what fees can
+    reach rather than what the assets can do (windows cut by the run's start are left free).
     """
     n = fleet.n_slots
     n_b, n_w = len(fleet.bat_capacity_kwh), len(fleet.windows)
@@ -217,7 +221,8 @@ def schedule(
     i_peak, e_peak = off_u + n, off_u + n + 1
     free = np.flatnonzero(np.isnan(fleet.bat_initial_kwh))  # batteries whose start charge is free
     off_init = e_peak + 1
-    n_var = off_init + len(free)
+    off_cum = off_init + len(free)  # with even_rate: S_k, a window's energy up to its slot k
+    n_var = off_cum + (n_e if even_rate else 0)
 
     lb = np.zeros(n_var)
     ub = np.full(n_var, np.inf)
@@ -233,8 +238,8 @@ def schedule(
     lb[off_s:off_u] = fleet.bat_min_kwh[bat_b]
     ub[off_s:off_u] = fleet.bat_capacity_kwh[bat_b]
     ub[off_u:i_peak] = np.maximum(fleet.pv_kwh.sum(axis=1), 0.0) if curtailment else 0.0
-    lb[off_init:] = fleet.bat_min_kwh[free]
-    ub[off_init:] = fleet.bat_capacity_kwh[free]
+    lb[off_init:off_cum] = fleet.bat_min_kwh[free]
+    ub[off_init:off_cum] = fleet.bat_capacity_kwh[free]
 
     eq_r, eq_c, eq_v, eq_b = [], [], [], []
     row = 0
@@ -261,9 +266,27 @@ def schedule(
             eq_c.append(off_init + np.arange(len(free)))
             eq_v.append(-np.ones(len(free)))
         row += n_b * n
+    e_pos = np.arange(n_e) - np.repeat(np.cumsum(w_len) - w_len, w_len)  # k within its window
+    if even_rate and n_e:  # S_k - S_{k-1} - e_k = 0
+        k = np.arange(n_e)
+        has_prev = e_pos > 0
+        eq_r += [row + k, row + k, row + k[has_prev]]
+        eq_c += [off_cum + k, k, off_cum + k[has_prev] - 1]
+        eq_v += [np.ones(n_e), -np.ones(n_e), -np.ones(int(has_prev.sum()))]
+        eq_b.append(np.zeros(n_e))
+        row += n_e
 
     ub_r, ub_c, ub_v, ub_b = [], [], [], []
     urow = 0
+    if even_rate and n_e:  # (slots left) e_k + S_{k-1} >= need, in the windows that start in the run
+        k = np.flatnonzero(exact[e_window])
+        left = (w_len[e_window] - e_pos)[k]
+        has_prev = e_pos[k] > 0
+        ub_r += [urow + np.arange(len(k)), urow + np.flatnonzero(has_prev)]
+        ub_c += [k, off_cum + k[has_prev] - 1]
+        ub_v += [-left.astype(float), -np.ones(int(has_prev.sum()))]
+        ub_b.append(-w_most[e_window[k]])
+        urow += len(k)
     ranged = np.flatnonzero(~exact)
     if len(ranged):  # least <= sum <= most
         pick = ~exact[e_window]
@@ -381,6 +404,7 @@ def oracle_peaks(
     zero_peaks_kwh: tuple[float, float] = (1.0, 1.0),
     curtailment: bool = False,
     per_house: bool = True,
+    even_rate: bool = False,
 ) -> OracleResult:
     """Schedule ``days`` days of ``scenario`` to minimise the root's peaks on the judged slots.
 
@@ -388,14 +412,15 @@ def oracle_peaks(
     ``curtailment``: may PV be curtailed? With it the export peak is trivially 0 (every kWh that
     would leave is thrown away), so the default limit is what shifting alone achieves.
     ``per_house``: each battery serves only its own house (the simulation's rule); ``False``
-    gives the pooled, looser bound.
+    gives the pooled, looser bound. ``even_rate``: flexible loads never slower than the even
+    rate (``schedule``), the limit of what fees can reach with this simulation's owners.
 
     Only the judged slots are scheduled (``net_kwh`` is NaN before ``judge_from_slot``): the
     slots before have no peak to keep, so what they leave behind is free (module docstring).
     """
     start = min(max(judge_from_slot, 0), days * scenario.slots_per_day)
     fleet = scenario_fleet(scenario, days, from_slot=start)
-    result = schedule(fleet if per_house else pooled(fleet), 0, zero_peaks_kwh, curtailment)
+    result = schedule(fleet if per_house else pooled(fleet), 0, zero_peaks_kwh, curtailment, even_rate)
     net = np.concatenate([np.full(start, np.nan), result.net_kwh])
     return OracleResult(
         result.peak_import_kwh,

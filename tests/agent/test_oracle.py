@@ -129,3 +129,14 @@ def test_scheduling_only_the_judged_days_gives_the_same_limit_as_the_whole_run(s
     judged = oracle_peaks(scenario, 2, judge_from_slot=96, zero_peaks_kwh=peaks)
     assert judged.objective == pytest.approx(whole.objective, abs=1e-6)
     assert np.isnan(judged.net_kwh[:96]).all()
+
+
+def test_with_the_owners_even_rate_an_ev_cannot_wait_for_the_emptier_slot():
+    """An EV needing 2 kWh over 2 slots (2 kWh/slot at most) beside a house loading 3, 1: the assets
+    could put it all into slot 1 (peak 3), but the simulation's owners charge at least the even
+    rate of what is left whatever the fee, 1 kWh in slot 0: peak 4, what fees can reach."""
+    fleet = _fleet([[0.0, 3.0], [0.0, 1.0]], flex=((0, 2.0, 0, 2, 2.0),))
+    assert schedule(fleet, zero_peaks_kwh=(4.0, 1.0)).peak_import_kwh == pytest.approx(3.0, abs=1e-6)
+    owners = schedule(fleet, zero_peaks_kwh=(4.0, 1.0), even_rate=True)
+    assert owners.peak_import_kwh == pytest.approx(4.0, abs=1e-6)
+    assert owners.net_kwh == pytest.approx([4.0, 2.0], abs=1e-6)
