@@ -80,6 +80,7 @@ def run(
     limit_share: float,
     waste_pp: float | None = None,
     price_pp: float | None = None,
+    oracle_even_rate: bool = False,
 ) -> dict:
     from app.exchange.grid import build_grid
     from app.operator import tuning
@@ -187,6 +188,15 @@ def run(
         "peak_import_kwh": round(loose.peak_import_kwh, 3),
         "peak_export_kwh": round(loose.peak_export_kwh, 3),
     }
+    extra = {}
+    if oracle_even_rate:  # what fees can reach with owners who never charge below the even rate
+        owners = oracle_peaks(scenario, total, judge_from, zero_peaks, even_rate=True)
+        extra["oracle_even_rate"] = {
+            "peak_import_kwh": round(owners.peak_import_kwh, 3),
+            "peak_export_kwh": round(owners.peak_export_kwh, 3),
+            "peak_import_pct_of_baseline": round(100 * owners.peak_import_kwh / zero_peaks[0], 3),
+            "peak_export_pct_of_baseline": round(100 * owners.peak_export_kwh / zero_peaks[1], 3),
+        }
     return {
         "scenario": scenario.name,
         "seed": scenario.seed,
@@ -215,6 +225,7 @@ def run(
         },
         "oracle_with_curtailment": oracle_curtailing,
         "oracle_pooled": oracle_pooled,
+        **extra,
         "results": results,
         "seconds": time.perf_counter() - t0,
     }
@@ -244,12 +255,24 @@ def main() -> int:
         default=None,
         help="tuning: points per 100 %% the average price rises above the zero-fee one (default 10)",
     )
+    parser.add_argument(
+        "--oracle-even-rate",
+        action="store_true",
+        help="also the oracle whose EVs and heat pumps never charge below the even rate (slow on grid1000)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.days < 1 or args.tune_days < 0:
         parser.error("--days must be >= 1 and --tune-days >= 0")
     out = run(
-        args.scenario, args.days, args.tune_days, args.seed, args.limit_share, args.waste_pp, args.price_pp
+        args.scenario,
+        args.days,
+        args.tune_days,
+        args.seed,
+        args.limit_share,
+        args.waste_pp,
+        args.price_pp,
+        args.oracle_even_rate,
     )
     results = out["results"]
     print(
