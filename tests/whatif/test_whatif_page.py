@@ -7,26 +7,16 @@ import io
 
 import openpyxl
 import pytest
+from whatif_params import param_states
 
 from app.console.auth import NotAllowed
 from app.console.pages import whatif as page
 from app.operator.store import QUEUED
 from app.security import sign_in_client
-from app.tariffs.forms import FORMS
 from app.whatif import form
 from app.whatif.jobs import execute
 from app.whatif.results import ResultStore
 from app.whatif.runs import BASELINE, WhatIfError
-
-
-def _params(k: int, model: str, level: int = 0, **values) -> list[dict]:
-    """The states of candidate ``k``'s fields of ``model`` at ``level``: defaults, some replaced."""
-    out = []
-    for field in FORMS[model]:
-        value = values.get(field.name, field.default)
-        ident = {"type": "whatif-param", "cand": k, "field": f"{model}.{field.name}", "level": level}
-        out.append({"id": ident, "value": value})
-    return out
 
 
 def _rows(*candidates: tuple[str, str], params: list[dict] | None = None, auto: bool = True) -> list[dict]:
@@ -41,7 +31,9 @@ def _spec(console, *candidates, params=None, days=1, markets=None, user="operato
 
 
 def test_wif020_form_rows_become_candidates_per_level():
-    params = _params(1, "constant", fee_ct_per_kwh=3.5) + _params(2, "controller", import_limit_kwh=None)
+    params = param_states(1, "constant", fee_ct_per_kwh=3.5) + param_states(
+        2, "controller", import_limit_kwh=None
+    )
     rows = _rows(("zero", "zero"), ("flat", "constant"), ("pi", "controller"), ("tou", "tou"), params=params)
     zero, flat, pi, tou = form.parse_candidates(rows, live=None)
     assert zero.kind == "zero"
@@ -55,13 +47,15 @@ def test_wif020_form_rows_become_candidates_per_level():
     [
         (
             lambda: _rows(
-                ("a", "zero"), ("b", "constant"), params=_params(1, "constant", fee_ct_per_kwh="x")
+                ("a", "zero"), ("b", "constant"), params=param_states(1, "constant", fee_ct_per_kwh="x")
             ),
             "Fee",
         ),
         (
             lambda: _rows(
-                ("a", "zero"), ("b", "peak_tiers"), params=_params(1, "peak_tiers", fees_ct_per_kwh="1, y")
+                ("a", "zero"),
+                ("b", "peak_tiers"),
+                params=param_states(1, "peak_tiers", fees_ct_per_kwh="1, y"),
             ),
             r"candidate 2 \(b\): Fees per tier",
         ),
@@ -98,7 +92,7 @@ def test_wif023_bad_run_parameters_are_refused_before_running(console, monkeypat
 
 
 def test_wif024_a_run_is_stored_and_gives_table_charts_workbook(console):
-    spec = _spec(console, ("zero", "zero"), ("flat", "constant"), params=_params(1, "constant"))
+    spec = _spec(console, ("zero", "zero"), ("flat", "constant"), params=param_states(1, "constant"))
     assert spec["markets"] == [m.uuid for m in console.managed] and spec["viewer"] is False
     seen = []
     result = execute(spec, page.job_context(console.server), progress=seen.append)
@@ -120,7 +114,7 @@ def test_wif024_a_run_is_stored_and_gives_table_charts_workbook(console):
 
 def test_wif025_apply_to_live_queues_the_models_audited_and_refuses_viewers(console):
     console.cycles(2)
-    params = _params(1, "constant", fee_ct_per_kwh=4.0) + _params(2, "controller")
+    params = param_states(1, "constant", fee_ct_per_kwh=4.0) + param_states(2, "controller")
     spec = _spec(console, ("zero", "zero"), ("flat 4", "constant"), ("pi", "controller"), params=params)
     execute(spec, page.job_context(console.server))
     for user in ("viewer", None):
