@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+from fee_book_rule import expected_fee
 from sqlalchemy import func, select
 
 from app.config import ROOT
@@ -22,15 +23,6 @@ from app.store.repo import ExchangeStore, StoreMismatch
 from app.store.schema import markets
 
 ABOVE_MAXIMUM = object()  # stands for "the scenario's maximum fee plus a little"
-
-
-def expected_fee(changes: list[FeeChange], initial: float, slot: int) -> float:
-    """Fee book semantics: the last accepted change with applies_from_slot <= slot, else initial."""
-    fee = initial
-    for change in changes:
-        if change.applies_from_slot <= slot:
-            fee = change.fee_ct_per_kwh
-    return fee
 
 
 # -- when a fee applies -------------------------------------------------------------------
