@@ -96,17 +96,24 @@ def default_scenario() -> Scenario:
 # -- Redis --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
+def _serving(server_class: type, unavailable: type[Exception]) -> Iterator:
+    """Start a throwaway server of ``server_class`` until the generator ends; skip the test when
+    it cannot run here (``unavailable``: e.g. the server's package is not installed)."""
     try:
-        server = RedisServer()
-    except RedisUnavailable as exc:
+        server = server_class()
+    except unavailable as exc:
         pytest.skip(str(exc))
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A Redis server for the whole session; skips the test when none is installed."""
+    yield from _serving(RedisServer, RedisUnavailable)
 
 
 @pytest.fixture
@@ -128,15 +135,7 @@ def redis_url(redis_server: RedisServer) -> str:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server for the whole session; skips the test when none is installed."""
-    try:
-        server = PostgresServer()
-    except PostgresUnavailable as exc:
-        pytest.skip(str(exc))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serving(PostgresServer, PostgresUnavailable)
 
 
 @pytest.fixture(scope="session")

@@ -91,6 +91,11 @@ class Procs:
         self.started.append(proc)
         return proc
 
+    def release(self, env: dict[str, str]) -> None:
+        """Run the Procfile's ``release:`` (the migrations) to its end; it must succeed."""
+        release = self.start("release", procfile()["release"], env)
+        assert release.popen.wait(timeout=60) == 0, release.tail()
+
     def logs(self) -> str:
         return "\n".join(f"--- {p.name} (pid {p.pid}) ---\n{p.tail()}" for p in self.started)
 
@@ -137,6 +142,14 @@ def _group_gone(pid: int, deadline: float, every: float) -> bool:
         time.sleep(every)
 
 
+def answers(base: str) -> bool:
+    """Whether the web process at ``base`` answers HTTP (its OpenAPI document)."""
+    try:
+        return requests.get(f"{base}/api/v1/openapi.json", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def wait_until(what: str, predicate, timeout: float, procs: Procs, every: float = 0.05):  # noqa: ANN001
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -164,10 +177,7 @@ class Deployment:
         return (self.start + index * self.step).strftime("%Y-%m-%dT%H:%M")
 
     def up(self) -> bool:
-        try:
-            return requests.get(f"{self.base}/api/v1/openapi.json", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
+        return answers(self.base)
 
     def last_closed(self) -> int:
         return self.index(self.client.clock()["last_closed_slot"])
