@@ -71,11 +71,15 @@ WASTE_PP = 10.0
 (curtailed): a setting that lowers the export peak by curtailing every kWh is not the best one."""
 
 
+def flow_limits(import_limit_kwh: float, export_limit_kwh: float) -> dict:
+    """A model's import and export limits [kWh per slot], at least 0.1 (a model refuses 0)."""
+    return {"import_limit_kwh": max(import_limit_kwh, 0.1), "export_limit_kwh": max(export_limit_kwh, 0.1)}
+
+
 def controller_params(import_limit_kwh: float, export_limit_kwh: float, **change: float) -> dict:
     return {
         "model": "controller",
-        "import_limit_kwh": max(import_limit_kwh, 0.1),
-        "export_limit_kwh": max(export_limit_kwh, 0.1),
+        **flow_limits(import_limit_kwh, export_limit_kwh),
         "kp_ct_per_kwh": 2.0,
         "ki_ct_per_kwh": 5.0,
         "base_fee_ct_per_kwh": 1.0,
@@ -90,8 +94,7 @@ def controller_params(import_limit_kwh: float, export_limit_kwh: float, **change
 def predictive_params(import_limit_kwh: float, export_limit_kwh: float, **change: float) -> dict:
     return {
         "model": "predictive",
-        "import_limit_kwh": max(import_limit_kwh, 0.1),
-        "export_limit_kwh": max(export_limit_kwh, 0.1),
+        **flow_limits(import_limit_kwh, export_limit_kwh),
         "base_fee_ct_per_kwh": 1.0,
         "max_fee_ct_per_kwh": 40.0,
         "max_fall_ct_per_kwh": 0.5,
