@@ -35,6 +35,7 @@ judged on the days after.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import sys
@@ -71,15 +72,9 @@ WASTE_PP = 10.0
 (curtailed): a setting that lowers the export peak by curtailing every kWh is not the best one."""
 
 
-def flow_limits(import_limit_kwh: float, export_limit_kwh: float) -> dict:
-    """A model's import and export limits [kWh per slot], at least 0.1 (a model refuses 0)."""
-    return {"import_limit_kwh": max(import_limit_kwh, 0.1), "export_limit_kwh": max(export_limit_kwh, 0.1)}
-
-
-def controller_params(import_limit_kwh: float, export_limit_kwh: float, **change: float) -> dict:
-    return {
-        "model": "controller",
-        **flow_limits(import_limit_kwh, export_limit_kwh),
+# where each model's tuning starts from (the controller's: the issue-5 tuning)
+STARTING_POINTS = {
+    "controller": {
         "kp_ct_per_kwh": 2.0,
         "ki_ct_per_kwh": 5.0,
         "base_fee_ct_per_kwh": 1.0,
@@ -88,17 +83,20 @@ def controller_params(import_limit_kwh: float, export_limit_kwh: float, **change
         "max_step_ct_per_kwh": 6.0,
         "max_step_down_ct_per_kwh": 0.5,
         "forecast_weight": 0.0,
-    } | change
+    },
+    "predictive": {"base_fee_ct_per_kwh": 1.0, "max_fee_ct_per_kwh": 40.0, "max_fall_ct_per_kwh": 0.5},
+}
 
 
-def predictive_params(import_limit_kwh: float, export_limit_kwh: float, **change: float) -> dict:
-    return {
-        "model": "predictive",
-        **flow_limits(import_limit_kwh, export_limit_kwh),
-        "base_fee_ct_per_kwh": 1.0,
-        "max_fee_ct_per_kwh": 40.0,
-        "max_fall_ct_per_kwh": 0.5,
-    } | change
+def model_params(model: str, import_limit_kwh: float, export_limit_kwh: float, **change: float) -> dict:
+    """``model``'s settings (``STARTING_POINTS``, some changed) for a market with these import and
+    export limits [kWh per slot], at least 0.1 each (a model refuses 0)."""
+    limits = {"import_limit_kwh": max(import_limit_kwh, 0.1), "export_limit_kwh": max(export_limit_kwh, 0.1)}
+    return {"model": model, **limits, **STARTING_POINTS[model], **change}
+
+
+controller_params = functools.partial(model_params, "controller")
+predictive_params = functools.partial(model_params, "predictive")
 
 
 def load(name: str, seed: int | None):  # noqa: ANN201
