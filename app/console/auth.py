@@ -21,7 +21,7 @@ from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import generate_csrf
 
 from app.api.auth import AuthError, User
-from app.security import csrf, login_manager, wants_json
+from app.security import LOGIN_PAGE, csrf, limit_endpoint, login_manager, wants_json
 
 bp = Blueprint("console_auth", __name__)
 CSRF_COOKIE = "_csrf_token"
@@ -125,8 +125,7 @@ def require_admin() -> User:
 def install(server: Flask, login_rate_limit: int) -> None:
     """Register the login routes, their rate limit (per client and minute) and the guard in
     front of every page and Dash request."""
-    from app.security import limit_endpoint
-
+    server.extensions[LOGIN_PAGE] = login_page  # what the refusals of /login answer with
     server.register_blueprint(bp)
     limit_endpoint(server, "console_auth.login_submit", login_rate_limit, "login")
 

@@ -17,6 +17,7 @@ from dash import ALL, MATCH, Dash, Input, Output, State, ctx, html, no_update
 from app.console import ids
 from app.console.auth import NotAllowed, require_operator
 from app.console.components.formatting import MISSING, browser_zone, fmt_wall_datetime, plain_number
+from app.console.components.page import heading, note
 from app.console.pages.common import console, is_viewer
 from app.operator.alerts import ALERTING, RULES
 
@@ -117,6 +118,19 @@ def history_table(done: list[dict], tz: dt.tzinfo | None) -> list:
     return [_table(["Rule", "Market", "Why (last)", "Fired", "Resolved", "Acknowledged by"], rows, "History")]
 
 
+def _limit_input(direction: str, market_uuid: str, value_kwh: float | None, viewer: bool) -> dmc.NumberInput:
+    """The import or export limit [kWh/slot] of one market (empty: no limit that way)."""
+    return dmc.NumberInput(
+        id={"type": f"limit-{direction}", "market": market_uuid},
+        label=f"{direction.capitalize()} limit [kWh/slot]",
+        value=value_kwh,
+        min=0,
+        size="xs",
+        w=170,
+        disabled=viewer,
+    )
+
+
 def limits_form(viewer: bool) -> list:
     data = console()
     limits = data.limits()
@@ -130,24 +144,8 @@ def limits_form(viewer: bool) -> list:
             dmc.Group(
                 [
                     dmc.Text(m["name"], fw=500, w=170, size="sm"),
-                    dmc.NumberInput(
-                        id={"type": "limit-import", "market": m["uuid"]},
-                        label="Import limit [kWh/slot]",
-                        value=lim.import_kwh if lim else None,
-                        min=0,
-                        size="xs",
-                        w=170,
-                        disabled=viewer,
-                    ),
-                    dmc.NumberInput(
-                        id={"type": "limit-export", "market": m["uuid"]},
-                        label="Export limit [kWh/slot]",
-                        value=lim.export_kwh if lim else None,
-                        min=0,
-                        size="xs",
-                        w=170,
-                        disabled=viewer,
-                    ),
+                    _limit_input("import", m["uuid"], lim.import_kwh if lim else None, viewer),
+                    _limit_input("export", m["uuid"], lim.export_kwh if lim else None, viewer),
                     dmc.Button(
                         "Save limits",
                         id={"type": "limit-save", "market": m["uuid"]},
@@ -197,26 +195,14 @@ def layout(**_query) -> dmc.Stack:
     tz = browser_zone(None)
     return dmc.Stack(
         [
-            dmc.Group(
-                [
-                    dmc.Title("Alerts", order=3),
-                    dmc.Text(
-                        "checked by the operator agent at every slot, with or without a browser open",
-                        size="sm",
-                        c="dimmed",
-                    ),
-                ],
-                align="baseline",
-            ),
+            heading("Alerts", "checked by the operator agent at every slot, with or without a browser open"),
             html.Div(id=ids.ALERTS_MESSAGE, role="status", style={"fontSize": "14px"}),
             html.Div(active_table(data.alerts.open_alerts(), viewer, tz), id=ids.ALERTS_ACTIVE),
             html.Div(history_table(data.alerts.history(), tz), id=ids.ALERTS_HISTORY),
             dmc.Title("Flow limits", order=4),
-            dmc.Text(
+            note(
                 "energy a market's connection may carry per slot; empty: no limit that way. "
-                + ("Viewers cannot change them." if viewer else "A change applies from the next evaluation."),
-                size="sm",
-                c="dimmed",
+                + ("Viewers cannot change them." if viewer else "A change applies from the next evaluation.")
             ),
             html.Div(limits_form(viewer), id=ids.ALERTS_LIMITS),
             html.Div(limit_audit(tz), id=ids.ALERTS_LIMIT_AUDIT),

@@ -14,6 +14,7 @@ from dash import Dash, Input, Output, Patch, State, dcc, html, no_update
 from app.console import ids
 from app.console.components.formatting import PALETTE
 from app.console.components.grid_map import grid_map, map_elements
+from app.console.components.page import heading
 from app.console.pages.common import console
 
 LIST_LIMIT = 60  # markets in the keyboard list (the managed ones first)
@@ -96,13 +97,7 @@ def layout(**_query) -> dmc.Grid:
         [
             dmc.GridCol(
                 [
-                    dmc.Group(
-                        [
-                            dmc.Title("Grid map", order=3),
-                            dmc.Text(subtitle(slot), id=MAP_SUBTITLE, size="sm", c="dimmed"),
-                        ],
-                        align="baseline",
-                    ),
+                    heading("Grid map", subtitle(slot), note_id=MAP_SUBTITLE),
                     legend,
                     html.Div(
                         grid_map(elements, ids.MAP, height_px=440),  # whole at 1366x768

@@ -42,6 +42,7 @@ from app.config import Settings
 from app.console import ids
 from app.console.auth import NotAllowed, current_console_user, require_operator
 from app.console.components.fee_status import queued_text
+from app.console.components.page import heading
 from app.console.components.whatif_view import (
     colour,
     duration_figure,
@@ -491,16 +492,8 @@ def layout(**_query) -> dmc.Stack:
         options, scenario_note = [], f"the live scenario cannot be loaded: {exc}"
     return dmc.Stack(
         [
-            dmc.Group(
-                [
-                    dmc.Title("What-if", order=3),
-                    dmc.Text(
-                        "the same days under several fee settings, in fast-forward, before using one live",
-                        c="dimmed",
-                        size="sm",
-                    ),
-                ],
-                align="baseline",
+            heading(
+                "What-if", "the same days under several fee settings, in fast-forward, before using one live"
             ),
             dmc.Paper(
                 dmc.Group(
