@@ -168,7 +168,7 @@ def test_alr009_limits_set_in_the_console_are_audited(store):
 def test_alr010_the_agent_raises_and_clears_an_alert_with_no_browser(console):
     """A community over a limit set in the console fires after two cycles; a fee that brings its
     import under the limit (here: a limit it now keeps) clears it; it all survives a new agent."""
-    agent = console.agent()
+    agent = console.new_agent()
     community = console.market(1)
     console.cycle(agent)
     rows = console.ops.history(community.uuid)
@@ -183,13 +183,13 @@ def test_alr010_the_agent_raises_and_clears_an_alert_with_no_browser(console):
     (firing,) = [a for a in store.open_alerts() if a["market_uuid"] == community.uuid]
     assert firing["state"] == ALERTING and firing["id"] == pending["id"]
     store.set_limits(community.uuid, community.name, 1e6, 1e6, "operator")
-    console.cycle(console.agent())  # a new agent (a restart) reads the same store
+    console.cycle(console.new_agent())  # a new agent (a restart) reads the same store
     assert [a for a in store.open_alerts() if a["market_uuid"] == community.uuid] == []
     assert [a["id"] for a in store.history()] == [firing["id"]]
 
 
 def test_alr011_a_refused_fee_alerts_within_the_slot(console):
-    agent = console.agent()
+    agent = console.new_agent()
     community = console.market(1)
     console.cycle(agent)
     console.ops.queue(community.uuid, community.name, 1e6, source="manual:operator", user="operator")

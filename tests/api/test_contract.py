@@ -7,18 +7,8 @@ import time
 
 import pytest
 
-from .helpers import API, Exchange, assert_error, grid_fees
+from .helpers import API, STATS_FIELDS, Exchange, assert_error, grid_fees
 
-STATS_FIELDS = {
-    "min_trade_rate",
-    "median_trade_rate",
-    "avg_trade_rate",
-    "max_trade_rate",
-    "total_traded_energy_kWh",
-    "market_fee_revenue",
-    "current_market_fee",
-    "next_market_fee",
-}
 DSO_FIELDS = STATS_FIELDS | {
     "area_throughput",
     "self_sufficiency",

@@ -113,14 +113,21 @@ def wait_for_moment(live, dash_duo, market_uuid: str, before_send: bool) -> int:
     return until(moment, 4 * PROMISE_SLOT_S, poll=0.03, msg="no moment to click as the test needs")
 
 
+def queue_fee_at_a_moment(live, dash_duo, market, fee: str, before_send: bool) -> int:  # noqa: ANN001
+    """As the operator on ``market``'s page: type ``fee``, see its preview, and click "Queue" at a
+    moment before (``before_send``) or just after the send point of a slot N; returns N."""
+    login(dash_duo, "operator", f"/markets/{market.uuid}")
+    type_into(dash_duo, pid("fee-input", market.uuid), fee)
+    dash_duo.wait_for_text_to_equal(pid("fee-preview", market.uuid), f"sends {float(fee):.2f} ct/kWh")
+    n = wait_for_moment(live, dash_duo, market.uuid, before_send=before_send)
+    click(dash_duo, pid("fee-queue", market.uuid))
+    return n
+
+
 @pytest.mark.parametrize("live", [PROMISE_SLOT_S], indirect=True)
 def test_con002_fee_queued_with_time_left_in_slot_n_is_in_force_in_n_plus_1(live, dash_duo):
     market = live.community(0)
-    login(dash_duo, "operator", f"/markets/{market.uuid}")
-    type_into(dash_duo, pid("fee-input", market.uuid), "4.5")
-    dash_duo.wait_for_text_to_equal(pid("fee-preview", market.uuid), "sends 4.50 ct/kWh")
-    n = wait_for_moment(live, dash_duo, market.uuid, before_send=True)
-    click(dash_duo, pid("fee-queue", market.uuid))
+    n = queue_fee_at_a_moment(live, dash_duo, market, "4.5", before_send=True)
     message = pid("fee-message", market.uuid)
     dash_duo.wait_for_text_to_equal(message, f"4.50 ct/kWh queued: in force from {when(live, n + 1)}")
     (command,) = commands_of(live, market.uuid)
@@ -156,11 +163,7 @@ def test_con002_fee_queued_with_time_left_in_slot_n_is_in_force_in_n_plus_1(live
 @pytest.mark.parametrize("live", [PROMISE_SLOT_S], indirect=True)
 def test_con008_after_the_send_point_the_button_says_n_plus_2_and_the_fee_lands_there(live, dash_duo):
     market = live.community(1)
-    login(dash_duo, "operator", f"/markets/{market.uuid}")
-    type_into(dash_duo, pid("fee-input", market.uuid), "7")
-    dash_duo.wait_for_text_to_equal(pid("fee-preview", market.uuid), "sends 7.00 ct/kWh")
-    n = wait_for_moment(live, dash_duo, market.uuid, before_send=False)  # said N+2 before the click
-    click(dash_duo, pid("fee-queue", market.uuid))
+    n = queue_fee_at_a_moment(live, dash_duo, market, "7", before_send=False)  # said N+2 before the click
     dash_duo.wait_for_contains_text(pid("fee-message", market.uuid), f"in force from {when(live, n + 2)}")
     live.wait_closed(n + 2, timeout=4 * PROMISE_SLOT_S + 5)
     charged = {r["slot"]: r["market_fee"] for r in live.store.history(market.uuid)}

@@ -21,7 +21,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 from gsye import SKIP_REASON, GsyE, WireRecorder, gsy_e_available
-from remote_helpers import wait_for
+from remote_helpers import send_to_a_lost_market, wait_for
 
 from app.client import ExchangeUnavailable
 from app.client.gsy import GsyLinkStore, shift
@@ -130,13 +130,7 @@ def test_gre001_console_operates_gsy_e_over_redis(gsye: GsyE, redis_url: str, co
     assert "does not hold" in answer["responses"][stray][0]["error_message"]
     # ... and one it believes it holds but gsy-e does not: gsy-e drops it, the missing answer is
     # a refusal (the batch's other command, for a held market, is answered)
-    agent._gsy_state["held"][stray] = "Lost market"  # noqa: SLF001
-    answer = agent.batch_command(
-        {
-            uuids["Grid"]: [{"type": "grid_fees", "data": {"fee_const": 1}}],
-            stray: [{"type": "grid_fees", "data": {"fee_const": 3}}],
-        }
-    )
+    stray, answer = send_to_a_lost_market(agent, uuids["Grid"])
     assert answer["responses"][uuids["Grid"]][0]["status"] == "ready"
     assert "no answer from the exchange" in answer["responses"][stray][0]["error_message"]
     # a transaction id is sent once: the same id again gets the same answer, nothing published

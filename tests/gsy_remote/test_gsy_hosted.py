@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from ending import end_process
 from remote_helpers import wait_for
 
 from app.client import ExchangeUnavailable
@@ -79,13 +80,8 @@ class Exchange:
             return False
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            end_process(self.proc, timeout=30)
 
     def history(self, market_uuid: str) -> dict[str, dict]:
         """The exchange's own per-slot figures of a market (its ``/api/v1`` history)."""

@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from fee_book_rule import expected_fee
 from sqlalchemy import func, select
 
 from app.config import ROOT
@@ -22,16 +23,6 @@ from app.store.db import make_engine
 from app.store.lock import RunnerLock
 from app.store.repo import ExchangeStore, StoreMismatch
 from app.store.schema import markets
-
-
-def expected_fee(changes: list[FeeChange], initial: float, slot: int) -> float:
-    """Fee book semantics: the last accepted change with applies_from_slot <= slot, else initial."""
-    fee = initial
-    for change in changes:
-        if change.applies_from_slot <= slot:
-            fee = change.fee_ct_per_kwh
-    return fee
-
 
 # -- when a fee applies -------------------------------------------------------------------
 
