@@ -9,23 +9,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from app.exchange.stat_table import DSO_MARKET_STATS, MARKET_STATS, SLOT_STATS, put
+
 if TYPE_CHECKING:  # annotations only: the runner's --help does not load the grid's modules
     from app.exchange.clock import SimClock
     from app.exchange.grid import GridModel
 
+_MARKET = tuple(s for s in SLOT_STATS if s.answer == MARKET_STATS)
+_DSO = tuple(s for s in SLOT_STATS if s.answer == DSO_MARKET_STATS)
+_CYCLE = tuple(s for s in SLOT_STATS if s.in_cycle)
+
 
 def last_market_stats(row: dict) -> dict:
-    """The ``market_stats`` fields of one market's row [ct/kWh, kWh, ct]."""
-    return {
-        "min_trade_rate": row["min_trade_rate"],
-        "median_trade_rate": row["median_trade_rate"],
-        "avg_trade_rate": row["avg_trade_rate"],
-        "max_trade_rate": row["max_trade_rate"],
-        "total_traded_energy_kWh": row["total_traded_energy_kWh"],
-        "market_fee_revenue": row["market_fee_revenue"],
-        "current_market_fee": row["market_fee"],
-        "next_market_fee": row["next_market_fee"],
-    }
+    """The ``market_stats`` answer of one market's row [ct/kWh, kWh, ct]."""
+    return {s.api_name: row[s.key] for s in _MARKET}
+
+
+def dso_market_stats(row: dict) -> dict:
+    """The ``dso_market_stats`` answer of one market's row: ``market_stats`` and the DSO's fields."""
+    out = last_market_stats(row)
+    for s in _DSO:
+        put(out, s.api_name, row[s.key])
+        for alias in s.aliases:
+            out[alias] = row[s.key]
+    return out
 
 
 def market_info(
@@ -42,23 +49,21 @@ def market_info(
     by_uuid = grid.by_uuid() if rows and "market_uuid" in rows[0] else None
     for position, row in enumerate(rows):
         m = grid.markets[position] if by_uuid is None else by_uuid[row["market_uuid"]]
-        entries.append(
-            {
-                "area_uuid": m.uuid,
-                "name": m.name,
-                "parent_uuid": None if m.parent_index is None else grid.markets[m.parent_index].uuid,
-                "level": m.level,
-                "last_market_fee": row["market_fee"],
-                "current_market_fee": row["next_market_fee"],
-                "next_market_fee": row["next_market_fee"],  # nothing queued yet for the slot after
-                "last_market_stats": last_market_stats(row),
-                "area_throughput": {"import": row["import_kwh"], "export": row["export_kwh"]},
-                "self_sufficiency": row["self_sufficiency"],
-                "self_consumption": row["self_consumption"],
-                "market_fee_revenue": row["market_fee_revenue"],
-                "unmatched_kwh": row["unmatched_kwh"],
-            }
-        )
+        # the event's fees are named from the slot now running (GSy's contract): the closed
+        # slot's fee is the "last", the fee queued after it closed is "current" (and "next")
+        entry = {
+            "area_uuid": m.uuid,
+            "name": m.name,
+            "parent_uuid": None if m.parent_index is None else grid.markets[m.parent_index].uuid,
+            "level": m.level,
+            "last_market_fee": row["fee_ct_per_kwh"],
+            "current_market_fee": row["next_fee_ct_per_kwh"],
+            "next_market_fee": row["next_fee_ct_per_kwh"],  # nothing queued yet for the slot after
+            "last_market_stats": last_market_stats(row),
+        }
+        for s in _CYCLE:
+            put(entry, s.api_name, row[s.key])
+        entries.append(entry)
     return {
         "event": "market",
         "market_slot": clock.label(closed_slot + 1),

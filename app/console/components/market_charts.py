@@ -152,7 +152,7 @@ def _trace_columns(
             {"x": x, "y": band_y, "base": band_base, "customdata": band_custom},
             {"x": list(x), "y": [p[1] for p in prices]},
             {"x": list(x), "y": [p[2] for p in prices]},
-            {"x": list(x), "y": [clean_number(row.get("market_fee")) for row in rows]},
+            {"x": list(x), "y": [clean_number(row.get("fee_ct_per_kwh")) for row in rows]},
         ]
     if figure == "volume":
         return [{"x": x, "y": [clean_number(row.get("total_traded_energy_kWh")) for row in rows]}]
@@ -169,8 +169,8 @@ def _trace_columns(
         ]
     if figure == "fee":
         return [
-            {"x": x, "y": [clean_number(row.get("market_fee")) for row in rows]},
-            {"x": list(x), "y": [clean_number(row.get("next_market_fee")) for row in rows]},
+            {"x": x, "y": [clean_number(row.get("fee_ct_per_kwh")) for row in rows]},
+            {"x": list(x), "y": [clean_number(row.get("next_fee_ct_per_kwh")) for row in rows]},
         ]
     if figure == "self_sufficiency":
         return [{"x": x, "y": [clean_number(row.get("self_sufficiency")) for row in rows]}]

@@ -286,7 +286,7 @@ def overview_rows(
         ``slot`` and the ``HISTORY_FIELDS``).
     cumulative_revenue : market uuid → fee revenue [ct] summed over all its slots so far.
     queued : market uuid → fee [ct/kWh] the console has queued for the next slot. A market with
-        no queued command shows the exchange's ``next_market_fee`` (the fee it accepted for the
+        no queued command shows the exchange's ``next_fee_ct_per_kwh`` (the fee it accepted for the
         next slot), so the column always says what the next slot will charge.
     modes : market uuid → fee mode ("manual" or the tariff model's name).
     limits_kwh : market uuid → one import/export limit per slot [kWh]; a ``limit_kwh`` in the
@@ -323,9 +323,9 @@ def overview_rows(
                 "self_sufficiency_pct": clean_number(row.get("self_sufficiency")),
                 "fee_revenue_slot_ct": clean_number(row.get("market_fee_revenue")),
                 "fee_revenue_cumulative_ct": clean_number(cumulative_revenue.get(uuid)),
-                "fee_in_force_ct_per_kwh": clean_number(row.get("market_fee")),
+                "fee_in_force_ct_per_kwh": clean_number(row.get("fee_ct_per_kwh")),
                 "fee_queued_ct_per_kwh": clean_number(
-                    queued_fee if queued_fee is not None else row.get("next_market_fee")
+                    queued_fee if queued_fee is not None else row.get("next_fee_ct_per_kwh")
                 ),
                 "mode": modes.get(uuid) or "scenario fee",
                 "limit_kwh": one,
