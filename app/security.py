@@ -24,6 +24,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from flask import Flask, current_app, jsonify, request
 from flask_limiter import Limiter, RateLimitExceeded
@@ -34,6 +35,9 @@ from sqlalchemy.exc import IntegrityError
 
 from app.config import Settings
 from app.store.schema import app_secrets
+
+if TYPE_CHECKING:
+    from flask.testing import FlaskClient
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
@@ -75,6 +79,12 @@ def retry_after(limiter: Limiter) -> int:
         return 60
 
 
+LOGIN_PAGE = "gridfee_login_page"
+"""``server.extensions[LOGIN_PAGE]``: the console's sign-in page ``(error, status) -> (html, status,
+headers)``, which the refusals of ``/login`` answer with (the console installs it; an API-only
+server has none)."""
+
+
 def install(server: Flask, settings: Settings) -> Limiter:
     """Flask-Login, CSRFProtect and Flask-Limiter on ``server``; returns the limiter."""
     server.config.update(
@@ -109,9 +119,8 @@ def install(server: Flask, settings: Settings) -> Limiter:
     @server.errorhandler(RateLimitExceeded)
     def _too_many(exc: RateLimitExceeded):
         wait = retry_after(limiter)
-        if request.path == "/login":
-            from app.console.auth import login_page
-
+        login_page = current_app.extensions.get(LOGIN_PAGE)
+        if request.path == "/login" and login_page is not None:
             html, status, headers = login_page(
                 f"Too many sign-in attempts from your address; try again in {wait} s.", 429
             )
@@ -124,9 +133,8 @@ def install(server: Flask, settings: Settings) -> Limiter:
 
     @server.errorhandler(CSRFError)
     def _csrf_refused(exc: CSRFError):
-        if request.path == "/login":
-            from app.console.auth import login_page
-
+        login_page = current_app.extensions.get(LOGIN_PAGE)
+        if request.path == "/login" and login_page is not None:
             return login_page("The form expired; please sign in again.", 400)
         if request.path.startswith("/_dash-"):
             return jsonify(error="csrf", message="missing or wrong CSRF token; reload the page"), 403
@@ -166,7 +174,7 @@ def signed_in_request(server: Flask, username: str | None, path: str = "/") -> I
         yield
 
 
-def sign_in_client(client, username: str) -> None:  # noqa: ANN001
+def sign_in_client(client: FlaskClient, username: str) -> None:
     """Sign ``username`` in on a Flask test client's session (as the login form would)."""
     user = client.application.extensions["gridfee"].users.get(username)
     if user is None:

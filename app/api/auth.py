@@ -33,10 +33,11 @@ from pathlib import Path
 
 import yaml
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, Row, Select, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from app.config import Settings
 from app.store.schema import users as users_table
 
 ROLES = ("grid_operator", "viewer")
@@ -161,11 +162,11 @@ class UserBook:
         self.engine = engine
         self.include_demo = include_demo
 
-    def _visible(self, query):  # noqa: ANN001, ANN202
+    def _visible(self, query: Select) -> Select:
         return query if self.include_demo else query.where(users_table.c.source != "demo")
 
     @staticmethod
-    def _user(row) -> User:  # noqa: ANN001
+    def _user(row: Row) -> User:
         markets = None if row.markets is None else frozenset(json.loads(row.markets))
         return User(row.username, row.password_hash, row.role, markets, bool(row.admin))
 
@@ -291,7 +292,7 @@ class UserBook:
         return added
 
 
-def seed_users(book: UserBook, settings) -> None:  # noqa: ANN001
+def seed_users(book: UserBook, settings: Settings) -> None:
     """The start-up seeds: the demo users (demo mode), ``USERS_FILE``, ``ADMIN_PASSWORD``."""
     if settings.demo:
         book.seed(demo_users().values(), "demo")

@@ -15,11 +15,15 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import orjson
 import requests
 
 from app.client.transport import EMBEDDED_URL, WSGIAdapter
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 class ApiClientError(Exception):
@@ -55,7 +59,7 @@ class GridOperatorClient:
         self.role: str | None = None
 
     @classmethod
-    def embedded(cls, wsgi_app, username: str, password: str, **kwargs) -> GridOperatorClient:  # noqa: ANN001
+    def embedded(cls, wsgi_app: Flask, username: str, password: str, **kwargs: object) -> GridOperatorClient:
         """A client of the exchange served by ``wsgi_app`` in this process (no socket)."""
         session = requests.Session()
         session.mount(EMBEDDED_URL, WSGIAdapter(wsgi_app))

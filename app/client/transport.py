@@ -9,6 +9,7 @@ and the status codes exactly those of the HTTP path, with no socket and no worke
 from __future__ import annotations
 
 from io import BytesIO
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import requests
@@ -16,11 +17,14 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
+if TYPE_CHECKING:
+    from flask import Flask
+
 EMBEDDED_URL = "http://embedded"
 
 
 class WSGIAdapter(BaseAdapter):
-    def __init__(self, wsgi_app):  # noqa: ANN001
+    def __init__(self, wsgi_app: Flask):
         super().__init__()
         self.wsgi_app = wsgi_app
 

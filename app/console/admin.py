@@ -10,9 +10,10 @@ right or role away (the deployment would lose its way in). Anyone else gets a 40
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from html import escape
 
-from flask import Blueprint, current_app, flash, get_flashed_messages, redirect, request
+from flask import Blueprint, Flask, current_app, flash, get_flashed_messages, redirect, request
 from flask_wtf.csrf import generate_csrf
 
 from app.api.auth import ROLES, UnknownUser, User, UserBook, UserExists
@@ -153,7 +154,7 @@ def admin_page():
     return page(me, done[-1] if done else "")
 
 
-def change(me: User, form) -> str:  # noqa: ANN001
+def change(me: User, form: Mapping[str, str]) -> str:
     """Carry out one admin form; the message (``ValueError``/``KeyError`` when refused)."""
     book = _books()
     action = form.get("action", "")
@@ -222,5 +223,5 @@ def admin_change():
     return redirect("/admin", code=303)
 
 
-def install(server) -> None:  # noqa: ANN001
+def install(server: Flask) -> None:
     server.register_blueprint(bp)

@@ -16,12 +16,12 @@ from pathlib import Path
 from string import Template
 from urllib.parse import quote, urlsplit
 
-from flask import Blueprint, current_app, jsonify, redirect, request, session
+from flask import Blueprint, Flask, Response, current_app, jsonify, redirect, request, session
 from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import generate_csrf
 
 from app.api.auth import AuthError, User
-from app.security import csrf, login_manager, wants_json
+from app.security import LOGIN_PAGE, csrf, limit_endpoint, login_manager, wants_json
 
 bp = Blueprint("console_auth", __name__)
 CSRF_COOKIE = "_csrf_token"
@@ -122,11 +122,10 @@ def require_admin() -> User:
     return user
 
 
-def install(server, login_rate_limit: int) -> None:  # noqa: ANN001
+def install(server: Flask, login_rate_limit: int) -> None:
     """Register the login routes, their rate limit (per client and minute) and the guard in
     front of every page and Dash request."""
-    from app.security import limit_endpoint
-
+    server.extensions[LOGIN_PAGE] = login_page  # what the refusals of /login answer with
     server.register_blueprint(bp)
     limit_endpoint(server, "console_auth.login_submit", login_rate_limit, "login")
 
@@ -153,7 +152,7 @@ def install(server, login_rate_limit: int) -> None:  # noqa: ANN001
         return None
 
     @server.after_request
-    def _csrf_cookie(response):  # noqa: ANN001
+    def _csrf_cookie(response: Response) -> Response:
         if "_user_id" in session and current_console_user() is not None:
             response.set_cookie(
                 CSRF_COOKIE,

@@ -24,7 +24,7 @@ import getpass
 import sys
 from collections.abc import Sequence
 
-from app.api.auth import MIN_PASSWORD, ROLES, UnknownUser, UserBook, UserExists
+from app.api.auth import MIN_PASSWORD, ROLES, UnknownUser, User, UserBook, UserExists
 
 
 def _password(prompt: str = "Password: ") -> str:
@@ -72,7 +72,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def describe(user) -> str:  # noqa: ANN001
+def describe(user: User) -> str:
     markets = "*" if user.markets is None else ",".join(sorted(user.markets)) or "-"
     return f"{user.username}\t{user.role}\t{'admin' if user.admin else '-'}\t{markets}"
 

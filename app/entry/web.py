@@ -14,6 +14,10 @@ from app.config import Settings
 
 if TYPE_CHECKING:  # Flask is imported when a server is built: the CLI tools start without it
     from flask import Flask
+    from sqlalchemy import Engine
+
+    from app.api.service import ExchangeService
+    from app.store.repo import ExchangeStore
 
 
 def settle_heap() -> None:
@@ -33,7 +37,7 @@ def settle_heap() -> None:
 
 def create_app(
     settings: Settings | None = None,
-    store=None,  # noqa: ANN001
+    store: ExchangeStore | None = None,
     dashboard: bool = True,
     run_migrations: bool = True,
 ) -> Flask:
@@ -178,7 +182,9 @@ def create_app(
     return server
 
 
-def _mount_gsy_face(server: Flask, settings: Settings, service, engine, secret_key: str) -> None:  # noqa: ANN001
+def _mount_gsy_face(
+    server: Flask, settings: Settings, service: ExchangeService, engine: Engine, secret_key: str
+) -> None:
     """The Grid Singularity SDK's endpoints and websockets beside ``/api/v1`` (same users, fees)."""
     from app.api.auth import TokenSigner
     from app.api.gsy_compat import GsyFace, install

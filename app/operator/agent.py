@@ -22,7 +22,9 @@ Exactly one agent runs per deployment: the caller holds ``agent_lock`` while it 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Sequence
 
 from app import slots
 from app.client import ApiClientError, ExchangeUnavailable, GridOperatorAgent, GridOperatorClient
@@ -112,7 +114,9 @@ class OperatorAgent(GridOperatorAgent):
         self.evaluate_market_alerts(closed, managed)
 
     # -- alerts (server-side: they fire with no browser open) --------------------------------
-    def evaluate_market_alerts(self, slot: str, managed: list[dict], rules=alerts.MARKET_RULES) -> None:  # noqa: ANN001
+    def evaluate_market_alerts(
+        self, slot: str, managed: list[dict], rules: Sequence[str] = alerts.MARKET_RULES
+    ) -> None:
         """The market rules on the slot that just closed (an alert never stops the fees)."""
         try:
             limits = self.limits()
@@ -188,7 +192,7 @@ class OperatorAgent(GridOperatorAgent):
             self.send_due_at = None
             self.send_queued()
 
-    def run(self, stop=None, max_cycles: int | None = None) -> int:  # noqa: ANN001
+    def run(self, stop: threading.Event | None = None, max_cycles: int | None = None) -> int:
         """``GridOperatorAgent.run``, with the running slot's send point planned before the first
         cycle (so what was queued before the agent started goes out in this slot)."""
         try:
@@ -221,7 +225,7 @@ class OperatorAgent(GridOperatorAgent):
                 self.store, market, model, slot, self.limits(), market_info["market_slot"]
             )
 
-    def run_forever(self, stop) -> None:  # noqa: ANN001
+    def run_forever(self, stop: threading.Event) -> None:
         """``run()`` that also survives errors of its own cycle (logged, next cycle tried)."""
         while not stop.is_set():
             try:

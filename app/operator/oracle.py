@@ -34,7 +34,7 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import linprog
 
-from app.exchange.grid import build_grid
+from app.exchange.grid import GridModel, build_grid
 from app.exchange.profiles import ProfileSource
 from app.exchange.scenario import Scenario
 
@@ -50,7 +50,7 @@ class OracleResult:
     status: str
 
 
-def _flex_pools(grid) -> dict[tuple[int, int], np.ndarray]:  # noqa: ANN001
+def _flex_pools(grid: GridModel) -> dict[tuple[int, int], np.ndarray]:
     """Flexible loads grouped by (available_from, due_by) minutes: their indices."""
     pools: dict[tuple[int, int], list[int]] = {}
     for i in range(len(grid.flex_house)):

@@ -32,10 +32,14 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from app.operator.backtest import Cancelled
+
+if TYPE_CHECKING:
+    from celery import Celery
+    from dash import CeleryManager
 
 __all__ = [
     "current_job",
@@ -140,7 +144,7 @@ def redis_problem(redis_url: str, timeout: float = CONNECT_TIMEOUT_S) -> str | N
     return None
 
 
-def queue_problem(celery, timeout: float = 1.0) -> str | None:  # noqa: ANN001
+def queue_problem(celery: Celery, timeout: float = 1.0) -> str | None:
     """Why a run queued now would not start (one line), or None: Redis answers and a worker too.
 
     Asks the workers for a PING and waits at most ``timeout`` seconds for the first answer. A
@@ -206,12 +210,14 @@ def _may_start_processes() -> Iterator[None]:
             config.pop("daemon", None)
 
 
-def celery_manager(celery, job_context: Mapping[str, Any], expire: int | None = None):  # noqa: ANN001, ANN201
+def celery_manager(
+    celery: Celery, job_context: Mapping[str, Any], expire: int | None = None
+) -> CeleryManager:
     """Dash's ``CeleryManager`` on ``celery`` whose jobs get ``job_context`` (see the module)."""
     from dash import CeleryManager
 
     class WhatIfCeleryManager(CeleryManager):
-        def __init__(self, handle, context: Mapping[str, Any], expire: int | None):  # noqa: ANN001
+        def __init__(self, handle: Celery, context: Mapping[str, Any], expire: int | None):
             # before CeleryManager.__init__: it registers the callbacks known so far (make_job_fn)
             self.job_context = dict(context)
             super().__init__(handle, expire=expire)

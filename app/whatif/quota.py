@@ -17,6 +17,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from app.config import Settings
+
 STALE_S = 3600.0  # a run still claimed after this long died without releasing its claim
 REDIS_KEY = "gridfee:whatif:running"
 
@@ -31,7 +33,7 @@ class RunLedger:
         self.redis_url = redis_url
 
     @classmethod
-    def of(cls, where) -> RunLedger:  # noqa: ANN001
+    def of(cls, where: Settings | Mapping) -> RunLedger:
         """The ledger of the app's ``Settings`` or of a job context (a mapping)."""
         if isinstance(where, Mapping):
             return cls(where["instance_dir"], where.get("redis_url"))

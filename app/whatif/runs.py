@@ -445,7 +445,7 @@ def _run_candidates(
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(queue, stop, parent: int) -> None:  # noqa: ANN001
+def _init_worker(queue: object, stop: object, parent: int) -> None:
     _WORKER["queue"], _WORKER["stop"] = queue, stop
     _die_with(parent)
 

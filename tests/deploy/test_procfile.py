@@ -36,7 +36,7 @@ FEE_EVERY = 3  # slots between two fee commands
 # kill -9 to the next slot closed by the other clock: lock poll + one slot (0.35-0.45 s measured),
 # with slack for a loaded CI machine
 TAKEOVER_S = 4 * SLOT_SECONDS
-RUNNING = re.compile(r"clock\[(\d+)\] app\.runner: running exchange")
+RUNNING = re.compile(r"clock\[(\d+)\] app\.entry\.clock: running exchange")
 
 
 def runner_holder(clocks: list[Proc]) -> list[Proc]:

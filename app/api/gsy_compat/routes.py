@@ -16,9 +16,9 @@ import socket
 import time
 import uuid as uuidlib
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask_sock import Sock
-from simple_websocket import ConnectionClosed
+from simple_websocket import ConnectionClosed, Server
 
 from app.api.auth import AuthError, User, bearer_token
 from app.api.gsy_compat import protocol
@@ -351,7 +351,7 @@ def _socket_auth():
 
 
 @bp.teardown_request
-def _socket_slot_free(_exc):  # noqa: ANN001
+def _socket_slot_free(_exc: Exception) -> tuple[Response, int]:
     if g.pop("gsy_socket_slot", False):
         face().socket_slots.release()
 
@@ -361,7 +361,7 @@ def send(ws, frame: dict | str) -> None:
     ws.send((frame if isinstance(frame, str) else json.dumps(frame)).encode("utf-8"))
 
 
-def going_away(ws) -> None:  # noqa: ANN001
+def going_away(ws: Server) -> None:
     """Close a socket because the process stops: close frame 1001, then the TCP connection.
 
     Ending the TCP connection ourselves spares the client its close timeout (the HTTP server
@@ -374,7 +374,7 @@ def going_away(ws) -> None:  # noqa: ANN001
     hang_up(ws)
 
 
-def hang_up(ws) -> None:  # noqa: ANN001
+def hang_up(ws: Server) -> None:
     ws.thread.join(timeout=2)  # the client's close frame, answered by simple-websocket's reader
     try:
         ws.sock.shutdown(socket.SHUT_RDWR)
@@ -383,7 +383,7 @@ def hang_up(ws) -> None:  # noqa: ANN001
 
 
 @sock.route("/external-ws/<sim>/aggregator/<agg>/", bp=bp, strict_slashes=False)
-def aggregator_socket(ws, sim: str, agg: str):  # noqa: ANN001
+def aggregator_socket(ws: Server, sim: str, agg: str) -> None:
     """Selections, command replies and one ``market`` event per slot, until the client leaves.
 
     On connect it repeats ``selected_by_device`` for every market already selected, because the
@@ -404,7 +404,7 @@ def aggregator_socket(ws, sim: str, agg: str):  # noqa: ANN001
     going_away(ws)
 
 
-def pump_aggregator(ws, f: GsyFace, agg: str) -> None:  # noqa: ANN001
+def pump_aggregator(ws: Server, f: GsyFace, agg: str) -> None:
     channel = aggregator_channel(agg)
     last_id = g.gsy_outbox_start if "gsy_outbox_start" in g else f.gsy.last_id()
     told: set[str] = set()
@@ -442,7 +442,7 @@ def pump_aggregator(ws, f: GsyFace, agg: str) -> None:  # noqa: ANN001
 
 
 @sock.route("/external-ws/<sim>/<area>/", bp=bp, strict_slashes=False)
-def market_socket(ws, sim: str, area: str):  # noqa: ANN001
+def market_socket(ws: Server, sim: str, area: str) -> None:
     """A ``RestMarketClient``'s socket: the replies to its direct commands, nothing else (the
     SDK's market client has no handler for events)."""
     f = face()
@@ -460,7 +460,7 @@ def market_socket(ws, sim: str, area: str):  # noqa: ANN001
     going_away(ws)
 
 
-def install(server, face_: GsyFace) -> None:  # noqa: ANN001
+def install(server: Flask, face_: GsyFace) -> None:
     """Mount the face on ``server``; unknown paths under its prefixes answer JSON 404."""
     server.extensions["gsy_compat"] = face_
     server.register_blueprint(bp)

@@ -21,6 +21,7 @@ from dash import html
 
 from app import slots
 from app.console.components.formatting import MISSING, PALETTE, UNIT_ENERGY, UNIT_PRICE, with_unit
+from app.whatif.runs import WhatIfResult
 
 CANDIDATE_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00")
 BASELINE_COLOUR = PALETTE["muted"]
@@ -165,7 +166,7 @@ def _layout(
     return fig
 
 
-def flows_figure(result, market_uuid: str, height_px: int = 300) -> go.Figure:  # noqa: ANN001
+def flows_figure(result: WhatIfResult, market_uuid: str, height_px: int = 300) -> go.Figure:
     """Import (+, solid) and export (−, dashed) per slot of every candidate in one market."""
     x = _x(result.slot_labels)
     fig = go.Figure()
@@ -194,7 +195,7 @@ def flows_figure(result, market_uuid: str, height_px: int = 300) -> go.Figure:  
     )
 
 
-def fee_figure(result, market_uuid: str, height_px: int = 260) -> go.Figure:  # noqa: ANN001
+def fee_figure(result: WhatIfResult, market_uuid: str, height_px: int = 260) -> go.Figure:
     """The fee in force per slot of every candidate in one market (steps)."""
     x = _x(result.slot_labels)
     fig = go.Figure(
@@ -227,7 +228,9 @@ def duration_points(import_kwh: np.ndarray, slot_minutes: float) -> tuple[list[f
     return hours, values.tolist()
 
 
-def duration_figure(result, market_uuid: str, slot_minutes: float = 15, height_px: int = 300) -> go.Figure:  # noqa: ANN001
+def duration_figure(
+    result: WhatIfResult, market_uuid: str, slot_minutes: float = 15, height_px: int = 300
+) -> go.Figure:
     """Duration curve of import: every candidate, the zero-fee baseline and the import limit."""
     fig = go.Figure()
     j = result.baseline.market_uuids.index(market_uuid)

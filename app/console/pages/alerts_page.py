@@ -8,21 +8,23 @@ and changes nothing: the buttons are disabled for viewers and the server refuses
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import dash_mantine_components as dmc
-from dash import ALL, MATCH, Input, Output, State, ctx, html, no_update
+from dash import ALL, MATCH, Dash, Input, Output, State, ctx, html, no_update
 
 from app.console import ids
 from app.console.auth import NotAllowed, require_operator
 from app.console.components.formatting import MISSING, browser_zone, fmt_wall_datetime, plain_number
+from app.console.components.page import heading, note
 from app.console.pages.common import console, is_viewer
 from app.operator.alerts import ALERTING, RULES
 
 SHOWN_HISTORY = 100
 
 
-def _when(ts: float | None, slot: str | None, tz) -> str:  # noqa: ANN001
+def _when(ts: float | None, slot: str | None, tz: dt.tzinfo | None) -> str:
     """ "slot 2026-06-22 13:15 (simulated) · 20:14:05 CET (wall-clock)"."""
     if ts is None:
         return MISSING
@@ -44,7 +46,7 @@ def _table(head: list[str], rows: list[list], caption: str) -> dmc.Table:
     )
 
 
-def active_table(open_alerts: list[dict], viewer: bool, tz) -> list:  # noqa: ANN001
+def active_table(open_alerts: list[dict], viewer: bool, tz: dt.tzinfo | None) -> list:
     if not open_alerts:
         return [
             dmc.Paper(
@@ -93,7 +95,7 @@ def active_table(open_alerts: list[dict], viewer: bool, tz) -> list:  # noqa: AN
     return [_table(["State", "Rule", "Market", "Why", "Since", "Acknowledged"], rows, "Open alerts")]
 
 
-def history_table(done: list[dict], tz) -> list:  # noqa: ANN001
+def history_table(done: list[dict], tz: dt.tzinfo | None) -> list:
     if not done:
         return [
             dmc.Text(
@@ -116,6 +118,19 @@ def history_table(done: list[dict], tz) -> list:  # noqa: ANN001
     return [_table(["Rule", "Market", "Why (last)", "Fired", "Resolved", "Acknowledged by"], rows, "History")]
 
 
+def _limit_input(direction: str, market_uuid: str, value_kwh: float | None, viewer: bool) -> dmc.NumberInput:
+    """The import or export limit [kWh/slot] of one market (empty: no limit that way)."""
+    return dmc.NumberInput(
+        id={"type": f"limit-{direction}", "market": market_uuid},
+        label=f"{direction.capitalize()} limit [kWh/slot]",
+        value=value_kwh,
+        min=0,
+        size="xs",
+        w=170,
+        disabled=viewer,
+    )
+
+
 def limits_form(viewer: bool) -> list:
     data = console()
     limits = data.limits()
@@ -129,24 +144,8 @@ def limits_form(viewer: bool) -> list:
             dmc.Group(
                 [
                     dmc.Text(m["name"], fw=500, w=170, size="sm"),
-                    dmc.NumberInput(
-                        id={"type": "limit-import", "market": m["uuid"]},
-                        label="Import limit [kWh/slot]",
-                        value=lim.import_kwh if lim else None,
-                        min=0,
-                        size="xs",
-                        w=170,
-                        disabled=viewer,
-                    ),
-                    dmc.NumberInput(
-                        id={"type": "limit-export", "market": m["uuid"]},
-                        label="Export limit [kWh/slot]",
-                        value=lim.export_kwh if lim else None,
-                        min=0,
-                        size="xs",
-                        w=170,
-                        disabled=viewer,
-                    ),
+                    _limit_input("import", m["uuid"], lim.import_kwh if lim else None, viewer),
+                    _limit_input("export", m["uuid"], lim.export_kwh if lim else None, viewer),
                     dmc.Button(
                         "Save limits",
                         id={"type": "limit-save", "market": m["uuid"]},
@@ -165,7 +164,7 @@ def limits_form(viewer: bool) -> list:
     return cards
 
 
-def limit_audit(tz) -> list:  # noqa: ANN001
+def limit_audit(tz: dt.tzinfo | None) -> list:
     changes = console().alerts.limit_changes(limit=50)
     if not changes:
         return [
@@ -196,26 +195,14 @@ def layout(**_query) -> dmc.Stack:
     tz = browser_zone(None)
     return dmc.Stack(
         [
-            dmc.Group(
-                [
-                    dmc.Title("Alerts", order=3),
-                    dmc.Text(
-                        "checked by the operator agent at every slot, with or without a browser open",
-                        size="sm",
-                        c="dimmed",
-                    ),
-                ],
-                align="baseline",
-            ),
+            heading("Alerts", "checked by the operator agent at every slot, with or without a browser open"),
             html.Div(id=ids.ALERTS_MESSAGE, role="status", style={"fontSize": "14px"}),
             html.Div(active_table(data.alerts.open_alerts(), viewer, tz), id=ids.ALERTS_ACTIVE),
             html.Div(history_table(data.alerts.history(), tz), id=ids.ALERTS_HISTORY),
             dmc.Title("Flow limits", order=4),
-            dmc.Text(
+            note(
                 "energy a market's connection may carry per slot; empty: no limit that way. "
-                + ("Viewers cannot change them." if viewer else "A change applies from the next evaluation."),
-                size="sm",
-                c="dimmed",
+                + ("Viewers cannot change them." if viewer else "A change applies from the next evaluation.")
             ),
             html.Div(limits_form(viewer), id=ids.ALERTS_LIMITS),
             html.Div(limit_audit(tz), id=ids.ALERTS_LIMIT_AUDIT),
@@ -224,7 +211,7 @@ def layout(**_query) -> dmc.Stack:
     )
 
 
-def _limit(value) -> float | None:  # noqa: ANN001
+def _limit(value: object) -> float | None:
     if value in (None, ""):
         return None
     number = float(value)
@@ -233,7 +220,7 @@ def _limit(value) -> float | None:  # noqa: ANN001
     return number
 
 
-def save_limits(market_uuid: str, import_kwh, export_kwh) -> str:  # noqa: ANN001
+def save_limits(market_uuid: str, import_kwh: object, export_kwh: object) -> str:
     """Store a market's limits for the operator signed in; the message to show."""
     user = require_operator()
     data = console()
@@ -257,7 +244,7 @@ def acknowledge(alert_id: int) -> str:
     return f"acknowledged by {user.username}: {alert['market_name']}, {alert['message']}"
 
 
-def register_callbacks(app) -> None:  # noqa: ANN001
+def register_callbacks(app: Dash) -> None:
     """This page's callbacks, on ``app`` (each Dash app of the process gets its own)."""
 
     @app.callback(

@@ -10,13 +10,13 @@ import datetime as dt
 
 import dash_ag_grid as dag
 import dash_mantine_components as dmc
-from dash import Input, Output, State
+from dash import Dash, Input, Output, State
 
 from app.console import ids
 from app.console.components.fee_status import command_outcome
 from app.console.components.formatting import browser_zone, fmt_wall_datetime, slot_when
 from app.console.pages.common import console
-from app.operator.store import APPLIED, QUEUED, SENDING
+from app.operator.store import APPLIED, QUEUED, SENDING, OperatorStore
 
 COLUMNS = [
     {
@@ -55,7 +55,7 @@ def command_rows(commands: list[dict], state: dict, tz: dt.tzinfo | None = None)
     return rows
 
 
-def next_slot_commands(ops, state: dict) -> list[dict]:  # noqa: ANN001
+def next_slot_commands(ops: OperatorStore, state: dict) -> list[dict]:
     """What will be in force in the next slot (N+1), newest first: commands the exchange has
     taken for N+1 (the agent's batch, a gsy-e-sdk script's fees), the batch on its way, and the
     queue while it still goes with N's batch (before the send point; after it, the queue is for
@@ -105,7 +105,7 @@ def layout(**_query) -> dmc.Stack:
     )
 
 
-def register_callbacks(app) -> None:  # noqa: ANN001
+def register_callbacks(app: Dash) -> None:
     """This page's callbacks, on ``app`` (each Dash app of the process gets its own)."""
 
     @app.callback(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import IO
+
 from dash import dcc
 
 from app.console.pages.common import console
@@ -16,7 +18,7 @@ def excel_download(start_date: str | None, end_date: str | None) -> dict:
     text = data.scenario_text()
     zone = data.clock_state().get("time_zone")
 
-    def write(out) -> None:  # noqa: ANN001
+    def write(out: IO[bytes]) -> None:
         write_history_workbook(out, data.ops, markets, start_date, end_date, text, None, time_zone=zone)
 
     return dcc.send_bytes(write, export_filename(start_date, end_date))

@@ -9,11 +9,12 @@ the same markets as links, for the keyboard and for screen readers (a canvas has
 from __future__ import annotations
 
 import dash_mantine_components as dmc
-from dash import Input, Output, Patch, State, dcc, html, no_update
+from dash import Dash, Input, Output, Patch, State, dcc, html, no_update
 
 from app.console import ids
 from app.console.components.formatting import PALETTE
 from app.console.components.grid_map import grid_map, map_elements
+from app.console.components.page import heading
 from app.console.pages.common import console
 
 LIST_LIMIT = 60  # markets in the keyboard list (the managed ones first)
@@ -96,13 +97,7 @@ def layout(**_query) -> dmc.Grid:
         [
             dmc.GridCol(
                 [
-                    dmc.Group(
-                        [
-                            dmc.Title("Grid map", order=3),
-                            dmc.Text(subtitle(slot), id=MAP_SUBTITLE, size="sm", c="dimmed"),
-                        ],
-                        align="baseline",
-                    ),
+                    heading("Grid map", subtitle(slot), note_id=MAP_SUBTITLE),
                     legend,
                     html.Div(
                         grid_map(elements, ids.MAP, height_px=440),  # whole at 1366x768
@@ -146,7 +141,7 @@ def node_patch(old_ids: list[str], elements: list[dict]):  # noqa: ANN201
     return patch
 
 
-def register_callbacks(app) -> None:  # noqa: ANN001
+def register_callbacks(app: Dash) -> None:
     """This page's callbacks, on ``app`` (each Dash app of the process gets its own)."""
 
     @app.callback(

@@ -9,7 +9,8 @@ grid operator allowed to manage that market, whatever the browser sent.
 from __future__ import annotations
 
 import dash_mantine_components as dmc
-from dash import ALL, MATCH, Input, Output, Patch, State, ctx, dcc, html, no_update
+import plotly.graph_objects as go
+from dash import ALL, MATCH, Dash, Input, Output, Patch, State, ctx, dcc, html, no_update
 
 from app.console import ids
 from app.console.auth import NotAllowed, require_operator
@@ -176,7 +177,7 @@ def _forecast_points(overlay: dict) -> tuple[list, list]:
     return [overlay["x"], overlay["x"]], y
 
 
-def add_forecast(figure, overlay: dict) -> None:  # noqa: ANN001
+def add_forecast(figure: go.Figure | Patch, overlay: dict) -> None:
     """The limits as dashed lines (import above, export below zero) and the forecast of the next
     fee's slot as a trace after the documented ones (so the patch indices stay as they are)."""
     import plotly.graph_objects as go
@@ -236,7 +237,7 @@ def params_of(states: list[dict]) -> dict[str, object]:
     return {s["id"]["field"]: s["value"] for s in states}
 
 
-def preview_text(market_uuid: str, mode: str, values: dict, table: dict | None, manual) -> str:  # noqa: ANN001
+def preview_text(market_uuid: str, mode: str, values: dict, table: dict | None, manual: object) -> str:
     """What the setting would send and from which slot it is in force, or why it cannot; for the
     predictive controller also its forecast of that slot against its targets."""
     if mode == "manual":
@@ -286,7 +287,7 @@ def forecast_text(market_uuid: str, model: PredictiveParams) -> str:
     )
 
 
-def apply_setting(market_uuid: str, mode: str, manual, values: dict, table: dict | None) -> dict:  # noqa: ANN001
+def apply_setting(market_uuid: str, mode: str, manual: object, values: dict, table: dict | None) -> dict:
     """Store the market's setting and queue its fee; ``{"id": command id, "what": "4.50 ct/kWh"}``.
 
     The command goes with the agent's next batch: in force from the slot after the running one
@@ -333,7 +334,7 @@ def command_message(sent: dict | None) -> tuple[str, str]:
     return f"{sent['what']} {text}{sent.get('then', '')}", colour
 
 
-def register_callbacks(app) -> None:  # noqa: ANN001
+def register_callbacks(app: Dash) -> None:
     """This page's callbacks, on ``app`` (each Dash app of the process gets its own)."""
 
     @app.callback(

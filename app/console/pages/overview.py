@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dash_mantine_components as dmc
-from dash import Input, Output, State, dcc, html, no_update
+from dash import Dash, Input, Output, State, dcc, html, no_update
 
 from app.console import ids
 from app.console.components.overview_table import overview_grid, overview_rows
+from app.console.components.page import heading
 from app.console.pages.common import console
 
 
@@ -31,17 +32,10 @@ def overview_data() -> list[dict]:
 def layout(**_query) -> dmc.Stack:
     return dmc.Stack(
         [
-            dmc.Group(
-                [
-                    dmc.Title("Markets", order=3),
-                    dmc.Text(
-                        "last closed slot of every market you manage (simulated time); click a row, "
-                        "or press Enter on it, to open it",
-                        c="dimmed",
-                        size="sm",
-                    ),
-                ],
-                align="baseline",
+            heading(
+                "Markets",
+                "last closed slot of every market you manage (simulated time); click a row, "
+                "or press Enter on it, to open it",
             ),
             overview_grid(overview_data(), ids.OVERVIEW_GRID),
             dcc.Store(id=ids.OVERVIEW_SLOT),
@@ -76,7 +70,7 @@ def layout(**_query) -> dmc.Stack:
     )
 
 
-def register_callbacks(app) -> None:  # noqa: ANN001
+def register_callbacks(app: Dash) -> None:
     """This page's callbacks, on ``app`` (each Dash app of the process gets its own)."""
 
     @app.callback(

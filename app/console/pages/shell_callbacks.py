@@ -19,7 +19,7 @@ answers, the exchange does not) and disables them as well.
 
 from __future__ import annotations
 
-from dash import ALL, Input, Output, State
+from dash import ALL, Dash, Input, Output, State
 
 from app import slots
 from app.console import ids
@@ -95,7 +95,7 @@ def server_ok(state: dict) -> dict:
     }
 
 
-def register_callbacks(app) -> None:  # noqa: ANN001
+def register_callbacks(app: Dash) -> None:
     """This page's callbacks, on ``app`` (each Dash app of the process gets its own)."""
 
     @app.callback(

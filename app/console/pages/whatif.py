@@ -29,10 +29,10 @@ viewer is refused on the server (``require_operator``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import dash_mantine_components as dmc
-from dash import ALL, MATCH, DiskcacheManager, Input, Output, State, ctx, dcc, html, no_update
+from dash import ALL, MATCH, Dash, DiskcacheManager, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from flask import Flask, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
@@ -42,6 +42,7 @@ from app.config import Settings
 from app.console import ids
 from app.console.auth import NotAllowed, current_console_user, require_operator
 from app.console.components.fee_status import queued_text
+from app.console.components.page import heading
 from app.console.components.whatif_view import (
     colour,
     duration_figure,
@@ -223,7 +224,7 @@ def starts_run(body: object) -> str | None:
     return None
 
 
-def install_run_guard(app) -> None:  # noqa: ANN001
+def install_run_guard(app: Dash) -> None:
     """The server's check in front of a run's job, whatever the browser sent: a viewer's start is
     403, a user or everybody at their limit 429 with the reason (``RunLedger``); a run that may
     start is claimed here and released when its job ends or is cancelled."""
@@ -491,16 +492,8 @@ def layout(**_query) -> dmc.Stack:
         options, scenario_note = [], f"the live scenario cannot be loaded: {exc}"
     return dmc.Stack(
         [
-            dmc.Group(
-                [
-                    dmc.Title("What-if", order=3),
-                    dmc.Text(
-                        "the same days under several fee settings, in fast-forward, before using one live",
-                        c="dimmed",
-                        size="sm",
-                    ),
-                ],
-                align="baseline",
+            heading(
+                "What-if", "the same days under several fee settings, in fast-forward, before using one live"
             ),
             dmc.Paper(
                 dmc.Group(
@@ -694,7 +687,7 @@ def chart_figures(run_id: object, market_uuid: object) -> tuple:
 # -- callbacks ----------------------------------------------------------------------------------
 
 
-def register_callbacks(app) -> None:  # noqa: ANN001
+def register_callbacks(app: Dash) -> None:
     """This page's callbacks, on ``app``; the run is a background callback of ``app``'s manager."""
 
     @app.callback(
@@ -898,7 +891,7 @@ def register_callbacks(app) -> None:  # noqa: ANN001
 # get what they need of the app from the manager's job context.
 
 
-def run_job(set_progress, spec):  # noqa: ANN001, ANN201
+def run_job(set_progress: Callable[[object], None], spec: dict | None) -> tuple:
     if not spec:
         raise PreventUpdate
     names = [BASELINE, *(c.get("name", "") for c in spec.get("candidates", []))]
@@ -913,7 +906,7 @@ def run_job(set_progress, spec):  # noqa: ANN001, ANN201
     return results_section(result, spec), f"Done in {result.seconds:.1f} s.", "green"
 
 
-def export_job(clicks, state):  # noqa: ANN001, ANN201
+def export_job(clicks: int | None, state: dict | None) -> tuple:
     if not clicks:  # the results (with the button) just appeared: Dash may call it then too
         raise PreventUpdate
     try:
