@@ -107,12 +107,6 @@ STAT_FIELDS = tuple(s.key for s in SLOT_STATS)
 HISTORY_STATS = tuple(s for s in SLOT_STATS if s.column is not None)  # what the operator keeps
 
 
-def put(answer: dict, api_name: str, value: object) -> None:
-    """Set ``api_name`` (``"group.name"`` for a nested value) in the wire dict ``answer``."""
-    group, _, name = api_name.rpartition(".")
-    (answer.setdefault(group, {}) if group else answer)[name] = value
-
-
 def get(answer: dict, api_name: str) -> object:
     """The value of ``api_name`` in the wire dict ``answer``, None when it is not there."""
     group, _, name = api_name.rpartition(".")
