@@ -18,7 +18,7 @@ from app.api.auth import User
 from app.api.models import Command, GridFeesCommand
 from app.exchange.clock import BadSlot, SimClock
 from app.exchange.events import dso_market_stats, last_market_stats, market_info
-from app.exchange.fees import FeeChange, FeeRefused
+from app.exchange.fees import Fee, FeeChange, FeeRefused, validate_fee
 from app.exchange.grid import LEVEL_NAMES
 from app.exchange.scenario import Scenario
 from app.store.packed import stat_values
@@ -40,7 +40,7 @@ class ApiError(Exception):
 class _Pending:
     area_uuid: str
     index: int
-    fee: object
+    fee: Fee
 
 
 class ExchangeService:
@@ -131,21 +131,35 @@ class ExchangeService:
         """Cycles after slot ``after`` (all closed slots after it, oldest first, one page).
 
         Without ``after``: the latest cycle. When there is none yet, waits up to ``wait_s``
-        seconds for one (long-poll), polling the store.
+        seconds for one (long-poll): woken by the runner's notification of a closed slot
+        (``app.store.notify``; polling the store on SQLite alone), the page read from the store.
         """
         after_slot = None if after is None else self.slot_of(after)
         deadline = time.monotonic() + max(0.0, wait_s)
-        while True:
-            last = self.store.clock_state().last_closed_slot
-            if last is not None and (after_slot is None or last > after_slot):
-                first = last if after_slot is None else after_slot + 1
-                final = min(last, first + limit - 1)
-                cycles = [self.market_info(k) for k in range(first, final + 1)]
-                return {"cycles": cycles, "last_market_slot": self.clock.label(final), "more": final < last}
-            if time.monotonic() >= deadline:
-                label = None if after_slot is None else self.clock.label(after_slot)
-                return {"cycles": [], "last_market_slot": label, "more": False}
-            time.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
+        found = self._cycles_after(after_slot, limit)
+        if found is not None or wait_s <= 0:
+            return found or self._no_cycles(after_slot)
+        with self.store.events.subscribe(self.store.cycles_channel) as sub:
+            while (found := self._cycles_after(after_slot, limit)) is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return self._no_cycles(after_slot)
+                sub.wait(left)
+        return found
+
+    def _cycles_after(self, after_slot: int | None, limit: int) -> dict | None:
+        """The page of cycles after ``after_slot`` (the latest without it); None when none."""
+        last = self.store.clock_state().last_closed_slot
+        if last is None or (after_slot is not None and last <= after_slot):
+            return None
+        first = last if after_slot is None else after_slot + 1
+        final = min(last, first + limit - 1)
+        cycles = [self.market_info(k) for k in range(first, final + 1)]
+        return {"cycles": cycles, "last_market_slot": self.clock.label(final), "more": final < last}
+
+    def _no_cycles(self, after_slot: int | None) -> dict:
+        label = None if after_slot is None else self.clock.label(after_slot)
+        return {"cycles": [], "last_market_slot": label, "more": False}
 
     def history(self, area_uuid: str, start: str | None, end: str | None) -> dict:
         market = self.markets.get(area_uuid)
@@ -237,9 +251,10 @@ class ExchangeService:
             return {"transaction_id": tid, "responses": responses}
 
         changes = [(p.area_uuid, p.fee) for p in pending]
+        book = self.store.fee_book
         if transaction_id is None:
-            return finish(self.store.submit_fees(changes, source) if changes else []), False
-        return self.store.submit_batch(user.username, tid, changes, source, finish)
+            return finish(book.submit_fees(changes, source) if changes else []), False
+        return book.submit_batch((user.username, tid), changes, source, finish)
 
     @staticmethod
     def _error(base: dict, code: str, message: str) -> dict:
@@ -273,7 +288,12 @@ class ExchangeService:
                 return self._error(
                     base, "forbidden", f"user {user.username!r} may not set the fee of {market.name!r}"
                 )
-            return _Pending(area_uuid, -1, command.data.fee_const)
+            limits = self.scenario.fee_limits
+            try:  # the one check of a fee entering the exchange; inside, a ``Fee`` is trusted
+                fee = validate_fee(command.data.fee_const, limits.min_ct_per_kwh, limits.max_ct_per_kwh)
+            except FeeRefused as refused:
+                return self._error(base, refused.code, refused.message)
+            return _Pending(area_uuid, -1, fee)
         slots_raw = command.data.market_slots
         if slots_raw is None:
             if last_closed is None:

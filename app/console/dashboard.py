@@ -22,6 +22,7 @@ from app.console.pages import alerts_page, audit, grid_map, market, overview, sh
 from app.exchange.scenario import Scenario
 from app.operator.run import make_client
 from app.operator.store import OperatorStore
+from app.store.notify import Notifier
 
 FEE_TIMING_TICK_MS = 250  # how often the browser turns the countdown and the queue buttons [ms]
 NAV = [
@@ -129,7 +130,11 @@ def init_dashboard(
         cache.init_app(server)
     client = make_client(settings, server, engine=engine, timeout_s=3.0, retries=0)
     server.extensions["console"] = ConsoleData(
-        OperatorStore(engine, settings.exchange_key), client, cache, live_scenario
+        OperatorStore(engine, settings.exchange_key),
+        client,
+        cache,
+        live_scenario,
+        events=Notifier.for_cache(settings.redis_url),
     )
     auth.install(server, settings.login_rate_limit)
     admin.install(server)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask_caching import Cache
 
@@ -23,6 +23,7 @@ from app.exchange.scenario import Scenario, dump_scenario
 from app.operator import fee_service, timing
 from app.operator.alerts import ALERTING, EXCHANGE, PENDING, AlertStore, Limits, effective_limits
 from app.operator.store import QUEUED, OperatorStore
+from app.store.notify import Notifier
 from app.tariffs.base import FeeLimits, SlotInfo
 
 MANAGED_LEVELS = (0, 1)
@@ -74,6 +75,9 @@ class ConsoleData:
     cache: Cache
     live_scenario: Scenario | None = None
     """The embedded exchange's scenario (None when the console drives a remote exchange)."""
+    events: Notifier = field(default_factory=lambda: Notifier.for_cache(None))
+    """Says "a reading is in the cache": wakes the requests waiting for another one's reading
+    (Redis pub/sub with the Redis cache, in-process with the per-process one)."""
 
     def scenario_text(self) -> str | None:
         """The scenario the embedded exchange runs, as its YAML file (for the Excel export)."""
@@ -107,7 +111,7 @@ class ConsoleData:
                     reading = self._read_clock(now)
                 finally:
                     if asking:
-                        self.cache.delete("console:clock:asking")
+                        self._release("console:clock")
         state = {k: v for k, v in reading.items() if k != "valid_until"}
         if state.get("connected"):
             state["deadline_s"] = max(state["deadline_at"] - time.time(), 0.0)
@@ -115,14 +119,23 @@ class ConsoleData:
 
     def _wait_for(self, key: str) -> dict | None:
         """The reading another request is asking the exchange for, once it is there (None if it
-        does not come within the client's timeout)."""
+        does not come within the client's timeout, or the asker finished without one).
+
+        Woken by the asker's notification (``_release``); the reading itself is in the cache.
+        """
         until = time.monotonic() + self.client.timeout_s + 0.5
-        while time.monotonic() < until:
-            time.sleep(0.02)
-            reading = self.cache.get(key)
-            if reading is not None:
-                return reading
-        return None
+        with self.events.subscribe(key) as sub:
+            while (reading := self.cache.get(key)) is None:
+                left = until - time.monotonic()
+                if left <= 0 or not self.cache.has(f"{key}:asking"):
+                    return None
+                sub.wait(left)
+        return reading
+
+    def _release(self, key: str) -> None:
+        """The asker of ``key`` is done (its reading is cached, or it failed): wake the waiters."""
+        self.cache.delete(f"{key}:asking")
+        self.events.publish(key)
 
     def _read_clock(self, now: float) -> dict:
         """Ask the exchange's clock; the reading, cached with how long it may be used."""
@@ -189,7 +202,7 @@ class ConsoleData:
             return self._read_markets(now)
         finally:
             if asking:
-                self.cache.delete("console:markets:asking")
+                self._release("console:markets")
 
     def _read_markets(self, now: float) -> list[dict]:
         try:

@@ -147,7 +147,11 @@ def run_embedded(settings: Settings, stop: threading.Event, max_slots: int | Non
     try:
         scenario = load_scenario(settings.scenario)
         store = ExchangeStore.open(
-            settings.database_url, scenario, build_grid(scenario), run_migrations=False
+            settings.database_url,
+            scenario,
+            build_grid(scenario),
+            run_migrations=False,
+            redis_url=settings.redis_url,  # the closed slots' notifications (app.store.notify)
         )
     except (ScenarioError, NotMigrated, StoreMismatch) as exc:
         return refuse(exc)

@@ -38,11 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.reset:
             migrate(settings.database_url)
-            store = ExchangeStore(settings.database_url, scenario, grid)
+            store = ExchangeStore(settings.database_url, scenario, grid, redis_url=settings.redis_url)
             store.reset()
             store.register()
         else:
-            store = ExchangeStore.open(settings.database_url, scenario, grid)
+            store = ExchangeStore.open(settings.database_url, scenario, grid, redis_url=settings.redis_url)
     except StoreMismatch as exc:
         print(f"error: {exc}")
         return 2

@@ -31,7 +31,9 @@ def serve(settings: Settings, host: str, port: int, print_slots: bool = True) ->
         return serve_remote(settings, host, port)
     try:
         scenario = load_scenario(settings.scenario)
-        store = ExchangeStore.open(settings.database_url, scenario, build_grid(scenario))
+        store = ExchangeStore.open(
+            settings.database_url, scenario, build_grid(scenario), redis_url=settings.redis_url
+        )
     except (ScenarioError, StoreMismatch) as exc:
         print(f"error: {exc}")
         return 2

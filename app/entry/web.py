@@ -78,7 +78,11 @@ def create_app(
 
             scenario = load_scenario(settings.scenario)
             store = ExchangeStore.open(
-                settings.database_url, scenario, build_grid(scenario), run_migrations=run_migrations
+                settings.database_url,
+                scenario,
+                build_grid(scenario),
+                run_migrations=run_migrations,
+                redis_url=settings.redis_url,
             )
         engine = store.engine
         service = ExchangeService(
@@ -200,7 +204,7 @@ def _mount_gsy_face(
             service=service,
             users=api.users,
             signer=TokenSigner(secret_key, SDK_TOKEN_TTL_S),
-            gsy=GsyStore(engine, service.store.key),
+            gsy=GsyStore(engine, service.store.key, service.store.events),
             ops=OperatorStore(engine, settings.exchange_key),
             simulation_id=settings.gsy_simulation_id or simulation_id(service.scenario.name),
             stop=server.extensions["gridfee_stop"],

@@ -16,7 +16,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from app.exchange.clock import SimClock
 from app.exchange.events import market_info
@@ -24,11 +25,54 @@ from app.exchange.events import market_info
 if TYPE_CHECKING:  # imported where used, so that ``--help`` answers at once
     import numpy as np
 
-    from app.store.repo import ExchangeStore
+    from app.exchange.grid import GridModel
+    from app.exchange.scenario import Scenario
+    from app.exchange.stats import SlotStats
 
 log = logging.getLogger(__name__)
 
 CycleHook = Callable[[dict], None]
+AssetArrays: TypeAlias = "dict[str, np.ndarray]"  # AssetState.to_arrays()
+BuildStats: TypeAlias = "Callable[[np.ndarray], SlotStats]"  # the stats of a slot, given the next fees
+
+
+@dataclass(frozen=True)
+class RunnerState:
+    """What a runner resumes from: the running slot, its timing and the asset state after the
+    slot before it (None: the scenario's initial state)."""
+
+    running_slot: int
+    last_closed_slot: int | None
+    slot_started_at: float
+    slot_seconds: float
+    asset_state: AssetArrays | None
+
+
+class SlotStore(Protocol):
+    """Where the runner keeps its slots, state and fee book (``app.store.repo.ExchangeStore``)."""
+
+    scenario: Scenario
+    grid: GridModel
+    key: str
+
+    def load_state(self) -> RunnerState: ...
+
+    def clock_state(self) -> RunnerState:
+        """``load_state`` without the asset state."""
+        ...
+
+    def start_slot(
+        self, slot: int, slot_seconds: float, asset_state: AssetArrays | None = None
+    ) -> np.ndarray:
+        """Mark ``slot`` as running from now; its fees, in market order."""
+        ...
+
+    def close_slot(
+        self, slot: int, label: str, build_stats: BuildStats, asset_state: AssetArrays, slot_seconds: float
+    ) -> tuple[SlotStats, np.ndarray]:
+        """Keep ``slot``'s stats (built with the next slot's fees) and open ``slot + 1`` at once;
+        returns the stats and the fees now in force."""
+        ...
 
 
 class ScenarioEnded(RuntimeError):
@@ -36,7 +80,7 @@ class ScenarioEnded(RuntimeError):
 
 
 class ExchangeRunner:
-    def __init__(self, store: ExchangeStore, slot_seconds: float = 0.0):
+    def __init__(self, store: SlotStore, slot_seconds: float = 0.0):
         from app.exchange.simulation import Simulation
 
         self.store = store

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app import slots
-from app.exchange.fees import FeeBook
+from app.exchange.fees import Fee, FeeBook
 from app.exchange.scenario import Scenario
 from app.exchange.simulation import Simulation
 from app.operator.kpis import market_kpis
@@ -87,25 +87,22 @@ def backtest(
         initial = dict.fromkeys(uuids, 0.0)
         models = {}
     limits = FeeLimits(scenario.fee_limits.min_ct_per_kwh, scenario.fee_limits.max_ct_per_kwh)
-    book = FeeBook(initial, limits.min_ct_per_kwh, limits.max_ct_per_kwh)
+    book = FeeBook.in_memory(initial)
     n_slots = days * scenario.slots_per_day
     series = {name: np.full((n_slots, len(idx)), np.nan) for name in SERIES}
     labels = []
 
-    def as_array(fees: dict[str, float]) -> np.ndarray:
-        return np.array([fees[u] for u in uuids])
-
-    fees = as_array(book.open_slot(0))
+    fees = book.open_slot(0)
     column = {u: j for j, u in enumerate(picked)}
     for n in range(n_slots):
         outcome = sim.run_slot(n, fees)
-        next_fees = as_array(book.fees_for_slot(n + 1))
+        next_fees = book.fees_for_slot(n + 1)
         stats = outcome.stats(grid, next_fees)
         for name in SERIES:
             series[name][n] = getattr(stats, name)[idx]
         start = scenario.start + dt.timedelta(minutes=n * scenario.slot_length_min)
         labels.append(slots.label(start))
-        fees = as_array(book.open_slot(n + 1))
+        fees = book.open_slot(n + 1)
         # the agent, told that n closed while n+1 runs: fees for n+2
         target = SlotInfo(
             n + 2, start + dt.timedelta(minutes=2 * scenario.slot_length_min), scenario.slot_length_min
@@ -121,7 +118,8 @@ def backtest(
                 fee_ct_per_kwh=series["fee_ct_per_kwh"][: n + 1, j],
                 next_fee_ct_per_kwh=series["next_fee_ct_per_kwh"][: n + 1, j],
             ).tail(HISTORY_FOR_MODELS)
-            book.submit(market_uuid, compute_fee(model, history, target, limits), "backtest")
+            # a model's fee is finite and within the limits (``app.tariffs.base``): a ``Fee``
+            book.submit_fee(market_uuid, Fee(compute_fee(model, history, target, limits)), "backtest")
         if progress is not None and (n % 8 == 7 or n == n_slots - 1):
             progress((n + 1) / n_slots)
         if should_stop is not None and should_stop():

@@ -3,8 +3,9 @@
 One writer, many readers: only the runner writes slots and state (``close_slot``), in one
 transaction per slot, so a slot is in the history for every market or for none, and the state
 saved with it is what the next start resumes from. Fees are accepted by any process
-(``submit_fee``); accepting a fee and opening a slot both lock the exchange's state row, so a fee
-is either seen by the slot being opened or was received while that slot was already running.
+(``fee_book``, a ``StoreFeeBook``: the rule of ``app.exchange.fees`` over these tables); accepting
+a fee and opening a slot both lock the exchange's state row, so a fee is either seen by the slot
+being opened or was received while that slot was already running.
 """
 
 from __future__ import annotations
@@ -13,20 +14,20 @@ import hashlib
 import io
 import json
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import numpy as np
-import orjson
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.exchange.fees import FeeChange, FeeRefused, validate_fee
+from app.exchange.fees import FeeChange
 from app.exchange.grid import GridModel
+from app.exchange.runner import AssetArrays, BuildStats, RunnerState
 from app.exchange.scenario import Scenario
 from app.exchange.stats import SlotStats
 from app.store import packed
 from app.store.db import check_migrated, make_engine, migrate, reader
+from app.store.fee_book import StoreFeeBook
+from app.store.notify import Notifier, cycles_channel
 from app.store.schema import (
     STAT_CHUNK_MARKETS,
     batch_transactions,
@@ -71,27 +72,31 @@ def _placeholders(engine: Engine, n: int) -> str:
     return ", ".join([mark] * n)
 
 
-@dataclass(frozen=True)
-class RunnerState:
-    running_slot: int
-    last_closed_slot: int | None
-    slot_started_at: float
-    slot_seconds: float
-    asset_state: dict[str, np.ndarray] | None
-
-
 class ExchangeStore:
     """Store of one scenario's exchange. Safe to use from several threads and processes."""
 
-    def __init__(self, engine: Engine | str, scenario: Scenario, grid: GridModel):
+    def __init__(
+        self,
+        engine: Engine | str,
+        scenario: Scenario,
+        grid: GridModel,
+        redis_url: str | None = None,
+        events: Notifier | None = None,
+    ):
         self.engine = make_engine(engine) if isinstance(engine, str) else engine
+        # a closed slot is announced on ``cycles_channel`` (app.store.notify): LISTEN/NOTIFY on
+        # PostgreSQL, Redis pub/sub with ``redis_url``, else the readers poll
+        self.events = events or Notifier.for_store(self.engine, redis_url)
+        self.cycles_channel = cycles_channel(scenario.name)
         self.reader = reader(self.engine)  # transactions that only read
         self.scenario = scenario
         self.grid = grid
         self.key = scenario.name
         self.uuids = [m.uuid for m in grid.markets]
         self._position = {u: i for i, u in enumerate(self.uuids)}
-        self._initial = np.array(grid.initial_fee_ct_per_kwh, dtype=float)
+        self.fee_book = StoreFeeBook(
+            self.engine, self.reader, self.key, self.uuids, grid.initial_fee_ct_per_kwh
+        )
         c = slot_stat_chunks.c
         columns = (c.scenario, c.slot, c.chunk, c.slot_label, c.n_markets, c.stats)
         self._insert_chunks = (
@@ -102,16 +107,23 @@ class ExchangeStore:
     # -- set-up ---------------------------------------------------------------------------
     @classmethod
     def open(
-        cls, url: str, scenario: Scenario, grid: GridModel, run_migrations: bool = True
+        cls,
+        url: str,
+        scenario: Scenario,
+        grid: GridModel,
+        run_migrations: bool = True,
+        redis_url: str | None = None,
+        events: Notifier | None = None,
     ) -> ExchangeStore:
         """Open the store of ``scenario`` at ``url`` and register it.
 
         ``run_migrations=False`` (web workers and clock on a PaaS, where ``release:`` migrates)
         checks the schema instead and raises ``NotMigrated`` when it is not the newest.
+        ``redis_url``/``events``: how closed slots are announced (``app.store.notify``).
         """
         if run_migrations:
             migrate(url)
-        store = cls(url, scenario, grid)
+        store = cls(url, scenario, grid, redis_url, events)
         try:
             if not run_migrations:
                 check_migrated(store.engine)
@@ -177,6 +189,7 @@ class ExchangeStore:
             conn.execute(delete(batch_transactions).where(batch_transactions.c.scenario == self.key))
             conn.execute(delete(exchange_state).where(exchange_state.c.scenario == self.key))
             conn.execute(delete(markets).where(markets.c.scenario == self.key))
+        self.fee_book.forget()
 
     # -- the runner's state ---------------------------------------------------------------
     def _lock_state(self, conn: Connection):
@@ -243,7 +256,7 @@ class ExchangeStore:
         ]
 
     def start_slot(
-        self, slot: int, slot_seconds: float, asset_state: dict[str, np.ndarray] | None = None
+        self, slot: int, slot_seconds: float, asset_state: AssetArrays | None = None
     ) -> np.ndarray:
         """Mark ``slot`` as running from now and return its fees (resume or first start)."""
         now = time.time()
@@ -253,21 +266,19 @@ class ExchangeStore:
             if asset_state is not None:
                 values["asset_state"] = _pack(asset_state)
             conn.execute(update(exchange_state).where(exchange_state.c.scenario == self.key).values(**values))
-            return self._fees(conn, slot)
+            fees = self.fee_book.opened(self.fee_book.storage.ledger(conn), slot)
+        self.fee_book.settle(slot, fees)
+        return fees
 
     def close_slot(
-        self,
-        slot: int,
-        label: str,
-        build_stats: Callable[[np.ndarray], SlotStats],
-        asset_state: dict[str, np.ndarray],
-        slot_seconds: float,
+        self, slot: int, label: str, build_stats: BuildStats, asset_state: AssetArrays, slot_seconds: float
     ) -> tuple[SlotStats, np.ndarray]:
         """Close ``slot`` and open ``slot + 1`` in one transaction.
 
         Reads the fees of ``slot + 1`` under the state lock (so a fee accepted before this
         moment is in them, and one accepted after it applies from ``slot + 2``), builds the
-        stats with them as "queued", writes the stats of every market and the asset state.
+        stats with them as "queued", writes the stats of every market and the asset state; once
+        committed, announces the slot on ``cycles_channel`` (``app.store.notify``).
         Returns the stats and the fees now in force.
         """
         now = time.time()
@@ -290,153 +301,25 @@ class ExchangeStore:
             if moved != 1:
                 running = conn.execute(select(c.running_slot).where(c.scenario == self.key)).scalar()
                 raise RuntimeError(f"slot {slot} is not the running slot ({running})")
-            next_fees = self._fees(conn, slot + 1)
+            next_fees = self.fee_book.opened(self.fee_book.storage.ledger(conn), slot + 1)
             stats = build_stats(next_fees)
             rows = [
                 (self.key, slot, chunk, label, n, blob)
                 for chunk, n, blob in packed.chunks(packed.field_matrix(stats))
             ]
             conn.exec_driver_sql(self._insert_chunks, rows)
+        self.fee_book.settle(slot + 1, next_fees)
+        self.events.publish(self.cycles_channel, str(slot))  # committed: wake the readers
         return stats, next_fees
 
-    # -- the fee book ---------------------------------------------------------------------
-    def _fees(self, conn: Connection, slot: int) -> np.ndarray:
-        fees = self._initial.copy()
-        newest = (
-            select(func.max(fee_changes.c.id))
-            .where(fee_changes.c.scenario == self.key, fee_changes.c.applies_from_slot <= slot)
-            .group_by(fee_changes.c.market_uuid)
-        )
-        rows = conn.execute(
-            select(fee_changes.c.market_uuid, fee_changes.c.fee_ct_per_kwh).where(
-                fee_changes.c.id.in_(newest)
-            )
-        )
-        for market_uuid, fee in rows:
-            fees[self._position[market_uuid]] = fee
-        return fees
-
+    # -- the fee book (its rule: app.exchange.fees) ----------------------------------------
     def fees_for_slot(self, slot: int) -> np.ndarray:
-        with self.reader.connect() as conn:
-            return self._fees(conn, slot)
-
-    def submit_fees(
-        self, changes: Iterable[tuple[str, object]], source: str, transaction_id: str | None = None
-    ) -> list[FeeChange | FeeRefused]:
-        """Accept fee changes for the next slot; one result per change, in order.
-
-        Each change is validated alone: a refused one (``FeeRefused`` in the result) changes
-        nothing and does not stop the others. All accepted ones apply from the slot after the
-        one running when they were received, read under the state lock.
-        """
-        with self.engine.begin() as conn:
-            return self._submit(conn, list(changes), source, transaction_id)
-
-    def _submit(
-        self, conn: Connection, changes: list[tuple[str, object]], source: str, transaction_id: str | None
-    ) -> list[FeeChange | FeeRefused]:
-        limits = self.scenario.fee_limits
-        running = self._lock_state(conn).running_slot
-        now = time.time()
-        results: list[FeeChange | FeeRefused] = []
-        rows = []
-        for market_uuid, value in changes:
-            try:
-                if market_uuid not in self._position:
-                    raise FeeRefused("unknown_market", f"no market with uuid {market_uuid!r}")
-                fee = validate_fee(value, limits.min_ct_per_kwh, limits.max_ct_per_kwh)
-            except FeeRefused as refused:
-                results.append(refused)
-                continue
-            results.append(FeeChange(market_uuid, fee, running, running + 1, source, transaction_id))
-            rows.append(
-                dict(
-                    scenario=self.key,
-                    market_uuid=market_uuid,
-                    fee_ct_per_kwh=fee,
-                    received_slot=running,
-                    applies_from_slot=running + 1,
-                    source=source,
-                    transaction_id=transaction_id,
-                    created_at=now,
-                )
-            )
-        if rows:  # one executemany; ids keep the order of the batch
-            conn.execute(insert(fee_changes), rows)
-        return results
-
-    def submit_batch(
-        self,
-        username: str,
-        transaction_id: str,
-        changes: list[tuple[str, object]],
-        source: str,
-        answer: Callable[[list[FeeChange | FeeRefused]], dict],
-    ) -> tuple[dict, bool]:
-        """Accept a batch's fee changes once per ``(username, transaction_id)``.
-
-        ``answer`` turns the results into the batch's response, which is stored in the same
-        transaction as the fees. Returns ``(response, replayed)``: a resent batch gets the
-        stored response back and changes nothing.
-        """
-        key = (
-            batch_transactions.c.scenario == self.key,
-            batch_transactions.c.username == username,
-            batch_transactions.c.transaction_id == transaction_id,
-        )
-        stored = self._stored_batch(key)
-        if stored is not None:
-            return stored, True
-        try:
-            with self.engine.begin() as conn:
-                results = self._submit(conn, changes, source, transaction_id)
-                response = answer(results)
-                conn.execute(
-                    insert(batch_transactions).values(
-                        scenario=self.key,
-                        username=username,
-                        transaction_id=transaction_id,
-                        response=orjson.dumps(response).decode(),
-                        created_at=time.time(),
-                    )
-                )
-            return response, False
-        except IntegrityError:  # the same batch, sent twice at once: the other one won
-            stored = self._stored_batch(key)
-            if stored is None:
-                raise
-            return stored, True
-
-    def _stored_batch(self, key) -> dict | None:
-        with self.reader.connect() as conn:
-            text = conn.execute(select(batch_transactions.c.response).where(*key)).scalar()
-        return None if text is None else orjson.loads(text)
-
-    def submit_fee(
-        self, market_uuid: str, value: object, source: str, transaction_id: str | None = None
-    ) -> FeeChange:
-        """One fee change; raises ``FeeRefused`` if it is not accepted."""
-        (result,) = self.submit_fees([(market_uuid, value)], source, transaction_id)
-        if isinstance(result, FeeRefused):
-            raise result
-        return result
+        """Every market's fee in ``slot`` [ct/kWh], in market order."""
+        return self.fee_book.fees_for_slot(slot)
 
     def fee_history(self, market_uuid: str | None = None) -> list[FeeChange]:
-        query = select(fee_changes).where(fee_changes.c.scenario == self.key).order_by(fee_changes.c.id)
-        if market_uuid is not None:
-            query = query.where(fee_changes.c.market_uuid == market_uuid)
-        with self.reader.connect() as conn:
-            return [
-                FeeChange(
-                    r.market_uuid,
-                    r.fee_ct_per_kwh,
-                    r.received_slot,
-                    r.applies_from_slot,
-                    r.source,
-                    r.transaction_id,
-                )
-                for r in conn.execute(query)
-            ]
+        """Every accepted fee change (of one market), in the order accepted."""
+        return self.fee_book.history(market_uuid)
 
     # -- history --------------------------------------------------------------------------
     def history(

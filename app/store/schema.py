@@ -50,8 +50,8 @@ slot_stat_chunks = Table(
     Column("stats", LargeBinary, nullable=False),
 )
 
-# The fee book: every accepted change. The fee of a market in slot n is the newest row (by id)
-# with applies_from_slot <= n, else the scenario's initial fee.
+# The fee book: every accepted change, in the order accepted (id). What they mean (which fee is in
+# force in which slot) is the rule of app.exchange.fees; app.store.fee_book keeps it here.
 fee_changes = Table(
     "fee_changes",
     metadata,
@@ -66,6 +66,7 @@ fee_changes = Table(
     Column("created_at", Float, nullable=False),  # unix seconds
 )
 Index("ix_fee_changes_market_slot", fee_changes.c.market_uuid, fee_changes.c.applies_from_slot)
+Index("ix_fee_changes_scenario_slot", fee_changes.c.scenario, fee_changes.c.applies_from_slot)
 
 # The exchange's own state, one row per scenario: the running slot and the asset state after
 # the last closed slot. Its row is also the lock that orders fee acceptance and slot opening.
@@ -80,6 +81,10 @@ exchange_state = Table(
     Column("slot_seconds", Float, nullable=False),
     Column("asset_state", LargeBinary, nullable=True),  # np.savez of AssetState
     Column("updated_at", Float, nullable=False),
+    # the fee book's snapshot: every market's fee (float64, market order) in fees_slot, a slot that
+    # has started, so a new process reads the changes after it only (app.exchange.fees)
+    Column("fees_slot", Integer, nullable=True),
+    Column("fees", LargeBinary, nullable=True),
 )
 
 # Batches already answered, by (scenario, user, transaction_id): a resent batch gets the stored

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -30,27 +31,35 @@ FeeModel = Annotated[
     Field(discriminator="model"),
 ]
 
-MODEL_LABELS: dict[str, str] = {
-    "constant": "Constant fee",
-    "tou": "Time-of-use table",
-    "peak_tiers": "Import/export peak tiers",
-    "controller": "Congestion controller (PI)",
-    "predictive": "Predictive congestion controller",
-    "critical_peak": "Critical-peak overlay",
-}
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A tariff model as the console offers it: its ``model`` name, the short name of the mode
+    selector, the label of lists and messages, and its params class (defaults, bounds, units)."""
+
+    name: str
+    short: str
+    label: str
+    params: type
+
+
+MODELS: tuple[ModelEntry, ...] = (
+    ModelEntry("constant", "Constant", "Constant fee", ConstantParams),
+    ModelEntry("tou", "Time of use", "Time-of-use table", TouParams),
+    ModelEntry("peak_tiers", "Peak tiers", "Import/export peak tiers", PeakTierParams),
+    ModelEntry("controller", "Controller", "Congestion controller (PI)", ControllerParams),
+    ModelEntry("predictive", "Predictive controller", "Predictive congestion controller", PredictiveParams),
+    ModelEntry("critical_peak", "Critical peak", "Critical-peak overlay", CriticalPeakParams),
+)
+"""The one list of tariff models: the market page's modes, What-if's candidates, the labels."""
+
+MODEL_LABELS: dict[str, str] = {m.name: m.label for m in MODELS}
 
 _NEXT_FEE: dict[str, Callable[[MarketHistory, SlotInfo, Any, FeeLimits], float]] = {
     **critical_peak.BASE_NEXT_FEE,
     "critical_peak": critical_peak.next_fee,
 }
-PARAMS: dict[str, type] = {
-    "constant": ConstantParams,
-    "tou": TouParams,
-    "peak_tiers": PeakTierParams,
-    "controller": ControllerParams,
-    "predictive": PredictiveParams,
-    "critical_peak": CriticalPeakParams,
-}
+PARAMS: dict[str, type] = {m.name: m.params for m in MODELS}
 """Each model's params class by its ``model`` name: where forms take their defaults and bounds."""
 
 

@@ -15,23 +15,22 @@ from collections.abc import Mapping, Sequence
 from app.exchange.generate import generate_scenario
 from app.exchange.grid import build_grid
 from app.exchange.scenario import Scenario
-from app.tariffs import tou
+from app.tariffs import registry, tou
 from app.tariffs.forms import parse_form
 from app.whatif.runs import LEVELS, LIVE, MAX_CANDIDATES, MIN_CANDIDATES, Candidate, WhatIfError, validate_run
 
 SCENARIOS = {"live": "the live scenario", "generated": "a generated grid, 10 communities x 100 houses"}
 GENERATED = (10, 100)  # communities, houses per community
+LEVEL_MODELS = ("constant", "peak_tiers", "controller", "predictive")  # models with fields, per level
+CANDIDATES = {"tou", *LEVEL_MODELS}
+_PRESET_NOTE = {"tou": " (2020 preset or a table)", "peak_tiers": " (2020 preset)"}
 MODELS = [
     ("zero", "Zero fee (baseline)"),
     (LIVE, "Copy of the live settings"),
-    ("constant", "Constant fee"),
-    ("tou", "Time of use (2020 preset or a table)"),
-    ("peak_tiers", "Peak tiers (2020 preset)"),
-    ("controller", "Congestion controller"),
-    ("predictive", "Predictive congestion controller"),
+    *((m.name, m.label + _PRESET_NOTE.get(m.name, "")) for m in registry.MODELS if m.name in CANDIDATES),
 ]
+"""What a candidate may be: the baseline, the live settings, or a tariff model of the registry."""
 MODEL_NAMES = dict(MODELS)
-LEVEL_MODELS = ("constant", "peak_tiers", "controller", "predictive")  # models with fields, per level
 TOU_COLUMN = "tou:column"  # the field naming a level's column of the table (no "." in a callback id)
 PRESET_COLUMNS = ("grid", "community")  # of tou.preset_challenge_2020()
 PRESET_LEVEL_COLUMNS = {0: "grid", 1: "community"}

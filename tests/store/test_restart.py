@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sqlalchemy import event
 
+from app.exchange.fees import Fee
 from app.exchange.runner import ExchangeRunner
 from app.exchange.simulation import Simulation
 from app.store.repo import ExchangeStore
@@ -49,7 +50,9 @@ def test_restart_resumes_with_history_continuous(open_store, default_scenario):
     assert runner_a.resume() == 0
     runner_a.run(5)
     community = store_a.grid.markets[1]
-    store_a.submit_fee(community.uuid, 4.25, source="test")  # received in slot 5, applies from 6
+    store_a.fee_book.submit_fee(
+        community.uuid, Fee(4.25), source="test"
+    )  # received in slot 5, applies from 6
     runner_a.run(5)
     drop(store_a)
     del runner_a
@@ -81,14 +84,16 @@ def test_restart_gives_same_numbers_as_uninterrupted_run(
     # one store, 12 slots straight
     straight, straight_runner = start(store_url)
     straight_runner.run(3)
-    straight.submit_fee(straight.uuids[2], 6.0, source="test")  # the same fee change in both runs
+    straight.fee_book.submit_fee(
+        straight.uuids[2], Fee(6.0), source="test"
+    )  # the same fee change in both runs
     straight_runner.run(9)
 
     # another store: 6 slots, the process goes away, a new one resumes and runs 6 more
     interrupted_url = fresh_store_url(store_url, "interrupted")
     first, first_runner = start(interrupted_url)
     first_runner.run(3)
-    first.submit_fee(first.uuids[2], 6.0, source="test")
+    first.fee_book.submit_fee(first.uuids[2], Fee(6.0), source="test")
     first_runner.run(3)
     saved = first.load_state().asset_state
     fresh = Simulation(small_scenario, first.grid).state  # what a start without a saved state has

@@ -2,7 +2,9 @@
 
 The grid never changes while a server runs, so the scenario tree, the registry's asset leaves
 and the simulation id are computed here once; everything that changes (slots, fees,
-aggregators, outbox) is read from the store on every request.
+aggregators, outbox) is read from the store on every request. A websocket reads the outbox and
+the clock again when the store's notifier (``gsy.events``, ``app.store.notify``) says they
+changed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from app.api.service import ExchangeService
 from app.operator.store import OperatorStore
 
 SDK_TOKEN_TTL_S = 48 * 3600  # the SDK refreshes its token every 12 h, a quarter of gsy-web's 48 h
-POLL_S = 0.2  # how often a socket looks for new frames and for a closed slot
 
 
 @dataclass

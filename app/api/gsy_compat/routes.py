@@ -22,9 +22,10 @@ from simple_websocket import ConnectionClosed, Server
 
 from app.api.auth import AuthError, User, bearer_token
 from app.api.gsy_compat import protocol
-from app.api.gsy_compat.face import POLL_S, GsyFace
+from app.api.gsy_compat.face import GsyFace
 from app.api.gsy_compat.store import aggregator_channel, area_channel
 from app.api.service import ApiError
+from app.store.notify import Subscription
 
 bp = Blueprint("gsy_compat", __name__)
 sock = Sock()
@@ -37,6 +38,8 @@ GOING_AWAY = 1001  # websocket close code: the server is going down
 # two selections makes the SDK refuse its batch ("not in list of selected device uuids"), so the
 # event waits until the selections have been quiet this long.
 SELECTION_SETTLE_S = 1.5
+STOP_CHECK_S = 0.5  # how often a waiting socket looks whether the process stops (no store read)
+SOCKET_POLL_S = 0.2  # SQLite alone: how often a socket reads the outbox and the clock (2 reads)
 
 
 class GsyError(Exception):
@@ -407,38 +410,58 @@ def aggregator_socket(ws: Server, sim: str, agg: str) -> None:
 def pump_aggregator(ws: Server, f: GsyFace, agg: str) -> None:
     channel = aggregator_channel(agg)
     last_id = g.gsy_outbox_start if "gsy_outbox_start" in g else f.gsy.last_id()
-    told: set[str] = set()
-    for device in f.gsy.devices(agg):
-        send(ws, protocol.selection_event(True, agg, device))
-        told.add(device)
-    last_closed = f.service.store.clock_state().last_closed_slot
-    selected_at = time.monotonic()
-    finish_sent = False
-    while not f.stop.is_set():
-        for frame_id, payload in f.gsy.frames_after(channel, last_id):
-            last_id = frame_id
-            frame = json.loads(payload)
-            event, device = frame.get("event"), frame.get("device_uuid")
-            if event == "selected_by_device":
-                if device in told:
-                    continue
-                told.add(device)
-                selected_at = time.monotonic()
-            elif event == "unselected_by_device":
-                told.discard(device)
-            send(ws, payload)
-        state = f.service.store.clock_state()  # one read a turn serves both checks below
-        closed = state.last_closed_slot
-        settled = time.monotonic() - selected_at >= SELECTION_SETTLE_S
-        if closed is not None and closed != last_closed and settled:
-            last_closed = closed
-            if told:
-                info = f.service.market_info(closed)
-                send(ws, protocol.market_event(info, f.assets, f.simulation_id))
-        if not finish_sent and settled and f.service.scenario.has_ended(state.running_slot):
-            send(ws, protocol.finish_event(f.simulation_id))  # the SDK's scripts exit on it
-            finish_sent = True
-        ws.receive(timeout=POLL_S)  # the client never sends; this waits and notices a close
+    store = f.service.store
+    # listening from before the first read: a frame or a slot after it wakes the socket's wait
+    with f.gsy.events.subscribe(channel, store.cycles_channel, event=ws.event, poll_s=SOCKET_POLL_S) as sub:
+        told: set[str] = set()
+        for device in f.gsy.devices(agg):
+            send(ws, protocol.selection_event(True, agg, device))
+            told.add(device)
+        last_closed = store.clock_state().last_closed_slot
+        selected_at = time.monotonic()
+        finish_sent = False
+        while not f.stop.is_set():
+            for frame_id, payload in f.gsy.frames_after(channel, last_id):
+                last_id = frame_id
+                frame = json.loads(payload)
+                event, device = frame.get("event"), frame.get("device_uuid")
+                if event == "selected_by_device":
+                    if device in told:
+                        continue
+                    told.add(device)
+                    selected_at = time.monotonic()
+                elif event == "unselected_by_device":
+                    told.discard(device)
+                send(ws, payload)
+            state = store.clock_state()  # one read a turn serves both checks below
+            closed = state.last_closed_slot
+            unsettled = SELECTION_SETTLE_S - (time.monotonic() - selected_at)
+            if closed is not None and closed != last_closed and unsettled <= 0:
+                last_closed = closed
+                if told:
+                    info = f.service.market_info(closed)
+                    send(ws, protocol.market_event(info, f.assets, f.simulation_id))
+            ended = f.service.scenario.has_ended(state.running_slot)
+            if not finish_sent and unsettled <= 0 and ended:
+                send(ws, protocol.finish_event(f.simulation_id))  # the SDK's scripts exit on it
+                finish_sent = True
+            # an event held back for the selections to settle is due when they have
+            held_back = closed != last_closed or (ended and not finish_sent)
+            wait_turn(ws, f, sub, unsettled if held_back else math.inf)
+
+
+def wait_turn(ws: Server, f: GsyFace, sub: Subscription, timeout: float = math.inf) -> None:
+    """Wait for a frame or a closed slot (a notification, ``app.store.notify``), the client
+    leaving, the process stopping or ``timeout``; at most until the store's next re-read.
+
+    Raises ``ConnectionClosed`` when the client left (the client never sends: what it would
+    send is read and dropped).
+    """
+    end = time.monotonic() + min(timeout, sub.interval)
+    while not f.stop.is_set() and (left := end - time.monotonic()) > 0:
+        if sub.wait(min(left, STOP_CHECK_S)):
+            break
+    ws.receive(timeout=0)
 
 
 @sock.route("/external-ws/<sim>/<area>/", bp=bp, strict_slashes=False)
@@ -449,11 +472,12 @@ def market_socket(ws: Server, sim: str, area: str) -> None:
     channel = area_channel(area)
     last_id = g.gsy_outbox_start if "gsy_outbox_start" in g else f.gsy.last_id()
     try:
-        while not f.stop.is_set():
-            for frame_id, payload in f.gsy.frames_after(channel, last_id):
-                last_id = frame_id
-                send(ws, payload)
-            ws.receive(timeout=POLL_S)
+        with f.gsy.events.subscribe(channel, event=ws.event, poll_s=SOCKET_POLL_S) as sub:
+            while not f.stop.is_set():
+                for frame_id, payload in f.gsy.frames_after(channel, last_id):
+                    last_id = frame_id
+                    send(ws, payload)
+                wait_turn(ws, f, sub)
     except ConnectionClosed:
         hang_up(ws)
         return

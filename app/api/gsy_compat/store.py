@@ -1,7 +1,9 @@
 """Aggregators, their selected markets and the websocket outbox, in the store.
 
 All of it lives in the database, not in a worker: the SDK may create an aggregator through one
-gunicorn worker, open its websocket on a second and post its batches to a third.
+gunicorn worker, open its websocket on a second and post its batches to a third. The outbox is
+the durable record of the frames; ``post`` then announces the frame on its channel
+(``app.store.notify``), which wakes the sockets reading it.
 """
 
 from __future__ import annotations
@@ -12,15 +14,17 @@ import uuid as uuidlib
 
 from sqlalchemy import Engine, delete, func, insert, select
 
+from app.store.notify import Notifier
 from app.store.schema import gsy_aggregators, gsy_outbox, gsy_selections
 
 OUTBOX_KEEP_S = 600.0  # a frame no socket picked up in 10 minutes is nobody's
 
 
 class GsyStore:
-    def __init__(self, engine: Engine, scenario: str):
+    def __init__(self, engine: Engine, scenario: str, events: Notifier | None = None):
         self.engine = engine
         self.scenario = scenario
+        self.events = events or Notifier.for_store(engine)
 
     # -- aggregators ------------------------------------------------------------------------
     def aggregators(self, owner: str) -> list[dict]:
@@ -133,9 +137,11 @@ class GsyStore:
         now = time.time()
         with self.engine.begin() as conn:
             conn.execute(delete(gsy_outbox).where(gsy_outbox.c.created_at < now - OUTBOX_KEEP_S))
-            return conn.execute(
+            frame_id = conn.execute(
                 insert(gsy_outbox).values(channel=channel, payload=json.dumps(frame), created_at=now)
             ).inserted_primary_key[0]
+        self.events.publish(channel, str(frame_id))  # committed: wake the sockets of the channel
+        return frame_id
 
     def last_id(self) -> int:
         with self.engine.connect() as conn:

@@ -14,17 +14,11 @@ from dash import dcc, html
 
 from app.console.components.formatting import plain_number
 from app.tariffs.forms import DAYS, FORMS, Field
+from app.tariffs.registry import MODELS
 from app.tariffs.tou import MAX_UPLOAD_BYTES
 
-MODES = [
-    ("manual", "Manual"),
-    ("constant", "Constant"),
-    ("tou", "Time of use"),
-    ("peak_tiers", "Peak tiers"),
-    ("controller", "Controller"),
-    ("predictive", "Predictive controller"),
-    ("critical_peak", "Critical peak"),
-]
+MODES = [("manual", "Manual"), *((m.name, m.short) for m in MODELS)]
+"""The fee control's modes: manual, or one of the tariff models (:data:`app.tariffs.registry.MODELS`)."""
 
 
 def param_id(market: str, model: str, name: str) -> dict:
