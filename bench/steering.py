@@ -18,15 +18,17 @@ grid's root market on the last ``days`` days only (the *judged* days):
 * ``oracle``: no fee at all: every flexible asset (EV, heat pump, battery) scheduled with perfect
   foresight to minimise the judged peaks (``app.operator.oracle``, a linear program), the
   physical limit of shifting. With free PV curtailment too the export peak is 0 (the JSON's
-  ``oracle_with_curtailment``), which is why curtailment is not part of the row.
+  ``oracle_with_curtailment``), which is why curtailment is not part of the row. Each battery
+  serves only its own house, as in the simulation; the JSON's ``oracle_pooled`` is the looser
+  bound whose batteries may serve any house.
 
 Limits are each market's own (the scenario's ``limits``); a market without any (the generated
 grid) gets ``--limit-share`` of its zero-fee peaks *on the tuning days*. Nothing is derived from
-the judged days: the two controllers' parameters are chosen on the tuning days (a small grid,
-each candidate run on the tuning days and scored on their second half by the worse of the root's
-peak import and export, in % of the zero-fee run, plus ``WASTE_PP`` points per 100 % of the
-zero-fee export energy left unmatched), then the whole run is repeated with the chosen ones and
-judged on the days after.
+the judged days: the two controllers' parameters are chosen on the tuning days by
+``app.operator.tuning.tune_model`` (its grids; each candidate scored on the tuning days' second
+half by the worse of the root's peak import and export in % of the zero-fee run, plus points for
+unmatched energy (``--waste-pp``) and for a dearer average price (``--price-pp``)), then the whole
+run is repeated with the chosen ones and judged on the days after.
 
 ``--json`` prints as last line ``{"models": {"zero": {...}, "controller": {"peak_import_kwh": ...,
 "peak_export_kwh": ..., ...}, ...}, "oracle": {...}, "tuned": {...}, ...}``.
@@ -35,7 +37,6 @@ judged on the days after.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
 import time
@@ -57,46 +58,6 @@ COLUMNS = (
 )
 JSON_KEYS = tuple(key for key, _, _ in COLUMNS) + ("slots_over_limit",)
 
-CONTROLLER_GRID = {  # PI controller: the issue-5 tuning, with these alternatives
-    "ki_ct_per_kwh": (2.0, 5.0, 10.0),
-    "forecast_weight": (0.0, 0.5),
-}
-PREDICTIVE_GRID = {
-    "target_share": (0.5, 0.6, 0.75),
-    "gain_ct_per_kwh": (25.0, 50.0),
-    "smooth_slots": (0, 2),
-}
-WASTE_PP = 10.0
-"""Tuning score: percentage points added per 100 % of the zero-fee export energy left unmatched
-(curtailed): a setting that lowers the export peak by curtailing every kWh is not the best one."""
-
-
-def controller_params(import_limit_kwh: float, export_limit_kwh: float, **change: float) -> dict:
-    return {
-        "model": "controller",
-        "import_limit_kwh": max(import_limit_kwh, 0.1),
-        "export_limit_kwh": max(export_limit_kwh, 0.1),
-        "kp_ct_per_kwh": 2.0,
-        "ki_ct_per_kwh": 5.0,
-        "base_fee_ct_per_kwh": 1.0,
-        "min_fee_ct_per_kwh": 0.0,
-        "max_fee_ct_per_kwh": 40.0,
-        "max_step_ct_per_kwh": 6.0,
-        "max_step_down_ct_per_kwh": 0.5,
-        "forecast_weight": 0.0,
-    } | change
-
-
-def predictive_params(import_limit_kwh: float, export_limit_kwh: float, **change: float) -> dict:
-    return {
-        "model": "predictive",
-        "import_limit_kwh": max(import_limit_kwh, 0.1),
-        "export_limit_kwh": max(export_limit_kwh, 0.1),
-        "base_fee_ct_per_kwh": 1.0,
-        "max_fee_ct_per_kwh": 40.0,
-        "max_fall_ct_per_kwh": 0.5,
-    } | change
-
 
 def load(name: str, seed: int | None):  # noqa: ANN201
     from app.exchange.generate import generate_scenario
@@ -111,21 +72,18 @@ def load(name: str, seed: int | None):  # noqa: ANN201
     return scenario if seed is None else scenario.model_copy(update={"seed": seed})
 
 
-def _score(kpis: dict, zero_export_kwh: float, waste_pp: float = WASTE_PP) -> float:
-    """The worse of peak import and export [% of zero fee], plus the energy wasted doing it."""
-    worse = max(kpis["peak_import_pct_of_baseline"], kpis["peak_export_pct_of_baseline"])
-    return worse + waste_pp * kpis["unmatched_kwh"] / max(zero_export_kwh, 1e-9)
-
-
 def run(
     scenario_name: str,
     days: int,
     tune_days: int,
     seed: int | None,
     limit_share: float,
-    waste_pp: float = WASTE_PP,
+    waste_pp: float | None = None,
+    price_pp: float | None = None,
+    oracle_even_rate: bool = False,
 ) -> dict:
     from app.exchange.grid import build_grid
+    from app.operator import tuning
     from app.operator.backtest import ZERO, backtest
     from app.operator.oracle import oracle_peaks
     from app.tariffs import peak_tiers, tou
@@ -162,24 +120,24 @@ def run(
         )
         return result.kpis[root]
 
-    def tune(make, grid_values: dict) -> tuple[dict, int]:  # noqa: ANN001
-        if tune_days < 1:
-            return {}, 0
-        best, best_score, tried = {}, float("inf"), 0
-        for values in itertools.product(*grid_values.values()):
-            change = dict(zip(grid_values, values, strict=True))
-            models = {m.uuid: parse_model(make(*limits[m.uuid], **change)) for m in managed}
-            kpis = backtest(
-                scenario, models, days=tune_days, baseline=scored_zero, judge_from_slot=warm_up
-            ).kpis[root]
-            tried += 1
-            score = _score(kpis, scored_zero.kpis[root]["export_kwh"], waste_pp)
-            if score < best_score:
-                best, best_score = change, score
-        return best, tried
-
-    tuned_controller, n_c = tune(controller_params, CONTROLLER_GRID)
-    tuned_predictive, n_p = tune(predictive_params, PREDICTIVE_GRID)
+    waste_pp = tuning.WASTE_PP if waste_pp is None else waste_pp
+    price_pp = tuning.PRICE_PP if price_pp is None else price_pp
+    tuned_runs = {
+        name: tuning.tune_model(
+            scenario,
+            name,
+            tune_days=tune_days,
+            limits_kwh=limits,
+            markets=[m.uuid for m in managed],
+            waste_pp=waste_pp,
+            price_pp=price_pp,
+            scored_zero=scored_zero,
+        )
+        for name in ("controller", "predictive")
+    }
+    tuned_controller = tuned_runs["controller"].best
+    tuned_predictive = tuned_runs["predictive"].best
+    n_c, n_p = (len(tuned_runs[k].rows) for k in ("controller", "predictive"))
 
     table = tou.preset_challenge_2020()
     tiers = peak_tiers.preset_challenge_2020().model_dump()
@@ -194,10 +152,12 @@ def run(
         },
         "aziiz": {m.uuid: parse_model(tiers) for m in managed},
         "controller": {
-            m.uuid: parse_model(controller_params(*limits[m.uuid], **tuned_controller)) for m in managed
+            m.uuid: parse_model(tuning.controller_params(*limits[m.uuid], **tuned_controller))
+            for m in managed
         },
         "predictive": {
-            m.uuid: parse_model(predictive_params(*limits[m.uuid], **tuned_predictive)) for m in managed
+            m.uuid: parse_model(tuning.predictive_params(*limits[m.uuid], **tuned_predictive))
+            for m in managed
         },
     }
     results = {"zero": zero.kpis[root]}
@@ -207,6 +167,7 @@ def run(
     zero_peaks = raw.peaks(root)
     oracle = oracle_peaks(scenario, total, judge_from, zero_peaks)
     with_curtailment = oracle_peaks(scenario, total, judge_from, zero_peaks, curtailment=True)
+    loose = oracle_peaks(scenario, total, judge_from, zero_peaks, per_house=False)
     lim_imp, lim_exp = limits[root]
     results["oracle"] = {
         "peak_import_kwh": oracle.peak_import_kwh,
@@ -223,6 +184,19 @@ def run(
         "peak_export_kwh": round(with_curtailment.peak_export_kwh, 3),
         "curtailed_kwh": round(with_curtailment.curtailed_kwh, 3),
     }
+    oracle_pooled = {
+        "peak_import_kwh": round(loose.peak_import_kwh, 3),
+        "peak_export_kwh": round(loose.peak_export_kwh, 3),
+    }
+    extra = {}
+    if oracle_even_rate:  # what fees can reach with owners who never charge below the even rate
+        owners = oracle_peaks(scenario, total, judge_from, zero_peaks, even_rate=True)
+        extra["oracle_even_rate"] = {
+            "peak_import_kwh": round(owners.peak_import_kwh, 3),
+            "peak_export_kwh": round(owners.peak_export_kwh, 3),
+            "peak_import_pct_of_baseline": round(100 * owners.peak_import_kwh / zero_peaks[0], 3),
+            "peak_export_pct_of_baseline": round(100 * owners.peak_export_kwh / zero_peaks[1], 3),
+        }
     return {
         "scenario": scenario.name,
         "seed": scenario.seed,
@@ -234,7 +208,24 @@ def run(
         "tuned": {"controller": tuned_controller, "predictive": tuned_predictive},
         "tuning_runs": n_c + n_p,
         "waste_pp": waste_pp,
+        "price_pp": price_pp,
+        "tuning_table": {
+            name: [
+                {
+                    **row.change,
+                    "score": round(row.score, 2),
+                    "imp_pct": round(row.peak_import_pct, 1),
+                    "exp_pct": round(row.peak_export_pct, 1),
+                    "unmatched_pct": round(row.unmatched_pct, 1),
+                    "avg_ct_per_kwh": round(row.avg_price_ct_per_kwh, 2),
+                }
+                for row in result.rows
+            ]
+            for name, result in tuned_runs.items()
+        },
         "oracle_with_curtailment": oracle_curtailing,
+        "oracle_pooled": oracle_pooled,
+        **extra,
         "results": results,
         "seconds": time.perf_counter() - t0,
     }
@@ -255,14 +246,34 @@ def main() -> int:
     parser.add_argument(
         "--waste-pp",
         type=float,
-        default=WASTE_PP,
-        help="tuning: points per 100 %% of the zero-fee export energy left unmatched",
+        default=None,
+        help="tuning: points per 100 %% of the zero-fee export energy left unmatched (default 10)",
+    )
+    parser.add_argument(
+        "--price-pp",
+        type=float,
+        default=None,
+        help="tuning: points per 100 %% the average price rises above the zero-fee one (default 10)",
+    )
+    parser.add_argument(
+        "--oracle-even-rate",
+        action="store_true",
+        help="also the oracle whose EVs and heat pumps never charge below the even rate (slow on grid1000)",
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.days < 1 or args.tune_days < 0:
         parser.error("--days must be >= 1 and --tune-days >= 0")
-    out = run(args.scenario, args.days, args.tune_days, args.seed, args.limit_share, args.waste_pp)
+    out = run(
+        args.scenario,
+        args.days,
+        args.tune_days,
+        args.seed,
+        args.limit_share,
+        args.waste_pp,
+        args.price_pp,
+        args.oracle_even_rate,
+    )
     results = out["results"]
     print(
         f"{out['scenario']} ({out['houses']} houses, seed {out['seed']}): {args.days} judged days after "

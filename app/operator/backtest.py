@@ -66,6 +66,7 @@ def backtest(
     progress: Callable[[float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     judge_from_slot: int = 0,
+    start_slot: int = 0,
 ) -> BacktestResult:
     """Run ``days`` days of ``scenario`` with ``models`` ({market uuid: FeeModel}) or ``ZERO``.
 
@@ -73,6 +74,9 @@ def backtest(
     ``progress`` gets the share done (0..1); ``should_stop`` returning True cancels the run.
     ``judge_from_slot``: the KPIs cover the slots from this one on (the earlier ones are the
     models' warm-up or tuning days, run but not judged); the series cover every slot.
+    ``start_slot``: the run begins at this slot of the scenario (its days' profiles and supplier
+    rates) with the assets as the scenario starts them and no fee history; ``judge_from_slot``
+    and the series count from it.
     """
     from app.tariffs.registry import compute_fee
 
@@ -87,32 +91,34 @@ def backtest(
         initial = dict.fromkeys(uuids, 0.0)
         models = {}
     limits = FeeLimits(scenario.fee_limits.min_ct_per_kwh, scenario.fee_limits.max_ct_per_kwh)
-    book = FeeBook.in_memory(initial)
+    s0 = max(int(start_slot), 0)
+    book = FeeBook.in_memory(initial, running_slot=s0)
     n_slots = days * scenario.slots_per_day
     series = {name: np.full((n_slots, len(idx)), np.nan) for name in SERIES}
     labels = []
 
-    fees = book.open_slot(0)
+    fees = book.open_slot(s0)
     column = {u: j for j, u in enumerate(picked)}
     for n in range(n_slots):
-        outcome = sim.run_slot(n, fees)
-        next_fees = book.fees_for_slot(n + 1)
+        slot = s0 + n
+        outcome = sim.run_slot(slot, fees)
+        next_fees = book.fees_for_slot(slot + 1)
         stats = outcome.stats(grid, next_fees)
         for name in SERIES:
             series[name][n] = getattr(stats, name)[idx]
-        start = scenario.start + dt.timedelta(minutes=n * scenario.slot_length_min)
+        start = scenario.start + dt.timedelta(minutes=slot * scenario.slot_length_min)
         labels.append(slots.label(start))
-        fees = book.open_slot(n + 1)
+        fees = book.open_slot(slot + 1)
         # the agent, told that n closed while n+1 runs: fees for n+2
         target = SlotInfo(
-            n + 2, start + dt.timedelta(minutes=2 * scenario.slot_length_min), scenario.slot_length_min
+            slot + 2, start + dt.timedelta(minutes=2 * scenario.slot_length_min), scenario.slot_length_min
         )
         for market_uuid, model in models.items():
             if model is None or market_uuid not in column:
                 continue
             j = column[market_uuid]
             history = MarketHistory(
-                slot=np.arange(n + 1),
+                slot=np.arange(s0, slot + 1),
                 import_kwh=series["import_kwh"][: n + 1, j],
                 export_kwh=series["export_kwh"][: n + 1, j],
                 fee_ct_per_kwh=series["fee_ct_per_kwh"][: n + 1, j],

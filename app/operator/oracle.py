@@ -2,28 +2,50 @@
 
 What fees can at best achieve is bounded by what the assets can do. This oracle knows every
 house's load, PV and flexible-load needs of the whole run in advance (the scenario's own seeded
-profiles) and schedules, as one linear program solved by HiGHS (``scipy.optimize.linprog``):
+profiles) and schedules them, as one linear program solved by HiGHS (``scipy.optimize.linprog``),
+to minimise ``I / I_0 + E / E_0``: the grid market's (root's) peak import ``I`` and export ``E``
+on the judged slots, each relative to its zero-fee peak so both directions count alike, plus a
+tiny cost on battery throughput and curtailment so nothing is spent that lowers no peak.
 
-* each flexible load (EV, heat pump): energy ``e_{g,t}`` per slot, ``0 <= e_{g,t} <= power * slot``,
-  and the energy of every window it is available in (``available_from`` .. ``due_by``, the
-  day's need) delivered inside that window;
-* batteries: charge ``c_t``, discharge ``d_t`` [kWh at the meter], state of charge
-  ``s_t = s_{t-1} + eta * c_t - d_t / eta`` within ``[min_soc, 1] * capacity``;
-* PV curtailment ``u_t``, ``0 <= u_t <= pv_t`` (only with ``curtailment=True``: free curtailment
-  takes the export peak to 0, so the default oracle only shifts, and wastes no energy).
+Per house, as the simulation (``app.exchange.assets``, ``matching``) lets the assets act:
 
-The grid market's (root's) net import per slot is
+* **each flexible load** (EV, heat pump) ``f``: energy ``e_{f,t}``, ``0 <= e_{f,t} <= power *
+  slot`` in the slots of each availability window (``available_from`` .. ``due_by``), the day's
+  need delivered inside its window (a window cut by the run's end needs its share). *Exact.*
+* **each house's battery** ``b``: charge ``c_{b,t}``, discharge ``d_{b,t}`` [kWh at the meter],
+  ``s_{b,t} = s_{b,t-1} + eta c_{b,t} - d_{b,t} / eta`` (``eta`` the one-way efficiency, the
+  square root of the round trip), ``min_soc * capacity <= s <= capacity``, both at most
+  ``power * slot``. *Exact*, except that the simulation fills a battery from the grid to 90 % only
+  (from its own PV to 100 %): here to 100 % from either (*relaxed*).
+* **a battery discharges only into its own house's deficit**: ``d_{b,t} <= max(load - pv, 0) +
+  sum of the house's e_{f,t}``. *Exact* in every slot where the house's PV does not exceed its
+  load (the simulation's bound is then ``load + e - pv``). In a slot with PV surplus the
+  simulation's bound is ``max(e - surplus, 0)``, which is not convex in ``e``: the program allows
+  up to ``e`` (*relaxed*: the excess leaves the house for its neighbours, as pooling would allow,
+  only in slots where the house has PV surplus and its EV or heat pump runs).
+* **curtailment** ``u_t <= pv_t`` (only with ``curtailment=True``: free curtailment takes the
+  export peak to 0, so the default oracle only shifts and wastes no energy).
 
-    net_t = load_t + sum_g e_{g,t} + c_t - d_t - pv_t + u_t
+**Only the judged days are scheduled.** Before the first judged slot no peak counts, so those
+days can leave the assets in any state they can reach: each battery's charge at the judged start
+is free between its minimum and its capacity (a day of charging from the grid, or of discharging
+into the house's evening deficit, reaches any of them; *relaxed* only where it would not), and a
+window open at that moment needs its day's energy less what full power could have delivered
+before it. This halves the program for 7 judged after 7 tuning days and loses nothing else.
 
-and the program minimises ``I / I_0 + E / E_0`` with ``net_t <= I`` and ``-net_t <= E`` on the
-judged slots (``I_0``, ``E_0``: the zero-fee peaks, so both directions count alike), plus a tiny
-cost on curtailment and battery throughput so that nothing is spent that does not lower a peak.
+The root's net import is ``sum over houses of load + e + c - d - pv (+ u)``; wires lose nothing.
+What the owners *choose* (flexible loads never slower than the even rate, batteries on their
+price thresholds) is not a constraint: this is what the assets can do, not what fees make them
+do, so every relaxation above keeps the oracle a lower bound on any fee's peaks.
 
-Assets of the same kind, window and power are pooled (one variable per pool), and all
-batteries form one pool: energy may move between houses through the grid, so for the root's
-flows pooling loses nothing but the per-house split of a pool (the oracle is a *lower* bound on
-the peaks, which is what a physical limit should be). Losses in the wires are not modelled.
+Size: one variable per battery and slot (three) and per flexible load and window slot. Houses
+without a battery or flexible load are constants. The 1,000-house generated grid (161 batteries,
+259 flexible loads, 7 judged days) is about 0.45 million variables; see the bench for the time.
+
+``per_house=False`` gives the older, looser *pooled* bound: the batteries of one efficiency form
+one battery that may discharge into any house (no deficit bound), and the flexible loads of one
+window one pool. Every per-house schedule is a pooled one, so the pooled objective is never above
+the per-house one.
 """
 
 from __future__ import annotations
@@ -34,7 +56,7 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import linprog
 
-from app.exchange.grid import GridModel, build_grid
+from app.exchange.grid import build_grid
 from app.exchange.profiles import ProfileSource
 from app.exchange.scenario import Scenario
 
@@ -48,14 +70,331 @@ class OracleResult:
     net_kwh: np.ndarray  # [slots] root net import of the schedule (negative: export)
     curtailed_kwh: float
     status: str
+    objective: float = float("nan")  # I / I_0 + E / E_0 of the schedule (without the tiny costs)
 
 
-def _flex_pools(grid: GridModel) -> dict[tuple[int, int], np.ndarray]:
-    """Flexible loads grouped by (available_from, due_by) minutes: their indices."""
-    pools: dict[tuple[int, int], list[int]] = {}
-    for i in range(len(grid.flex_house)):
-        pools.setdefault((int(grid.flex_from_min[i]), int(grid.flex_due_min[i])), []).append(i)
-    return {k: np.asarray(v) for k, v in pools.items()}
+@dataclass(frozen=True)
+class Fleet:
+    """Everything the oracle schedules, per house, over ``n`` slots. Energy [kWh]."""
+
+    load_kwh: np.ndarray  # [n, H]
+    pv_kwh: np.ndarray  # [n, H]
+    bat_house: np.ndarray  # [B] owning house (-1: a pool, no deficit bound)
+    bat_capacity_kwh: np.ndarray  # [B]
+    bat_min_kwh: np.ndarray  # [B]
+    bat_initial_kwh: np.ndarray  # [B] (NaN: free, anything from bat_min_kwh to capacity)
+    bat_step_kwh: np.ndarray  # [B] most charge or discharge per slot
+    bat_eta: np.ndarray  # [B] one-way efficiency
+    flex_house: np.ndarray  # [F] owning house (-1: a pool)
+    flex_step_kwh: np.ndarray  # [F] most energy per slot
+    # windows: (flexible load, first slot, slots, least and most energy to deliver [kWh]); the
+    # slots inside the run (a window cut by the run's start may have had some energy before it)
+    windows: tuple[tuple[int, int, int, float, float], ...]
+
+    @property
+    def n_slots(self) -> int:
+        return self.load_kwh.shape[0]
+
+
+def scenario_fleet(scenario: Scenario, days: int, from_slot: int = 0) -> Fleet:
+    """The fleet of slots ``from_slot`` .. ``days`` days of ``scenario``: its seeded profiles and
+    assets, per house. With ``from_slot > 0`` the batteries' charge at ``from_slot`` is free and a
+    window open at ``from_slot`` needs what full power before it could not have delivered."""
+    grid = build_grid(scenario)
+    profiles = ProfileSource(scenario, grid)
+    spd, minutes = scenario.slots_per_day, scenario.slot_length_min
+    n, n_h = days * spd, grid.n_houses
+    slot_h = minutes / 60
+    step = grid.flex_power_kw * slot_h
+    load = np.zeros((n, n_h))
+    pv = np.zeros((n, n_h))
+    windows: list[tuple[int, int, int, float, float]] = []
+    first_day, _ = scenario.day_and_slot(0)
+    window_min = (grid.flex_due_min - grid.flex_from_min) % 1440
+    length = np.ceil(window_min / minutes).astype(int)
+    for d in range(days + 1):  # the profiles' days the run touches (it may start mid-day)
+        lo = d * spd - scenario.start_offset_slots
+        if lo >= n:
+            break
+        day = profiles.day(first_day + d)
+        a, b = max(lo, 0), min(lo + spd, n)
+        load[a:b] = day.load_kwh[a - lo : b - lo]
+        pv[a:b] = day.pv_kwh[a - lo : b - lo]
+        for f in range(len(grid.flex_house)):  # one window per profile day, opening at from
+            open_t = lo + int(grid.flex_from_min[f]) // minutes
+            first, last = max(open_t, 0), min(open_t + length[f], n)
+            if last <= first:
+                continue
+            need = float(day.flex_energy_kwh[f]) * (last - first) / length[f]  # cut by the run's ends
+            before = max(from_slot - first, 0)  # slots of the window before from_slot
+            if first + before >= last:
+                continue
+            least = max(need - step[f] * before, 0.0) if before else need
+            windows.append((f, first + before, last - first - before, least, need))
+    has_bat = grid.bat_capacity_kwh > 0
+    cap = grid.bat_capacity_kwh[has_bat]
+    initial = grid.bat_initial_soc[has_bat] * cap
+    return Fleet(
+        load_kwh=load[from_slot:],
+        pv_kwh=pv[from_slot:],
+        bat_house=np.flatnonzero(has_bat),
+        bat_capacity_kwh=cap,
+        bat_min_kwh=grid.bat_min_soc[has_bat] * cap,
+        bat_initial_kwh=initial if from_slot == 0 else np.full(len(cap), np.nan),
+        bat_step_kwh=grid.bat_power_kw[has_bat] * slot_h,
+        bat_eta=np.sqrt(grid.bat_efficiency[has_bat]),
+        flex_house=grid.flex_house.copy(),
+        flex_step_kwh=step,
+        windows=tuple((f, first - from_slot, k, lo, hi) for f, first, k, lo, hi in windows),
+    )
+
+
+def pooled(fleet: Fleet) -> Fleet:
+    """The looser bound's fleet: batteries of one efficiency pooled into one that may serve any
+    house, flexible loads of one window (same first slot and length) pooled into one."""
+    etas, which = np.unique(fleet.bat_eta, return_inverse=True)
+    k = len(etas)
+
+    def total(values: np.ndarray) -> np.ndarray:
+        return np.bincount(which, weights=values, minlength=k)
+
+    # a pool per window *pattern*: loads that share every window of the run
+    pattern: dict[int, list[tuple[int, int]]] = {}
+    for f, first, slots, _, _ in fleet.windows:
+        pattern.setdefault(f, []).append((first, slots))
+    groups: dict[tuple, int] = {}
+    pool_of = np.zeros(len(fleet.flex_house), dtype=int)
+    for f in range(len(fleet.flex_house)):
+        pool_of[f] = groups.setdefault(tuple(pattern.get(f, [])), len(groups))
+    energy: dict[tuple[int, int, int], tuple[float, float]] = {}
+    for f, first, slots, least, most in fleet.windows:
+        key = (int(pool_of[f]), first, slots)
+        lo, hi = energy.get(key, (0.0, 0.0))
+        energy[key] = (lo + least, hi + most)
+    return Fleet(
+        load_kwh=fleet.load_kwh,
+        pv_kwh=fleet.pv_kwh,
+        bat_house=np.full(k, -1),
+        bat_capacity_kwh=total(fleet.bat_capacity_kwh),
+        bat_min_kwh=total(fleet.bat_min_kwh),
+        bat_initial_kwh=total(fleet.bat_initial_kwh),
+        bat_step_kwh=total(fleet.bat_step_kwh),
+        bat_eta=etas,
+        flex_house=np.full(len(groups), -1),
+        flex_step_kwh=np.bincount(pool_of, weights=fleet.flex_step_kwh, minlength=len(groups)),
+        windows=tuple((g, first, slots, lo, hi) for (g, first, slots), (lo, hi) in energy.items()),
+    )
+
+
+def schedule(
+    fleet: Fleet,
+    judge_from_slot: int = 0,
+    zero_peaks_kwh: tuple[float, float] = (1.0, 1.0),
+    curtailment: bool = False,
+    even_rate: bool = False,
+) -> OracleResult:
+    """The schedule of ``fleet`` with the least ``I / I_0 + E / E_0`` on the judged slots.
+
+    ``zero_peaks_kwh``: (import, export) peaks without fees, the weights of the two directions.
+    A battery or flexible load whose house is -1 has no deficit bound (a pool).
+    ``even_rate``: each flexible load takes at least the even rate of what is left (remaining /
+    slots left in its window), as the simulation's owners do whatever the price: what fees can
+    reach rather than what the assets can do (windows cut by the run's start are left free).
+    """
+    n = fleet.n_slots
+    n_b, n_w = len(fleet.bat_capacity_kwh), len(fleet.windows)
+    fixed = fleet.load_kwh.sum(axis=1) - fleet.pv_kwh.sum(axis=1)  # [n] root net without assets
+
+    # variables: [flex (one per window slot) | c (B*n) | d (B*n) | s (B*n) | u (n) | I | E]
+    w_load = np.array([w[0] for w in fleet.windows], dtype=int)
+    w_first = np.array([w[1] for w in fleet.windows], dtype=int)
+    w_len = np.array([w[2] for w in fleet.windows], dtype=int)
+    w_least = np.array([w[3] for w in fleet.windows], dtype=float)
+    w_most = np.array([w[4] for w in fleet.windows], dtype=float)
+    n_e = int(w_len.sum())
+    e_window = np.repeat(np.arange(n_w), w_len)
+    e_slot = w_first[e_window] + (np.arange(n_e) - np.repeat(np.cumsum(w_len) - w_len, w_len))
+    e_load = w_load[e_window]
+    off_c = n_e
+    off_d, off_s = off_c + n_b * n, off_c + 2 * n_b * n
+    off_u = off_c + 3 * n_b * n
+    i_peak, e_peak = off_u + n, off_u + n + 1
+    free = np.flatnonzero(np.isnan(fleet.bat_initial_kwh))  # batteries whose start charge is free
+    off_init = e_peak + 1
+    off_cum = off_init + len(free)  # with even_rate: S_k, a window's energy up to its slot k
+    n_var = off_cum + (n_e if even_rate else 0)
+
+    lb = np.zeros(n_var)
+    ub = np.full(n_var, np.inf)
+    if n_e:
+        ub[:n_e] = fleet.flex_step_kwh[e_load]
+        # a window that cannot take its need at full power delivers what it can (as the simulation)
+        w_most = np.minimum(w_most, fleet.flex_step_kwh[w_load] * w_len)
+        w_least = np.minimum(w_least, w_most)
+    slot_b = np.tile(np.arange(n), n_b)  # slot of each battery variable, battery-major
+    bat_b = np.repeat(np.arange(n_b), n)
+    ub[off_c:off_d] = fleet.bat_step_kwh[bat_b]
+    ub[off_d:off_s] = fleet.bat_step_kwh[bat_b]
+    lb[off_s:off_u] = fleet.bat_min_kwh[bat_b]
+    ub[off_s:off_u] = fleet.bat_capacity_kwh[bat_b]
+    ub[off_u:i_peak] = np.maximum(fleet.pv_kwh.sum(axis=1), 0.0) if curtailment else 0.0
+    lb[off_init:off_cum] = fleet.bat_min_kwh[free]
+    ub[off_init:off_cum] = fleet.bat_capacity_kwh[free]
+
+    eq_r, eq_c, eq_v, eq_b = [], [], [], []
+    row = 0
+    exact = w_least >= w_most - 1e-12  # windows with one energy: an equality
+    if n_e:  # each window delivers its energy
+        pick = exact[e_window]
+        number = np.cumsum(exact) - 1
+        eq_r.append(number[e_window[pick]])
+        eq_c.append(np.flatnonzero(pick))
+        eq_v.append(np.ones(int(pick.sum())))
+        eq_b.append(w_most[exact])
+        row = int(exact.sum())
+    if n_b:  # s_t - s_{t-1} - eta c_t + d_t / eta = 0 (s_{-1} = the initial charge)
+        k = np.arange(n_b * n)
+        eta = fleet.bat_eta[bat_b]
+        rows = row + k
+        has_prev = slot_b > 0
+        eq_r += [rows, rows, rows, rows[has_prev]]
+        eq_c += [off_s + k, off_c + k, off_d + k, off_s + k[has_prev] - 1]
+        eq_v += [np.ones(len(k)), -eta, 1.0 / eta, -np.ones(int(has_prev.sum()))]
+        eq_b.append(np.where(has_prev, 0.0, np.nan_to_num(fleet.bat_initial_kwh[bat_b])))
+        if len(free):  # a free start charge: s_0 - s_init - ... = 0
+            eq_r.append(row + free * n)
+            eq_c.append(off_init + np.arange(len(free)))
+            eq_v.append(-np.ones(len(free)))
+        row += n_b * n
+    e_pos = np.arange(n_e) - np.repeat(np.cumsum(w_len) - w_len, w_len)  # k within its window
+    if even_rate and n_e:  # S_k - S_{k-1} - e_k = 0
+        k = np.arange(n_e)
+        has_prev = e_pos > 0
+        eq_r += [row + k, row + k, row + k[has_prev]]
+        eq_c += [off_cum + k, k, off_cum + k[has_prev] - 1]
+        eq_v += [np.ones(n_e), -np.ones(n_e), -np.ones(int(has_prev.sum()))]
+        eq_b.append(np.zeros(n_e))
+        row += n_e
+
+    ub_r, ub_c, ub_v, ub_b = [], [], [], []
+    urow = 0
+    if even_rate and n_e:  # (slots left) e_k + S_{k-1} >= need, in the windows that start in the run
+        k = np.flatnonzero(exact[e_window])
+        left = (w_len[e_window] - e_pos)[k]
+        has_prev = e_pos[k] > 0
+        ub_r += [urow + np.arange(len(k)), urow + np.flatnonzero(has_prev)]
+        ub_c += [k, off_cum + k[has_prev] - 1]
+        ub_v += [-left.astype(float), -np.ones(int(has_prev.sum()))]
+        ub_b.append(-w_most[e_window[k]])
+        urow += len(k)
+    ranged = np.flatnonzero(~exact)
+    if len(ranged):  # least <= sum <= most
+        pick = ~exact[e_window]
+        number = np.full(n_w, -1)
+        number[ranged] = np.arange(len(ranged))
+        rows_of = number[e_window[pick]]
+        cols = np.flatnonzero(pick)
+        ub_r += [rows_of, len(ranged) + rows_of]
+        ub_c += [cols, cols]
+        ub_v += [np.ones(len(cols)), -np.ones(len(cols))]
+        ub_b += [w_most[ranged], -w_least[ranged]]
+        urow += 2 * len(ranged)
+    # a battery discharges only into its own house's deficit: load - pv where positive, plus
+    # the house's flexible loads (see the module docstring for where this is relaxed)
+    # (a house without flexible loads: a bound on d itself, no row)
+    own = fleet.bat_house >= 0
+    with_flex = np.zeros(fleet.load_kwh.shape[1], dtype=bool)
+    with_flex[fleet.flex_house[fleet.flex_house >= 0]] = True
+    plain = own & ~with_flex[np.maximum(fleet.bat_house, 0)]
+    for b in np.flatnonzero(plain):
+        h = fleet.bat_house[b]
+        deficit = np.maximum(fleet.load_kwh[:, h] - fleet.pv_kwh[:, h], 0.0)
+        ub[off_d + b * n : off_d + (b + 1) * n] = np.minimum(fleet.bat_step_kwh[b], deficit)
+    own &= ~plain
+    if own.any():
+        h = fleet.bat_house[own]
+        deficit = np.maximum(fleet.load_kwh[:, h] - fleet.pv_kwh[:, h], 0.0)  # [n, B']
+        which = np.flatnonzero(own)
+        battery_of_house = np.full(fleet.load_kwh.shape[1], -1)
+        battery_of_house[h] = which
+        k = (which[:, None] * n + np.arange(n)[None, :]).ravel()  # battery-major, like the vars
+        ub_r.append(urow + np.arange(len(k)))
+        ub_c.append(off_d + k)
+        ub_v.append(np.ones(len(k)))
+        ub_b.append(deficit.T.ravel())
+        # the house's flexible-load energy in that slot raises the bound
+        row_of = np.full(n_b, -1)
+        row_of[which] = np.arange(len(which))
+        e_house = np.where(e_load >= 0, fleet.flex_house[e_load], -1) if n_e else np.zeros(0, int)
+        e_bat = np.where(e_house >= 0, battery_of_house[np.maximum(e_house, 0)], -1)
+        hit = np.flatnonzero(e_bat >= 0)
+        ub_r.append(urow + row_of[e_bat[hit]] * n + e_slot[hit])
+        ub_c.append(hit)
+        ub_v.append(-np.ones(len(hit)))
+        urow += len(k)
+    # root net import in each judged slot: net_t - I <= 0 and -net_t - E <= 0, where
+    # net_t = fixed_t + sum e + sum c - sum d + u
+    judged = np.arange(max(0, judge_from_slot), n)
+    pos = np.full(n, -1)
+    pos[judged] = np.arange(len(judged))
+    terms_c = [np.arange(n_e), off_c + np.arange(n_b * n), off_d + np.arange(n_b * n), off_u + np.arange(n)]
+    terms_t = [e_slot, slot_b, slot_b, np.arange(n)]
+    terms_v = [np.ones(n_e), np.ones(n_b * n), -np.ones(n_b * n), np.ones(n)]
+    for sign, peak in ((1.0, i_peak), (-1.0, e_peak)):
+        base = urow
+        for cols, slots, vals in zip(terms_c, terms_t, terms_v, strict=True):
+            keep = pos[slots] >= 0
+            ub_r.append(base + pos[slots[keep]])
+            ub_c.append(cols[keep])
+            ub_v.append(sign * vals[keep])
+        ub_r.append(base + np.arange(len(judged)))
+        ub_c.append(np.full(len(judged), peak))
+        ub_v.append(-np.ones(len(judged)))
+        ub_b.append(-sign * fixed[judged])
+        urow += len(judged)
+
+    cost = np.zeros(n_var)
+    imp0, exp0 = (max(z, 1e-6) for z in zero_peaks_kwh)
+    cost[i_peak], cost[e_peak] = 1.0 / imp0, 1.0 / exp0
+    scale = _EPS / max(imp0, exp0)
+    cost[off_c:off_s] = scale
+    cost[off_u:i_peak] = scale
+
+    def matrix(
+        r: list[np.ndarray], c: list[np.ndarray], v: list[np.ndarray], n_rows: int
+    ) -> sparse.csr_matrix:
+        return sparse.csr_matrix(
+            (np.concatenate(v), (np.concatenate(r), np.concatenate(c))), shape=(n_rows, n_var)
+        )
+
+    a_eq = matrix(eq_r, eq_c, eq_v, row) if row else None
+    b_eq = np.concatenate(eq_b) if row else None
+    res = linprog(
+        cost,
+        A_ub=matrix(ub_r, ub_c, ub_v, urow),
+        b_ub=np.concatenate(ub_b),
+        A_eq=a_eq,
+        b_eq=b_eq,
+        bounds=np.stack([lb, ub], 1),
+        method="highs",
+    )
+    if res.x is None:
+        return OracleResult(float("nan"), float("nan"), np.full(n, np.nan), float("nan"), res.message)
+    x = res.x
+    net = fixed + np.bincount(e_slot, weights=x[:n_e], minlength=n)
+    net += np.bincount(slot_b, weights=x[off_c:off_d] - x[off_d:off_s], minlength=n)
+    net += x[off_u:i_peak]
+    judged_net = net[max(0, judge_from_slot) :]
+    peak_imp = float(max(judged_net.max(), 0.0)) if len(judged_net) else 0.0
+    peak_exp = float(max(-judged_net.min(), 0.0)) if len(judged_net) else 0.0
+    return OracleResult(
+        peak_import_kwh=peak_imp,
+        peak_export_kwh=peak_exp,
+        net_kwh=net,
+        curtailed_kwh=float(x[off_u + max(0, judge_from_slot) : i_peak].sum()),
+        status=res.message,
+        objective=peak_imp / imp0 + peak_exp / exp0,
+    )
 
 
 def oracle_peaks(
@@ -64,127 +403,30 @@ def oracle_peaks(
     judge_from_slot: int = 0,
     zero_peaks_kwh: tuple[float, float] = (1.0, 1.0),
     curtailment: bool = False,
+    per_house: bool = True,
+    even_rate: bool = False,
 ) -> OracleResult:
     """Schedule ``days`` days of ``scenario`` to minimise the root's peaks on the judged slots.
 
     ``zero_peaks_kwh``: (import, export) peaks without fees, the weights of the two directions.
     ``curtailment``: may PV be curtailed? With it the export peak is trivially 0 (every kWh that
     would leave is thrown away), so the default limit is what shifting alone achieves.
+    ``per_house``: each battery serves only its own house (the simulation's rule); ``False``
+    gives the pooled, looser bound. ``even_rate``: flexible loads never slower than the even
+    rate (``schedule``), the limit of what fees can reach with this simulation's owners.
+
+    Only the judged slots are scheduled (``net_kwh`` is NaN before ``judge_from_slot``): the
+    slots before have no peak to keep, so what they leave behind is free (module docstring).
     """
-    grid = build_grid(scenario)
-    profiles = ProfileSource(scenario, grid)
-    spd, minutes = scenario.slots_per_day, scenario.slot_length_min
-    n = days * spd
-    slot_h = minutes / 60
-    load = np.zeros(n)
-    pv = np.zeros(n)
-    needs = []
-    first_day, _ = scenario.day_and_slot(0)
-    for d in range(days + 1):  # the profiles' days the run touches (it may start mid-day)
-        day = profiles.day(first_day + d)
-        lo = d * spd - scenario.start_offset_slots
-        for s in range(spd):
-            t = lo + s
-            if 0 <= t < n:
-                load[t] = day.load_kwh[s].sum()
-                pv[t] = day.pv_kwh[s].sum()
-        needs.append((lo, day.flex_energy_kwh))
-
-    pools = _flex_pools(grid)
-    n_pool = len(pools)
-    # variable layout: [e_g (n_pool * n), c (n), d (n), s (n), u (n), I, E]
-    off_e = 0
-    off_c = n_pool * n
-    off_d, off_s, off_u = off_c + n, off_c + 2 * n, off_c + 3 * n
-    i_peak, e_peak = off_c + 4 * n, off_c + 4 * n + 1
-    n_var = e_peak + 1
-
-    lb = np.zeros(n_var)
-    ub = np.full(n_var, np.inf)
-    rows_eq: list[tuple[list[int], list[float], float]] = []
-    rows_ub: list[tuple[list[int], list[float], float]] = []
-
-    for g, (key, members) in enumerate(pools.items()):
-        start_min, due_min = key
-        window_min = (due_min - start_min) % 1440
-        full_kwh = float(grid.flex_power_kw[members].sum() * slot_h)
-        ub[off_e + g * n : off_e + (g + 1) * n] = 0.0
-        for lo, need in needs:  # one window per profile day, opening at start_min
-            open_t = lo + start_min // minutes
-            length = int(np.ceil(window_min / minutes))
-            ts = [t for t in range(open_t, open_t + length) if 0 <= t < n]
-            if not ts:
-                continue
-            energy = float(need[members].sum()) * len(ts) / length  # truncated at the run's ends
-            for t in ts:
-                ub[off_e + g * n + t] = full_kwh
-            rows_eq.append(
-                ([off_e + g * n + t for t in ts], [1.0] * len(ts), min(energy, full_kwh * len(ts)))
-            )
-
-    cap = float(grid.bat_capacity_kwh.sum())
-    has_bat = grid.bat_capacity_kwh > 0
-    power = float(grid.bat_power_kw.sum() * slot_h)
-    eta = (
-        float(np.sqrt(np.average(grid.bat_efficiency[has_bat], weights=grid.bat_capacity_kwh[has_bat])))
-        if cap
-        else 1.0
-    )
-    soc_min = float((grid.bat_min_soc * grid.bat_capacity_kwh).sum())
-    soc0 = float((grid.bat_initial_soc * grid.bat_capacity_kwh).sum())
-    ub[off_c : off_c + n] = power
-    ub[off_d : off_d + n] = power
-    lb[off_s : off_s + n] = soc_min if cap else 0.0
-    ub[off_s : off_s + n] = cap
-    ub[off_u : off_u + n] = pv if curtailment else 0.0
-    for t in range(n):  # s_t - s_{t-1} - eta c_t + d_t / eta = 0
-        cols = [off_s + t, off_c + t, off_d + t]
-        vals = [1.0, -eta, 1.0 / eta]
-        rhs = 0.0
-        if t > 0:
-            cols.append(off_s + t - 1)
-            vals.append(-1.0)
-        else:
-            rhs = soc0
-        rows_eq.append((cols, vals, rhs))
-
-    # net_t = load_t - pv_t + sum e + c - d + u;  net_t - I <= 0;  -net_t - E <= 0
-    for t in range(max(0, judge_from_slot), n):
-        cols = [off_e + g * n + t for g in range(n_pool)] + [off_c + t, off_d + t, off_u + t]
-        vals = [1.0] * n_pool + [1.0, -1.0, 1.0]
-        rows_ub.append((cols + [i_peak], vals + [-1.0], -(load[t] - pv[t])))
-        rows_ub.append((cols + [e_peak], [-v for v in vals] + [-1.0], load[t] - pv[t]))
-
-    cost = np.zeros(n_var)
-    imp0, exp0 = (max(z, 1e-6) for z in zero_peaks_kwh)
-    cost[i_peak], cost[e_peak] = 1.0 / imp0, 1.0 / exp0
-    scale = _EPS / max(imp0, exp0)
-    cost[off_c : off_c + n] = scale
-    cost[off_d : off_d + n] = scale
-    cost[off_u : off_u + n] = scale
-
-    def matrix(rows: list[tuple[list[int], list[float], float]]) -> tuple[sparse.csr_matrix, np.ndarray]:
-        r = np.concatenate([[i] * len(c) for i, (c, _, _) in enumerate(rows)]).astype(int)
-        c = np.concatenate([cols for cols, _, _ in rows]).astype(int)
-        v = np.concatenate([vals for _, vals, _ in rows])
-        return sparse.csr_matrix((v, (r, c)), shape=(len(rows), n_var)), np.array([b for _, _, b in rows])
-
-    a_ub, b_ub = matrix(rows_ub)
-    a_eq, b_eq = matrix(rows_eq)
-    res = linprog(
-        cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=np.stack([lb, ub], 1), method="highs"
-    )
-    if res.x is None:
-        return OracleResult(float("nan"), float("nan"), np.full(n, np.nan), float("nan"), res.message)
-    x = res.x
-    net = load - pv + x[off_c : off_c + n] - x[off_d : off_d + n] + x[off_u : off_u + n]
-    for g in range(n_pool):
-        net = net + x[off_e + g * n : off_e + (g + 1) * n]
-    judged = net[max(0, judge_from_slot) :]
+    start = min(max(judge_from_slot, 0), days * scenario.slots_per_day)
+    fleet = scenario_fleet(scenario, days, from_slot=start)
+    result = schedule(fleet if per_house else pooled(fleet), 0, zero_peaks_kwh, curtailment, even_rate)
+    net = np.concatenate([np.full(start, np.nan), result.net_kwh])
     return OracleResult(
-        peak_import_kwh=float(max(judged.max(), 0.0)),
-        peak_export_kwh=float(max(-judged.min(), 0.0)),
-        net_kwh=net,
-        curtailed_kwh=float(x[off_u + max(0, judge_from_slot) : off_u + n].sum()),
-        status=res.message,
+        result.peak_import_kwh,
+        result.peak_export_kwh,
+        net,
+        result.curtailed_kwh,
+        result.status,
+        result.objective,
     )

@@ -47,6 +47,16 @@ week but did not take today). While ``D`` exceeds what the target slot can still
 it never falls by more than ``max_fall_ct_per_kwh`` per slot. It may rise at once (by at most
 ``max_rise_ct_per_kwh``): a congestion must be met, a relief can wait.
 
+**Export alone** (``export_fee_cap_ct_per_kwh``). The only lever on export is curtailment: each
+owner stops exporting when the feed-in rate less the fees falls below their floor, so a fee
+above the feed-in rate throws away every kWh of PV. While the import forecast is on target the
+fee is therefore at most this cap (falling to it at ``max_fall`` per slot), which curtails only
+the owners with the highest floors. ``None``: no cap (export raises the fee like import).
+
+**Leak** (``leak``). The learned fee is multiplied by ``1 - leak``: a fee that is not needed any
+more fades day by day even where the forecast sits on target, so the profile does not stay at
+its highest (what members pay is part of the cost).
+
 Finally the fee is clamped to ``[min_fee, max_fee]`` and the exchange's limits; any NaN or inf
 in the history only removes terms, so the fee is finite and within the limits for any history.
 """
@@ -87,6 +97,14 @@ class PredictiveParams(BaseModel):
     release_slots: float = Field(4.0, gt=0, le=96, description="slots over which deferred energy may return")
     smooth_slots: int = Field(
         2, ge=0, le=8, description="the learned fee is the mean over this many slots either side"
+    )
+    export_fee_cap_ct_per_kwh: float | None = Field(
+        None,
+        ge=0,
+        description="while import is on target, export alone raises the fee to at most this",
+    )
+    leak: float = Field(
+        0.0, ge=0, le=0.5, description="share of the learned fee forgotten each day (0: none)"
     )
 
     @model_validator(mode="after")
@@ -211,8 +229,13 @@ def next_fee(history: MarketHistory, slot: SlotInfo, params: PredictiveParams, l
         for k in range(-params.smooth_slots, params.smooth_slots + 1)
         if (f := _reference(fee_series, slot.slot + k, per_day, params)) is not None
     ]
-    start = float(np.mean(learned)) if learned else running
+    start = float(np.mean(learned)) * (1 - params.leak) if learned else running
     fee = start + params.gain_ct_per_kwh * error
+    import_error = errors[0] if x_imp is not None else None
+    if params.export_fee_cap_ct_per_kwh is not None and (import_error is None or import_error <= 0):
+        # only export is above target: a fee past the owners' curtailment floors throws every
+        # kWh of PV away, so export alone lifts the fee to the cap (partial curtailment)
+        fee = min(fee, max(params.export_fee_cap_ct_per_kwh, running - params.max_fall_ct_per_kwh))
 
     floor = running - params.max_fall_ct_per_kwh
     if x_imp is not None:

@@ -17,7 +17,17 @@ from app.exchange.grid import build_grid
 from app.exchange.scenario import Scenario
 from app.tariffs import registry, tou
 from app.tariffs.forms import parse_form
-from app.whatif.runs import LEVELS, LIVE, MAX_CANDIDATES, MIN_CANDIDATES, Candidate, WhatIfError, validate_run
+from app.whatif.runs import (
+    LEVELS,
+    LIVE,
+    MAX_CANDIDATES,
+    MAX_DAYS,
+    MIN_CANDIDATES,
+    Candidate,
+    WhatIfError,
+    validate_run,
+)
+from app.whatif.tune import TUNABLE  # models a candidate may tune before the run
 
 SCENARIOS = {"live": "the live scenario", "generated": "a generated grid, 10 communities x 100 houses"}
 GENERATED = (10, 100)  # communities, houses per community
@@ -31,6 +41,7 @@ MODELS = [
 ]
 """What a candidate may be: the baseline, the live settings, or a tariff model of the registry."""
 MODEL_NAMES = dict(MODELS)
+DEFAULT_TUNE_DAYS = 2
 TOU_COLUMN = "tou:column"  # the field naming a level's column of the table (no "." in a callback id)
 PRESET_COLUMNS = ("grid", "community")  # of tou.preset_challenge_2020()
 PRESET_LEVEL_COLUMNS = {0: "grid", 1: "community"}
@@ -74,13 +85,15 @@ def form_rows(
     params: Sequence[Mapping],
     splits: Sequence[object] | None = None,
     tables: Sequence[object] | None = None,
+    tunes: Sequence[object] | None = None,
 ) -> list[dict]:
     """The first ``count`` candidates of the form: name, model, auto limits, field values per level.
 
     ``params`` are the states of the ``whatif-param`` fields (``{"id": {..., "cand": k, "field":
     "<model>.<name>", "level": 0 or 1}, "value": ...}``), as ``ctx.args_grouping`` gives them;
     ``splits``: per card, whether the communities have parameters of their own; ``tables``: per
-    card, its uploaded time-of-use table (``read_tou_upload``) or None (the preset).
+    card, its uploaded time-of-use table (``read_tou_upload``) or None (the preset); ``tunes``: per
+    card, the days to tune it on before the run ("tune on the last T days"), None or 0 for none.
     """
     try:
         n = int(count)
@@ -95,6 +108,7 @@ def form_rows(
             values[k][level][state["id"]["field"]] = state.get("value")
     splits = list(splits or [])
     tables = list(tables or [])
+    tunes = list(tunes or [])
     return [
         {
             "name": names[k],
@@ -103,6 +117,7 @@ def form_rows(
             "split": bool(splits[k]) if k < len(splits) else False,
             "values": values[k],
             "table": tables[k] if k < len(tables) else None,
+            "tune_days": tunes[k] if k < len(tunes) else None,
         }
         for k in range(min(n, len(names)))
     ]
@@ -220,8 +235,13 @@ def parse_candidates(rows: Sequence[Mapping], live: Mapping[str, dict | None] | 
                     except ValueError as exc:
                         failed = True
                         problems.append(f"{label}, {LEVELS[level]}: {exc}" if split else f"{label}: {exc}")
+                tune = _tune_days(row.get("tune_days"), model)
                 if not failed:
-                    out.append(Candidate(name, {0: forms[0], 1: forms.get(1, forms[0])}, auto_limits=auto))
+                    out.append(
+                        Candidate(
+                            name, {0: forms[0], 1: forms.get(1, forms[0])}, auto_limits=auto, tune_days=tune
+                        )
+                    )
             else:
                 raise ValueError(f"choose a model ({', '.join(MODEL_NAMES.values())})")
         except ValueError as exc:
@@ -229,6 +249,20 @@ def parse_candidates(rows: Sequence[Mapping], live: Mapping[str, dict | None] | 
     if problems:
         raise WhatIfError("; ".join(problems))
     return out
+
+
+def _tune_days(value: object, model: object) -> int:
+    """The days a row is tuned on: 0 for none; ``ValueError`` for a model that cannot be tuned or
+    a number of days that is not whole from 1 to ``MAX_DAYS``."""
+    if value in (None, "", 0, False):
+        return 0
+    if model not in TUNABLE:
+        raise ValueError("only a controller or predictive controller can be tuned")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not float(value).is_integer():
+        raise ValueError(f"tune on {value!r} days: a whole number of days from 1 to {MAX_DAYS}")
+    if not 1 <= int(value) <= MAX_DAYS:
+        raise ValueError(f"tune on {int(value)} days: from 1 to {MAX_DAYS}")
+    return int(value)
 
 
 def _number(value: object, what: str) -> float:
@@ -246,12 +280,14 @@ def make_spec(
     rows: Sequence[Mapping],
     live: Mapping[str, dict | None] | None,
     viewer: bool,
+    live_slot: int | None = None,
 ) -> dict:
     """The run to start, checked through (``WhatIfError`` with every problem, nothing runs then).
 
     ``live``: the live settings per market (a copy of them is a candidate; None off the live
     scenario). The spec is JSON: the candidates' models per level ("0", "1") or "zero", the live
-    copy's per market uuid.
+    copy's per market uuid. ``live_slot``: the live market's running slot, where "the last T days"
+    of a tuned candidate end (None off the live scenario).
     """
     day_count = _number(days, "days")
     if not day_count.is_integer():
@@ -268,12 +304,14 @@ def make_spec(
         "markets": picked,
         "limit_share": share,
         "viewer": viewer,
+        "live_slot": None if live_slot is None else int(live_slot),
         "candidates": [
             {
                 "name": c.name.strip(),
                 "models": c.models if c.models == "zero" else {str(k): v for k, v in c.models.items()},
                 "live": None if c.live is None else dict(c.live),
                 "auto_limits": c.auto_limits,
+                "tune_days": c.tune_days,
             }
             for c in candidates
         ],
@@ -284,5 +322,13 @@ def candidates_from_spec(spec: Mapping) -> list[Candidate]:
     out = []
     for c in spec["candidates"]:
         models = c["models"] if c["models"] == "zero" else {int(k): v for k, v in c["models"].items()}
-        out.append(Candidate(c["name"], models, live=c.get("live"), auto_limits=bool(c.get("auto_limits"))))
+        out.append(
+            Candidate(
+                c["name"],
+                models,
+                live=c.get("live"),
+                auto_limits=bool(c.get("auto_limits")),
+                tune_days=int(c.get("tune_days") or 0),
+            )
+        )
     return out

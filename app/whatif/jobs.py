@@ -10,6 +10,7 @@ module-level functions unpickled by name in another process, with no Flask app a
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 
 import diskcache
@@ -21,7 +22,8 @@ from app.exchange.scenario import Scenario, load_scenario
 from app.whatif.form import SCENARIOS, candidates_from_spec, generated_scenario
 from app.whatif.queue import run_in_job_context
 from app.whatif.results import RUN_ID, ResultStore
-from app.whatif.runs import WhatIfError, WhatIfResult, run_whatif
+from app.whatif.runs import WhatIfError, WhatIfResult, run_whatif, validate_run
+from app.whatif.tune import tune_candidates
 
 
 def background_manager(
@@ -107,8 +109,23 @@ def execute(
         raise WhatIfError(f"not a what-if run: {exc}") from None
     if not RUN_ID.fullmatch(str(spec.get("run_id", ""))):
         raise WhatIfError("not a what-if run: no run id")
+    infos = None
+    if any(c.tune_days for c in candidates):  # "tune on the last T days" first (app.whatif.tune)
+        validate_run(scenario, candidates, days, markets, None, share)
+        names = [c.name for c in candidates]
+
+        def tuning(name: str, share_done: float) -> None:
+            if progress is not None:
+                progress({n: (share_done if n == name else 0.0) for n in names})
+
+        live_slot = spec.get("live_slot") if spec["scenario"] == "live" else None
+        candidates, infos = tune_candidates(
+            scenario, candidates, markets, days, share, live_slot, tuning, should_stop
+        )
     result = run_whatif(
         scenario, candidates, days, markets, progress=progress, should_stop=should_stop, limit_share=share
     )
+    if infos:
+        result = dataclasses.replace(result, tuning=infos)
     ResultStore.of(job).save(spec["run_id"], result, dict(spec))
     return result

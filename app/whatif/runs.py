@@ -100,13 +100,15 @@ class Candidate:
     ``models``: ``{level: model}`` (a ``FeeModel`` or its dict; None keeps the scenario's fee
     for that level) or ``"zero"``. ``live``: a copy of the live settings, ``{market uuid: model
     or None}``; it replaces ``models``. ``auto_limits``: a controller's import and export limits
-    become each market's limit of the run.
+    become each market's limit of the run. ``tune_days``: a controller or predictive controller
+    whose parameters are first tuned on that many days (``app.whatif.tune``); 0: run as given.
     """
 
     name: str
     models: Mapping[int, Any] | str = field(default_factory=dict)
     live: Mapping[str, Any] | None = None
     auto_limits: bool = False
+    tune_days: int = 0
 
     @classmethod
     def zero(cls, name: str = "zero fee") -> Candidate:
@@ -141,6 +143,8 @@ class WhatIfResult:
     rows: list[dict]
     seconds: float
     workers: int
+    # what tuning chose for the candidates tuned before the run (``app.whatif.tune``), else None
+    tuning: list[dict] | None = None
 
     def series(self, candidate: str, name: str, market_uuid: str) -> np.ndarray:
         """One per-slot series (``app.operator.backtest.SERIES``) of a candidate's run in one market."""
@@ -159,6 +163,19 @@ def _parse(model: Any):  # noqa: ANN202
     if isinstance(model, BaseModel):
         model = model.model_dump(mode="json", by_alias=True)
     return parse_model(model)
+
+
+def _tunable(candidate: Candidate) -> bool:
+    """A candidate whose every level runs one of the models ``app.operator.tuning`` tunes."""
+    if candidate.live is not None or not isinstance(candidate.models, Mapping) or not candidate.models:
+        return False
+    kinds = set()
+    for model in candidate.models.values():
+        try:
+            kinds.add(_parse(model).model if model is not None else None)
+        except ValueError:
+            return False
+    return len(kinds) == 1 and kinds <= {"controller", "predictive"}
 
 
 def _finite_positive(value: object) -> bool:
@@ -216,6 +233,11 @@ def validate_run(
             problems.append(f"limits of {managed[uuid].name}: {pair!r} is not (import, export) > 0 kWh/slot")
     for k, candidate in enumerate(candidates):
         label = f"candidate {k + 1} ({names[k] or 'no name'})"
+        tune = candidate.tune_days
+        if isinstance(tune, bool) or not isinstance(tune, int) or not 0 <= tune <= MAX_DAYS:
+            problems.append(f"{label}: tune on {tune!r} days, a whole number from 1 to {MAX_DAYS}")
+        elif tune and not _tunable(candidate):
+            problems.append(f"{label}: only a controller or predictive controller can be tuned")
         if candidate.live is not None:
             shared = [u for u in picked if u in candidate.live]
             if not shared:

@@ -9,6 +9,7 @@ progress bars and to cancel in the middle; the live exchange of ``conftest.py`` 
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -18,9 +19,11 @@ from console_ui import choose, login, type_into
 from dash.testing.wait import until
 from selenium.webdriver.common.keys import Keys
 
+from app import slots
 from app.console import ids
 
 GENERATED = "a generated grid, 10 communities x 100 houses"
+SHOTS = Path(__file__).resolve().parents[2] / "shots"
 
 
 def cid(kind: str, cand: int) -> str:
@@ -191,4 +194,46 @@ def test_wif103_uploads_checked_before_a_run_levels_apart_and_live_copy_on_live_
     assert "Copy of the live settings" in offered(0)
     choose(dash_duo, f"#{ids.WHATIF_SCENARIO}", GENERATED)
     until(lambda: "Copy of the live settings" not in offered(0), 10, msg="the live copy is still offered")
+    assert dash_duo.get_logs() == []
+
+
+def test_wif104_tune_a_predictive_candidate_on_the_last_day_and_see_what_was_chosen(live, dash_duo):
+    """The operator picks the predictive controller for a candidate, ticks "Tune on the last 1
+    days" and runs: the results name the candidate as tuned, the day it was tuned on, the chosen
+    parameters and every setting it tried with its score (the chosen row marked)."""
+    dash_duo.driver.set_window_size(1366, 768)
+    login(dash_duo, "operator", "/what-if")
+    type_into(dash_duo, f"#{ids.WHATIF_DAYS}", "1")
+    type_into(dash_duo, f"#{ids.WHATIF_COUNT}", "2")
+    tune_box = cid("whatif-tune-box", 1)
+    assert not dash_duo.find_element(tune_box).is_displayed()  # time of use cannot be tuned
+    type_into(dash_duo, cid("whatif-name", 1), "ahead")
+    choose(dash_duo, cid("whatif-model", 1), "Predictive congestion controller")
+    until(lambda: dash_duo.find_element(tune_box).is_displayed(), 10, msg="no tune option")
+    for field, value in (("import_limit_kwh", "2"), ("export_limit_kwh", "3")):
+        type_into(dash_duo, pmid(type="whatif-param", cand=1, field=f"predictive.{field}", level=0), value)
+    click(dash_duo, cid("whatif-tune", 1))
+    type_into(dash_duo, cid("whatif-tune-days", 1), "1")
+    click(dash_duo, f"#{ids.WHATIF_RUN}")
+    dash_duo.wait_for_contains_text("#whatif-tuning", "tuned on", timeout=120)
+    dash_duo.wait_for_contains_text(f"#{ids.WHATIF_MESSAGE}", "Done in ", timeout=10)
+    text = dash_duo.find_element("#whatif-tuning").text
+    assert (
+        text.startswith("ahead: tuned on")
+        and "(1 day(s), scored on the last 1" in text
+        and "Chosen: aim (share of limit)" in text
+    )
+    compared_from = re.search(r"day\(s\) from (\S+),", dash_duo.find_element("#whatif-summary").text).group(1)
+    tuned_from = re.search(r"tuned on (\S+) to", text).group(1)
+    assert tuned_from >= slots.shift(compared_from, 96, 15)  # after the compared day, not on it
+    rows = dash_duo.driver.find_elements("css selector", ".whatif-tuning-table tbody tr")
+    assert len(rows) == 12
+    chosen = [r.text for r in rows if r.text.endswith("chosen")]
+    assert len(chosen) == 1
+    assert "tuned: predictive controller" in dash_duo.find_element(f"#{ids.WHATIF_RESULTS}").text
+    dash_duo.driver.execute_script(  # below the sticky header: its first line shows too
+        "document.getElementById('whatif-tuning').scrollIntoView({block: 'start'}); window.scrollBy(0, -90);"
+    )
+    SHOTS.mkdir(exist_ok=True)
+    dash_duo.driver.save_screenshot(str(SHOTS / "browser_whatif_tuned.png"))
     assert dash_duo.get_logs() == []

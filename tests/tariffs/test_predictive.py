@@ -168,3 +168,40 @@ def test_closed_loop_it_learns_a_daily_peak_down_under_the_limit():
     assert peaks[0] > limit_kwh
     assert (peaks[3:] <= limit_kwh).all(), peaks
     assert np.isfinite(fees).all() and fees.max() <= 40.0
+
+
+def two_days_export(export_at, import_at=lambda s: 0.0, fee_at=lambda s: 0.0):
+    slots = range(2 * DAY - 2)
+    return history([import_at(s) for s in slots], [export_at(s) for s in slots], [fee_at(s) for s in slots])
+
+
+def test_export_alone_lifts_the_fee_only_to_its_cap_while_import_is_on_target():
+    """A noon export 50 % over target with import far below it: without a cap the fee rises by
+    gain x 0.5 (and curtails every owner once past the feed-in rate); with a 3 ct/kWh cap it stops
+    there. An import above target lifts the fee past the cap as before."""
+    target = 2 * DAY - 1
+    exporting = two_days_export(lambda s: 30.0, fee_at=lambda s: 2.0)
+    slot = SlotInfo(target, MONDAY, 15)
+    uncapped = next_fee(exporting, slot, params(trend=0, gain_ct_per_kwh=20.0), LIMITS)
+    assert uncapped == pytest.approx(2.0 + 20.0 * 0.5)
+    capped = params(trend=0, gain_ct_per_kwh=20.0, export_fee_cap_ct_per_kwh=3.0)
+    assert next_fee(exporting, slot, capped, LIMITS) == pytest.approx(3.0)
+    both = two_days_export(lambda s: 30.0, import_at=lambda s: 30.0, fee_at=lambda s: 2.0)
+    assert next_fee(both, slot, capped, LIMITS) == pytest.approx(2.0 + 20.0 * 0.5)
+
+
+def test_export_cap_lowers_a_high_fee_no_faster_than_the_largest_fall():
+    target = 2 * DAY - 1
+    exporting = two_days_export(lambda s: 30.0, fee_at=lambda s: 20.0)  # in force: 20
+    capped = params(trend=0, gain_ct_per_kwh=20.0, export_fee_cap_ct_per_kwh=3.0, max_fall_ct_per_kwh=1.0)
+    assert next_fee(exporting, SlotInfo(target, MONDAY, 15), capped, LIMITS) == pytest.approx(19.0)
+
+
+def test_a_leak_forgets_part_of_the_learned_fee_each_day():
+    target = 2 * DAY - 1
+    on_target = two_days(lambda s: 20.0, lambda s: 10.0)
+    slot = SlotInfo(target, MONDAY, 15)
+    assert next_fee(on_target, slot, params(trend=0), LIMITS) == pytest.approx(10.0)
+    assert next_fee(on_target, slot, params(trend=0, leak=0.1), LIMITS) == pytest.approx(9.0)
+    with pytest.raises(ValidationError):
+        params(leak=0.9)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 
 import openpyxl
 import pytest
@@ -181,3 +182,58 @@ def test_wif028_the_page_is_in_the_navigation_and_registered(console):
     client = console.server.test_client()
     sign_in_client(client, "viewer")
     assert client.get("/what-if").status_code == 200
+
+
+def _tuned_rows(model: str, tune_days: object, params: list[dict]) -> list[dict]:
+    return form.form_rows(
+        2, ["zero", "ahead"], ["zero", model], [False, False], params, [False, False], None, [None, tune_days]
+    )
+
+
+def test_wif060_a_candidate_tuned_on_the_last_days_runs_with_the_best_of_the_grid_shown_beside_it(console):
+    """ "Tune on the last 1 day" for a predictive controller: the run tunes it on a day that is
+    not the compared one (the live market's last day, or the day after the compared ones), runs
+    it with the winner, and the results show the winner next to every setting it tried."""
+    console.cycles(2)
+    params = _params(1, "predictive", import_limit_kwh=2, export_limit_kwh=2)
+    with console.as_user("operator"):
+        spec = page.build_spec("live", 1, None, 70, _tuned_rows("predictive", 1, params))
+    assert spec["candidates"][1]["tune_days"] == 1 and spec["candidates"][0]["tune_days"] == 0
+    assert isinstance(spec["live_slot"], int)
+    result = execute(spec, page.job_context(console.server))
+    [info] = result.tuning
+    from app.operator.tuning import PREDICTIVE_GRID
+
+    assert info["candidate"] == "ahead" and info["tune_days"] == 1
+    assert len(info["rows"]) == len(list(itertools.product(*PREDICTIVE_GRID.values())))
+    best = min(info["rows"], key=lambda row: row["score"])
+    assert info["best"] == best["change"]
+    # the compared run is the tuned one, in every market it steers
+    for model in result.models["ahead"].values():
+        assert model["model"] == "predictive"
+        assert {k: model[k] for k in info["best"]} == info["best"]
+        assert model["import_limit_kwh"] == 2.0  # the candidate's own fields stay
+    assert info["window"][0] > result.slot_labels[-1]  # tuned after the compared day, not on it
+    section = str(page.results_section(result, spec))
+    assert "tuned on" in section and "chosen" in section and "tuned: " in section
+
+
+def test_wif061_only_controllers_are_tuned_and_on_1_to_7_days():
+    constant = _params(1, "constant")
+    with pytest.raises(WhatIfError, match=r"candidate 2 \(ahead\): only a controller or predictive"):
+        form.parse_candidates(_tuned_rows("constant", 2, constant), live=None)
+    predictive = _params(1, "predictive", import_limit_kwh=2, export_limit_kwh=2)
+    with pytest.raises(WhatIfError, match=r"candidate 2 \(ahead\): tune on 9 days"):
+        form.parse_candidates(_tuned_rows("predictive", 9, predictive), live=None)
+    _, ahead = form.parse_candidates(_tuned_rows("predictive", 3, predictive), live=None)
+    assert ahead.tune_days == 3
+
+
+def test_wif062_the_tuning_days_are_the_last_ones_but_never_the_compared_ones():
+    from app.whatif.tune import tuning_window_slots
+
+    # the live market is on day 10: the last 3 days before it
+    assert tuning_window_slots(days=2, tune_days=3, slots_per_day=96, live_slot=960) == (672, 960)
+    # a market on day 1 (or no live market): the days right after the 2 compared ones
+    assert tuning_window_slots(days=2, tune_days=3, slots_per_day=96, live_slot=96) == (192, 480)
+    assert tuning_window_slots(days=2, tune_days=3, slots_per_day=96) == (192, 480)

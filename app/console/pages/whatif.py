@@ -62,6 +62,7 @@ from app.whatif.form import (
     DEFAULT_COUNT,
     DEFAULT_DAYS,
     DEFAULT_LIMIT_PCT,
+    DEFAULT_TUNE_DAYS,
     DEFAULTS,
     LEVEL_MODELS,
     MODELS,
@@ -90,6 +91,7 @@ from app.whatif.runs import (
     WhatIfResult,
     whatif_workbook,
 )
+from app.whatif.tune import TUNABLE
 
 # -- where runs and results live ----------------------------------------------------------------
 
@@ -169,7 +171,16 @@ def build_spec(
     scenario, the live settings (on the live scenario) and whether the user is a viewer."""
     scenario = load_run_scenario(scenario_kind)
     live = live_models() if scenario_kind == "live" else None
-    return make_spec(scenario, scenario_kind, days, markets, limit_pct, rows, live, is_viewer())
+    live_slot = None
+    if scenario_kind == "live" and any(row.get("tune_days") for row in rows):
+        # where "the last T days" end: the running slot, counted from the scenario's first
+        running = console().clock_state().get("running_slot")
+        try:
+            since = slots.parse(running) - scenario.start
+            live_slot = max(int(since.total_seconds() // 60 // scenario.slot_length_min), 0)
+        except (TypeError, ValueError):  # no clock reading: the days after the compared ones
+            live_slot = None
+    return make_spec(scenario, scenario_kind, days, markets, limit_pct, rows, live, is_viewer(), live_slot)
 
 
 def queue_problem_now(server: Flask | None = None) -> str | None:
@@ -472,6 +483,37 @@ def candidate_card(k: int, shown: bool) -> dmc.Paper:
                 id={"type": "whatif-split-box", "cand": k},
                 style=None if model in LEVEL_MODELS else {"display": "none"},
             ),
+            html.Div(
+                dmc.Group(
+                    [
+                        dmc.Checkbox(
+                            id={"type": "whatif-tune", "cand": k},
+                            label="Tune on the last",
+                            checked=False,
+                            size="xs",
+                        ),
+                        dmc.NumberInput(
+                            id={"type": "whatif-tune-days", "cand": k},
+                            value=DEFAULT_TUNE_DAYS,
+                            min=1,
+                            max=MAX_DAYS,
+                            step=1,
+                            allowDecimal=False,
+                            clampBehavior="none",
+                            size="xs",
+                            w=64,
+                            **{"aria-label": f"Days to tune candidate {k + 1} on"},
+                        ),
+                        dmc.Text(
+                            "days first (the grid's best on them; below: all it tried)", size="xs", c="dimmed"
+                        ),
+                    ],
+                    gap=6,
+                    wrap="nowrap",
+                ),
+                id={"type": "whatif-tune-box", "cand": k},
+                style=None if model in TUNABLE else {"display": "none"},
+            ),
             *sections,
         ],
         id={"type": "whatif-card", "cand": k},
@@ -602,6 +644,8 @@ def results_section(result: WhatIfResult, spec: Mapping) -> dmc.Stack:
         described = [describe(parse_model(m)) for m in result.models[name].values() if m is not None]
         text = "; ".join(dict.fromkeys(described)) or "the scenario's fees"
         text = "zero fee" if result.kinds[k] == "zero" else text
+        if any(info["candidate"] == name for info in getattr(result, "tuning", None) or ()):
+            text = f"tuned: {text}"
         live = result.kinds[k] == LIVE
         rows.append(
             dmc.Group(
@@ -646,6 +690,7 @@ def results_section(result: WhatIfResult, spec: Mapping) -> dmc.Stack:
                 p="sm",
                 withBorder=True,
             ),
+            tuning_section(getattr(result, "tuning", None)),
             dmc.Select(
                 id=ids.WHATIF_CHART_MARKET,
                 label="Charts of",
@@ -667,6 +712,77 @@ def results_section(result: WhatIfResult, spec: Mapping) -> dmc.Stack:
         ],
         gap="sm",
     )
+
+
+TUNING_LABELS = {
+    "target_share": "aim (share of limit)",
+    "export_fee_cap_ct_per_kwh": "export fee cap ct/kWh",
+    "leak": "leak per day",
+    "gain_ct_per_kwh": "gain ct/kWh",
+    "smooth_slots": "smoothing slots",
+    "ki_ct_per_kwh": "ki ct/kWh",
+    "forecast_weight": "forecast weight",
+}
+
+
+def _setting(value: object) -> str:
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def tuning_section(infos: Sequence[Mapping] | None) -> dmc.Paper | None:
+    """What "tune on the last T days" chose for each tuned candidate, next to what it tried: one
+    table per candidate, a row per parameter setting of the grid, the chosen one marked."""
+    if not infos:
+        return None
+    blocks = []
+    for info in infos:
+        keys = list(info["rows"][0]["change"]) if info["rows"] else []
+        chosen = ", ".join(f"{TUNING_LABELS.get(k, k)} {_setting(v)}" for k, v in info["best"].items())
+        days = int(info["tune_days"])
+        blocks.append(
+            dmc.Text(
+                [
+                    dmc.Text(info["candidate"], fw=600, span=True, size="sm"),
+                    f": tuned on {info['window'][0]} to {info['window'][1]} ({days} day(s), scored on the "
+                    f"last {days - days // 2} after the model's warm-up; none is a compared day). Chosen: ",
+                    dmc.Text(chosen or "nothing to choose", fw=600, span=True, size="sm"),
+                    f". Score: worse peak % of zero fee + {info['waste_pp']:g} per 100 % of export "
+                    f"energy unmatched + {info['price_pp']:g} per 100 % dearer average price.",
+                ],
+                size="sm",
+            )
+        )
+        head = [TUNING_LABELS.get(k, k) for k in keys] + [
+            "score",
+            "peak import %",
+            "peak export %",
+            "unmatched %",
+            "avg price ct/kWh",
+            "",
+        ]
+        body = []
+        for row in info["rows"]:
+            best = row["change"] == info["best"]
+            cells = [_setting(row["change"][k]) for k in keys] + [
+                f"{row['score']:.1f}",
+                f"{row['peak_import_pct']:.1f}",
+                f"{row['peak_export_pct']:.1f}",
+                f"{row['unmatched_pct']:.1f}",
+                f"{row['avg_price_ct_per_kwh']:.2f}",
+                "chosen" if best else "",
+            ]
+            style = {"background": "var(--mantine-color-green-light)", "fontWeight": 600} if best else None
+            body.append(dmc.TableTr([dmc.TableTd(c) for c in cells], style=style))
+        blocks.append(
+            dmc.Table(
+                [dmc.TableThead(dmc.TableTr([dmc.TableTh(h) for h in head])), dmc.TableTbody(body)],
+                withTableBorder=True,
+                fz="xs",
+                verticalSpacing=2,
+                className="whatif-tuning-table",
+            )
+        )
+    return dmc.Paper(dmc.Stack(blocks, gap=4), p="sm", withBorder=True, id="whatif-tuning")
 
 
 def chart_figures(run_id: object, market_uuid: object) -> tuple:
@@ -693,12 +809,14 @@ def register_callbacks(app: Dash) -> None:
     @app.callback(
         Output({"type": "whatif-section", "cand": MATCH, "model": ALL}, "style"),
         Output({"type": "whatif-split-box", "cand": MATCH}, "style"),
+        Output({"type": "whatif-tune-box", "cand": MATCH}, "style"),
         Input({"type": "whatif-model", "cand": MATCH}, "value"),
         prevent_initial_call=True,
     )
     def show_model(model):
         sections = [None if o["id"]["model"] == model else {"display": "none"} for o in ctx.outputs_list[0]]
-        return sections, None if model in LEVEL_MODELS else {"display": "none"}
+        hidden = {"display": "none"}
+        return sections, None if model in LEVEL_MODELS else hidden, None if model in TUNABLE else hidden
 
     @app.callback(
         Output({"type": "whatif-level", "cand": MATCH, "model": ALL, "level": 1}, "style"),
@@ -783,15 +901,32 @@ def register_callbacks(app: Dash) -> None:
             "params": State({"type": "whatif-param", "cand": ALL, "field": ALL, "level": ALL}, "value"),
             "splits": State({"type": "whatif-split", "cand": ALL}, "checked"),
             "tables": State({"type": "whatif-tou", "cand": ALL}, "data"),
+            "tunes": State({"type": "whatif-tune", "cand": ALL}, "checked"),
+            "tune_days": State({"type": "whatif-tune-days", "cand": ALL}, "value"),
         },
         prevent_initial_call=True,
     )
     def submit(
-        clicks, scenario, days, markets, limit_pct, count, names, models, autos, params, splits, tables
+        clicks,
+        scenario,
+        days,
+        markets,
+        limit_pct,
+        count,
+        names,
+        models,
+        autos,
+        params,
+        splits,
+        tables,
+        tunes,
+        tune_days,
     ):
         # the per-card states by name with their ids (which card each value belongs to)
         cards_of = ctx.args_grouping
-        autos, splits, tables = (by_card(cards_of[name]) for name in ("autos", "splits", "tables"))
+        autos, splits, tables, tunes, tune_days = (
+            by_card(cards_of[name]) for name in ("autos", "splits", "tables", "tunes", "tune_days")
+        )
         cards = range(len(names))
         try:
             rows = form_rows(
@@ -802,6 +937,7 @@ def register_callbacks(app: Dash) -> None:
                 cards_of["params"],
                 [splits.get(k, False) for k in cards],
                 [tables.get(k) for k in cards],
+                [tune_days.get(k) if tunes.get(k) else None for k in cards],
             )
             user = require_operator_to_run()
             spec = build_spec(scenario, days, markets, limit_pct, rows)
