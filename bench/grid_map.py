@@ -29,16 +29,8 @@ GRIDS = ((10, 24), (50, 19), (100, 99))  # communities x houses: 251, 1,001 and 
 def grid(communities: int, houses: int) -> tuple[list[dict], dict, dict, dict]:
     from app.operator.alerts import Limits
 
-    markets = [
-        {
-            "uuid": "g",
-            "name": "Grid",
-            "level": 0,
-            "parent_uuid": None,
-            "fee_ct_per_kwh": 2,
-            "next_fee_ct_per_kwh": 2,
-        }
-    ]
+    top = {"uuid": "g", "name": "Grid", "level": 0, "parent_uuid": None}
+    markets = [{**top, "fee_ct_per_kwh": 2, "next_fee_ct_per_kwh": 2}]
     latest, limits, alerts = {}, {}, {}
     for c in range(communities):
         uuid = f"c{c}"

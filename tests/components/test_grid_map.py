@@ -9,16 +9,8 @@ from app.operator.alerts import Limits
 
 
 def tree(communities: int, houses: int) -> list[dict]:
-    out = [
-        {
-            "uuid": "g",
-            "name": "Grid",
-            "level": 0,
-            "parent_uuid": None,
-            "fee_ct_per_kwh": 2,
-            "next_fee_ct_per_kwh": 2,
-        }
-    ]
+    grid = {"uuid": "g", "name": "Grid", "level": 0, "parent_uuid": None}
+    out = [{**grid, "fee_ct_per_kwh": 2, "next_fee_ct_per_kwh": 2}]
     for c in range(communities):
         out.append(
             {

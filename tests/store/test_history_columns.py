@@ -9,6 +9,8 @@ from app.operator.store import HISTORY_FIELDS, OperatorStore, history_row
 from app.store.db import make_engine, migrate
 from app.store.schema import op_history
 
+RATES = ("min_trade_rate", "median_trade_rate", "avg_trade_rate", "max_trade_rate")  # wire = code
+
 
 def test_the_migrations_make_the_history_table_the_stat_table_describes(store_url):
     migrate(store_url)
@@ -27,11 +29,8 @@ def test_a_dso_answer_is_read_back_from_the_history_under_the_codes_names(store_
     try:
         store = OperatorStore(engine)
         market = {"area_uuid": "m-1", "name": "Community 1", "level": 1, "parent_uuid": "m-grid"}
-        answer = {  # dso_market_stats as the wire has it
-            "min_trade_rate": None,
-            "median_trade_rate": None,
-            "avg_trade_rate": None,
-            "max_trade_rate": None,
+        answer = {  # dso_market_stats as the wire has it, of a slot without trades
+            **dict.fromkeys(RATES),
             "total_traded_energy_kWh": 0.0,
             "market_fee_revenue": 0.0,
             "current_market_fee": 3.5,
@@ -45,10 +44,7 @@ def test_a_dso_answer_is_read_back_from_the_history_under_the_codes_names(store_
         assert store.append_history([history_row(market, "2026-06-22T13:15", answer)]) == 1
         (row,) = store.history("m-1")
         assert {k: row[k] for k in HISTORY_FIELDS} == {
-            "min_trade_rate": None,
-            "median_trade_rate": None,
-            "avg_trade_rate": None,
-            "max_trade_rate": None,
+            **dict.fromkeys(RATES),
             "total_traded_energy_kWh": 0.0,
             "import_kwh": 1.25,
             "export_kwh": 0.5,
