@@ -45,7 +45,7 @@ def test_agent_over_20_cycles_keeps_history_and_applies_queued_fees_from_the_nex
     assert command["status"] == APPLIED and command["source"] == "manual:operator"
     applies = console.runner.clock.slot_of(command["applies_from_slot"])
     assert applies == console.runner.clock.slot_of(queued_during) + 1
-    fees = {r["slot"]: r["market_fee"] for r in console.store.history(community.uuid)}
+    fees = {r["slot"]: r["fee_ct_per_kwh"] for r in console.store.history(community.uuid)}
     assert fees[applies - 1] == 1.0 and fees[applies] == 4.5
 
 

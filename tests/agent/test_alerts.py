@@ -32,7 +32,7 @@ def row(slot: int, imp: float = 0.0, exp: float = 0.0, fee: float = 1.0, revenue
         "slot": f"2026-06-22T{slot // 4:02d}:{15 * (slot % 4):02d}",
         "import_kwh": imp,
         "export_kwh": exp,
-        "market_fee": fee,
+        "fee_ct_per_kwh": fee,
         "market_fee_revenue": revenue,
     }
 
@@ -243,8 +243,8 @@ def test_alr012_a_fee_that_brings_import_under_the_limit_clears_the_alert(tmp_pa
         agent.on_market_cycle(runner.close_running_slot())  # 06:30 closes: 60 ct/kWh in force
         rows = {r["slot"]: r for r in ops.history(south.uuid)}
         before, at = rows[runner.clock.label(25)], rows[runner.clock.label(26)]
-        assert before["market_fee"] == 1.0 and before["import_kwh"] > 1.0, before  # the old fee: over
-        assert at["market_fee"] == 60.0 and at["import_kwh"] < 1.0, at  # the new one: under
+        assert before["fee_ct_per_kwh"] == 1.0 and before["import_kwh"] > 1.0, before  # the old fee: over
+        assert at["fee_ct_per_kwh"] == 60.0 and at["import_kwh"] < 1.0, at  # the new one: under
         assert south_alerts() == []
         (done,) = [a for a in alerts_store.history() if a["id"] == firing["id"]]
         assert done["resolved_slot"] == runner.clock.label(26)

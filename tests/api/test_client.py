@@ -196,10 +196,10 @@ def assert_fees_applied_from_the_next_slot(ex: Exchange, agent: FeeAgent) -> Non
         # every closed slot ran with the fee the fee book says: a fee is never in force in the
         # slot it was received in, and in force from the next one (unless a later one replaced it)
         for slot in range(min(rows), last + 1):
-            assert rows[slot]["market_fee"] == expected_fee(changes, initial_fee, slot), slot
+            assert rows[slot]["fee_ct_per_kwh"] == expected_fee(changes, initial_fee, slot), slot
         for k, change in enumerate(changes):
             if all(c.received_slot != change.received_slot for c in changes[k + 1 :]):
-                assert rows[change.applies_from_slot]["market_fee"] == change.fee_ct_per_kwh
+                assert rows[change.applies_from_slot]["fee_ct_per_kwh"] == change.fee_ct_per_kwh
 
 
 # -- tests -----------------------------------------------------------------------------------

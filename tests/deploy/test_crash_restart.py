@@ -188,7 +188,9 @@ def test_dep050_kill9_whole_server_mid_slot_restart_loses_and_doubles_nothing(
         assert agent_slots[0] <= 2
 
         # each command: applied, booked once, in force from the slot it was promised for
-        fee_in_force = {r["slot"]: r["market_fee"] for r in got if r["market_uuid"] == market["area_uuid"]}
+        fee_in_force = {
+            r["slot"]: r["fee_ct_per_kwh"] for r in got if r["market_uuid"] == market["area_uuid"]
+        }
         assert len(book) == len(crashes)  # nothing else sent a fee
         for c in crashes:
             state = command(engine, c["id"])

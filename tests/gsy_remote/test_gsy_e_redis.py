@@ -115,8 +115,8 @@ def test_gre001_console_operates_gsy_e_over_redis(gsye: GsyE, redis_url: str, co
     # in force from N+1 in gsy-e's own figures: its trades, its next events and its stats
     wait_for(lambda: (console.store.latest_slot() or "") >= target, 30, "slot N+1 in the history")
     history = {r["slot"]: r for r in console.store.history(uuids["Community"])}
-    assert history[running]["market_fee"] == 4.0
-    assert history[target]["market_fee"] == 7.0
+    assert history[running]["fee_ct_per_kwh"] == 4.0
+    assert history[target]["fee_ct_per_kwh"] == 7.0
     row = history[target]
     assert row["market_fee_revenue"] == pytest.approx(7.0 * row["total_traded_energy_kWh"])
     charged = gsye.fees_charged("Community")

@@ -103,12 +103,12 @@ def test_grr001_recorded_gsy_e_loop(replay: ReplayGsyE, redis_url: str, console_
     # the history is gsy-e's recorded figures, each closed slot once
     community = {r["slot"]: r for r in console.store.history(uuids["Community"])}
     assert sorted(community) == [shift("2024-06-21T00:00", 15 * k) for k in range(7)]
-    assert community["2024-06-21T00:45"]["market_fee"] == 4.0
-    assert community["2024-06-21T01:00"]["market_fee"] == 7.0
+    assert community["2024-06-21T00:45"]["fee_ct_per_kwh"] == 4.0
+    assert community["2024-06-21T01:00"]["fee_ct_per_kwh"] == 7.0
     assert community["2024-06-21T01:00"]["market_fee_revenue"] == pytest.approx(1.6275)
-    assert community["2024-06-21T00:45"]["next_market_fee"] == 7.0
+    assert community["2024-06-21T00:45"]["next_fee_ct_per_kwh"] == 7.0
     grid = {r["slot"]: r for r in console.store.history(uuids["Grid"])}
-    assert {r["market_fee"] for r in grid.values()} == {1.0}
+    assert {r["fee_ct_per_kwh"] for r in grid.values()} == {1.0}
 
 
 def test_grr002_a_lost_answer_is_settled_from_the_next_event_not_sent_again(

@@ -151,7 +151,7 @@ def test_wif026_a_live_copy_runs_the_live_settings_and_is_not_applied_again(cons
     spec = _spec(console, ("zero", "zero"), ("live", "live"))
     assert spec["candidates"][1]["live"][grid.uuid] == {"model": "constant", "fee_ct_per_kwh": 7.0}
     result = execute(spec, page.job_context(console.server))
-    assert (result.series("live", "market_fee", grid.uuid)[2:] == 7.0).all()
+    assert (result.series("live", "fee_ct_per_kwh", grid.uuid)[2:] == 7.0).all()
     with console.as_user("operator"), pytest.raises(ValueError, match="live already"):
         page.apply_candidate(spec["run_id"], 1)
 
