@@ -20,7 +20,10 @@ import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
+# pandas at import, not in the first day's thread: plotly, in a request thread, would otherwise
+# read a half-imported pandas from sys.modules (a 500 "partially initialized module 'pandas'")
 import numpy as np
+import pandas as pd
 
 from app.exchange.grid import GridModel
 from app.exchange.scenario import Scenario
@@ -50,7 +53,6 @@ def h25_day_kw(date: dt.date) -> np.ndarray:
 
 @lru_cache(maxsize=64)
 def _h25_day_kw(iso_date: str) -> np.ndarray:
-    import pandas as pd  # with demandlib and pvlib: imported by the first day that needs them
     from demandlib import bdew
 
     idx = pd.date_range(iso_date, periods=96, freq="15min")
@@ -73,7 +75,6 @@ def _pv_day_kw_per_kwp(
     azimuth: float,
 ) -> np.ndarray:
     """Clear-sky AC output of a 1 kWp plant, 96 quarter-hour values [kW/kWp]."""
-    import pandas as pd
     import pvlib
     from pvlib.location import Location
 
