@@ -67,6 +67,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 # the processes as a PaaS runs them: the same as the deployment tests
+from app.console import ids  # noqa: E402 - after the path
 from tests.deploy.deploy_procs import process_env, procfile, run_procfile_line  # noqa: E402 - after the path
 
 PASSWORD = {"operator": "operator"}
@@ -344,14 +345,18 @@ class Browser:
 
     # -- pages -------------------------------------------------------------------------------
     def header(self, n: int | None) -> tuple[str, dict]:
-        tick = {"id": "tick", "property": "n_intervals"}
+        """The shell's header callback as the browser sends it (its three outputs: the header bar,
+        the fee timing and the server's state; the browser's zone as state)."""
+        tick = {"id": ids.TICK, "property": "n_intervals"}
         if n is not None:
             tick["value"] = n
+        outputs = [(ids.HEADER, "children"), (ids.FEE_TIMING, "data"), (ids.SERVER_OK, "data")]
         return "cb header", {
-            "output": "header.children",
-            "outputs": {"id": "header", "property": "children"},
+            "output": ".." + "...".join(f"{i}.{p}" for i, p in outputs) + "..",
+            "outputs": [{"id": i, "property": p} for i, p in outputs],
             "inputs": [tick],
-            **(changed("tick.n_intervals") if n is not None else changed()),
+            "state": [{"id": ids.BROWSER_TZ, "property": "data", "value": "Europe/Berlin"}],
+            **(changed(f"{ids.TICK}.n_intervals") if n is not None else changed()),
         }
 
     def load(self, path: str) -> bool:
@@ -441,6 +446,8 @@ class Browser:
                 [prop(c, c["id"], "value") for c in by_type.get("fee-param", [])],
                 prop(table, table["id"], "data"),
                 prop(box, box["id"], "value"),
+                prop(last, last["id"], "data"),  # a closed slot and the send point recompute it
+                {"id": ids.FEE_TARGET, "property": "data"},
             ],
             **changed(),
         }
