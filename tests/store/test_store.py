@@ -203,6 +203,42 @@ def test_a_resent_batch_changes_nothing_and_gets_the_same_answer(open_store, sma
     assert [c.fee_ct_per_kwh for c in store.fee_history()] == [6.0, 7.0]
 
 
+def test_the_same_batch_sent_twice_at_once_is_applied_once(open_store, small_scenario):
+    """Two workers take the same batch at the same moment: the second finds no answer yet, waits
+    for the first's transaction, then gets the first's answer back; one change is kept."""
+    first, second = open_store(small_scenario), open_store(small_scenario)  # two engines
+    community = first.grid.markets[1]
+    inside, second_looked = threading.Event(), threading.Event()
+    looked_up, looks = second.fee_book._answer_of, []
+
+    def look_up(batch: tuple[str, str]) -> dict | None:
+        looks.append(looked_up(batch))
+        second_looked.set()
+        return looks[-1]
+
+    second.fee_book._answer_of = look_up
+
+    def answer_slowly(results: list) -> dict:
+        inside.set()  # the first holds its transaction until the second has looked
+        assert second_looked.wait(30)
+        return {"who": "first"}
+
+    got: dict[str, tuple] = {}
+    batch = ("alice", "tx-race")
+    commands = [(community.uuid, Fee(6.5))]
+    one = threading.Thread(
+        target=lambda: got.update(first=first.fee_book.submit_batch(batch, commands, "api", answer_slowly))
+    )
+    one.start()
+    assert inside.wait(30)
+    got["second"] = second.fee_book.submit_batch(batch, commands, "api", lambda r: {"who": "second"})
+    one.join(30)
+
+    assert got == {"first": ({"who": "first"}, False), "second": ({"who": "first"}, True)}
+    assert looks == [None, {"who": "first"}]  # it looked before the first's commit, and after its own try
+    assert [(c.fee_ct_per_kwh, c.transaction_id) for c in first.fee_history()] == [(6.5, "tx-race")]
+
+
 # -- one rule, two storages -----------------------------------------------------------------
 
 
