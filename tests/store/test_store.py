@@ -242,6 +242,17 @@ def test_the_same_batch_sent_twice_at_once_is_applied_once(open_store, small_sce
 # -- one rule, two storages -----------------------------------------------------------------
 
 
+def test_the_store_book_opens_a_slot_as_the_memory_book_does(open_store, small_scenario):
+    store = open_store(small_scenario)
+    community = store.grid.markets[1]
+    before = float(store.grid.initial_fee_ct_per_kwh[community.index])
+    assert store.fee_book.open_slot(4)[community.index] == before
+    change = store.fee_book.submit_fee(community.uuid, Fee(3.0), "test")
+    assert (change.received_slot, change.applies_from_slot) == (4, 5)
+    assert store.load_state().running_slot == 4
+    assert store.fee_book.open_slot(5)[community.index] == 3.0
+
+
 def test_the_store_book_and_the_memory_book_agree_over_a_run(open_store, small_scenario, monkeypatch):
     """The same fees sent while the same slots run: both books give every slot the same fees,
     the same next fees and the same history; so does a new process, from the store's snapshot."""
