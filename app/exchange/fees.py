@@ -261,7 +261,8 @@ class FeeBook:
         with self.storage.reading() as ledger:
             running = ledger.running_slot()
             fees = self.fees_in(ledger, slot)
-        if slot <= running:  # it has started: no change can reach it any more
+        settled = self._settled
+        if slot <= running and (settled is None or settled[0] < slot):  # started: no change can reach it
             self.settle(slot, fees)
         return fees
 
