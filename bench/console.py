@@ -20,7 +20,6 @@ Targets: slot update <= 50 ms p95. With ``--json`` the last line is
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -29,6 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench.report import print_report  # noqa: E402 - after the path
 
 
 def percentiles(times_s: list[float]) -> dict:
@@ -98,12 +99,10 @@ def main() -> int:
             results["market_page"] = percentiles(page)
         store.engine.dispose()
 
-    print(f"{'case':<22}{'p50 ms':>10}{'p95 ms':>10}")
-    for case, figures in results.items():
-        print(f"{case:<22}{figures['p50_ms']:>10.2f}{figures['p95_ms']:>10.2f}")
-    if args.json:
-        print(json.dumps(results))
-    return 0
+    rows = [
+        (case, f"{figures['p50_ms']:.2f}", f"{figures['p95_ms']:.2f}") for case, figures in results.items()
+    ]
+    return print_report(("case", "p50 ms", "p95 ms"), rows, results, args.json)
 
 
 if __name__ == "__main__":

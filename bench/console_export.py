@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import random
 import resource
 import sys
@@ -33,6 +32,8 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.report import print_report  # noqa: E402 - after the path
 
 INSERT_CHUNK = 10_000
 TARGET_SECONDS = 10.0
@@ -187,13 +188,7 @@ def main() -> int:
         ("peak RSS after export, ru_maxrss [MB]", f"{rss_after:.1f}"),
         ("peak RSS at the end [MB]", f"{max_rss_mb():.1f}"),
     ]
-    width = max(len(k) for k, _ in table) + 2
-    print(f"{'figure':<{width}}{'value':>14}")
-    for key, value in table:
-        print(f"{key:<{width}}{value:>14}")
-    if args.json:
-        print(json.dumps(result))
-    return 0
+    return print_report(("figure", "value"), table, result, args.json)
 
 
 if __name__ == "__main__":

@@ -29,9 +29,8 @@ GRIDS = ((10, 24), (50, 19), (100, 99))  # communities x houses: 251, 1,001 and 
 def grid(communities: int, houses: int) -> tuple[list[dict], dict, dict, dict]:
     from app.operator.alerts import Limits
 
-    markets = [
-        {"uuid": "g", "name": "Grid", "level": 0, "parent_uuid": None, "current_fee": 2, "next_fee": 2}
-    ]
+    top = {"uuid": "g", "name": "Grid", "level": 0, "parent_uuid": None}
+    markets = [{**top, "fee_ct_per_kwh": 2, "next_fee_ct_per_kwh": 2}]
     latest, limits, alerts = {}, {}, {}
     for c in range(communities):
         uuid = f"c{c}"
@@ -43,8 +42,8 @@ def grid(communities: int, houses: int) -> tuple[list[dict], dict, dict, dict]:
         latest[uuid] = {
             "import_kwh": 5.0 + c % 9,
             "export_kwh": 1.0,
-            "market_fee": 1.0,
-            "next_market_fee": 1.0,
+            "fee_ct_per_kwh": 1.0,
+            "next_fee_ct_per_kwh": 1.0,
         }
         limits[uuid] = Limits(10.0, 20.0)
         if c % 7 == 0:

@@ -36,6 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.report import print_report  # noqa: E402 - after the path
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -147,12 +149,7 @@ def main() -> int:
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(timeout=15)
-    print(f"{'figure':<24} value")
-    for key, value in figures.items():
-        print(f"{key:<24} {value}")
-    if args.json:
-        print(json.dumps(figures))
-    return 0
+    return print_report(("figure", "value"), list(figures.items()), figures, args.json)
 
 
 if __name__ == "__main__":

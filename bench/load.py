@@ -66,7 +66,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.config import without_settings  # noqa: E402 - after the path
+# the processes as a PaaS runs them: the same as the deployment tests
+from tests.deploy.deploy_procs import process_env, procfile, run_procfile_line  # noqa: E402 - after the path
 
 PASSWORD = {"operator": "operator"}
 REQUEST_TIMEOUT_S = 30.0
@@ -77,15 +78,6 @@ CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 # -- the processes ------------------------------------------------------------------------------
-def procfile() -> dict[str, str]:
-    entries = {}
-    for line in (ROOT / "Procfile").read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            name, _, command = line.partition(":")
-            entries[name.strip()] = command.strip()
-    return entries
-
-
 @dataclass
 class Stack:
     """The processes of one run, each in a process group of its own, logs in ``tmp``."""
@@ -94,27 +86,13 @@ class Stack:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def env(self, **settings: str) -> dict[str, str]:
-        env = without_settings(os.environ)  # our settings must not leak in from the calling shell
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        env["PYTHONUNBUFFERED"] = "1"
-        env.update(settings)
-        return env
+        return process_env(**settings)  # our settings must not leak in from the calling shell
 
     def log(self, name: str) -> Path:
         return self.tmp / f"{name}.log"
 
     def start(self, name: str, command: str, env: dict[str, str]) -> subprocess.Popen:
-        with self.log(name).open("wb") as out:
-            proc = subprocess.Popen(
-                ["bash", "-c", f"exec {command}"],
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.procs[name] = proc
+        proc = self.procs[name] = run_procfile_line(command, env, self.log(name))
         return proc
 
     def tail(self, name: str, lines: int = 15) -> str:

@@ -1,6 +1,26 @@
 # Shared by install_gsy_e.sh and install_gsy_sdk.sh (sourced, not run): copy a source tree from a
-# local copy, and make a fresh venv. Both refuse to replace what exists unless $force is 1;
-# $me names the calling script in their messages.
+# local copy, make a fresh venv, lay out a target folder with both, and drop the "git+" lines of a
+# requirements file. Nothing that exists is replaced unless $force is 1; $me names the calling
+# script in the messages.
+
+# print_help: the calling script's header comment (its lines after the #! line), then exit 0.
+print_help() {
+    awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"
+    exit 0
+}
+
+unknown_option() {
+    echo "$me: unknown option $1" >&2
+    exit 2
+}
+
+# expect_arguments WANT GOT USAGE: exit 2 with the usage line unless GOT == WANT.
+expect_arguments() {
+    if [[ $2 -ne $1 ]]; then
+        echo "usage: $0 $3 (see --help)" >&2
+        exit 2
+    fi
+}
 
 # copy_source IN OUT: IN is a source directory with setup.py (copied without .git, build output or
 # egg-info) or a git repository (its HEAD exported); IN and OUT the same directory: used in place.
@@ -41,4 +61,25 @@ fresh_venv() {
         rm -rf "$venv"
     fi
     "$python" -m venv "$venv"
+}
+
+# setup_target FRAMEWORK PACKAGE NAME TARGET PYTHON: TARGET/src/gsy-framework copied from
+# FRAMEWORK, TARGET/src/NAME from PACKAGE, a fresh TARGET/venv made by PYTHON. Sets $target (made
+# absolute), $src, $venv and $pip (the venv's pip, an array to run).
+setup_target() {
+    local framework_in=$1 package_in=$2 name=$3 python=$5
+    mkdir -p "$4"
+    target=$(cd "$4" && pwd)
+    src=$target/src
+    venv=$target/venv
+    copy_source "$framework_in" "$src/gsy-framework"
+    copy_source "$package_in" "$src/$name"
+    fresh_venv "$python" "$venv"
+    pip=("$venv/bin/python" -m pip)
+}
+
+# without_git_lines REQUIREMENTS OUT: REQUIREMENTS without its "git+..." (or "-e git+...") lines,
+# which pip cannot fetch here, written to OUT.
+without_git_lines() {
+    grep -v -E '^[[:space:]]*(-e[[:space:]]+)?git\+' "$1" >"$2"
 }

@@ -19,52 +19,28 @@
 #       /work/.mirror/gridsingularity+gsy-e/repo /work/gsy-e-inst
 # then: export GSY_E_PYTHON=/work/gsy-e-inst/venv/bin/python
 set -euo pipefail
+me=install_gsy_e.sh
+# shellcheck source=scripts/gsy_copy.sh
+source "$(dirname "${BASH_SOURCE[0]}")/gsy_copy.sh"
 
 force=0
 while [[ $# -gt 0 && $1 == --* ]]; do
     case $1 in
         --force) force=1 ;;
-        --help | -h)
-            sed -n '2,21p' "$0"
-            exit 0
-            ;;
-        *)
-            echo "install_gsy_e.sh: unknown option $1" >&2
-            exit 2
-            ;;
+        --help | -h) print_help ;;
+        *) unknown_option "$1" ;;
     esac
     shift
 done
-if [[ $# -ne 3 ]]; then
-    echo "usage: $0 [--force] FRAMEWORK GSY_E TARGET (see --help)" >&2
-    exit 2
-fi
-framework_in=$1
-gsye_in=$2
-target=$3
-python=${PYTHON:-python3}
-
-mkdir -p "$target"
-target=$(cd "$target" && pwd)
-src=$target/src
-venv=$target/venv
-
-me=install_gsy_e.sh
-# shellcheck source=scripts/gsy_copy.sh
-source "$(dirname "${BASH_SOURCE[0]}")/gsy_copy.sh"
-
-copy_source "$framework_in" "$src/gsy-framework"
-copy_source "$gsye_in" "$src/gsy-e"
-
-fresh_venv "$python" "$venv"
-pip=("$venv/bin/python" -m pip)
+expect_arguments 3 $# "[--force] FRAMEWORK GSY_E TARGET"
+setup_target "$1" "$2" gsy-e "$3" "${PYTHON:-python3}"
 
 echo "== 1/4 gsy-framework from $src/gsy-framework"
 "${pip[@]}" install -q "$src/gsy-framework"
 
 echo "== 2/4 gsy-e's pinned third-party requirements (without the git+ line)"
 reqs=$target/gsy-e-requirements-nogit.txt
-grep -v -E '^[[:space:]]*(-e[[:space:]]+)?git\+' "$src/gsy-e/requirements/base.txt" >"$reqs"
+without_git_lines "$src/gsy-e/requirements/base.txt" "$reqs"
 "${pip[@]}" install -q -r "$reqs"
 
 echo "== 3/4 psutil (imported by gsy-e, pinned only in its dev requirements)"

@@ -22,6 +22,9 @@
 #   scripts/install_gsy_sdk.sh /work/.mirror/gridsingularity+gsy-framework/repo \
 #       /work/.mirror/gridsingularity+gsy-e-sdk/repo /work/gsy-sdk
 set -euo pipefail
+me=install_gsy_sdk.sh
+# shellcheck source=scripts/gsy_copy.sh
+source "$(dirname "${BASH_SOURCE[0]}")/gsy_copy.sh"
 
 force=0
 unit_tests=0
@@ -29,47 +32,20 @@ while [[ $# -gt 0 && $1 == --* ]]; do
     case $1 in
         --force) force=1 ;;
         --unit-tests) unit_tests=1 ;;
-        --help | -h)
-            sed -n '2,24p' "$0"
-            exit 0
-            ;;
-        *)
-            echo "install_gsy_sdk.sh: unknown option $1" >&2
-            exit 2
-            ;;
+        --help | -h) print_help ;;
+        *) unknown_option "$1" ;;
     esac
     shift
 done
-if [[ $# -ne 3 ]]; then
-    echo "usage: $0 [--force] [--unit-tests] FRAMEWORK SDK TARGET (see --help)" >&2
-    exit 2
-fi
-framework_in=$1
-sdk_in=$2
-target=$3
-python=${PYTHON:-python3}
-
-mkdir -p "$target"
-target=$(cd "$target" && pwd)
-src=$target/src
-venv=$target/venv
-
-me=install_gsy_sdk.sh
-# shellcheck source=scripts/gsy_copy.sh
-source "$(dirname "${BASH_SOURCE[0]}")/gsy_copy.sh"
-
-copy_source "$framework_in" "$src/gsy-framework"
-copy_source "$sdk_in" "$src/gsy-e-sdk"
-
-fresh_venv "$python" "$venv"
-pip=("$venv/bin/python" -m pip)
+expect_arguments 3 $# "[--force] [--unit-tests] FRAMEWORK SDK TARGET"
+setup_target "$1" "$2" gsy-e-sdk "$3" "${PYTHON:-python3}"
 
 echo "== 1/3 gsy-framework from $src/gsy-framework"
 "${pip[@]}" install "$src/gsy-framework"
 
 echo "== 2/3 the SDK's pinned third-party requirements (without the git+ line)"
 reqs=$target/sdk-requirements-nogit.txt
-grep -v -E '^[[:space:]]*(-e[[:space:]]+)?git\+' "$src/gsy-e-sdk/requirements/base.txt" >"$reqs"
+without_git_lines "$src/gsy-e-sdk/requirements/base.txt" "$reqs"
 if grep -q 'git+' "$reqs"; then
     echo "install_gsy_sdk.sh: $reqs still names a git+ URL:" >&2
     grep -n 'git+' "$reqs" >&2

@@ -24,6 +24,26 @@ from app.exchange.grid import build_grid
 from app.exchange.scenario import Scenario, load_scenario, parse_scenario
 from app.store.repo import ExchangeStore
 
+
+def _house(name: str, annual_kwh: float, *assets: dict) -> dict:
+    """A house with a load of ``annual_kwh`` and ``assets`` beside it."""
+    return {"name": name, "assets": [{"type": "load", "annual_kwh": annual_kwh}, *assets]}
+
+
+def _pv(kwp: float, **orientation: float) -> dict:
+    return {"type": "pv", "kwp": kwp, **orientation}
+
+
+def _battery(capacity_kwh: float, power_kw: float) -> dict:
+    return {"type": "battery", "capacity_kwh": capacity_kwh, "power_kw": power_kw}
+
+
+def _ev(energy_kwh: float, power_kw: float, available_from: str, due_by: str) -> dict:
+    """An electric vehicle to charge with ``energy_kwh`` between ``available_from`` and ``due_by``."""
+    ev = {"type": "flexible_load", "kind": "ev", "energy_kwh": energy_kwh, "power_kw": power_kw}
+    return ev | {"available_from": available_from, "due_by": due_by}
+
+
 # 2 communities x 3 houses in hour-long slots from midnight of a June day: within the first 15
 # slots the battery discharges at night and charges from PV in the morning, and the EV charges
 # from slot 4 (04:00) on, so the asset state changes from slot to slot. (The simulation counts
@@ -44,45 +64,18 @@ SMALL_SCENARIO = {
                 "name": "West",
                 "fee_ct_per_kwh": 1,
                 "houses": [
-                    {"name": "West Consumer", "assets": [{"type": "load", "annual_kwh": 3500}]},
-                    {
-                        "name": "West Prosumer",
-                        "assets": [{"type": "load", "annual_kwh": 4000}, {"type": "pv", "kwp": 9}],
-                    },
-                    {
-                        "name": "West Battery Home",
-                        "assets": [
-                            {"type": "load", "annual_kwh": 4500},
-                            {"type": "pv", "kwp": 10},
-                            {"type": "battery", "capacity_kwh": 10, "power_kw": 5},
-                        ],
-                    },
+                    _house("West Consumer", 3500),
+                    _house("West Prosumer", 4000, _pv(9)),
+                    _house("West Battery Home", 4500, _pv(10), _battery(10, 5)),
                 ],
             },
             {
                 "name": "East",
                 "fee_ct_per_kwh": 1.5,
                 "houses": [
-                    {"name": "East Consumer", "assets": [{"type": "load", "annual_kwh": 3000}]},
-                    {
-                        "name": "East Prosumer",
-                        "assets": [{"type": "load", "annual_kwh": 4200}, {"type": "pv", "kwp": 7}],
-                    },
-                    {
-                        "name": "East EV Home",
-                        "assets": [
-                            {"type": "load", "annual_kwh": 4000},
-                            {"type": "pv", "kwp": 6, "azimuth_deg": 225},
-                            {
-                                "type": "flexible_load",
-                                "kind": "ev",
-                                "energy_kwh": 20,
-                                "power_kw": 3.7,
-                                "available_from": "04:00",
-                                "due_by": "10:00",
-                            },
-                        ],
-                    },
+                    _house("East Consumer", 3000),
+                    _house("East Prosumer", 4200, _pv(7)),
+                    _house("East EV Home", 4000, _pv(6, azimuth_deg=225), _ev(20, 3.7, "04:00", "10:00")),
                 ],
             },
         ],
@@ -103,17 +96,24 @@ def default_scenario() -> Scenario:
 # -- Redis --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
+def _serving(server_class: type, unavailable: type[Exception]) -> Iterator:
+    """Start a throwaway server of ``server_class`` until the generator ends; skip the test when
+    it cannot run here (``unavailable``: e.g. the server's package is not installed)."""
     try:
-        server = RedisServer()
-    except RedisUnavailable as exc:
+        server = server_class()
+    except unavailable as exc:
         pytest.skip(str(exc))
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A Redis server for the whole session; skips the test when none is installed."""
+    yield from _serving(RedisServer, RedisUnavailable)
 
 
 @pytest.fixture
@@ -135,15 +135,7 @@ def redis_url(redis_server: RedisServer) -> str:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server for the whole session; skips the test when none is installed."""
-    try:
-        server = PostgresServer()
-    except PostgresUnavailable as exc:
-        pytest.skip(str(exc))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serving(PostgresServer, PostgresUnavailable)
 
 
 @pytest.fixture(scope="session")

@@ -129,13 +129,17 @@ class SdkWire:
         return f"{self.url}/external-connection/aggregator-api/{self.sim}/"
 
     # -- what the SDK sends ----------------------------------------------------------------
-    def token(self, username: str = "operator", password: str | None = None) -> str:
-        response = requests.post(
+    def token_answer(self, username: str, password: str) -> requests.Response:
+        """The answer to the SDK's sign-in (``POST /api-token-auth/``, a JSON body)."""
+        return requests.post(
             f"{self.url}/api-token-auth/",
-            data=json.dumps({"username": username, "password": password or username}),
+            data=json.dumps({"username": username, "password": password}),
             headers={"Content-Type": "application/json"},
             timeout=10,
         )
+
+    def token(self, username: str = "operator", password: str | None = None) -> str:
+        response = self.token_answer(username, password or username)
         assert response.status_code == 200, response.text
         return response.json()["access"]
 

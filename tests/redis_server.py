@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ending import end_process
 from pg_server import free_port
 
 
@@ -95,13 +96,7 @@ class RedisServer:
     def _end_process(self) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        end_process(self.proc)
         self.proc = None
 
     def stop(self) -> None:

@@ -7,12 +7,14 @@ These models validate what comes in, shape what goes out, and are the source of
 
 from __future__ import annotations
 
+import keyword
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from app.exchange.stat_table import DSO_MARKET_STATS, MARKET_STATS, SLOT_STATS, SlotStat
 
 SlotLabel = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$", examples=["2026-06-22T13:15"])]
-Rate = Annotated[float | None, Field(description="ct/kWh; null when nothing traded")]
 
 
 class _Strict(BaseModel):
@@ -84,46 +86,80 @@ class GridResponse(BaseModel):
 
 
 # --- stats and market cycles ----------------------------------------------------------------
-class MarketStats(BaseModel):
-    min_trade_rate: Rate
-    median_trade_rate: Rate
-    avg_trade_rate: Rate
-    max_trade_rate: Rate
-    total_traded_energy_kWh: float
-    market_fee_revenue: float = Field(description="ct, this slot")
-    current_market_fee: float = Field(description="ct/kWh in force in that slot")
-    next_market_fee: float = Field(description="ct/kWh queued for the slot after it")
+# The stats fields come from the table of the slot statistics (app.exchange.stat_table): name on
+# the wire, unit, whether null, what it means.
 
 
-class Throughput(BaseModel):
-    import_: float = Field(alias="import", description="kWh entering the market's subtree")
-    export: float = Field(description="kWh leaving it")
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+def _stat_field(stat: SlotStat, description: str | None = None, alias: str | None = None) -> tuple:
+    kind = float | None if stat.nullable else float
+    return kind, Field(alias=alias, description=f"{stat.unit}; {description or stat.description}")
 
 
-class DsoMarketStats(MarketStats):
-    area_throughput: Throughput
-    self_sufficiency: float | None = Field(description="%")
-    self_consumption: float | None = Field(description="%")
-    peak_import_kwh: float = Field(description="the slot's import [kWh]; x4 for kW at 15 min")
-    peak_export_kwh: float
-    unmatched_kwh: float
+def _stat_fields(
+    stats: tuple[SlotStat, ...], groups: dict[str, type[BaseModel]], aliases: bool = True
+) -> dict[str, tuple]:
+    """pydantic fields of ``stats`` by wire name, with their ``aliases`` or not; a nested value
+    (``group.name``) as the model ``groups[group]``."""
+    fields: dict[str, tuple] = {}
+    for stat in stats:
+        group, _, name = stat.api_name.rpartition(".")
+        if group:
+            fields.setdefault(group, (groups[group], ...))
+        else:
+            fields[name] = _stat_field(stat)
+        for alias in stat.aliases if aliases else ():
+            fields[alias] = _stat_field(
+                stat, f"the slot's {stat.label.lower()} (= {stat.api_name}); x4 for kW at 15 min"
+            )
+    return fields
 
 
-class MarketCycleEntry(BaseModel):
+def _grouped(group: str) -> tuple[SlotStat, ...]:
+    return tuple(s for s in SLOT_STATS if s.api_name is not None and s.api_name.startswith(group + "."))
+
+
+# ``import`` is a Python keyword: the field is ``import_`` with the alias ``import``
+Throughput = create_model(
+    "Throughput",
+    __config__=ConfigDict(populate_by_name=True, serialize_by_alias=True),
+    **{
+        name + "_" * keyword.iskeyword(name): _stat_field(s, alias=name)
+        for s in _grouped("area_throughput")
+        for name in [s.api_name.rpartition(".")[2]]
+    },
+)
+_GROUPS = {"area_throughput": Throughput}
+
+MarketStats = create_model(
+    "MarketStats",
+    __doc__="A market's ``market_stats`` of one slot.",
+    **_stat_fields(tuple(s for s in SLOT_STATS if s.answer == MARKET_STATS), _GROUPS),
+)
+DsoMarketStats = create_model(
+    "DsoMarketStats",
+    __base__=MarketStats,
+    __doc__="A market's ``dso_market_stats`` of one slot: its ``market_stats`` and the DSO's fields.",
+    **_stat_fields(tuple(s for s in SLOT_STATS if s.answer == DSO_MARKET_STATS), _GROUPS),
+)
+
+
+class _MarketCycleEntry(BaseModel):
+    # the fees of the event are named from the slot now running (see app.exchange.events)
     area_uuid: str
     name: str
     parent_uuid: str | None
     level: int
-    last_market_fee: float
-    current_market_fee: float
-    next_market_fee: float
+    last_market_fee: float = Field(description="ct/kWh in force in the slot that closed")
+    current_market_fee: float = Field(description="ct/kWh in force in the slot now running")
+    next_market_fee: float = Field(description="ct/kWh queued for the slot after it")
     last_market_stats: MarketStats
-    area_throughput: Throughput
-    self_sufficiency: float | None
-    self_consumption: float | None
-    market_fee_revenue: float
-    unmatched_kwh: float
+
+
+MarketCycleEntry = create_model(
+    "MarketCycleEntry",
+    __base__=_MarketCycleEntry,
+    **_stat_fields(tuple(s for s in SLOT_STATS if s.in_cycle), _GROUPS, aliases=False),
+)
 
 
 class MarketInfo(BaseModel):

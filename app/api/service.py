@@ -17,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 from app.api.auth import User
 from app.api.models import Command, GridFeesCommand
 from app.exchange.clock import BadSlot, SimClock
-from app.exchange.events import last_market_stats, market_info
+from app.exchange.events import dso_market_stats, last_market_stats, market_info
 from app.exchange.fees import Fee, FeeChange, FeeRefused, validate_fee
 from app.exchange.grid import LEVEL_NAMES
 from app.exchange.scenario import Scenario
@@ -41,18 +41,6 @@ class _Pending:
     area_uuid: str
     index: int
     fee: Fee
-
-
-def _dso_stats(row: dict) -> dict:
-    return {
-        **last_market_stats(row),
-        "area_throughput": {"import": row["import_kwh"], "export": row["export_kwh"]},
-        "self_sufficiency": row["self_sufficiency"],
-        "self_consumption": row["self_consumption"],
-        "peak_import_kwh": row["import_kwh"],
-        "peak_export_kwh": row["export_kwh"],
-        "unmatched_kwh": row["unmatched_kwh"],
-    }
 
 
 class ExchangeService:
@@ -185,7 +173,7 @@ class ExchangeService:
         return {
             "area_uuid": area_uuid,
             "name": market.name,
-            "rows": [{"slot": r["slot_label"], "stats": _dso_stats(r)} for r in rows],
+            "rows": [{"slot": r["slot_label"], "stats": dso_market_stats(r)} for r in rows],
         }
 
     # -- batch commands -------------------------------------------------------------------
@@ -317,7 +305,7 @@ class ExchangeService:
                 slots, keyed = [self.clock.slot_of(label) for label in labels], True
             except BadSlot as exc:
                 return self._error(base, "bad_slot", str(exc))
-        pick = _dso_stats if kind == "dso_market_stats" else last_market_stats
+        pick = dso_market_stats if kind == "dso_market_stats" else last_market_stats
         found = {}
         for slot in slots:
             if slot not in rows_by_slot:  # one read per slot and batch, every market's stats

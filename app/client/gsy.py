@@ -139,6 +139,8 @@ def market_entry(row: dict) -> dict:
     revenue = number(node.get("market_fee_revenue"))
     if revenue is None:  # gsy-e's event carries none: the fee in force times the energy traded
         revenue = (last_fee or 0.0) * energy
+    # gsy-e's event into ours, field by field with gsy-e's gaps filled: a translation between two
+    # contracts, not derived from the table of slot statistics (app.exchange.stat_table)
     return {
         "area_uuid": row["area_uuid"],
         "name": row["name"],
@@ -754,6 +756,7 @@ class GsyLink(GridOperatorClient):
             )
         stats = answer.get("market_stats") or {}
         node = nodes.get(area) or {}
+        # gsy-e's answer into our dso_market_stats, field by field (see market_entry)
         out = {
             "min_trade_rate": number(stats.get("min_trade_rate")),
             "median_trade_rate": number(stats.get("median_trade_rate")),

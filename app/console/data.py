@@ -213,8 +213,8 @@ class ConsoleData:
                     "name": m["name"],
                     "level": m["level"],
                     "parent_uuid": m["parent_uuid"],
-                    "current_fee": m["current_market_fee"],
-                    "next_fee": m["next_market_fee"],
+                    "fee_ct_per_kwh": m["current_market_fee"],
+                    "next_fee_ct_per_kwh": m["next_market_fee"],
                     "import_limit_kwh": m.get("import_limit_kwh"),
                     "export_limit_kwh": m.get("export_limit_kwh"),
                     # a gsy exchange says which markets this console holds; ours: by level

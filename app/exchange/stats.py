@@ -22,66 +22,41 @@ flexible loads, not battery charging.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import make_dataclass
 
 import numpy as np
 
 from app.exchange.grid import GridModel
 from app.exchange.matching import EXTERNAL, Trades, stable_int_order
+from app.exchange.stat_table import SLOT_STATS, STAT_FIELDS
 
 ROLE_MEETING, ROLE_EXPORT, ROLE_IMPORT = 0, 1, 2
 
-STAT_FIELDS = (
-    "min_trade_rate",
-    "median_trade_rate",
-    "avg_trade_rate",
-    "max_trade_rate",
-    "total_traded_energy_kWh",
-    "import_kwh",
-    "export_kwh",
-    "self_sufficiency",
-    "self_consumption",
-    "market_fee",
-    "next_market_fee",
-    "market_fee_revenue",
-    "unmatched_kwh",
-    "consumption_kwh",
-    "production_kwh",
+
+def _rows(self: SlotStats) -> list[dict[str, float | None]]:
+    """Every market's stats as JSON-ready numbers (NaN -> None), in market order."""
+    columns = [[None if v != v else v for v in getattr(self, name).tolist()] for name in STAT_FIELDS]
+    return [dict(zip(STAT_FIELDS, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def _row(self: SlotStats, market: int) -> dict[str, float | None]:
+    """One market's stats as JSON-ready numbers (NaN -> None)."""
+    out: dict[str, float | None] = {}
+    for name in STAT_FIELDS:
+        value = float(getattr(self, name)[market])
+        out[name] = None if np.isnan(value) else value
+    return out
+
+
+SlotStats = make_dataclass(
+    "SlotStats",
+    [(s.key, np.ndarray) for s in SLOT_STATS],
+    namespace={"rows": _rows, "row": _row, "__module__": __name__},
+    frozen=True,
 )
-
-
-@dataclass(frozen=True)
-class SlotStats:
-    """Arrays over markets (index as in ``GridModel.markets``). Rates NaN when nothing traded."""
-
-    min_trade_rate: np.ndarray  # [ct/kWh]
-    median_trade_rate: np.ndarray
-    avg_trade_rate: np.ndarray  # energy-weighted
-    max_trade_rate: np.ndarray
-    total_traded_energy_kWh: np.ndarray  # [kWh]
-    import_kwh: np.ndarray
-    export_kwh: np.ndarray
-    self_sufficiency: np.ndarray  # [%], NaN when nothing was consumed
-    self_consumption: np.ndarray  # [%], NaN when nothing was produced
-    market_fee: np.ndarray  # fee in force this slot [ct/kWh]
-    next_market_fee: np.ndarray  # fee queued for the next slot [ct/kWh]
-    market_fee_revenue: np.ndarray  # [ct]
-    unmatched_kwh: np.ndarray  # curtailed supply + unserved demand in the subtree
-    consumption_kwh: np.ndarray
-    production_kwh: np.ndarray
-
-    def rows(self) -> list[dict[str, float | None]]:
-        """Every market's stats as JSON-ready numbers (NaN -> None), in market order."""
-        columns = [[None if v != v else v for v in getattr(self, name).tolist()] for name in STAT_FIELDS]
-        return [dict(zip(STAT_FIELDS, values, strict=True)) for values in zip(*columns, strict=True)]
-
-    def row(self, market: int) -> dict[str, float | None]:
-        """One market's stats as JSON-ready numbers (NaN -> None)."""
-        out: dict[str, float | None] = {}
-        for name in STAT_FIELDS:
-            value = float(getattr(self, name)[market])
-            out[name] = None if np.isnan(value) else value
-        return out
+SlotStats.__doc__ = """Arrays over markets (index as in ``GridModel.markets``), one attribute per
+``SLOT_STATS`` key in its unit; NaN where the statistic is None (rates when nothing traded, shares
+when nothing was consumed or produced)."""
 
 
 def market_triples(grid: GridModel, trades: Trades, fee: np.ndarray):
@@ -189,8 +164,8 @@ def slot_stats(
         export_kwh=exp,
         self_sufficiency=_pct(imp, cons),
         self_consumption=_pct(exp + unmatched, prod),
-        market_fee=fee.astype(float),
-        next_market_fee=next_fee.astype(float),
+        fee_ct_per_kwh=fee.astype(float),
+        next_fee_ct_per_kwh=next_fee.astype(float),
         market_fee_revenue=np.bincount(market, weights=energy * fee[market], minlength=n_m),
         unmatched_kwh=unmatched,
         consumption_kwh=cons,

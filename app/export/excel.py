@@ -48,13 +48,12 @@ from dataclasses import asdict, replace
 from io import BytesIO
 from typing import BinaryIO
 
+from app.exchange.stat_table import STAT
 from app.export import xlsx
 from app.export.xlsx import (
     BOLD_STYLE,
-    ENERGY,
     RATE,
     REVENUE,
-    SHARE,
     SLOT_FORMAT,
     TIME_FORMAT,
     Column,
@@ -66,7 +65,7 @@ from app.export.xlsx import (
     unix_serial,
     xml_text,
 )
-from app.operator.store import OperatorStore
+from app.operator.store import HISTORY_FIELDS, OperatorStore
 
 CHUNK_ROWS = 2000  # history slots / fee commands read per query, rows written to the zip at once
 COMMANDS_SHEET = "Fee commands"
@@ -77,22 +76,24 @@ _UNSAFE_FILENAME = re.compile(r"[^0-9A-Za-z_.-]+")
 _CUMULATIVE = "cumulative"
 
 
+def _stat_column(key: str) -> Column:
+    stat = STAT[key]
+    return Column(stat.header, key, stat.number_format, 14)
+
+
+# The statistics the history keeps (app.exchange.stat_table), in its order, with the running sum
+# of the fee revenue after the revenue
 HISTORY_COLUMNS = (
     Column("Slot start (simulated, scenario's zone)", "slot", SLOT_FORMAT, 22),
-    Column("Min trade rate [ct/kWh]", "min_trade_rate", RATE, 14),
-    Column("Median trade rate [ct/kWh]", "median_trade_rate", RATE, 14),
-    Column("Avg trade rate [ct/kWh]", "avg_trade_rate", RATE, 14),
-    Column("Max trade rate [ct/kWh]", "max_trade_rate", RATE, 14),
-    Column("Traded energy [kWh]", "total_traded_energy_kWh", ENERGY, 14),
-    Column("Import [kWh]", "import_kwh", ENERGY, 12),
-    Column("Export [kWh]", "export_kwh", ENERGY, 12),
-    Column("Self-sufficiency [%]", "self_sufficiency", SHARE, 14),
-    Column("Self-consumption [%]", "self_consumption", SHARE, 14),
-    Column("Fee in force [ct/kWh]", "market_fee", RATE, 13),
-    Column("Fee queued [ct/kWh]", "next_market_fee", RATE, 13),
-    Column("Fee revenue [ct]", "market_fee_revenue", REVENUE, 13),
-    Column("Cumulative fee revenue [ct]", _CUMULATIVE, REVENUE, 16),
-    Column("Unmatched energy [kWh]", "unmatched_kwh", ENERGY, 14),
+    *(
+        column
+        for key in HISTORY_FIELDS
+        for column in (
+            (_stat_column(key), Column("Cumulative fee revenue [ct]", _CUMULATIVE, REVENUE, 16))
+            if key == "market_fee_revenue"
+            else (_stat_column(key),)
+        )
+    ),
 )
 
 COMMAND_COLUMNS = (

@@ -192,13 +192,13 @@ def fee_at_cap(market: Mapping, rows: Sequence[Mapping], model: Mapping | None, 
     recent = list(rows[-FEE_AT_CAP_SLOTS:])
     if cap is None or len(recent) < FEE_AT_CAP_SLOTS:
         return Condition("fee_at_cap", uuid, name, False)
-    if all(r.get("market_fee") is not None and r["market_fee"] >= cap - 1e-9 for r in recent):
+    if all(r.get("fee_ct_per_kwh") is not None and r["fee_ct_per_kwh"] >= cap - 1e-9 for r in recent):
         hours = FEE_AT_CAP_SLOTS * 15 / 60
         message = (
             f"fee at the model's cap of {_num(cap)} ct/kWh for {FEE_AT_CAP_SLOTS} slots (about "
             f"{_num(hours)} h) up to slot {_time(recent[-1].get('slot'))}: the model cannot steer further"
         )
-        return Condition("fee_at_cap", uuid, name, True, message, recent[-1]["market_fee"], cap)
+        return Condition("fee_at_cap", uuid, name, True, message, recent[-1]["fee_ct_per_kwh"], cap)
     return Condition("fee_at_cap", uuid, name, False)
 
 

@@ -22,11 +22,13 @@ from app.exchange.simulation import Simulation
 from app.operator.kpis import market_kpis
 from app.tariffs.base import HISTORY_FOR_MODELS, FeeLimits, MarketHistory, SlotInfo
 
+# The slot statistics a run keeps per slot and market (keys of app.exchange.stat_table), in the order
+# of a What-if candidate's sheet: what the models, the KPIs and What-if's charts and workbook read
 SERIES = (
     "import_kwh",
     "export_kwh",
-    "market_fee",
-    "next_market_fee",
+    "fee_ct_per_kwh",
+    "next_fee_ct_per_kwh",
     "market_fee_revenue",
     "total_traded_energy_kWh",
     "avg_trade_rate",
@@ -119,8 +121,8 @@ def backtest(
                 slot=np.arange(s0, slot + 1),
                 import_kwh=series["import_kwh"][: n + 1, j],
                 export_kwh=series["export_kwh"][: n + 1, j],
-                fee_ct_per_kwh=series["market_fee"][: n + 1, j],
-                next_fee_ct_per_kwh=series["next_market_fee"][: n + 1, j],
+                fee_ct_per_kwh=series["fee_ct_per_kwh"][: n + 1, j],
+                next_fee_ct_per_kwh=series["next_fee_ct_per_kwh"][: n + 1, j],
             ).tail(HISTORY_FOR_MODELS)
             # a model's fee is finite and within the limits (``app.tariffs.base``): a ``Fee``
             book.submit_fee(market_uuid, Fee(compute_fee(model, history, target, limits)), "backtest")
@@ -135,7 +137,7 @@ def backtest(
         kpis[u] = market_kpis(
             series["import_kwh"][w, j],
             series["export_kwh"][w, j],
-            series["market_fee"][w, j],
+            series["fee_ct_per_kwh"][w, j],
             series["market_fee_revenue"][w, j],
             series["total_traded_energy_kWh"][w, j],
             series["avg_trade_rate"][w, j],

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from app.exchange.stat_table import STAT
+
+# KPIs named after a slot statistic (a mean or sum of it over the run) take its unit from the table
 KPI_UNITS = {
     "peak_import_kwh": "kWh/slot",
     "peak_export_kwh": "kWh/slot",
@@ -16,13 +19,13 @@ KPI_UNITS = {
     "slots_over_limit": "slots",
     "energy_over_limit_kwh": "kWh",
     "fee_revenue_ct": "ct",
-    "avg_trade_rate": "ct/kWh",
-    "self_sufficiency": "%",
-    "unmatched_kwh": "kWh",
+    "avg_trade_rate": STAT["avg_trade_rate"].unit,
+    "self_sufficiency": STAT["self_sufficiency"].unit,
+    "unmatched_kwh": STAT["unmatched_kwh"].unit,
     "fee_volatility": "ct/kWh",
     "fee_changes": "changes",
-    "import_kwh": "kWh",
-    "export_kwh": "kWh",
+    "import_kwh": STAT["import_kwh"].unit,
+    "export_kwh": STAT["export_kwh"].unit,
 }
 
 

@@ -16,23 +16,16 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, and_, func, insert, select, update
 
+from app.exchange.stat_table import HISTORY_STATS
+from app.exchange.stat_table import get as wire_value
 from app.store.schema import fee_commands, fee_settings, op_history
 
-HISTORY_FIELDS = (
-    "min_trade_rate",
-    "median_trade_rate",
-    "avg_trade_rate",
-    "max_trade_rate",
-    "total_traded_energy_kWh",
-    "import_kwh",
-    "export_kwh",
-    "self_sufficiency",
-    "self_consumption",
-    "market_fee",
-    "next_market_fee",
-    "market_fee_revenue",
-    "unmatched_kwh",
-)
+# The statistics a history row keeps (``app.exchange.stat_table``), by their keys in the code; the
+# table's columns keep their names (``SlotStat.column``), the rows read from it have the keys.
+HISTORY_FIELDS = tuple(s.key for s in HISTORY_STATS)
+_COLUMN_OF = {s.key: s.column for s in HISTORY_STATS if s.key != s.column}
+_KEY_OF = {column: key for key, column in _COLUMN_OF.items()}
+_ROW_COLUMNS = tuple(c.label(_KEY_OF[c.name]) if c.name in _KEY_OF else c for c in op_history.c)
 
 QUEUED, SENDING, APPLIED, REFUSED, SUPERSEDED = "queued", "sending", "applied", "refused", "superseded"
 
@@ -51,36 +44,21 @@ def history_row(market: dict, slot: str, stats: dict | None = None) -> dict:
     """A history row of ``market`` (a ``market_info`` entry) for ``slot``.
 
     ``stats`` is that market's ``dso_market_stats`` answer for the slot (what the agent fetches);
-    without it, the entry's own ``last_market_stats`` and throughput are used.
+    without it, the entry's own ``last_market_stats`` and its fields beside them are used.
     """
     if stats is None:
-        stats = {
-            **market["last_market_stats"],
-            "area_throughput": market["area_throughput"],
-            "self_sufficiency": market.get("self_sufficiency"),
-            "self_consumption": market.get("self_consumption"),
-            "unmatched_kwh": market.get("unmatched_kwh"),
-        }
-    return {
+        stats = {**market, **market["last_market_stats"]}
+    row = {
         "market_uuid": market["area_uuid"],
         "slot": slot,
         "name": market["name"],
         "level": market.get("level", 1),
         "parent_uuid": market.get("parent_uuid"),
-        "min_trade_rate": stats["min_trade_rate"],
-        "median_trade_rate": stats["median_trade_rate"],
-        "avg_trade_rate": stats["avg_trade_rate"],
-        "max_trade_rate": stats["max_trade_rate"],
-        "total_traded_energy_kWh": stats["total_traded_energy_kWh"],
-        "import_kwh": stats["area_throughput"]["import"],
-        "export_kwh": stats["area_throughput"]["export"],
-        "self_sufficiency": stats.get("self_sufficiency"),
-        "self_consumption": stats.get("self_consumption"),
-        "market_fee": stats["current_market_fee"],
-        "next_market_fee": stats["next_market_fee"],
-        "market_fee_revenue": stats["market_fee_revenue"],
-        "unmatched_kwh": stats.get("unmatched_kwh") or 0.0,
     }
+    for s in HISTORY_STATS:
+        value = wire_value(stats, s.api_name)
+        row[s.key] = s.default if value is None else value
+    return row
 
 
 class OperatorStore:
@@ -103,7 +81,9 @@ class OperatorStore:
                 )
             }
             new = [
-                {**r, "exchange": self.exchange} for r in rows if (r["market_uuid"], r["slot"]) not in have
+                {**{_COLUMN_OF.get(k, k): v for k, v in r.items()}, "exchange": self.exchange}
+                for r in rows
+                if (r["market_uuid"], r["slot"]) not in have
             ]
             if new:
                 conn.execute(insert(op_history), new)
@@ -114,7 +94,7 @@ class OperatorStore:
     ) -> list[dict]:
         """One market's rows, oldest first; ``last`` keeps only the newest ``last`` slots."""
         h = op_history.c
-        query = select(op_history).where(h.exchange == self.exchange, h.market_uuid == market_uuid)
+        query = select(*_ROW_COLUMNS).where(h.exchange == self.exchange, h.market_uuid == market_uuid)
         if start is not None:
             query = query.where(h.slot >= start)
         if end is not None:
@@ -142,7 +122,7 @@ class OperatorStore:
         until the iterator is exhausted or closed.
         """
         h = op_history.c
-        query = select(h.slot, *(h[f] for f in fields)).where(
+        query = select(h.slot, *(h[_COLUMN_OF.get(f, f)] for f in fields)).where(
             h.exchange == self.exchange, h.market_uuid == market_uuid
         )
         if start is not None:
@@ -184,7 +164,9 @@ class OperatorStore:
         with self.engine.connect() as conn:
             return [
                 dict(r._mapping)
-                for r in conn.execute(select(op_history).where(h.exchange == self.exchange, h.slot == slot))
+                for r in conn.execute(
+                    select(*_ROW_COLUMNS).where(h.exchange == self.exchange, h.slot == slot)
+                )
             ]
 
     def fee_revenue_by_market(self, after: str | None = None) -> dict[str, float]:

@@ -16,6 +16,8 @@ from sqlalchemy import (
     Text,
 )
 
+from app.exchange.stat_table import HISTORY_STATS
+
 metadata = MetaData()
 
 markets = Table(
@@ -31,7 +33,7 @@ markets = Table(
 
 # The stats of every market per closed slot, packed: one row per slot and chunk of
 # ``STAT_CHUNK_MARKETS`` markets (by their position in the grid). ``stats`` holds the chunk's
-# markets' 15 ``app.exchange.stats.STAT_FIELDS`` as a zstd-compressed float64 matrix, NaN for
+# markets' 15 ``app.exchange.stat_table.STAT_FIELDS`` as a zstd-compressed float64 matrix, NaN for
 # "no value" (a rate when nothing traded, a percentage when its denominator is zero); the format
 # is ``app.store.packed``'s. Written by the runner only, in the transaction that closes the
 # slot, so a slot is either complete for every market or absent. Migration 0005 moved the rows
@@ -112,19 +114,8 @@ op_history = Table(
     Column("name", String(200), nullable=False),
     Column("level", Integer, nullable=False),
     Column("parent_uuid", String(36), nullable=True),
-    Column("min_trade_rate", Float),
-    Column("median_trade_rate", Float),
-    Column("avg_trade_rate", Float),
-    Column("max_trade_rate", Float),
-    Column("total_traded_energy_kWh", Float, nullable=False),
-    Column("import_kwh", Float, nullable=False),
-    Column("export_kwh", Float, nullable=False),
-    Column("self_sufficiency", Float),
-    Column("self_consumption", Float),
-    Column("market_fee", Float, nullable=False),
-    Column("next_market_fee", Float, nullable=False),
-    Column("market_fee_revenue", Float, nullable=False),
-    Column("unmatched_kwh", Float, nullable=False),
+    # the statistics the operator keeps, one Float column each (app.exchange.stat_table)
+    *(Column(s.column, Float, nullable=s.nullable) for s in HISTORY_STATS),
 )
 Index("ix_op_history_slot", op_history.c.exchange, op_history.c.slot)
 

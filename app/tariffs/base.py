@@ -71,7 +71,7 @@ class MarketHistory:
     @classmethod
     def from_rows(cls, rows: list[dict]) -> MarketHistory:
         """From store rows (``slot`` number or label, ``import_kwh``, ``export_kwh``,
-        ``market_fee``, ``next_market_fee``)."""
+        ``fee_ct_per_kwh``, ``next_fee_ct_per_kwh``)."""
 
         def col(name: str) -> np.ndarray:
             return np.array([np.nan if r.get(name) is None else r[name] for r in rows], dtype=float)
@@ -80,8 +80,8 @@ class MarketHistory:
             slot=np.array([slots.number(r["slot"]) for r in rows], dtype=np.int64),
             import_kwh=col("import_kwh"),
             export_kwh=col("export_kwh"),
-            fee_ct_per_kwh=col("market_fee"),
-            next_fee_ct_per_kwh=col("next_market_fee"),
+            fee_ct_per_kwh=col("fee_ct_per_kwh"),
+            next_fee_ct_per_kwh=col("next_fee_ct_per_kwh"),
         )
 
     def tail(self, n: int) -> MarketHistory:

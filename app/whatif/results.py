@@ -16,6 +16,7 @@ from app.config import Settings
 from app.whatif.runs import WhatIfResult
 
 RESULT_TTL_S = 24 * 3600
+_RENAMED_SERIES = {"market_fee": "fee_ct_per_kwh", "next_market_fee": "next_fee_ct_per_kwh"}  # old -> new
 RUN_ID = re.compile(r"[0-9a-f]{32}")
 """A run id: 32 hex digits (``uuid4().hex``), made by the server when it accepts a run."""
 
@@ -76,4 +77,8 @@ class ResultStore:
                 stored = cache.get(run_id)
         if stored is None:
             raise ValueError("this what-if run is no longer stored: run it again")
+        for run in stored["result"].runs.values():  # a run stored before the fee's series were renamed
+            for old, new in _RENAMED_SERIES.items():
+                if old in run.series:
+                    run.series[new] = run.series.pop(old)
         return stored["result"], stored["spec"]

@@ -43,8 +43,9 @@ import numpy as np
 
 from app.exchange.grid import build_grid
 from app.exchange.scenario import Scenario
+from app.exchange.stat_table import STAT
 from app.export import xlsx
-from app.operator.backtest import ZERO, BacktestResult, Cancelled, backtest
+from app.operator.backtest import SERIES, ZERO, BacktestResult, Cancelled, backtest
 from app.operator.kpis import KPI_UNITS, market_kpis
 
 __all__ = [
@@ -70,7 +71,8 @@ BASELINE = "zero-fee baseline"
 LIVE = "live"
 PROGRESS_INTERVAL_S = 0.2  # the progress callback is called at most this often (and at the ends)
 
-# (KPI key, label, which is better): "min" or "max"
+# (KPI key, label, which is better): "min" or "max"; a KPI named after a slot statistic (its mean or
+# sum over the run) has the statistic's label (app.exchange.stat_table)
 KPI_ROWS: tuple[tuple[str, str, str], ...] = (
     ("peak_import_kwh", "Peak import", "min"),
     ("peak_export_kwh", "Peak export", "min"),
@@ -80,9 +82,9 @@ KPI_ROWS: tuple[tuple[str, str, str], ...] = (
     ("slots_over_limit", "Slots over limit", "min"),
     ("energy_over_limit_kwh", "Energy over limit", "min"),
     ("fee_revenue_ct", "Fee revenue", "max"),  # the DSO's income from the fee
-    ("avg_trade_rate", "Average trade price", "min"),  # what members pay each other
-    ("self_sufficiency", "Self-sufficiency", "max"),
-    ("unmatched_kwh", "Unmatched energy", "min"),
+    ("avg_trade_rate", STAT["avg_trade_rate"].label, "min"),  # what members pay each other
+    ("self_sufficiency", STAT["self_sufficiency"].label, "max"),
+    ("unmatched_kwh", STAT["unmatched_kwh"].label, "min"),
     ("fee_volatility", "Fee volatility (std dev)", "min"),
 )
 
@@ -302,7 +304,7 @@ def _with_kpis(
         u: market_kpis(
             s["import_kwh"][:, j],
             s["export_kwh"][:, j],
-            s["market_fee"][:, j],
+            s["fee_ct_per_kwh"][:, j],
             s["market_fee_revenue"][:, j],
             s["total_traded_energy_kWh"][:, j],
             s["avg_trade_rate"][:, j],
@@ -593,18 +595,10 @@ def kpi_rows(baseline: BacktestResult, runs: Mapping[str, BacktestResult]) -> li
 
 # -- Excel --------------------------------------------------------------------------------------
 
-SHEET_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    # (series, header, number format)
-    ("import_kwh", "Import [kWh]", "0.000"),
-    ("export_kwh", "Export [kWh]", "0.000"),
-    ("market_fee", "Fee in force [ct/kWh]", "0.00"),
-    ("next_market_fee", "Fee from the slot after this row [ct/kWh]", "0.00"),
-    ("market_fee_revenue", "Fee revenue [ct]", "0.00"),
-    ("total_traded_energy_kWh", "Traded [kWh]", "0.000"),
-    ("avg_trade_rate", "Average trade price [ct/kWh]", "0.00"),
-    ("consumption_kwh", "Consumption [kWh]", "0.000"),
-    ("unmatched_kwh", "Unmatched [kWh]", "0.000"),
-    ("self_sufficiency", "Self-sufficiency [%]", "0.0"),
+# (series, header, number format) of a candidate's sheet: the series a run keeps, in that order,
+# with their headers and formats from the table of slot statistics
+SHEET_COLUMNS: tuple[tuple[str, str, str], ...] = tuple(
+    (key, STAT[key].header, STAT[key].number_format) for key in SERIES
 )
 KPI_SHEET = "KPIs"
 

@@ -21,7 +21,7 @@ def count_batches(agent):
 
 
 def test_agent_over_20_cycles_keeps_history_and_applies_queued_fees_from_the_next_slot(console):
-    agent = console.agent()
+    agent = console.new_agent()
     sent = count_batches(agent)
     community = console.market(1)
     for cycle in range(20):
@@ -45,12 +45,12 @@ def test_agent_over_20_cycles_keeps_history_and_applies_queued_fees_from_the_nex
     assert command["status"] == APPLIED and command["source"] == "manual:operator"
     applies = console.runner.clock.slot_of(command["applies_from_slot"])
     assert applies == console.runner.clock.slot_of(queued_during) + 1
-    fees = {r["slot"]: r["market_fee"] for r in console.store.history(community.uuid)}
+    fees = {r["slot"]: r["fee_ct_per_kwh"] for r in console.store.history(community.uuid)}
     assert fees[applies - 1] == 1.0 and fees[applies] == 4.5
 
 
 def test_several_changes_before_the_deadline_collapse_to_the_last(console):
-    agent = console.agent()
+    agent = console.new_agent()
     community = console.market(1)
     for fee in (2.0, 3.0, 7.0):
         console.ops.queue(community.uuid, community.name, fee, source="manual:operator", user="operator")
@@ -61,7 +61,7 @@ def test_several_changes_before_the_deadline_collapse_to_the_last(console):
 
 
 def test_a_refused_command_is_recorded_with_the_exchange_s_reason(console):
-    agent = console.agent()
+    agent = console.new_agent()
     community = console.market(1)
     console.ops.queue(community.uuid, community.name, 10_000.0, source="manual:operator", user="operator")
     console.cycle(agent)
@@ -72,7 +72,7 @@ def test_a_refused_command_is_recorded_with_the_exchange_s_reason(console):
 
 @pytest.mark.parametrize("crash", ["before the exchange got it", "after the exchange applied it"])
 def test_agent_killed_mid_cycle_loses_no_queued_command_and_sends_none_twice(console, crash):
-    agent = console.agent()
+    agent = console.new_agent()
     community = console.market(1)
     console.ops.queue(community.uuid, community.name, 5.0, source="manual:operator", user="operator")
     original = agent.batch_command
@@ -88,7 +88,7 @@ def test_agent_killed_mid_cycle_loses_no_queued_command_and_sends_none_twice(con
     with pytest.raises(KeyboardInterrupt):
         console.cycle(agent)
     assert [c["status"] for c in console.ops.commands()] == [SENDING]
-    restarted = console.agent()  # a new process: same store, nothing in memory
+    restarted = console.new_agent()  # a new process: same store, nothing in memory
     console.cycle(restarted)
     assert [c["status"] for c in console.ops.commands()] == [APPLIED]
     assert [c.fee_ct_per_kwh for c in console.store.fee_history(community.uuid)] == [5.0]
@@ -98,22 +98,22 @@ def test_queued_command_survives_a_restart_and_is_sent_once(console):
     community = console.market(1)
     console.ops.queue(community.uuid, community.name, 3.5, source="manual:operator", user="operator")
     assert [c["status"] for c in console.ops.commands()] == [QUEUED]
-    console.cycle(console.agent())  # the first agent after the restart
-    console.cycle(console.agent())
+    console.cycle(console.new_agent())  # the first agent after the restart
+    console.cycle(console.new_agent())
     assert len(console.store.fee_history(community.uuid)) == 1
 
 
 def test_two_agent_processes_against_one_store_only_one_runs(console):
     stop = threading.Event()
     try:
-        first = start_agent(console.settings, console.store.engine, console.app, stop)
-        second = start_agent(console.settings, console.store.engine, console.app, stop)
+        first = start_agent(console.settings, console.store.engine, console.server, stop)
+        second = start_agent(console.settings, console.store.engine, console.server, stop)
         assert first is not None and second is None
     finally:
         stop.set()
         first.join(timeout=20)
     stop_third = threading.Event()
-    third = start_agent(console.settings, console.store.engine, console.app, stop_third)
+    third = start_agent(console.settings, console.store.engine, console.server, stop_third)
     try:
         assert third is not None  # the lock is free again once the first one stopped
     finally:

@@ -32,7 +32,7 @@ def row(slot: int, imp: float = 0.0, exp: float = 0.0, fee: float = 1.0, revenue
         "slot": f"2026-06-22T{slot // 4:02d}:{15 * (slot % 4):02d}",
         "import_kwh": imp,
         "export_kwh": exp,
-        "market_fee": fee,
+        "fee_ct_per_kwh": fee,
         "market_fee_revenue": revenue,
     }
 
@@ -168,7 +168,7 @@ def test_alr009_limits_set_in_the_console_are_audited(store):
 def test_alr010_the_agent_raises_and_clears_an_alert_with_no_browser(console):
     """A community over a limit set in the console fires after two cycles; a fee that brings its
     import under the limit (here: a limit it now keeps) clears it; it all survives a new agent."""
-    agent = console.agent()
+    agent = console.new_agent()
     community = console.market(1)
     console.cycle(agent)
     rows = console.ops.history(community.uuid)
@@ -183,13 +183,13 @@ def test_alr010_the_agent_raises_and_clears_an_alert_with_no_browser(console):
     (firing,) = [a for a in store.open_alerts() if a["market_uuid"] == community.uuid]
     assert firing["state"] == ALERTING and firing["id"] == pending["id"]
     store.set_limits(community.uuid, community.name, 1e6, 1e6, "operator")
-    console.cycle(console.agent())  # a new agent (a restart) reads the same store
+    console.cycle(console.new_agent())  # a new agent (a restart) reads the same store
     assert [a for a in store.open_alerts() if a["market_uuid"] == community.uuid] == []
     assert [a["id"] for a in store.history()] == [firing["id"]]
 
 
 def test_alr011_a_refused_fee_alerts_within_the_slot(console):
-    agent = console.agent()
+    agent = console.new_agent()
     community = console.market(1)
     console.cycle(agent)
     console.ops.queue(community.uuid, community.name, 1e6, source="manual:operator", user="operator")
@@ -243,8 +243,8 @@ def test_alr012_a_fee_that_brings_import_under_the_limit_clears_the_alert(tmp_pa
         agent.on_market_cycle(runner.close_running_slot())  # 06:30 closes: 60 ct/kWh in force
         rows = {r["slot"]: r for r in ops.history(south.uuid)}
         before, at = rows[runner.clock.label(25)], rows[runner.clock.label(26)]
-        assert before["market_fee"] == 1.0 and before["import_kwh"] > 1.0, before  # the old fee: over
-        assert at["market_fee"] == 60.0 and at["import_kwh"] < 1.0, at  # the new one: under
+        assert before["fee_ct_per_kwh"] == 1.0 and before["import_kwh"] > 1.0, before  # the old fee: over
+        assert at["fee_ct_per_kwh"] == 60.0 and at["import_kwh"] < 1.0, at  # the new one: under
         assert south_alerts() == []
         (done,) = [a for a in alerts_store.history() if a["id"] == firing["id"]]
         assert done["resolved_slot"] == runner.clock.label(26)

@@ -16,7 +16,7 @@ COMMUNITY = [m.uuid for m in GRID.markets if m.level == 1][0]
 
 def test_a_model_fee_computed_after_slot_n_applies_from_slot_n_plus_2():
     result = backtest(SCENARIO, {COMMUNITY: parse_model({"model": "constant", "fee_ct_per_kwh": 5})}, days=1)
-    fees = result.series["market_fee"][:, result.market_uuids.index(COMMUNITY)]
+    fees = result.series["fee_ct_per_kwh"][:, result.market_uuids.index(COMMUNITY)]
     assert fees[:2].tolist() == [1.0, 1.0]  # the scenario's fee until the first model fee lands
     assert (fees[2:] == 5.0).all()
 

@@ -85,7 +85,7 @@ class LiveExchange:
 
     def charged(self, market_uuid: str) -> dict[int, float]:
         """The fee the exchange charged in each closed slot (its own history) [ct/kWh]."""
-        return {r["slot"]: r["market_fee"] for r in self.store.history(market_uuid)}
+        return {r["slot"]: r["fee_ct_per_kwh"] for r in self.store.history(market_uuid)}
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,17 @@ from app.store.repo import ExchangeStore
 
 PASSWORDS = {"operator": "operator", "viewer": "viewer"}
 API = "/api/v1"
+# the statistics of a closed slot on the wire (``last_market_stats``, the ``market_stats`` event)
+STATS_FIELDS = {
+    "min_trade_rate",
+    "median_trade_rate",
+    "avg_trade_rate",
+    "max_trade_rate",
+    "total_traded_energy_kWh",
+    "market_fee_revenue",
+    "current_market_fee",
+    "next_market_fee",
+}
 
 
 @dataclass

@@ -14,24 +14,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from fee_book_rule import expected_fee
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from app.client import ApiClientError, ExchangeUnavailable, GridOperatorAgent, GridOperatorClient
-from app.exchange.fees import FeeChange
 
-from .helpers import Exchange
+from .helpers import STATS_FIELDS, Exchange
 
 SLOT_SECONDS = 0.3
-STATS_FIELDS = {
-    "min_trade_rate",
-    "median_trade_rate",
-    "avg_trade_rate",
-    "max_trade_rate",
-    "total_traded_energy_kWh",
-    "market_fee_revenue",
-    "current_market_fee",
-    "next_market_fee",
-}
 
 
 # -- a server that can be stopped like a dying process ----------------------------------------
@@ -183,15 +173,6 @@ def assert_consecutive_cycles(ex: Exchange, cycles: list[dict]) -> list[int]:
     return slots
 
 
-def expected_fee(changes: list[FeeChange], initial: float, slot: int) -> float:
-    """Fee book rule: the last accepted change with ``applies_from_slot <= slot``, else initial."""
-    fee = initial
-    for change in changes:
-        if change.applies_from_slot <= slot:
-            fee = change.fee_ct_per_kwh
-    return fee
-
-
 def assert_fees_applied_from_the_next_slot(ex: Exchange, agent: FeeAgent) -> None:
     clock = ex.runner.clock
     initial = ex.store.grid.initial_fee_ct_per_kwh.tolist()
@@ -215,10 +196,10 @@ def assert_fees_applied_from_the_next_slot(ex: Exchange, agent: FeeAgent) -> Non
         # every closed slot ran with the fee the fee book says: a fee is never in force in the
         # slot it was received in, and in force from the next one (unless a later one replaced it)
         for slot in range(min(rows), last + 1):
-            assert rows[slot]["market_fee"] == expected_fee(changes, initial_fee, slot), slot
+            assert rows[slot]["fee_ct_per_kwh"] == expected_fee(changes, initial_fee, slot), slot
         for k, change in enumerate(changes):
             if all(c.received_slot != change.received_slot for c in changes[k + 1 :]):
-                assert rows[change.applies_from_slot]["market_fee"] == change.fee_ct_per_kwh
+                assert rows[change.applies_from_slot]["fee_ct_per_kwh"] == change.fee_ct_per_kwh
 
 
 # -- tests -----------------------------------------------------------------------------------

@@ -7,18 +7,8 @@ import time
 
 import pytest
 
-from .helpers import API, Exchange, assert_error, grid_fees
+from .helpers import API, STATS_FIELDS, Exchange, assert_error, grid_fees
 
-STATS_FIELDS = {
-    "min_trade_rate",
-    "median_trade_rate",
-    "avg_trade_rate",
-    "max_trade_rate",
-    "total_traded_energy_kWh",
-    "market_fee_revenue",
-    "current_market_fee",
-    "next_market_fee",
-}
 DSO_FIELDS = STATS_FIELDS | {
     "area_throughput",
     "self_sufficiency",
@@ -184,7 +174,7 @@ def test_stats_command_reports_the_last_closed_slot(ex: Exchange, kind: str, fie
         stats = answer["market_stats"]
         assert set(stats) >= fields
         assert stats["total_traded_energy_kWh"] == history[u]["total_traded_energy_kWh"]
-        assert stats["current_market_fee"] == history[u]["market_fee"]
+        assert stats["current_market_fee"] == history[u]["fee_ct_per_kwh"]
         if kind == "dso_market_stats":
             assert stats["area_throughput"] == {
                 "import": history[u]["import_kwh"],
@@ -276,7 +266,7 @@ def test_fee_sent_during_slot_applies_from_next_slot(ex: Exchange):
     (stats,) = ex.batch({community: [stats_command("dso_market_stats")]}).get_json()["responses"][community]
     assert stats["market_slot"] == ex.label(2)
     assert stats["market_stats"]["current_market_fee"] == 4.5
-    assert [r["market_fee"] for r in ex.store.history(community)] == [old, old, 4.5]
+    assert [r["fee_ct_per_kwh"] for r in ex.store.history(community)] == [old, old, 4.5]
 
 
 def test_resent_batch_with_the_same_transaction_id_is_applied_once(ex: Exchange):

@@ -237,7 +237,7 @@ def test_aw005_an_alert_cleared_by_a_fee_that_brings_import_under_the_limit(live
     assert resolved[0]["resolved_slot"] in (live.label(25), live.label(26)), resolved[0]  # 06:15 / 06:30
     charged = {r["slot"]: r for r in live.ops.history(south.uuid)}
     slot = charged[resolved[0]["resolved_slot"]]
-    assert slot["market_fee"] == 60.0 and slot["import_kwh"] < 0.5, slot
+    assert slot["fee_ct_per_kwh"] == 60.0 and slot["import_kwh"] < 0.5, slot
     open_page(dash_duo, "/alerts")
     dash_duo.wait_for_contains_text(f"#{ids.ALERTS_HISTORY}", "Community South", timeout=2 * TICK_S + 4)
     shot(dash_duo, "alerts_cleared_by_fee")

@@ -113,14 +113,21 @@ def wait_for_moment(live, dash_duo, market_uuid: str, before_send: bool) -> int:
     return until(moment, 4 * PROMISE_SLOT_S, poll=0.03, msg="no moment to click as the test needs")
 
 
+def queue_fee_at_a_moment(live, dash_duo, market, fee: str, before_send: bool) -> int:  # noqa: ANN001
+    """As the operator on ``market``'s page: type ``fee``, see its preview, and click "Queue" at a
+    moment before (``before_send``) or just after the send point of a slot N; returns N."""
+    login(dash_duo, "operator", f"/markets/{market.uuid}")
+    type_into(dash_duo, pid("fee-input", market.uuid), fee)
+    dash_duo.wait_for_text_to_equal(pid("fee-preview", market.uuid), f"sends {float(fee):.2f} ct/kWh")
+    n = wait_for_moment(live, dash_duo, market.uuid, before_send=before_send)
+    click(dash_duo, pid("fee-queue", market.uuid))
+    return n
+
+
 @pytest.mark.parametrize("live", [PROMISE_SLOT_S], indirect=True)
 def test_con002_fee_queued_with_time_left_in_slot_n_is_in_force_in_n_plus_1(live, dash_duo):
     market = live.community(0)
-    login(dash_duo, "operator", f"/markets/{market.uuid}")
-    type_into(dash_duo, pid("fee-input", market.uuid), "4.5")
-    dash_duo.wait_for_text_to_equal(pid("fee-preview", market.uuid), "sends 4.50 ct/kWh")
-    n = wait_for_moment(live, dash_duo, market.uuid, before_send=True)
-    click(dash_duo, pid("fee-queue", market.uuid))
+    n = queue_fee_at_a_moment(live, dash_duo, market, "4.5", before_send=True)
     message = pid("fee-message", market.uuid)
     dash_duo.wait_for_text_to_equal(message, f"4.50 ct/kWh queued: in force from {when(live, n + 1)}")
     (command,) = commands_of(live, market.uuid)
@@ -135,7 +142,7 @@ def test_con002_fee_queued_with_time_left_in_slot_n_is_in_force_in_n_plus_1(live
 
     # the exchange's own history: the scenario's fee in N, the operator's from N+1
     live.wait_closed(n + 1, timeout=3 * PROMISE_SLOT_S + 5)
-    charged = {r["slot"]: r["market_fee"] for r in live.store.history(market.uuid)}
+    charged = {r["slot"]: r["fee_ct_per_kwh"] for r in live.store.history(market.uuid)}
     assert (charged[n], charged[n + 1]) == (1.0, 4.5)
 
     open_page(dash_duo, "/audit")
@@ -156,14 +163,10 @@ def test_con002_fee_queued_with_time_left_in_slot_n_is_in_force_in_n_plus_1(live
 @pytest.mark.parametrize("live", [PROMISE_SLOT_S], indirect=True)
 def test_con008_after_the_send_point_the_button_says_n_plus_2_and_the_fee_lands_there(live, dash_duo):
     market = live.community(1)
-    login(dash_duo, "operator", f"/markets/{market.uuid}")
-    type_into(dash_duo, pid("fee-input", market.uuid), "7")
-    dash_duo.wait_for_text_to_equal(pid("fee-preview", market.uuid), "sends 7.00 ct/kWh")
-    n = wait_for_moment(live, dash_duo, market.uuid, before_send=False)  # said N+2 before the click
-    click(dash_duo, pid("fee-queue", market.uuid))
+    n = queue_fee_at_a_moment(live, dash_duo, market, "7", before_send=False)  # said N+2 before the click
     dash_duo.wait_for_contains_text(pid("fee-message", market.uuid), f"in force from {when(live, n + 2)}")
     live.wait_closed(n + 2, timeout=4 * PROMISE_SLOT_S + 5)
-    charged = {r["slot"]: r["market_fee"] for r in live.store.history(market.uuid)}
+    charged = {r["slot"]: r["fee_ct_per_kwh"] for r in live.store.history(market.uuid)}
     assert (charged[n + 1], charged[n + 2]) == (1.0, 7.0)
     screenshot(dash_duo, "market_after_send_point")
     assert dash_duo.get_logs() == []
@@ -181,7 +184,7 @@ def test_con009_several_changes_in_one_slot_collapse_to_the_last(live, dash_duo)
         dash_duo.wait_for_contains_text(pid("fee-message", market.uuid), f"{float(fee):.2f} ct/kWh")
     assert live.seconds_to_send()[0] == n, "the clicks outlasted slot N: the test could not act in N"
     live.wait_closed(n + 1, timeout=3 * PROMISE_SLOT_S + 5)
-    charged = {r["slot"]: r["market_fee"] for r in live.store.history(market.uuid)}
+    charged = {r["slot"]: r["fee_ct_per_kwh"] for r in live.store.history(market.uuid)}
     assert (charged[n], charged[n + 1]) == (1.0, 3.5)
     assert [c.fee_ct_per_kwh for c in live.store.fee_history(market.uuid)] == [3.5]  # 2 never sent
     assert [c["status"] for c in commands_of(live, market.uuid)] == [APPLIED, "superseded"]
@@ -223,7 +226,7 @@ def test_con003_a_model_sends_its_fee_every_cycle(live, dash_duo):
 
     slot = next(c.applies_from_slot for c in live.store.fee_history(market.uuid) if c.fee_ct_per_kwh == 3.0)
     live.wait_closed(slot)
-    assert {r["slot"]: r["market_fee"] for r in live.store.history(market.uuid)}[slot] == 3.0
+    assert {r["slot"]: r["fee_ct_per_kwh"] for r in live.store.history(market.uuid)}[slot] == 3.0
     assert dash_duo.get_logs() == []  # no callback failed
 
 
@@ -332,7 +335,7 @@ def test_con004_excel_download_has_every_closed_slot_of_every_market(live, dash_
             exchange = live.store.history(market.uuid, to_slot=len(slots) - 1)
             column = {name: header.index(name) for name in header}
             for row, stats in zip(body, exchange, strict=True):
-                assert row[column["Fee in force [ct/kWh]"]] == pytest.approx(stats["market_fee"])
+                assert row[column["Fee in force [ct/kWh]"]] == pytest.approx(stats["fee_ct_per_kwh"])
                 assert row[column["Traded energy [kWh]"]] == pytest.approx(stats["total_traded_energy_kWh"])
                 assert row[column["Fee revenue [ct]"]] == pytest.approx(stats["market_fee_revenue"])
     finally:

@@ -24,8 +24,8 @@ def history_row(slot: str, **values) -> dict:
         "export_kwh": 1.0,
         "self_sufficiency": 40.0,
         "self_consumption": 80.0,
-        "market_fee": 2.0,
-        "next_market_fee": 2.5,
+        "fee_ct_per_kwh": 2.0,
+        "next_fee_ct_per_kwh": 2.5,
         "market_fee_revenue": 8.0,
         "unmatched_kwh": 0.0,
     }
@@ -59,8 +59,8 @@ def day(
             "max_trade_rate": 15.0 + i,
             "import_kwh": 3.0 + i,
             "export_kwh": 1.0 + i,
-            "market_fee": 2.0 + (i // 4),
-            "next_market_fee": 2.0 + ((i + 1) // 4),
+            "fee_ct_per_kwh": 2.0 + (i // 4),
+            "next_fee_ct_per_kwh": 2.0 + ((i + 1) // 4),
             "market_fee_revenue": float(i),
         }
         if i in no_trade:

@@ -9,7 +9,8 @@ from app.operator.alerts import Limits
 
 
 def tree(communities: int, houses: int) -> list[dict]:
-    out = [{"uuid": "g", "name": "Grid", "level": 0, "parent_uuid": None, "current_fee": 2, "next_fee": 2}]
+    grid = {"uuid": "g", "name": "Grid", "level": 0, "parent_uuid": None}
+    out = [{**grid, "fee_ct_per_kwh": 2, "next_fee_ct_per_kwh": 2}]
     for c in range(communities):
         out.append(
             {
@@ -17,8 +18,8 @@ def tree(communities: int, houses: int) -> list[dict]:
                 "name": f"C{c}",
                 "level": 1,
                 "parent_uuid": "g",
-                "current_fee": 1,
-                "next_fee": 1,
+                "fee_ct_per_kwh": 1,
+                "next_fee_ct_per_kwh": 1,
             }
         )
         out += [
@@ -42,9 +43,9 @@ def test_map001_parents_centred_over_their_children_levels_top_down():
 
 def test_map002_colour_by_load_and_alert_state_in_words_too():
     latest = {
-        "c0": {"import_kwh": 12.0, "export_kwh": 0.0, "market_fee": 1.0, "next_market_fee": 1.0},
-        "c1": {"import_kwh": 8.5, "export_kwh": 0.0, "market_fee": 1.0, "next_market_fee": 1.0},
-        "g": {"import_kwh": 1.0, "export_kwh": 0.0, "market_fee": 2.0, "next_market_fee": 2.0},
+        "c0": {"import_kwh": 12.0, "export_kwh": 0.0, "fee_ct_per_kwh": 1.0, "next_fee_ct_per_kwh": 1.0},
+        "c1": {"import_kwh": 8.5, "export_kwh": 0.0, "fee_ct_per_kwh": 1.0, "next_fee_ct_per_kwh": 1.0},
+        "g": {"import_kwh": 1.0, "export_kwh": 0.0, "fee_ct_per_kwh": 2.0, "next_fee_ct_per_kwh": 2.0},
     }
     limits = {"c0": Limits(10.0, 10.0), "c1": Limits(10.0, None), "g": Limits(100.0, 100.0)}
     alerts = {"c0": [{"state": "alerting", "message": "import 12 kWh over its limit"}]}

@@ -29,6 +29,14 @@ from app.operator.store import history_row as store_history_row
 UNIT_IN_BRACKETS = r"\[[^\]]+\]$"
 
 
+def extends_xy(x: list, *ys: list) -> dict[tuple[int, str], list]:
+    """``patch_extends`` of a patch that appends ``x`` and ``ys[k]`` to trace k's x and y."""
+    extends = {}
+    for k, y in enumerate(ys):
+        extends[k, "x"], extends[k, "y"] = x, y
+    return extends
+
+
 def _json(obj) -> dict:
     """What the browser receives: Dash serialises outputs with plotly's encoder."""
     return json.loads(to_json_plotly(obj))
@@ -192,39 +200,16 @@ def test_mch012_patch_operations_carry_x_and_y():
         {"operation": "Extend", "location": ["data", 0, "x"], "params": {"value": x}},
         {"operation": "Extend", "location": ["data", 0, "y"], "params": {"value": [4.0, 4.0]}},
     ]
-    assert patch_extends(patches["price"]) == {
-        (0, "x"): x,
-        (0, "y"): [5.0, 5.0],
-        (0, "base"): [14.0, 15.0],
-        (0, "customdata"): [[14.0, 19.0], [15.0, 20.0]],
-        (1, "x"): x,
-        (1, "y"): [16.0, 17.0],
-        (2, "x"): x,
-        (2, "y"): [16.5, 17.5],
-        (3, "x"): x,
-        (3, "y"): [3.0, 3.0],
-    }
-    assert patch_extends(patches["flows"]) == {
-        (0, "x"): x,
-        (0, "y"): [7.0, 8.0],
-        (1, "x"): x,
-        (1, "y"): [-5.0, -6.0],
+    price = extends_xy(x, [5.0, 5.0], [16.0, 17.0], [16.5, 17.5], [3.0, 3.0])
+    price |= {(0, "base"): [14.0, 15.0], (0, "customdata"): [[14.0, 19.0], [15.0, 20.0]]}
+    assert patch_extends(patches["price"]) == price
+    assert patch_extends(patches["flows"]) == extends_xy(x, [7.0, 8.0], [-5.0, -6.0]) | {
         (1, "customdata"): [5.0, 6.0],
     }
     # revenue 4 and 5 ct on top of the 6 ct of slots 0..3
-    assert patch_extends(patches["revenue"]) == {
-        (0, "x"): x,
-        (0, "y"): [4.0, 5.0],
-        (1, "x"): x,
-        (1, "y"): [10.0, 15.0],
-    }
-    assert patch_extends(patches["fee"]) == {
-        (0, "x"): x,
-        (0, "y"): [3.0, 3.0],
-        (1, "x"): x,
-        (1, "y"): [3.0, 3.0],
-    }
-    assert patch_extends(patches["self_sufficiency"]) == {(0, "x"): x, (0, "y"): [40.0, 40.0]}
+    assert patch_extends(patches["revenue"]) == extends_xy(x, [4.0, 5.0], [10.0, 15.0])
+    assert patch_extends(patches["fee"]) == extends_xy(x, [3.0, 3.0], [3.0, 3.0])
+    assert patch_extends(patches["self_sufficiency"]) == extends_xy(x, [40.0, 40.0])
     # on the wire: datetimes as plotly writes them in figures
     wire = _json(patches["volume"])["operations"][0]["params"]["value"]
     assert wire == ["2026-06-22T01:00:00", "2026-06-22T01:15:00"]

@@ -128,7 +128,7 @@ def test_ovt003_over_limit_marks_import_and_export_only():
 
 def test_ovt004_rows():
     latest = [
-        history_row("2026-06-22T13:15", import_kwh=7.5, next_market_fee=2.5),
+        history_row("2026-06-22T13:15", import_kwh=7.5, next_fee_ct_per_kwh=2.5),
         history_row(
             "2026-06-22T13:15",
             market_uuid="m-grid",

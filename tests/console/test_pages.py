@@ -32,7 +32,7 @@ def test_manual_fee_message_follows_the_command_to_the_slot_the_exchange_charges
     (command,) = console.data.ops.commands()
     assert command["status"] == QUEUED and command["source"] == "manual:operator"
     console.cycles(3)
-    charged = {r["slot"]: r["market_fee"] for r in console.store.history(c.uuid)}
+    charged = {r["slot"]: r["fee_ct_per_kwh"] for r in console.store.history(c.uuid)}
     assert charged[running + 1] == 1.0 and charged[running + 2] == 4.5  # the exchange's own history
     with console.as_user("operator"):
         assert market.command_message(sent) == (f"4.50 ct/kWh in force from {when}", "green")

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from deploy_procs import Procs
+from deploy_procs import Procs, process_env
 from flask import Flask
+from pg_server import free_port
 
 from app.config import Settings
 from app.entry.web import create_app
@@ -36,6 +37,20 @@ def scenario_file(tmp_path: Path, small_scenario: Scenario) -> Path:
     path = tmp_path / "small.yaml"
     path.write_text(yaml.safe_dump(small_scenario.model_dump(mode="json")), encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def server_env(tmp_path: Path, scenario_file: Path) -> Callable[..., tuple[int, dict[str, str]]]:
+    """``server_env(url, workers=, slot_seconds=, secret=)``: a free port and the environment of a
+    deployment of the small scenario on the store at ``url``, ``workers`` gunicorn workers."""
+
+    def make(url: str, *, workers: int, slot_seconds: float, secret: str) -> tuple[int, dict[str, str]]:
+        port = free_port()
+        settings = {"PORT": str(port), "WEB_CONCURRENCY": str(workers), "DATABASE_URL": url}
+        settings |= {"INSTANCE_DIR": str(tmp_path), "SCENARIO": str(scenario_file)}
+        return port, process_env(**settings, SLOT_SECONDS=str(slot_seconds), SECRET_KEY=secret)
+
+    return make
 
 
 @pytest.fixture

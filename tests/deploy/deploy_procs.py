@@ -3,7 +3,8 @@
 ``Procs.start`` runs a command the way a PaaS runs a Procfile line (``bash -c "exec ..."`` in the
 repository root, output to a log file), each in a process group of its own; ``kill9`` kills one
 group (gunicorn's workers included) and waits until it is gone, ``kill_all`` every group still
-alive. ``Deployment`` is what a test sees of a running deployment: its API over HTTP.
+alive. ``procfile``, ``process_env`` and ``run_procfile_line`` serve ``bench/load.py`` too.
+``Deployment`` is what a test sees of a running deployment: its API over HTTP.
 """
 
 from __future__ import annotations
@@ -43,6 +44,21 @@ def process_env(**settings: str) -> dict[str, str]:
     return env
 
 
+def run_procfile_line(command: str, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """Start ``command`` as a PaaS runs a Procfile line: ``bash -c "exec ..."`` in the repository
+    root, output to ``log``, in a process group of its own (``os.killpg`` ends all of it)."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            ["bash", "-c", f"exec {command}"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 @dataclass
 class Proc:
     name: str
@@ -71,22 +87,14 @@ class Procs:
     def start(self, name: str, command: str, env: dict[str, str]) -> Proc:
         """Run ``command`` as bash does for a Procfile line, in its own process group."""
         log = self.workdir / f"{name}.log"
-        handle = log.open("wb")
-        try:
-            popen = subprocess.Popen(
-                ["bash", "-c", f"exec {command}"],
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        finally:
-            handle.close()
-        proc = Proc(name, popen, log)
+        proc = Proc(name, run_procfile_line(command, env, log), log)
         self.started.append(proc)
         return proc
+
+    def release(self, env: dict[str, str]) -> None:
+        """Run the Procfile's ``release:`` (the migrations) to its end; it must succeed."""
+        release = self.start("release", procfile()["release"], env)
+        assert release.popen.wait(timeout=60) == 0, release.tail()
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name} (pid {p.pid}) ---\n{p.tail()}" for p in self.started)
@@ -95,46 +103,51 @@ class Procs:
         """SIGKILL the process groups of ``procs`` (a gunicorn master and its workers) at once, then
         wait until no process of them is left."""
         for proc in procs:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _kill_group(proc.pid)
         deadline = time.monotonic() + timeout
         for proc in procs:
             proc.popen.wait(timeout=timeout)
-            while True:
-                try:
-                    os.killpg(proc.pid, 0)
-                except ProcessLookupError:
-                    break
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"processes of {proc.name} survived SIGKILL")
-                time.sleep(0.02)
+            if not _group_gone(proc.pid, deadline, every=0.02):
+                raise AssertionError(f"processes of {proc.name} survived SIGKILL")
 
     def kill_all(self) -> None:
         for proc in self.started:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # the group: gunicorn's workers too
-            except ProcessLookupError:
-                pass
+            _kill_group(proc.pid)  # the group: gunicorn's workers too
             try:
                 proc.popen.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
-        deadline = time.monotonic() + 10
-        left = []
-        for proc in self.started:  # a forked worker may outlive its master by a moment
-            while True:
-                try:
-                    os.killpg(proc.pid, 0)
-                except ProcessLookupError:
-                    break
-                if time.monotonic() > deadline:
-                    left.append(proc.name)
-                    break
-                time.sleep(0.05)
+        deadline = time.monotonic() + 10  # a forked worker may outlive its master by a moment
+        left = [proc.name for proc in self.started if not _group_gone(proc.pid, deadline, every=0.05)]
         if left:
             raise AssertionError(f"processes of {', '.join(left)} survived SIGKILL")
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _group_gone(pid: int, deadline: float, every: float) -> bool:
+    """Wait until no process of group ``pid`` is left (True) or ``deadline`` passed (False)."""
+    while True:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(every)
+
+
+def answers(base: str) -> bool:
+    """Whether the web process at ``base`` answers HTTP (its OpenAPI document)."""
+    try:
+        return requests.get(f"{base}/api/v1/openapi.json", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def wait_until(what: str, predicate, timeout: float, procs: Procs, every: float = 0.05):  # noqa: ANN001
@@ -164,10 +177,7 @@ class Deployment:
         return (self.start + index * self.step).strftime("%Y-%m-%dT%H:%M")
 
     def up(self) -> bool:
-        try:
-            return requests.get(f"{self.base}/api/v1/openapi.json", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
+        return answers(self.base)
 
     def last_closed(self) -> int:
         return self.index(self.client.clock()["last_closed_slot"])

@@ -47,6 +47,16 @@ def token_of(app: Flask, username: str, password: str) -> dict:
     return {"Authorization": f"Bearer {answer.get_json()['access_token']}"}
 
 
+def alice_with_a_session_and_a_token(app: Flask) -> tuple[UserBook, object, dict]:
+    """Add the user alice (grid operator) to ``app``'s user book, sign a browser in as her and get
+    an API token of hers: (the user book, the browser, the token's headers)."""
+    book: UserBook = app.extensions["gridfee"].users
+    book.add("alice", "alice-password", "grid_operator")
+    client = app.test_client()
+    assert sign_in(client, "alice", "alice-password").status_code == 302 and signed_in(client)
+    return book, client, token_of(app, "alice", "alice-password")
+
+
 def store_of(app: Flask):  # noqa: ANN201
     return app.extensions["gridfee"].service.store
 
@@ -308,11 +318,7 @@ def test_sec013_aggregators_per_user_are_capped(make_app):
 # -- users in the store --------------------------------------------------------------------------
 def test_sec014_a_removed_users_session_and_token_stop_at_once(make_app):
     app = make_app()
-    book: UserBook = app.extensions["gridfee"].users
-    book.add("alice", "alice-password", "grid_operator")
-    client = app.test_client()
-    assert sign_in(client, "alice", "alice-password").status_code == 302 and signed_in(client)
-    headers = token_of(app, "alice", "alice-password")
+    book, client, headers = alice_with_a_session_and_a_token(app)
     assert app.test_client().get("/api/v1/clock", headers=headers).status_code == 200
     book.remove("alice")
     assert not signed_in(client)
@@ -511,11 +517,7 @@ def test_sec020_two_apps_in_one_process_each_sign_in_their_own_users(make_app):
 
 def test_sec021_a_password_reset_ends_the_sessions_and_tokens_issued_before(make_app):
     app = make_app()
-    book: UserBook = app.extensions["gridfee"].users
-    book.add("alice", "alice-password", "grid_operator")
-    client = app.test_client()
-    assert sign_in(client, "alice", "alice-password").status_code == 302 and signed_in(client)
-    headers = token_of(app, "alice", "alice-password")
+    book, client, headers = alice_with_a_session_and_a_token(app)
     book.set_password("alice", "alice-new-password")  # e.g. the admin page's "reset password"
     assert not signed_in(client)
     stale = app.test_client().get("/api/v1/clock", headers=headers)

@@ -28,8 +28,7 @@ import time
 from pathlib import Path
 
 import pytest
-from deploy_procs import Deployment, Proc, Procs, process_env, procfile, wait_until
-from pg_server import free_port
+from deploy_procs import Deployment, Proc, Procs, procfile, wait_until
 from sqlalchemy import Engine, create_engine, func, insert, select
 
 from app.client import GridOperatorClient
@@ -132,22 +131,13 @@ def stats_rows(engine: Engine, scenario: Scenario) -> list[dict]:
 
 @pytest.mark.parametrize("mode", ["procfile", "local"])
 def test_dep050_kill9_whole_server_mid_slot_restart_loses_and_doubles_nothing(
-    mode: str, procs: Procs, scenario_file: Path, small_scenario: Scenario, tmp_path: Path
+    mode: str, procs: Procs, server_env, small_scenario: Scenario, tmp_path: Path
 ):
     url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
-    port = free_port()
-    env = process_env(
-        PORT=str(port),
-        WEB_CONCURRENCY="2",
-        DATABASE_URL=url,
-        INSTANCE_DIR=str(tmp_path),
-        SCENARIO=str(scenario_file),
-        SLOT_SECONDS=str(SLOT_SECONDS),
-        SECRET_KEY="crash-test-secret",  # the same on every start: the test's token stays valid
-    )
+    # the same secret on every start: the test's token stays valid
+    port, env = server_env(url, workers=2, slot_seconds=SLOT_SECONDS, secret="crash-test-secret")
     if mode == "procfile":
-        release = procs.start("release", procfile()["release"], env)
-        assert release.popen.wait(timeout=60) == 0, release.tail()
+        procs.release(env)
     d = Deployment(procs, port, url, small_scenario)
     engine = create_engine(url)
     try:
@@ -198,7 +188,9 @@ def test_dep050_kill9_whole_server_mid_slot_restart_loses_and_doubles_nothing(
         assert agent_slots[0] <= 2
 
         # each command: applied, booked once, in force from the slot it was promised for
-        fee_in_force = {r["slot"]: r["market_fee"] for r in got if r["market_uuid"] == market["area_uuid"]}
+        fee_in_force = {
+            r["slot"]: r["fee_ct_per_kwh"] for r in got if r["market_uuid"] == market["area_uuid"]
+        }
         assert len(book) == len(crashes)  # nothing else sent a fee
         for c in crashes:
             state = command(engine, c["id"])

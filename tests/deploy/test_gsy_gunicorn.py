@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import requests
-from deploy_procs import Procs, process_env, procfile, wait_until
+from deploy_procs import Procs, answers, process_env, procfile, wait_until
 from gsy_wire import SdkWire
 from pg_server import free_port
 
@@ -37,19 +37,12 @@ def test_sdk_client_on_gunicorn_three_workers_gets_events_replies_and_its_fees_a
         GSY_SIMULATION_ID=SIM,
     )
     commands = procfile()
-    release = procs.start("release", commands["release"], env)
-    assert release.popen.wait(timeout=60) == 0, release.tail()
+    procs.release(env)
     procs.start("web", commands["web"], env)
     procs.start("clock", commands["clock"], env)
     base = f"http://127.0.0.1:{port}"
 
-    def up() -> bool:
-        try:
-            return requests.get(f"{base}/api/v1/openapi.json", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    wait_until("gunicorn to answer", up, 60, procs, every=0.1)
+    wait_until("gunicorn to answer", lambda: answers(base), 60, procs, every=0.1)
     wire = SdkWire(base, SIM)
     try:
         token = wire.token()

@@ -9,38 +9,9 @@ from deploy_procs import procfile
 
 from app.config import PROCFILE_SETTINGS, ROOT, SETTING_NAMES
 
-SETTINGS = {
-    "PORT",
-    "DATABASE_URL",
-    "REDIS_URL",
-    "SECRET_KEY",
-    "DEMO",
-    "USERS_FILE",
-    "SCENARIO",
-    "SLOT_SECONDS",
-    "GRID_API_URL",
-    "AGENT_USERNAME",
-    "AGENT_PASSWORD",
-    "WEB_CONCURRENCY",
-    "TOKEN_RATE_LIMIT",
-    "LOGIN_RATE_LIMIT",
-    "TRUSTED_PROXY_HOPS",
-    "WHATIF_CONCURRENCY",
-    "WEB_THREADS",
-    "GSY_SIMULATION_ID",
-    "ADMIN_USERNAME",
-    "ADMIN_PASSWORD",
-    "MAX_BODY_BYTES",
-    "MAX_MARKET_SLOTS",
-    "MAX_BATCH_SLOTS",
-    "WHATIF_RUNS_PER_USER",
-    "WHATIF_RUNS_AT_ONCE",
-    "MAX_AGGREGATORS_PER_USER",
-    "GSY_CONFIGURATION_ID",
-    "GSY_USERNAME",
-    "GSY_PASSWORD",
-    "GSY_WEBSOCKET_URL",
-}
+# app.json describes every setting but three a PaaS deployer leaves alone (the instance folder is
+# the dyno's, the token lifetime and the batch size are the code's own)
+SETTINGS = SETTING_NAMES - {"INSTANCE_DIR", "TOKEN_TTL_S", "MAX_BATCH_COMMANDS"}
 
 
 def test_dep040_procfile_process_types():

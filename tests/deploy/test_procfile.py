@@ -15,12 +15,10 @@ import re
 import signal
 import time
 import uuid
-from pathlib import Path
 
 import psutil
 import pytest
-from deploy_procs import Deployment, Proc, Procs, process_env, procfile, wait_until
-from pg_server import free_port
+from deploy_procs import Deployment, Proc, Procs, procfile, wait_until
 from sqlalchemy import create_engine, select
 
 from app.client import GridOperatorClient
@@ -55,22 +53,12 @@ def runner_holder(clocks: list[Proc]) -> list[Proc]:
     ids=["sqlite", "postgresql"],
 )
 def test_dep010_gunicorn_three_workers_two_clocks_kill9_takeover(
-    backend: str, procs: Procs, scenario_file: Path, small_scenario: Scenario, fresh_store_url, tmp_path: Path
+    backend: str, procs: Procs, server_env, small_scenario: Scenario, fresh_store_url
 ):
     url = fresh_store_url(backend, "deploy")
-    port = free_port()
-    env = process_env(
-        PORT=str(port),
-        WEB_CONCURRENCY="3",
-        DATABASE_URL=url,
-        INSTANCE_DIR=str(tmp_path),
-        SCENARIO=str(scenario_file),
-        SLOT_SECONDS=str(SLOT_SECONDS),
-        SECRET_KEY="deploy-test-secret",
-    )
+    port, env = server_env(url, workers=3, slot_seconds=SLOT_SECONDS, secret="deploy-test-secret")
     commands = procfile()
-    release = procs.start("release", commands["release"], env)
-    assert release.popen.wait(timeout=60) == 0, release.tail()
+    procs.release(env)
 
     web = procs.start("web", commands["web"], env)
     clocks = [procs.start(f"clock{i}", commands["clock"], env) for i in (1, 2)]

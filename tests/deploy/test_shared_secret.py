@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 import requests
-from deploy_procs import Procs, process_env, procfile, wait_until
+from deploy_procs import Procs, answers, process_env, procfile, wait_until
 from pg_server import free_port
 
 TOKENS = 6
@@ -28,18 +28,11 @@ def test_dep060_one_token_and_one_session_work_on_every_worker_in_demo_mode(proc
     )
     assert "SECRET_KEY" not in env
     commands = procfile()
-    release = procs.start("release", commands["release"], env)
-    assert release.popen.wait(timeout=60) == 0, release.tail()
+    procs.release(env)
     procs.start("web", commands["web"], env)
     base = f"http://127.0.0.1:{port}"
 
-    def up() -> bool:
-        try:
-            return requests.get(f"{base}/api/v1/openapi.json", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    wait_until("gunicorn to answer", up, 90, procs, every=0.1)
+    wait_until("gunicorn to answer", lambda: answers(base), 90, procs, every=0.1)
     wait_until("3 workers booted", lambda: procs.started[-1].output().count("Booting worker") >= 3, 60, procs)
 
     codes = []

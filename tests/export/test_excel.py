@@ -66,8 +66,8 @@ def history_rows(market: dict, k: int) -> list[dict]:
             export_kwh=0.5 * i,
             self_sufficiency=None if i == 0 else 50.0 + i,
             self_consumption=80.0,
-            market_fee=1.0 + k,
-            next_market_fee=1.5 + k,
+            fee_ct_per_kwh=1.0 + k,
+            next_fee_ct_per_kwh=1.5 + k,
             market_fee_revenue=(1.0 + k) * traded,
             unmatched_kwh=0.25,
         )
@@ -159,12 +159,12 @@ def test_values_are_numbers_with_fixed_decimal_formats_and_slots_are_datetimes(d
         assert isinstance(cell.value, int | float) and not isinstance(cell.value, bool), cell.coordinate
         assert cell.data_type == "n"
     formats = {c.key: row[i].number_format for i, c in enumerate(HISTORY_COLUMNS)}
-    assert formats["min_trade_rate"] == formats["market_fee"] == formats["market_fee_revenue"] == "0.00"
+    assert formats["min_trade_rate"] == formats["fee_ct_per_kwh"] == formats["market_fee_revenue"] == "0.00"
     assert formats["total_traded_energy_kWh"] == formats["import_kwh"] == formats["unmatched_kwh"] == "0.000"
     assert formats["self_sufficiency"] == formats["self_consumption"] == "0.0"
     assert row[COL["import_kwh"]].value == pytest.approx(1.125)
-    assert row[COL["market_fee"]].value == 1.0
-    assert row[COL["next_market_fee"]].value == 1.5
+    assert row[COL["fee_ct_per_kwh"]].value == 1.0
+    assert row[COL["next_fee_ct_per_kwh"]].value == 1.5
 
 
 def test_values_the_exchange_did_not_give_are_empty_cells(data):

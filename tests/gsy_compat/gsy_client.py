@@ -43,6 +43,15 @@ class GsyServer(SdkWire):
     tmp_path: Path
     extra_servers: list = field(default_factory=list)
 
+    def another_worker(self, **environ: str) -> GsyServer:
+        """A second server on this store, as another gunicorn worker of the same deployment
+        (``environ``: its own settings); it is shut down with this one."""
+        http, _ = start_server(self.tmp_path, self.store, environ)
+        self.extra_servers.append(http)
+        return GsyServer(
+            f"http://127.0.0.1:{http.server_port}", self.sim, self.store, self.runner, None, self.tmp_path
+        )
+
     def close(self, n: int = 1) -> list[dict]:
         return [self.runner.close_running_slot() for _ in range(n)]
 

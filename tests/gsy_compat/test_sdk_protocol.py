@@ -39,12 +39,7 @@ def connect_like_the_sdk(srv: GsyServer, names=("Grid", "Community")):  # noqa: 
 
 
 def test_token_endpoint_answers_access_and_token_for_old_and_new_sdks(gsy_server: GsyServer):
-    response = requests.post(
-        f"{gsy_server.url}/api-token-auth/",
-        data=json.dumps({"username": "operator", "password": "operator"}),
-        headers={"Content-Type": "application/json"},
-        timeout=10,
-    )
+    response = gsy_server.token_answer("operator", "operator")
     assert response.status_code == 200
     assert response.json()["access"] == response.json()["token"]
 
@@ -244,12 +239,7 @@ def test_wrong_token_is_refused_on_http_and_on_the_websocket_upgrade(gsy_server:
 
 
 def test_wrong_password_gets_401_with_a_detail(gsy_server: GsyServer):
-    response = requests.post(
-        f"{gsy_server.url}/api-token-auth/",
-        data=json.dumps({"username": "operator", "password": "nope"}),
-        headers={"Content-Type": "application/json"},
-        timeout=10,
-    )
+    response = gsy_server.token_answer("operator", "nope")
     assert response.status_code == 401 and response.json()["detail"]
 
 
@@ -328,19 +318,10 @@ def test_market_client_commands_are_answered_on_the_market_socket(gsy_server: Gs
     assert "import" in answer["market_stats"]["area_throughput"]
 
 
-def test_reply_reaches_a_socket_held_by_another_worker(gsy_server: GsyServer, tmp_path):  # noqa: ANN001
+def test_reply_reaches_a_socket_held_by_another_worker(gsy_server: GsyServer):
     """Two servers on one store (two gunicorn workers): the batch goes to one, the socket is on
     the other, and the reply still arrives, through the store's outbox."""
-    other_http, _ = start_server(tmp_path, gsy_server.store)
-    gsy_server.extra_servers.append(other_http)
-    other = GsyServer(
-        f"http://127.0.0.1:{other_http.server_port}",
-        gsy_server.sim,
-        gsy_server.store,
-        gsy_server.runner,
-        None,
-        tmp_path,
-    )
+    other = gsy_server.another_worker()
     token, agg, agg_socket, uuids = connect_like_the_sdk(gsy_server, names=("Grid",))
     body = {
         "aggregator_uuid": agg,
@@ -353,16 +334,7 @@ def test_reply_reaches_a_socket_held_by_another_worker(gsy_server: GsyServer, tm
 
 
 def test_websockets_beyond_the_workers_share_get_503_and_leave_threads_for_http(gsy_server: GsyServer):
-    small, _ = start_server(gsy_server.tmp_path, gsy_server.store, {"WEB_THREADS": "6"})  # 2 sockets
-    gsy_server.extra_servers.append(small)
-    wire = GsyServer(
-        f"http://127.0.0.1:{small.server_port}",
-        gsy_server.sim,
-        gsy_server.store,
-        gsy_server.runner,
-        None,
-        None,
-    )
+    wire = gsy_server.another_worker(WEB_THREADS="6")  # 2 sockets
     token = wire.token()
     agg = wire.post(f"{wire.aggregator_prefix}create-aggregator/", token, {"name": "dso"}).json()["uuid"]
     first = wire.socket(f"aggregator/{agg}/", token)
@@ -518,16 +490,7 @@ def test_an_operator_granted_one_market_registers_selects_and_sets_only_that_one
     users = gsy_server.tmp_path / "users.yaml"
     alice = {"username": "alice", "password_hash": generate_password_hash("alice"), "role": "grid_operator"}
     users.write_text(yaml.safe_dump({"users": [{**alice, "markets": ["Community"]}]}), encoding="utf-8")
-    http, _ = start_server(gsy_server.tmp_path, gsy_server.store, {"USERS_FILE": str(users)})
-    gsy_server.extra_servers.append(http)
-    wire = GsyServer(
-        f"http://127.0.0.1:{http.server_port}",
-        gsy_server.sim,
-        gsy_server.store,
-        gsy_server.runner,
-        None,
-        None,
-    )
+    wire = gsy_server.another_worker(USERS_FILE=str(users))
     token = wire.token("alice")
     registry = wire.get(f"{wire.url}/external-connection/configurations/{wire.sim}/registry", token).json()
     assert registry["registered"] is False and registry["children"][0]["registered"] is True

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.client.factory import make_client
 from app.config import Settings
 from app.operator.agent import OperatorAgent
-from app.operator.store import OperatorStore
+from app.operator.store import APPLIED, REFUSED, OperatorStore
 
 
 @dataclass
@@ -62,3 +63,27 @@ def wait_for(check: Callable[[], object], timeout: float, what: str, poll: float
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(poll)
+
+
+def settled_commands(console: Console, what: str) -> dict[str, dict]:
+    """Wait until every fee command of ``console`` is applied or refused; the commands by market."""
+    rows = wait_for(
+        lambda: (r := console.store.commands()) and all(c["status"] in (APPLIED, REFUSED) for c in r) and r,
+        30,
+        what,
+    )
+    return {r["market_name"]: r for r in rows}
+
+
+def send_to_a_lost_market(agent: OperatorAgent, held_uuid: str) -> tuple[str, dict]:
+    """Send a batch with a fee for ``held_uuid`` and one for a market the agent believes it holds
+    but gsy-e does not (gsy-e drops that command); the stray market's uuid and the answer."""
+    stray = str(uuid.uuid4())
+    agent._gsy_state["held"][stray] = "Lost market"  # noqa: SLF001
+    answer = agent.batch_command(
+        {
+            held_uuid: [{"type": "grid_fees", "data": {"fee_const": 1}}],
+            stray: [{"type": "grid_fees", "data": {"fee_const": 3}}],
+        }
+    )
+    return stray, answer

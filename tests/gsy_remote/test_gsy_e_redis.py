@@ -21,7 +21,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 from gsye import SKIP_REASON, GsyE, WireRecorder, gsy_e_available
-from remote_helpers import wait_for
+from remote_helpers import send_to_a_lost_market, wait_for
 
 from app.client import ExchangeUnavailable
 from app.client.gsy import GsyLinkStore, shift
@@ -115,8 +115,8 @@ def test_gre001_console_operates_gsy_e_over_redis(gsye: GsyE, redis_url: str, co
     # in force from N+1 in gsy-e's own figures: its trades, its next events and its stats
     wait_for(lambda: (console.store.latest_slot() or "") >= target, 30, "slot N+1 in the history")
     history = {r["slot"]: r for r in console.store.history(uuids["Community"])}
-    assert history[running]["market_fee"] == 4.0
-    assert history[target]["market_fee"] == 7.0
+    assert history[running]["fee_ct_per_kwh"] == 4.0
+    assert history[target]["fee_ct_per_kwh"] == 7.0
     row = history[target]
     assert row["market_fee_revenue"] == pytest.approx(7.0 * row["total_traded_energy_kWh"])
     charged = gsye.fees_charged("Community")
@@ -130,13 +130,7 @@ def test_gre001_console_operates_gsy_e_over_redis(gsye: GsyE, redis_url: str, co
     assert "does not hold" in answer["responses"][stray][0]["error_message"]
     # ... and one it believes it holds but gsy-e does not: gsy-e drops it, the missing answer is
     # a refusal (the batch's other command, for a held market, is answered)
-    agent._gsy_state["held"][stray] = "Lost market"  # noqa: SLF001
-    answer = agent.batch_command(
-        {
-            uuids["Grid"]: [{"type": "grid_fees", "data": {"fee_const": 1}}],
-            stray: [{"type": "grid_fees", "data": {"fee_const": 3}}],
-        }
-    )
+    stray, answer = send_to_a_lost_market(agent, uuids["Grid"])
     assert answer["responses"][uuids["Grid"]][0]["status"] == "ready"
     assert "no answer from the exchange" in answer["responses"][stray][0]["error_message"]
     # a transaction id is sent once: the same id again gets the same answer, nothing published

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from ending import end_process
 from remote_helpers import wait_for
 
 from app.client import ExchangeUnavailable
@@ -79,13 +80,8 @@ class Exchange:
             return False
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            end_process(self.proc, timeout=30)
 
     def history(self, market_uuid: str) -> dict[str, dict]:
         """The exchange's own per-slot figures of a market (its ``/api/v1`` history)."""
@@ -144,7 +140,7 @@ def test_gho001_console_operates_the_hosted_dialect(exchange: Exchange, console_
     theirs = exchange.history(uuids["Community"])
     ours = {r["slot"]: r for r in console.store.history(uuids["Community"])}
     assert ours[slot]["total_traded_energy_kWh"] == pytest.approx(theirs[slot]["total_traded_energy_kWh"])
-    assert ours[slot]["market_fee"] == pytest.approx(theirs[slot]["current_market_fee"])
+    assert ours[slot]["fee_ct_per_kwh"] == pytest.approx(theirs[slot]["current_market_fee"])
 
     # fee out, right after a cycle: in force from the next slot; a refusal with the exchange's reason
     clock = console.reader().clock()
@@ -170,7 +166,7 @@ def test_gho001_console_operates_the_hosted_dialect(exchange: Exchange, console_
     theirs = exchange.history(uuids["Community"])
     assert theirs[running]["current_market_fee"] != 7.0 and theirs[target]["current_market_fee"] == 7.0
     ours = {r["slot"]: r for r in console.store.history(uuids["Community"])}
-    assert ours[target]["market_fee"] == 7.0
+    assert ours[target]["fee_ct_per_kwh"] == 7.0
 
     # an outage: the exchange stops; the header says why; a fee queued meanwhile stays queued
     exchange.stop()
@@ -215,7 +211,7 @@ def test_gho001_console_operates_the_hosted_dialect(exchange: Exchange, console_
         exchange_slots = exchange.history(uuids[name])
         for row in console.store.history(uuids[name]):
             assert row["slot"] in exchange_slots
-            assert row["market_fee"] == pytest.approx(exchange_slots[row["slot"]]["current_market_fee"])
+            assert row["fee_ct_per_kwh"] == pytest.approx(exchange_slots[row["slot"]]["current_market_fee"])
 
 
 def _markets(console) -> list[dict] | None:  # noqa: ANN001

@@ -6,11 +6,10 @@ where the recording came from). The test paces the recorded slots itself, 2 s ap
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 from gsye_replay import ReplayGsyE
-from remote_helpers import wait_for
+from remote_helpers import send_to_a_lost_market, settled_commands, wait_for
 
 from app.client import ExchangeUnavailable, gsy, gsy_redis
 from app.client.gsy import GsyLinkStore, shift
@@ -69,12 +68,7 @@ def test_grr001_recorded_gsy_e_loop(replay: ReplayGsyE, redis_url: str, console_
         uuids["Community"], "Community", 7.0, source="manual", user="operator", running_slot=running
     )
     console.store.queue(uuids["Grid"], "Grid", -2.0, source="manual", user="operator", running_slot=running)
-    rows = wait_for(
-        lambda: (r := console.store.commands()) and all(c["status"] in (APPLIED, REFUSED) for c in r) and r,
-        30,
-        "the answers",
-    )
-    by_name = {r["market_name"]: r for r in rows}
+    by_name = settled_commands(console, "the answers")
     assert by_name["Community"]["status"] == APPLIED
     assert by_name["Community"]["applies_from_slot"] == "2024-06-21T01:00"
     assert by_name["Grid"]["status"] == REFUSED and "kept 1 ct/kWh, not -2.0" in by_name["Grid"]["reason"]
@@ -82,7 +76,7 @@ def test_grr001_recorded_gsy_e_loop(replay: ReplayGsyE, redis_url: str, console_
     fee_batches = [
         b for b in replay.batches if any(c[0]["type"] == "grid_fees" for c in b["batch_commands"].values())
     ]
-    assert len(fee_batches) == 1 and fee_batches[0]["transaction_id"] == rows[0]["transaction_id"]
+    assert len(fee_batches) == 1 and fee_batches[0]["transaction_id"] == by_name["Grid"]["transaction_id"]
 
     time.sleep(PACE_S)
     step()  # 01:00 opens, with the fee in force
@@ -100,14 +94,7 @@ def test_grr001_recorded_gsy_e_loop(replay: ReplayGsyE, redis_url: str, console_
         time.sleep(PACE_S)
         step()
     # gsy-e drops a command for a market the aggregator does not hold: the missing answer is refused
-    stray = str(uuid.uuid4())
-    agent._gsy_state["held"][stray] = "Lost market"  # noqa: SLF001
-    answer = agent.batch_command(
-        {
-            uuids["Grid"]: [{"type": "grid_fees", "data": {"fee_const": 1}}],
-            stray: [{"type": "grid_fees", "data": {"fee_const": 3}}],
-        }
-    )
+    stray, answer = send_to_a_lost_market(agent, uuids["Grid"])
     assert answer["responses"][uuids["Grid"]][0]["status"] == "ready"
     assert "no answer" in answer["responses"][stray][0]["error_message"]
     replay.finish()
@@ -116,12 +103,12 @@ def test_grr001_recorded_gsy_e_loop(replay: ReplayGsyE, redis_url: str, console_
     # the history is gsy-e's recorded figures, each closed slot once
     community = {r["slot"]: r for r in console.store.history(uuids["Community"])}
     assert sorted(community) == [shift("2024-06-21T00:00", 15 * k) for k in range(7)]
-    assert community["2024-06-21T00:45"]["market_fee"] == 4.0
-    assert community["2024-06-21T01:00"]["market_fee"] == 7.0
+    assert community["2024-06-21T00:45"]["fee_ct_per_kwh"] == 4.0
+    assert community["2024-06-21T01:00"]["fee_ct_per_kwh"] == 7.0
     assert community["2024-06-21T01:00"]["market_fee_revenue"] == pytest.approx(1.6275)
-    assert community["2024-06-21T00:45"]["next_market_fee"] == 7.0
+    assert community["2024-06-21T00:45"]["next_fee_ct_per_kwh"] == 7.0
     grid = {r["slot"]: r for r in console.store.history(uuids["Grid"])}
-    assert {r["market_fee"] for r in grid.values()} == {1.0}
+    assert {r["fee_ct_per_kwh"] for r in grid.values()} == {1.0}
 
 
 def test_grr002_a_lost_answer_is_settled_from_the_next_event_not_sent_again(
@@ -156,12 +143,7 @@ def test_grr002_a_lost_answer_is_settled_from_the_next_event_not_sent_again(
     time.sleep(PACE_S)
     replay.mute_batches.clear()
     replay.step()  # the recorded event of 01:00: Community's fee is 7, Grid's still 1
-    rows = wait_for(
-        lambda: (r := console.store.commands()) and all(c["status"] in (APPLIED, REFUSED) for c in r) and r,
-        30,
-        "the commands settled",
-    )
-    by_name = {r["market_name"]: r for r in rows}
+    by_name = settled_commands(console, "the commands settled")
     assert by_name["Community"]["status"] == APPLIED
     assert by_name["Community"]["applies_from_slot"] == "2024-06-21T01:00"  # as the event shows
     assert by_name["Grid"]["status"] == REFUSED and "not sent again" in by_name["Grid"]["reason"]

@@ -64,7 +64,7 @@ def test_restart_resumes_with_history_continuous(open_store, default_scenario):
     assert runner_b.run(5) == 5
 
     assert_history_continuous(store_b, 15)
-    fees = [r["market_fee"] for r in store_b.history(community.uuid)]
+    fees = [r["fee_ct_per_kwh"] for r in store_b.history(community.uuid)]
     initial = float(store_b.grid.initial_fee_ct_per_kwh[community.index])
     assert fees == [initial] * 6 + [4.25] * 9
     labels = [r["slot_label"] for r in store_b.history(community.uuid)]

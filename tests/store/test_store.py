@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from fee_book_rule import expected_fee
 from sqlalchemy import func, select
 
 from app.config import ROOT
@@ -22,16 +23,6 @@ from app.store.db import make_engine
 from app.store.lock import RunnerLock
 from app.store.repo import ExchangeStore, StoreMismatch
 from app.store.schema import markets
-
-
-def expected_fee(changes: list[FeeChange], initial: float, slot: int) -> float:
-    """Fee book semantics: the last accepted change with applies_from_slot <= slot, else initial."""
-    fee = initial
-    for change in changes:
-        if change.applies_from_slot <= slot:
-            fee = change.fee_ct_per_kwh
-    return fee
-
 
 # -- when a fee applies -------------------------------------------------------------------
 
@@ -62,14 +53,14 @@ def test_fee_sent_during_slot_applies_from_next_slot(open_store, small_scenario)
     assert entry["current_market_fee"] == 7.5
     rows = {r["slot"]: r for r in store.history(community.uuid)}
     assert sorted(rows) == [0, 1, 2, 3]
-    assert (rows[1]["market_fee"], rows[1]["next_market_fee"]) == (old_fee, old_fee)
-    assert (rows[2]["market_fee"], rows[2]["next_market_fee"]) == (old_fee, 7.5)
-    assert (rows[3]["market_fee"], rows[3]["next_market_fee"]) == (7.5, 7.5)
+    assert (rows[1]["fee_ct_per_kwh"], rows[1]["next_fee_ct_per_kwh"]) == (old_fee, old_fee)
+    assert (rows[2]["fee_ct_per_kwh"], rows[2]["next_fee_ct_per_kwh"]) == (old_fee, 7.5)
+    assert (rows[3]["fee_ct_per_kwh"], rows[3]["next_fee_ct_per_kwh"]) == (7.5, 7.5)
     # no other market's fee moved
     for market in store.grid.markets:
         if market.uuid != community.uuid:
             initial = float(store.grid.initial_fee_ct_per_kwh[market.index])
-            assert {r["market_fee"] for r in store.history(market.uuid)} == {initial}
+            assert {r["fee_ct_per_kwh"] for r in store.history(market.uuid)} == {initial}
 
 
 def test_fee_sent_in_last_instant_of_slot_applies_from_next_slot(open_store, small_scenario):
@@ -126,11 +117,11 @@ def test_fee_sent_in_last_instant_of_slot_applies_from_next_slot(open_store, sma
     rows = {r["slot"]: r for r in store.history(community.uuid)}
     assert sorted(rows) == [0, 1, 2, 3, 4]
     for slot, row in rows.items():
-        assert row["market_fee"] == expected_fee(changes, initial, slot), slot
-        assert row["next_market_fee"] == expected_fee(changes, initial, slot + 1), slot
+        assert row["fee_ct_per_kwh"] == expected_fee(changes, initial, slot), slot
+        assert row["next_fee_ct_per_kwh"] == expected_fee(changes, initial, slot + 1), slot
     for change in changes:  # distinct values: a fee never shows in the slot it arrived in
         if change.received_slot in rows:
-            assert rows[change.received_slot]["market_fee"] != change.fee_ct_per_kwh
+            assert rows[change.received_slot]["fee_ct_per_kwh"] != change.fee_ct_per_kwh
     assert runner.fees[community.index] == expected_fee(changes, initial, 5)
 
 

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 
 from app.tariffs.base import FeeLimits, MarketHistory, SlotInfo
 
+M = TypeVar("M")
 LIMITS = FeeLimits(0.0, 100.0)
 MONDAY = dt.datetime(2026, 6, 22)  # a Monday; slot 0 starts at its midnight
+
+
+def with_reference(model: type[M], **reference: float) -> Callable[..., M]:
+    """``params(**change)``: ``model``'s parameters that a test file's hand computations use
+    (``reference``), some changed."""
+
+    def params(**change: float) -> M:
+        return model(**(reference | change))
+
+    return params
 
 
 def history(

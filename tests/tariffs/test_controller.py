@@ -10,23 +10,22 @@ from pydantic import ValidationError
 from app.tariffs.base import FeeLimits, MarketHistory, SlotInfo
 from app.tariffs.controller import ControllerParams, next_fee, slot_errors
 
-from .helpers import LIMITS, MONDAY, history, slot_after
+from .helpers import LIMITS, MONDAY, history, slot_after, with_reference
 
 NAN = math.nan
 
 
-def params(**change):
-    values = dict(
-        import_limit_kwh=40.0,
-        export_limit_kwh=30.0,
-        kp_ct_per_kwh=2.0,
-        ki_ct_per_kwh=1.0,
-        base_fee_ct_per_kwh=5.0,
-        min_fee_ct_per_kwh=1.0,
-        max_fee_ct_per_kwh=30.0,
-        max_step_ct_per_kwh=2.0,
-    )
-    return ControllerParams(**(values | change))
+params = with_reference(
+    ControllerParams,
+    import_limit_kwh=40.0,
+    export_limit_kwh=30.0,
+    kp_ct_per_kwh=2.0,
+    ki_ct_per_kwh=1.0,
+    base_fee_ct_per_kwh=5.0,
+    min_fee_ct_per_kwh=1.0,
+    max_fee_ct_per_kwh=30.0,
+    max_step_ct_per_kwh=2.0,
+)
 
 
 def fee(imports, exports=None, fees=None, limits=LIMITS, **change):

@@ -10,27 +10,26 @@ from app.tariffs.base import FeeLimits, MarketHistory, SlotInfo
 from app.tariffs.predictive import PredictiveParams, deferred_import_kwh, forecast_kwh, next_fee
 from app.tariffs.registry import compute_fee, describe, parse_model
 
-from .helpers import LIMITS, MONDAY, history, slot_after
+from .helpers import LIMITS, MONDAY, history, slot_after, with_reference
 
 DAY = 96
 
 
-def params(**change):
-    values = dict(
-        import_limit_kwh=20.0,
-        export_limit_kwh=20.0,
-        target_share=1.0,
-        gain_ct_per_kwh=10.0,
-        weight_yesterday=1.0,
-        weight_last_week=0.0,
-        trend=0.5,
-        base_fee_ct_per_kwh=2.0,
-        max_fee_ct_per_kwh=40.0,
-        max_rise_ct_per_kwh=100.0,
-        max_fall_ct_per_kwh=100.0,
-        smooth_slots=0,
-    )
-    return PredictiveParams(**(values | change))
+params = with_reference(
+    PredictiveParams,
+    import_limit_kwh=20.0,
+    export_limit_kwh=20.0,
+    target_share=1.0,
+    gain_ct_per_kwh=10.0,
+    weight_yesterday=1.0,
+    weight_last_week=0.0,
+    trend=0.5,
+    base_fee_ct_per_kwh=2.0,
+    max_fee_ct_per_kwh=40.0,
+    max_rise_ct_per_kwh=100.0,
+    max_fall_ct_per_kwh=100.0,
+    smooth_slots=0,
+)
 
 
 def two_days(import_at, fee_at=lambda s: 0.0):

@@ -96,17 +96,25 @@ def peak_tier_models(draw) -> dict:
 
 
 @st.composite
-def controller_models(draw) -> dict:
+def flow_limits_and_fee_range(draw) -> dict:
+    """What both controllers have: import and export limits, a base fee between its min and max."""
     low, base, high = draw(ordered(3, 0, 1e3))
     return {
-        "model": "controller",
         "import_limit_kwh": draw(st.floats(1e-3, 1e6)),
         "export_limit_kwh": draw(st.floats(1e-3, 1e6)),
-        "kp_ct_per_kwh": draw(gain),
-        "ki_ct_per_kwh": draw(gain),
         "base_fee_ct_per_kwh": base,
         "min_fee_ct_per_kwh": low,
         "max_fee_ct_per_kwh": high,
+    }
+
+
+@st.composite
+def controller_models(draw) -> dict:
+    return {
+        "model": "controller",
+        **draw(flow_limits_and_fee_range()),
+        "kp_ct_per_kwh": draw(gain),
+        "ki_ct_per_kwh": draw(gain),
         "max_step_ct_per_kwh": draw(st.floats(1e-3, 100)),
         "deadband": draw(st.floats(0, 1)),
         "forecast_weight": draw(st.floats(0, 1)),
@@ -115,19 +123,14 @@ def controller_models(draw) -> dict:
 
 @st.composite
 def predictive_models(draw) -> dict:
-    low, base, high = draw(ordered(3, 0, 1e3))
     return {
         "model": "predictive",
-        "import_limit_kwh": draw(st.floats(1e-3, 1e6)),
-        "export_limit_kwh": draw(st.floats(1e-3, 1e6)),
+        **draw(flow_limits_and_fee_range()),
         "target_share": draw(st.floats(1e-3, 1.5)),
         "gain_ct_per_kwh": draw(gain),
         "weight_yesterday": draw(st.floats(0.01, 1)),
         "weight_last_week": draw(st.floats(0, 1)),
         "trend": draw(st.floats(0, 1)),
-        "base_fee_ct_per_kwh": base,
-        "min_fee_ct_per_kwh": low,
-        "max_fee_ct_per_kwh": high,
         "max_rise_ct_per_kwh": draw(st.floats(1e-3, 100)),
         "max_fall_ct_per_kwh": draw(st.floats(1e-3, 100)),
         "hold_window_slots": draw(st.integers(1, 192)),

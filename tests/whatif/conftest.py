@@ -17,89 +17,37 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from embedded_console import EmbeddedConsole, open_console, store_url
 from whatif_scenario import SCENARIO
 from whatif_worker import Worker, worker_command, worker_env
 
-from app.config import ROOT, Settings
-from app.entry.web import create_app
-from app.exchange.grid import build_grid
-from app.exchange.runner import ExchangeRunner
+from app.config import ROOT
 from app.exchange.scenario import dump_scenario
-from app.operator.agent import OperatorAgent
-from app.security import signed_in_request
-from app.store.repo import ExchangeStore
 
 
-@dataclass
-class Console:
-    store: ExchangeStore
-    runner: ExchangeRunner
-    server: object
-    agent: OperatorAgent
-    settings: Settings
-
-    @property
-    def data(self):
-        return self.server.extensions["console"]
-
-    @property
-    def managed(self) -> list:
-        return [m for m in self.store.grid.markets if m.level in (0, 1)]
-
-    def cycles(self, n: int) -> None:
-        for _ in range(n):
-            self.agent.on_market_cycle(self.runner.close_running_slot())
-
-    @contextmanager
-    def as_user(self, username: str | None, role: str | None = None):
-        """A request context with ``username`` signed in (None: nobody); a name that is not a
-        user yet is added with ``role`` (default: viewer)."""
-        users = self.server.extensions["gridfee"].users
-        if username and users.get(username) is None:
-            users.add(username, "password-of-a-test", role or "viewer", source="test")
-        with signed_in_request(self.server, username):
-            yield
-
-
-def _console(tmp_path: Path, **env: str) -> Iterator[Console]:
+def _console(tmp_path: Path, **env: str) -> Iterator[EmbeddedConsole]:
     scenario_file = tmp_path / "scenario.yaml"
     scenario_file.write_text(dump_scenario(SCENARIO), encoding="utf-8")
-    store = ExchangeStore.open(f"sqlite:///{tmp_path / 'c.sqlite3'}", SCENARIO, build_grid(SCENARIO))
-    runner = ExchangeRunner(store, slot_seconds=0)
-    runner.resume()
-    settings = Settings.from_env(
-        {
-            "INSTANCE_DIR": str(tmp_path),
-            "SECRET_KEY": "t",
-            "SLOT_SECONDS": "0",
-            "SCENARIO": str(scenario_file),
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'c.sqlite3'}",
-            **env,
-        }
+    yield from open_console(
+        tmp_path, SCENARIO, SCENARIO=str(scenario_file), DATABASE_URL=store_url(tmp_path), **env
     )
-    server = create_app(settings, store=store)
-    agent = OperatorAgent.embedded(server, "operator", "operator", store=server.extensions["console"].ops)
-    yield Console(store, runner, server, agent, settings)
-    store.engine.dispose()
 
 
 @pytest.fixture
-def console(tmp_path: Path) -> Iterator[Console]:
+def console(tmp_path: Path) -> Iterator[EmbeddedConsole]:
     yield from _console(tmp_path)
 
 
 @pytest.fixture
-def celery_console(tmp_path: Path, redis_url: str) -> Iterator[Console]:
+def celery_console(tmp_path: Path, redis_url: str) -> Iterator[EmbeddedConsole]:
     yield from _console(tmp_path, REDIS_URL=redis_url)
 
 
 @pytest.fixture
-def celery_worker(celery_console: Console, tmp_path: Path) -> Iterator[Worker]:
+def celery_worker(celery_console: EmbeddedConsole, tmp_path: Path) -> Iterator[Worker]:
     """A worker for ``celery_console``, answering PING (up to 60 s for it to start)."""
     log = tmp_path / "worker.log"
     with log.open("wb") as out:

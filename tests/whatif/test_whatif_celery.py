@@ -19,31 +19,23 @@ import psutil
 import pytest
 from dash import CeleryManager
 from dash.background_callback.managers import BaseBackgroundCallbackManager
+from whatif_params import param_states
 from whatif_scenario import SCENARIO
 from whatif_worker import worker_command, worker_env
 
 from app.console.pages import whatif as page
 from app.operator.backtest import SERIES
-from app.tariffs.forms import FORMS
 from app.whatif import form
 from app.whatif.queue import queue_problem, redis_problem, safe_url
 from app.whatif.results import ResultStore
 from app.whatif.runs import run_whatif
 
 
-def _params(k: int, model: str, level: int = 0, **values) -> list[dict]:
-    out = []
-    for field in FORMS[model]:
-        ident = {"type": "whatif-param", "cand": k, "field": f"{model}.{field.name}", "level": level}
-        out.append({"id": ident, "value": values.get(field.name, field.default)})
-    return out
-
-
 def _spec(console, days: int = 2, scenario: str = "live") -> dict:  # noqa: ANN001
     names = ["zero", "tou", "tiers", "controller"]
     models = ["zero", "tou", "peak_tiers", "controller"]
-    params = _params(2, "peak_tiers") + _params(3, "controller")
-    params += _params(2, "peak_tiers", 1, thresholds_kwh_per_slot="1, 2, 3, 4, 5, 6")
+    params = param_states(2, "peak_tiers") + param_states(3, "controller")
+    params += param_states(2, "peak_tiers", 1, thresholds_kwh_per_slot="1, 2, 3, 4, 5, 6")
     rows = form.form_rows(4, names, models, [True] * 4, params, [False, False, True, False])
     with console.as_user("operator"):
         return page.build_spec(scenario, days, None, 70, rows)

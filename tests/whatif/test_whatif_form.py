@@ -8,10 +8,10 @@ import io
 
 import openpyxl
 import pytest
+from whatif_params import param_states
 
 from app.console.pages import whatif as page
 from app.tariffs import tou
-from app.tariffs.forms import FORMS
 from app.whatif import form
 from app.whatif.runs import WhatIfError
 
@@ -38,14 +38,6 @@ def _xlsx(header=("Start", "Fee"), value=lambda q: q / 4) -> bytes:  # noqa: ANN
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
-
-
-def _params(k: int, model: str, level: int = 0, **values) -> list[dict]:
-    out = []
-    for field in FORMS[model]:
-        ident = {"type": "whatif-param", "cand": k, "field": f"{model}.{field.name}", "level": level}
-        out.append({"id": ident, "value": values.get(field.name, field.default)})
-    return out
 
 
 def _column(k: int, level: int, name: str) -> dict:
@@ -136,10 +128,12 @@ def test_wif054_no_upload_is_the_preset_and_a_missing_column_is_named():
 
 
 def test_wif055_the_communities_get_their_own_parameters_only_when_split():
-    params = _params(1, "peak_tiers") + _params(
+    params = param_states(1, "peak_tiers") + param_states(
         1, "peak_tiers", 1, thresholds_kwh_per_slot="1, 2, 3, 4, 5, 6"
     )
-    params += _params(2, "constant", fee_ct_per_kwh=2.0) + _params(2, "constant", 1, fee_ct_per_kwh=0.5)
+    params += param_states(2, "constant", fee_ct_per_kwh=2.0) + param_states(
+        2, "constant", 1, fee_ct_per_kwh=0.5
+    )
     names, models = ["zero", "tiers", "flat"], ["zero", "peak_tiers", "constant"]
     split = form.form_rows(3, names, models, [False] * 3, params, [False, True, True])
     _, tiers, flat = form.parse_candidates(split, live=None)
@@ -152,8 +146,8 @@ def test_wif055_the_communities_get_their_own_parameters_only_when_split():
 
 
 def test_wif056_a_bad_field_of_one_level_is_named_with_the_level():
-    params = _params(1, "controller") + _params(1, "controller", 1, kp_ct_per_kwh="fast")
-    params += _params(2, "constant", 1, fee_ct_per_kwh=None) + _params(2, "constant")
+    params = param_states(1, "controller") + param_states(1, "controller", 1, kp_ct_per_kwh="fast")
+    params += param_states(2, "constant", 1, fee_ct_per_kwh=None) + param_states(2, "constant")
     rows = form.form_rows(
         3, ["zero", "pi", "flat"], ["zero", "controller", "constant"], [True] * 3, params, [0, 1, 1]
     )
@@ -166,7 +160,7 @@ def test_wif056_a_bad_field_of_one_level_is_named_with_the_level():
 
 
 def test_wif057_a_model_the_tariff_refuses_is_named_with_its_level(console):
-    params = _params(1, "peak_tiers") + _params(
+    params = param_states(1, "peak_tiers") + param_states(
         1, "peak_tiers", 1, thresholds_kwh_per_slot="5, 4, 3, 2, 1, 0"
     )
     rows = form.form_rows(2, ["zero", "tiers"], ["zero", "peak_tiers"], [False] * 2, params, [False, True])
@@ -186,8 +180,8 @@ def test_wif058_a_copy_of_the_live_settings_is_offered_on_the_live_scenario_only
 
 def test_wif059_the_predictive_controller_is_a_candidate_with_limits_per_level():
     assert "predictive" in [o["value"] for o in page.model_options("generated")]
-    params = _params(1, "predictive", import_limit_kwh=25, export_limit_kwh=60)
-    params += _params(1, "predictive", 1, import_limit_kwh=12, export_limit_kwh=28)
+    params = param_states(1, "predictive", import_limit_kwh=25, export_limit_kwh=60)
+    params += param_states(1, "predictive", 1, import_limit_kwh=12, export_limit_kwh=28)
     rows = form.form_rows(2, ["zero", "ahead"], ["zero", "predictive"], [False] * 2, params, [False, True])
     _, ahead = form.parse_candidates(rows, live=None)
     assert ahead.models[0]["model"] == ahead.models[1]["model"] == "predictive"

@@ -8,26 +8,16 @@ import itertools
 
 import openpyxl
 import pytest
+from whatif_params import param_states
 
 from app.console.auth import NotAllowed
 from app.console.pages import whatif as page
 from app.operator.store import QUEUED
 from app.security import sign_in_client
-from app.tariffs.forms import FORMS
 from app.whatif import form
 from app.whatif.jobs import execute
 from app.whatif.results import ResultStore
 from app.whatif.runs import BASELINE, WhatIfError
-
-
-def _params(k: int, model: str, level: int = 0, **values) -> list[dict]:
-    """The states of candidate ``k``'s fields of ``model`` at ``level``: defaults, some replaced."""
-    out = []
-    for field in FORMS[model]:
-        value = values.get(field.name, field.default)
-        ident = {"type": "whatif-param", "cand": k, "field": f"{model}.{field.name}", "level": level}
-        out.append({"id": ident, "value": value})
-    return out
 
 
 def _rows(*candidates: tuple[str, str], params: list[dict] | None = None, auto: bool = True) -> list[dict]:
@@ -42,7 +32,9 @@ def _spec(console, *candidates, params=None, days=1, markets=None, user="operato
 
 
 def test_wif020_form_rows_become_candidates_per_level():
-    params = _params(1, "constant", fee_ct_per_kwh=3.5) + _params(2, "controller", import_limit_kwh=None)
+    params = param_states(1, "constant", fee_ct_per_kwh=3.5) + param_states(
+        2, "controller", import_limit_kwh=None
+    )
     rows = _rows(("zero", "zero"), ("flat", "constant"), ("pi", "controller"), ("tou", "tou"), params=params)
     zero, flat, pi, tou = form.parse_candidates(rows, live=None)
     assert zero.kind == "zero"
@@ -56,13 +48,15 @@ def test_wif020_form_rows_become_candidates_per_level():
     [
         (
             lambda: _rows(
-                ("a", "zero"), ("b", "constant"), params=_params(1, "constant", fee_ct_per_kwh="x")
+                ("a", "zero"), ("b", "constant"), params=param_states(1, "constant", fee_ct_per_kwh="x")
             ),
             "Fee",
         ),
         (
             lambda: _rows(
-                ("a", "zero"), ("b", "peak_tiers"), params=_params(1, "peak_tiers", fees_ct_per_kwh="1, y")
+                ("a", "zero"),
+                ("b", "peak_tiers"),
+                params=param_states(1, "peak_tiers", fees_ct_per_kwh="1, y"),
             ),
             r"candidate 2 \(b\): Fees per tier",
         ),
@@ -99,7 +93,7 @@ def test_wif023_bad_run_parameters_are_refused_before_running(console, monkeypat
 
 
 def test_wif024_a_run_is_stored_and_gives_table_charts_workbook(console):
-    spec = _spec(console, ("zero", "zero"), ("flat", "constant"), params=_params(1, "constant"))
+    spec = _spec(console, ("zero", "zero"), ("flat", "constant"), params=param_states(1, "constant"))
     assert spec["markets"] == [m.uuid for m in console.managed] and spec["viewer"] is False
     seen = []
     result = execute(spec, page.job_context(console.server), progress=seen.append)
@@ -121,7 +115,7 @@ def test_wif024_a_run_is_stored_and_gives_table_charts_workbook(console):
 
 def test_wif025_apply_to_live_queues_the_models_audited_and_refuses_viewers(console):
     console.cycles(2)
-    params = _params(1, "constant", fee_ct_per_kwh=4.0) + _params(2, "controller")
+    params = param_states(1, "constant", fee_ct_per_kwh=4.0) + param_states(2, "controller")
     spec = _spec(console, ("zero", "zero"), ("flat 4", "constant"), ("pi", "controller"), params=params)
     execute(spec, page.job_context(console.server))
     for user in ("viewer", None):
@@ -157,7 +151,7 @@ def test_wif026_a_live_copy_runs_the_live_settings_and_is_not_applied_again(cons
     spec = _spec(console, ("zero", "zero"), ("live", "live"))
     assert spec["candidates"][1]["live"][grid.uuid] == {"model": "constant", "fee_ct_per_kwh": 7.0}
     result = execute(spec, page.job_context(console.server))
-    assert (result.series("live", "market_fee", grid.uuid)[2:] == 7.0).all()
+    assert (result.series("live", "fee_ct_per_kwh", grid.uuid)[2:] == 7.0).all()
     with console.as_user("operator"), pytest.raises(ValueError, match="live already"):
         page.apply_candidate(spec["run_id"], 1)
 
@@ -195,7 +189,7 @@ def test_wif060_a_candidate_tuned_on_the_last_days_runs_with_the_best_of_the_gri
     not the compared one (the live market's last day, or the day after the compared ones), runs
     it with the winner, and the results show the winner next to every setting it tried."""
     console.cycles(2)
-    params = _params(1, "predictive", import_limit_kwh=2, export_limit_kwh=2)
+    params = param_states(1, "predictive", import_limit_kwh=2, export_limit_kwh=2)
     with console.as_user("operator"):
         spec = page.build_spec("live", 1, None, 70, _tuned_rows("predictive", 1, params))
     assert spec["candidates"][1]["tune_days"] == 1 and spec["candidates"][0]["tune_days"] == 0
@@ -219,10 +213,10 @@ def test_wif060_a_candidate_tuned_on_the_last_days_runs_with_the_best_of_the_gri
 
 
 def test_wif061_only_controllers_are_tuned_and_on_1_to_7_days():
-    constant = _params(1, "constant")
+    constant = param_states(1, "constant")
     with pytest.raises(WhatIfError, match=r"candidate 2 \(ahead\): only a controller or predictive"):
         form.parse_candidates(_tuned_rows("constant", 2, constant), live=None)
-    predictive = _params(1, "predictive", import_limit_kwh=2, export_limit_kwh=2)
+    predictive = param_states(1, "predictive", import_limit_kwh=2, export_limit_kwh=2)
     with pytest.raises(WhatIfError, match=r"candidate 2 \(ahead\): tune on 9 days"):
         form.parse_candidates(_tuned_rows("predictive", 9, predictive), live=None)
     _, ahead = form.parse_candidates(_tuned_rows("predictive", 3, predictive), live=None)

@@ -87,7 +87,7 @@ def test_wif001_kpi_table_equals_the_backtest_for_the_same_inputs(result):
             assert _same(row["values"][name], run.kpis[row["market_uuid"]][row["kpi"]]), (name, row)
     # and the per-slot series are the backtest's
     for name, run in expected.items():
-        for key in ("import_kwh", "market_fee"):
+        for key in ("import_kwh", "fee_ct_per_kwh"):
             assert (result.runs[name].series[key] == run.series[key]).all(), (name, key)
 
 
@@ -175,7 +175,7 @@ def test_wif006_stated_limits_count_and_a_live_copy_runs_per_market():
     )
     assert result.limits_kwh[grid] == (0.5, 0.5)
     assert result.kinds == ["zero", "live"]
-    fees = result.series("live", "market_fee", grid)
+    fees = result.series("live", "fee_ct_per_kwh", grid)
     assert (fees[2:] == 3.0).all()
     assert result.models["live"][grid] == {"model": "constant", "fee_ct_per_kwh": 3.0}
     assert result.models["live"][community] is None

@@ -113,6 +113,8 @@ def read_configuration_uuid(query: object) -> str:
 
 def _node(entry: dict) -> dict:
     stats = entry["last_market_stats"]
+    # our event's market into the node gsy-e-sdk reads: its contract's fields, a subset of ours
+    # picked by name (not derived from app.exchange.stat_table: the SDK's shape is fixed)
     return {
         "area_name": entry["name"],
         "area_uuid": entry["area_uuid"],

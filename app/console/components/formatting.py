@@ -6,7 +6,8 @@ the slot), the unit after the number, ``Label [unit]`` for axis titles and colum
 palette in which a colour means the same thing everywhere (import is always blue, export always
 orange, over-limit always red).
 
-Units follow the API: rates and fees [ct/kWh], energy [kWh], revenue [ct], self-sufficiency [%].
+Units follow the API: rates and fees [ct/kWh], energy [kWh], revenue [ct], self-sufficiency [%]
+(the table of slot statistics' units).
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app import slots
+from app.exchange.stat_table import ENERGY_UNIT, MONEY_UNIT, RATE_UNIT, SHARE_UNIT
 
 MISSING = "–"  # en dash: what a missing value (None / NaN) looks like everywhere
 
-UNIT_PRICE = "ct/kWh"
-UNIT_ENERGY = "kWh"
-UNIT_MONEY = "ct"
-UNIT_PERCENT = "%"
+# the units of the slot statistics' table (app.exchange.stat_table)
+UNIT_PRICE, UNIT_ENERGY, UNIT_MONEY, UNIT_PERCENT = RATE_UNIT, ENERGY_UNIT, MONEY_UNIT, SHARE_UNIT
 
 # Colour-blind-safe (Okabe–Ito based) colours, each with one meaning across the console.
 PALETTE: MappingProxyType[str, str] = MappingProxyType(

@@ -100,9 +100,9 @@ def map_elements(
     Parameters
     ----------
     markets : every market of the grid (``uuid``, ``name``, ``level``, ``parent_uuid``,
-        ``current_fee``, ``next_fee``), parents before children.
-    latest : market uuid → its last history row (``import_kwh``, ``export_kwh``, ``market_fee``,
-        ``next_market_fee``); houses have none.
+        ``fee_ct_per_kwh``, ``next_fee_ct_per_kwh``), parents before children.
+    latest : market uuid → its last history row (``import_kwh``, ``export_kwh``, ``fee_ct_per_kwh``,
+        ``next_fee_ct_per_kwh``); houses have none.
     limits : market uuid → flow limits [kWh per slot].
     alerts_by_market : market uuid → its open alerts.
     queued : market uuid → the fee [ct/kWh] the console queued for the next slot.
@@ -125,8 +125,10 @@ def map_elements(
         lim = limits.get(uuid)
         load = flow_load(row, lim) if row is not None else {"load_pct": None, "over": None}
         alerts = list(alerts_by_market.get(uuid, ()))
-        fee = row.get("market_fee") if row is not None else m.get("current_fee")
-        fee_queued = queued.get(uuid, row.get("next_market_fee") if row is not None else m.get("next_fee"))
+        fee = row.get("fee_ct_per_kwh") if row is not None else m.get("fee_ct_per_kwh")
+        fee_queued = queued.get(
+            uuid, row.get("next_fee_ct_per_kwh") if row is not None else m.get("next_fee_ct_per_kwh")
+        )
         label = m["name"]
         if houses.get(uuid):
             label += f" ({houses[uuid]} houses)"

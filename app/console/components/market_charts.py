@@ -48,39 +48,47 @@ from dash import Patch
 
 from app.console.components.formatting import (
     PALETTE,
-    UNIT_ENERGY,
-    UNIT_MONEY,
-    UNIT_PERCENT,
-    UNIT_PRICE,
     clean_number,
     slot_label_to_datetime,
     with_unit,
 )
+from app.exchange.stat_table import STAT
+
+
+def _titled(key: str, label: str | None = None) -> str:
+    """``label`` (default: the statistic's own) with the unit of the slot statistic ``key``."""
+    stat = STAT[key]
+    return with_unit(stat.label if label is None else label, stat.unit)
+
+
+_REVENUE = STAT["market_fee_revenue"].label  # "Fee revenue"
 
 FIGURE_TRACES: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
     {
-        "price": ("Min–max", "Median", "Average", "Fee in force"),
+        "price": ("Min–max", "Median", "Average", STAT["fee_ct_per_kwh"].label),
         "volume": ("Traded",),
-        "flows": ("Import", "Export"),
-        "revenue": ("Fee revenue per slot", "Cumulative fee revenue"),
+        "flows": (STAT["import_kwh"].label, STAT["export_kwh"].label),
+        "revenue": (f"{_REVENUE} per slot", f"Cumulative {_REVENUE.lower()}"),
         "fee": ("In force", "Queued"),
-        "self_sufficiency": ("Self-sufficiency",),
+        "self_sufficiency": (STAT["self_sufficiency"].label,),
     }
 )
 """Figure name → legend names of its traces, in ``figure.data`` order (the patch indices)."""
 
+# the axes' titles: the statistics' labels and units (app.exchange.stat_table); a figure of
+# several statistics names what they share
 X_TITLE = with_unit("Slot start", "simulated time")
 Y_TITLES: MappingProxyType[str, str] = MappingProxyType(
     {
-        "price": with_unit("Trade rate", UNIT_PRICE),
-        "volume": with_unit("Traded energy", UNIT_ENERGY),
-        "flows": with_unit("Import (+) / export (−)", UNIT_ENERGY),
-        "revenue": with_unit("Fee revenue per slot", UNIT_MONEY),
-        "fee": with_unit("Grid fee", UNIT_PRICE),
-        "self_sufficiency": with_unit("Self-sufficiency", UNIT_PERCENT),
+        "price": _titled("avg_trade_rate", "Trade rate"),
+        "volume": _titled("total_traded_energy_kWh"),
+        "flows": _titled("import_kwh", "Import (+) / export (−)"),
+        "revenue": _titled("market_fee_revenue", f"{_REVENUE} per slot"),
+        "fee": _titled("fee_ct_per_kwh", "Grid fee"),
+        "self_sufficiency": _titled("self_sufficiency"),
     }
 )
-Y2_TITLE_REVENUE = with_unit("Cumulative fee revenue", UNIT_MONEY)
+Y2_TITLE_REVENUE = _titled("market_fee_revenue", f"Cumulative {_REVENUE.lower()}")
 
 DEFAULT_SLOT_MINUTES = 15
 RANGE_BUTTONS = (
@@ -152,7 +160,7 @@ def _trace_columns(
             {"x": x, "y": band_y, "base": band_base, "customdata": band_custom},
             {"x": list(x), "y": [p[1] for p in prices]},
             {"x": list(x), "y": [p[2] for p in prices]},
-            {"x": list(x), "y": [clean_number(row.get("market_fee")) for row in rows]},
+            {"x": list(x), "y": [clean_number(row.get("fee_ct_per_kwh")) for row in rows]},
         ]
     if figure == "volume":
         return [{"x": x, "y": [clean_number(row.get("total_traded_energy_kWh")) for row in rows]}]
@@ -169,8 +177,8 @@ def _trace_columns(
         ]
     if figure == "fee":
         return [
-            {"x": x, "y": [clean_number(row.get("market_fee")) for row in rows]},
-            {"x": list(x), "y": [clean_number(row.get("next_market_fee")) for row in rows]},
+            {"x": x, "y": [clean_number(row.get("fee_ct_per_kwh")) for row in rows]},
+            {"x": list(x), "y": [clean_number(row.get("next_fee_ct_per_kwh")) for row in rows]},
         ]
     if figure == "self_sufficiency":
         return [{"x": x, "y": [clean_number(row.get("self_sufficiency")) for row in rows]}]
@@ -239,7 +247,7 @@ def _price_figure(cols: list[dict[str, list]], bar_ms: float) -> go.Figure:
                 width=bar_ms,
                 marker={"color": PALETTE["price"], "line": {"width": 0}},
                 opacity=0.35,
-                hovertemplate=f"%{{customdata[0]:.2f}}–%{{customdata[1]:.2f}} {UNIT_PRICE}",
+                hovertemplate=f"%{{customdata[0]:.2f}}–%{{customdata[1]:.2f}} {STAT['max_trade_rate'].unit}",
             ),
             go.Scatter(
                 name=FIGURE_TRACES["price"][1],
@@ -249,7 +257,7 @@ def _price_figure(cols: list[dict[str, list]], bar_ms: float) -> go.Figure:
                 marker=_MARKER,
                 line={"color": PALETTE["median"], "width": 2},
                 connectgaps=False,
-                hovertemplate=_hover(UNIT_PRICE),
+                hovertemplate=_hover(STAT["median_trade_rate"].unit),
             ),
             go.Scatter(
                 name=FIGURE_TRACES["price"][2],
@@ -259,7 +267,7 @@ def _price_figure(cols: list[dict[str, list]], bar_ms: float) -> go.Figure:
                 marker=_MARKER,
                 line={"color": PALETTE["avg"], "width": 1.5, "dash": "dot"},
                 connectgaps=False,
-                hovertemplate=_hover(UNIT_PRICE),
+                hovertemplate=_hover(STAT["avg_trade_rate"].unit),
             ),
             go.Scatter(
                 name=FIGURE_TRACES["price"][3],
@@ -268,7 +276,7 @@ def _price_figure(cols: list[dict[str, list]], bar_ms: float) -> go.Figure:
                 mode="lines",
                 line={"color": PALETTE["fee"], "width": 2, "shape": "hv"},
                 connectgaps=False,
-                hovertemplate=_hover(UNIT_PRICE),
+                hovertemplate=_hover(STAT["fee_ct_per_kwh"].unit),
             ),
         ],
         layout={"bargap": 0},
@@ -284,7 +292,7 @@ def _volume_figure(cols: list[dict[str, list]], bar_ms: float) -> go.Figure:
             y=traded["y"],
             width=bar_ms,
             marker={"color": PALETTE["traded"]},
-            hovertemplate=_hover(UNIT_ENERGY),
+            hovertemplate=_hover(STAT["total_traded_energy_kWh"].unit),
         )
     )
 
@@ -342,7 +350,7 @@ def _flows_figure(
                 y=imp["y"],
                 width=bar_ms,
                 marker={"color": PALETTE["import"]},
-                hovertemplate=_hover(UNIT_ENERGY),
+                hovertemplate=_hover(STAT["import_kwh"].unit),
             ),
             go.Bar(
                 name=FIGURE_TRACES["flows"][1],
@@ -351,7 +359,7 @@ def _flows_figure(
                 width=bar_ms,
                 marker={"color": PALETTE["export"]},
                 customdata=exp["customdata"],  # the export as a positive amount, for the hover
-                hovertemplate=f"%{{customdata:.2f}} {UNIT_ENERGY}",
+                hovertemplate=f"%{{customdata:.2f}} {STAT['export_kwh'].unit}",
             ),
         ],
         layout={"barmode": "relative"},
@@ -386,7 +394,7 @@ def _revenue_figure(cols: list[dict[str, list]], bar_ms: float) -> go.Figure:
                 width=bar_ms,
                 marker={"color": PALETTE["revenue"]},
                 opacity=0.6,
-                hovertemplate=_hover(UNIT_MONEY),
+                hovertemplate=_hover(STAT["market_fee_revenue"].unit),
             ),
             go.Scatter(
                 name=FIGURE_TRACES["revenue"][1],
@@ -395,7 +403,7 @@ def _revenue_figure(cols: list[dict[str, list]], bar_ms: float) -> go.Figure:
                 yaxis="y2",
                 mode="lines",
                 line={"color": PALETTE["revenue"], "width": 2},
-                hovertemplate=_hover(UNIT_MONEY),
+                hovertemplate=_hover(STAT["market_fee_revenue"].unit),
             ),
         ]
     )
@@ -424,7 +432,7 @@ def _fee_figure(cols: list[dict[str, list]]) -> go.Figure:
                 marker=_MARKER,
                 line={"color": PALETTE["fee"], "width": 2, "shape": "hv"},
                 connectgaps=False,
-                hovertemplate=_hover(UNIT_PRICE),
+                hovertemplate=_hover(STAT["fee_ct_per_kwh"].unit),
             ),
             go.Scatter(
                 name=FIGURE_TRACES["fee"][1],
@@ -433,7 +441,7 @@ def _fee_figure(cols: list[dict[str, list]]) -> go.Figure:
                 mode="lines",
                 line={"color": PALETTE["fee_queued"], "width": 1.5, "dash": "dash", "shape": "hv"},
                 connectgaps=False,
-                hovertemplate=_hover(UNIT_PRICE),
+                hovertemplate=_hover(STAT["next_fee_ct_per_kwh"].unit),
             ),
         ]
     )
@@ -450,7 +458,7 @@ def _self_sufficiency_figure(cols: list[dict[str, list]]) -> go.Figure:
             marker=_MARKER,
             line={"color": PALETTE["self_sufficiency"], "width": 2},
             connectgaps=False,
-            hovertemplate=_hover(UNIT_PERCENT, 1),
+            hovertemplate=_hover(STAT["self_sufficiency"].unit, STAT["self_sufficiency"].decimals),
         )
     )
     fig.update_layout(yaxis={"range": [0, 105], "tickvals": [0, 20, 40, 60, 80, 100]})

@@ -23,12 +23,11 @@ from app.console.components.formatting import (
     MISSING,
     PALETTE,
     UNIT_ENERGY,
-    UNIT_MONEY,
-    UNIT_PERCENT,
     UNIT_PRICE,
     clean_number,
     with_unit,
 )
+from app.exchange.stat_table import STAT
 
 OVER_LIMIT_CLASS = "over-limit"
 _LIMIT = "params.data[params.colDef.field.replace('_kwh', '_limit_kwh')]"
@@ -155,22 +154,34 @@ def overview_columns() -> list[dict]:
             filterValueGetter=SLOT_FILTER_VALUE,
             minWidth=SLOT_WIDTH_PX,
         ),
-        _number("min_ct_per_kwh", "Min price", UNIT_PRICE),
-        _number("median_ct_per_kwh", "Median price", UNIT_PRICE),
-        _number("avg_ct_per_kwh", "Avg price", UNIT_PRICE),
-        _number("max_ct_per_kwh", "Max price", UNIT_PRICE),
-        _number("traded_kwh", "Traded", UNIT_ENERGY),
-        _flow("import_kwh", "Import", PALETTE["import"]),
-        _flow("export_kwh", "Export", "#8F5300"),  # the export orange, dark enough for text
-        _number("self_sufficiency_pct", "Self-sufficiency", UNIT_PERCENT, 1),
-        _number("fee_revenue_slot_ct", "Fee revenue slot", UNIT_MONEY),
+        # units and the labels that fit from the table of slot statistics (app.exchange.stat_table);
+        # the grid's column ids and its shorter price labels are the grid's own (they fit 1366 px)
+        _number("min_ct_per_kwh", "Min price", STAT["min_trade_rate"].unit),
+        _number("median_ct_per_kwh", "Median price", STAT["median_trade_rate"].unit),
+        _number("avg_ct_per_kwh", "Avg price", STAT["avg_trade_rate"].unit),
+        _number("max_ct_per_kwh", "Max price", STAT["max_trade_rate"].unit),
+        _number("traded_kwh", "Traded", STAT["total_traded_energy_kWh"].unit),
+        _flow("import_kwh", STAT["import_kwh"].label, PALETTE["import"]),
+        _flow("export_kwh", STAT["export_kwh"].label, "#8F5300"),  # the export orange, dark enough for text
+        _number(
+            "self_sufficiency_pct",
+            STAT["self_sufficiency"].label,
+            STAT["self_sufficiency"].unit,
+            STAT["self_sufficiency"].decimals,
+        ),
+        _number("fee_revenue_slot_ct", "Fee revenue slot", STAT["market_fee_revenue"].unit),
         # grows without end: room for "123456.78" (~66 px) and the padding
-        _number("fee_revenue_cumulative_ct", "Fee revenue cumulative", UNIT_MONEY, minWidth=88),
-        _number("fee_in_force_ct_per_kwh", "Fee in force", UNIT_PRICE),
+        _number(
+            "fee_revenue_cumulative_ct",
+            "Fee revenue cumulative",
+            STAT["market_fee_revenue"].unit,
+            minWidth=88,
+        ),
+        _number("fee_in_force_ct_per_kwh", STAT["fee_ct_per_kwh"].label, STAT["fee_ct_per_kwh"].unit),
         _number(
             "fee_queued_ct_per_kwh",
-            "Fee queued",
-            UNIT_PRICE,
+            STAT["next_fee_ct_per_kwh"].label,
+            STAT["next_fee_ct_per_kwh"].unit,
             headerTooltip=(
                 "Fee in force from the slot after the running one (the header names it): "
                 "the console's queued command, else the exchange's"
@@ -286,7 +297,7 @@ def overview_rows(
         ``slot`` and the ``HISTORY_FIELDS``).
     cumulative_revenue : market uuid → fee revenue [ct] summed over all its slots so far.
     queued : market uuid → fee [ct/kWh] the console has queued for the next slot. A market with
-        no queued command shows the exchange's ``next_market_fee`` (the fee it accepted for the
+        no queued command shows the exchange's ``next_fee_ct_per_kwh`` (the fee it accepted for the
         next slot), so the column always says what the next slot will charge.
     modes : market uuid → fee mode ("manual" or the tariff model's name).
     limits_kwh : market uuid → one import/export limit per slot [kWh]; a ``limit_kwh`` in the
@@ -323,9 +334,9 @@ def overview_rows(
                 "self_sufficiency_pct": clean_number(row.get("self_sufficiency")),
                 "fee_revenue_slot_ct": clean_number(row.get("market_fee_revenue")),
                 "fee_revenue_cumulative_ct": clean_number(cumulative_revenue.get(uuid)),
-                "fee_in_force_ct_per_kwh": clean_number(row.get("market_fee")),
+                "fee_in_force_ct_per_kwh": clean_number(row.get("fee_ct_per_kwh")),
                 "fee_queued_ct_per_kwh": clean_number(
-                    queued_fee if queued_fee is not None else row.get("next_market_fee")
+                    queued_fee if queued_fee is not None else row.get("next_fee_ct_per_kwh")
                 ),
                 "mode": modes.get(uuid) or "scenario fee",
                 "limit_kwh": one,

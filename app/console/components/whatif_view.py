@@ -202,7 +202,7 @@ def fee_figure(result: WhatIfResult, market_uuid: str, height_px: int = 260) -> 
         [
             go.Scatter(
                 x=x,
-                y=_values(result.series(name, "market_fee", market_uuid)),
+                y=_values(result.series(name, "fee_ct_per_kwh", market_uuid)),
                 name=name,
                 mode="lines",
                 line={"color": colour(k), "shape": "hv", "width": 1.5},

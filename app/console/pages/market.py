@@ -96,7 +96,7 @@ def layout(market_id: str | None = None, **_query) -> html.Div:
     manual = (
         setting.manual_fee_ct_per_kwh
         if setting and setting.manual_fee_ct_per_kwh is not None
-        else market.get("next_fee", 0.0)
+        else market.get("next_fee_ct_per_kwh", 0.0)
     )
     timing_now = fee_timing(data.clock_state())
     control = fee_control(
