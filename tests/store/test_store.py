@@ -271,6 +271,23 @@ def test_the_store_book_and_the_memory_book_agree_over_a_run(open_store, small_s
         assert fresh.fees_for_slot(slot).tolist() == memory.fees_for_slot(slot).tolist(), slot
 
 
+def test_a_worker_reads_the_initial_fees_again_after_a_reset(open_store, small_scenario):
+    store, worker = open_store(small_scenario), open_store(small_scenario)  # the runner's and a web worker's
+    community = store.grid.markets[1]
+    initial = float(store.grid.initial_fee_ct_per_kwh[community.index])
+    runner = ExchangeRunner(store, slot_seconds=0)
+    runner.resume()
+    store.fee_book.submit_fee(community.uuid, Fee(9.0), "test")
+    runner.run(2)
+    assert worker.fees_for_slot(2)[community.index] == 9.0  # the worker has slot 2 settled
+
+    store.reset()  # python -m app.entry.run --reset
+    store.register()
+    assert worker.fees_for_slot(0)[community.index] == initial
+    ExchangeRunner(store, slot_seconds=0).run(2)
+    assert worker.fees_for_slot(2)[community.index] == initial
+
+
 # -- the scenario guard -------------------------------------------------------------------
 
 
