@@ -260,8 +260,11 @@ class FeeBook:
     def fees_for_slot(self, slot: int) -> np.ndarray:
         with self.storage.reading() as ledger:
             running = ledger.running_slot()
+            if self._settled is not None and self._settled[0] > running:
+                self.forget()  # the running slot went back: the storage was emptied (a reset)
             fees = self.fees_in(ledger, slot)
-        if slot <= running:  # it has started: no change can reach it any more
+        settled = self._settled
+        if slot <= running and (settled is None or settled[0] < slot):  # started: no change can reach it
             self.settle(slot, fees)
         return fees
 

@@ -16,6 +16,7 @@ import datetime as dt
 from collections.abc import Mapping
 
 from app import slots
+from app.exchange.fees import Fee, FeeRefused, validate_fee
 from app.operator.store import OperatorStore
 from app.tariffs.base import HISTORY_FOR_MODELS, FeeLimits, MarketHistory, SlotInfo
 from app.tariffs.registry import FeeModel, compute_fee, describe
@@ -34,12 +35,22 @@ def model_fee_ct_per_kwh(
     return compute_fee(model, history, slot, limits)
 
 
-def queue_manual(
-    ops: OperatorStore, market: Mapping, fee_ct_per_kwh: float, user: str, running_slot: str | None
-) -> int:
-    """Store a manual fee as the market's setting and queue it; the command's id.
+def manual_fee(value: object, limits: Mapping[str, float]) -> Fee:
+    """A fee typed into the console, checked once (the exchange's ``validate_fee`` against the
+    exchange's ``limits``); ``ValueError`` with the message the form shows."""
+    if value in (None, ""):
+        raise ValueError("enter a fee in ct/kWh")
+    try:
+        return validate_fee(value, limits["min_ct_per_kwh"], limits["max_ct_per_kwh"])
+    except FeeRefused as exc:
+        raise ValueError(exc.message) from None
 
-    ``fee_ct_per_kwh`` has been validated at the boundary (the form or the API) already."""
+
+def queue_manual(
+    ops: OperatorStore, market: Mapping, fee_ct_per_kwh: Fee, user: str, running_slot: str | None
+) -> int:
+    """Store a manual fee (checked by ``manual_fee``) as the market's setting and queue it; the
+    command's id."""
     ops.set_manual(market["uuid"], fee_ct_per_kwh, user)
     return ops.queue(market["uuid"], market["name"], fee_ct_per_kwh, f"manual:{user}", user, running_slot)
 

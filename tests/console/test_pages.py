@@ -52,6 +52,14 @@ def test_bad_manual_fee_is_refused_and_nothing_is_queued(console, bad):
     assert console.data.ops.commands() == []
 
 
+def test_manual_fee_preview_says_what_it_sends_or_why_not(console):
+    c = console.community().uuid
+    with console.as_user("operator"):
+        assert market.preview_text(c, "manual", {}, None, "") == "enter a fee in ct/kWh"
+        assert market.preview_text(c, "manual", {}, None, -1) == "⚠ fee must not be negative, got -1.0 ct/kWh"
+        assert market.preview_text(c, "manual", {}, None, 4.5) == "sends 4.50 ct/kWh"
+
+
 def test_viewer_and_nobody_cannot_change_a_fee_even_with_a_forged_request(console):
     for user in ("viewer", None):
         with console.as_user(user), pytest.raises(NotAllowed):

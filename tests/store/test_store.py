@@ -194,7 +194,54 @@ def test_a_resent_batch_changes_nothing_and_gets_the_same_answer(open_store, sma
     assert [c.fee_ct_per_kwh for c in store.fee_history()] == [6.0, 7.0]
 
 
+def test_the_same_batch_sent_twice_at_once_is_applied_once(open_store, small_scenario):
+    """Two workers take the same batch at the same moment: the second finds no answer yet, waits
+    for the first's transaction, then gets the first's answer back; one change is kept."""
+    first, second = open_store(small_scenario), open_store(small_scenario)  # two engines
+    community = first.grid.markets[1]
+    inside, second_looked = threading.Event(), threading.Event()
+    looked_up, looks = second.fee_book._answer_of, []
+
+    def look_up(batch: tuple[str, str]) -> dict | None:
+        looks.append(looked_up(batch))
+        second_looked.set()
+        return looks[-1]
+
+    second.fee_book._answer_of = look_up
+
+    def answer_slowly(results: list) -> dict:
+        inside.set()  # the first holds its transaction until the second has looked
+        assert second_looked.wait(30)
+        return {"who": "first"}
+
+    got: dict[str, tuple] = {}
+    batch = ("alice", "tx-race")
+    commands = [(community.uuid, Fee(6.5))]
+    one = threading.Thread(
+        target=lambda: got.update(first=first.fee_book.submit_batch(batch, commands, "api", answer_slowly))
+    )
+    one.start()
+    assert inside.wait(30)
+    got["second"] = second.fee_book.submit_batch(batch, commands, "api", lambda r: {"who": "second"})
+    one.join(30)
+
+    assert got == {"first": ({"who": "first"}, False), "second": ({"who": "first"}, True)}
+    assert looks == [None, {"who": "first"}]  # it looked before the first's commit, and after its own try
+    assert [(c.fee_ct_per_kwh, c.transaction_id) for c in first.fee_history()] == [(6.5, "tx-race")]
+
+
 # -- one rule, two storages -----------------------------------------------------------------
+
+
+def test_the_store_book_opens_a_slot_as_the_memory_book_does(open_store, small_scenario):
+    store = open_store(small_scenario)
+    community = store.grid.markets[1]
+    before = float(store.grid.initial_fee_ct_per_kwh[community.index])
+    assert store.fee_book.open_slot(4)[community.index] == before
+    change = store.fee_book.submit_fee(community.uuid, Fee(3.0), "test")
+    assert (change.received_slot, change.applies_from_slot) == (4, 5)
+    assert store.load_state().running_slot == 4
+    assert store.fee_book.open_slot(5)[community.index] == 3.0
 
 
 def test_the_store_book_and_the_memory_book_agree_over_a_run(open_store, small_scenario, monkeypatch):
@@ -222,6 +269,23 @@ def test_the_store_book_and_the_memory_book_agree_over_a_run(open_store, small_s
     for slot in range(10):  # read by a fresh book that has no slot settled yet
         fresh = open_store(small_scenario)
         assert fresh.fees_for_slot(slot).tolist() == memory.fees_for_slot(slot).tolist(), slot
+
+
+def test_a_worker_reads_the_initial_fees_again_after_a_reset(open_store, small_scenario):
+    store, worker = open_store(small_scenario), open_store(small_scenario)  # the runner's and a web worker's
+    community = store.grid.markets[1]
+    initial = float(store.grid.initial_fee_ct_per_kwh[community.index])
+    runner = ExchangeRunner(store, slot_seconds=0)
+    runner.resume()
+    store.fee_book.submit_fee(community.uuid, Fee(9.0), "test")
+    runner.run(2)
+    assert worker.fees_for_slot(2)[community.index] == 9.0  # the worker has slot 2 settled
+
+    store.reset()  # python -m app.entry.run --reset
+    store.register()
+    assert worker.fees_for_slot(0)[community.index] == initial
+    ExchangeRunner(store, slot_seconds=0).run(2)
+    assert worker.fees_for_slot(2)[community.index] == initial
 
 
 # -- the scenario guard -------------------------------------------------------------------

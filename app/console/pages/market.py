@@ -26,7 +26,6 @@ from app.console.components.market_charts import (
 )
 from app.console.pages.common import console, is_viewer
 from app.console.pages.shell_callbacks import fee_timing
-from app.exchange.fees import FeeRefused, validate_fee
 from app.operator import fee_service
 from app.tariffs import tou
 from app.tariffs.base import HISTORY_FOR_MODELS, FeeLimits, MarketHistory, SlotInfo
@@ -241,11 +240,10 @@ def preview_text(market_uuid: str, mode: str, values: dict, table: dict | None, 
     """What the setting would send and from which slot it is in force, or why it cannot; for the
     predictive controller also its forecast of that slot against its targets."""
     if mode == "manual":
-        limits = console().fee_limits()
         try:
-            fee = validate_fee(manual, limits["min_ct_per_kwh"], limits["max_ct_per_kwh"])
-        except FeeRefused as exc:
-            return "enter a fee in ct/kWh" if manual in (None, "") else f"⚠ {exc.message}"
+            fee = fee_service.manual_fee(manual, console().fee_limits())
+        except ValueError as exc:
+            return str(exc) if manual in (None, "") else f"⚠ {exc}"
         return f"sends {fee:.2f} ct/kWh"  # the queue button right above names the slot
     try:
         model = parse_model(parse_form(mode, values, table))
@@ -301,15 +299,9 @@ def apply_setting(market_uuid: str, mode: str, manual: object, values: dict, tab
     market = data.market(market_uuid)
     if market is None or not user.may_manage(market_uuid, market["name"]):
         raise NotAllowed(f"{user.username} may not manage this market")
-    limits = data.fee_limits()
     running = data.clock_state().get("running_slot")
     if mode == "manual":
-        if manual in (None, ""):
-            raise ValueError("enter a fee in ct/kWh")
-        try:
-            fee = validate_fee(manual, limits["min_ct_per_kwh"], limits["max_ct_per_kwh"])
-        except FeeRefused as exc:
-            raise ValueError(exc.message) from None
+        fee = fee_service.manual_fee(manual, data.fee_limits())
         command_id = fee_service.queue_manual(data.ops, market, fee, user.username, running)
         return {"id": command_id, "what": f"{fee:.2f} ct/kWh", "then": ""}
     model = parse_model(parse_form(mode, values, table))
