@@ -30,6 +30,7 @@ viewer is refused on the server (``require_operator``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import dash_mantine_components as dmc
 from dash import ALL, MATCH, Dash, DiskcacheManager, Input, Output, State, ctx, dcc, html, no_update
@@ -52,7 +53,6 @@ from app.console.components.whatif_view import (
     progress_bars,
 )
 from app.console.pages.common import console, is_viewer
-from app.exchange.scenario import Scenario
 from app.operator import fee_service
 from app.tariffs.forms import FORMS, Field
 from app.tariffs.tou import MAX_UPLOAD_BYTES
@@ -94,6 +94,9 @@ from app.whatif.runs import (
 from app.whatif.tune import TUNABLE
 
 # -- where runs and results live ----------------------------------------------------------------
+
+if TYPE_CHECKING:
+    from app.exchange.scenario import Scenario
 
 
 def _settings(server: Flask | None = None) -> Settings:
