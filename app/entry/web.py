@@ -7,17 +7,30 @@ started by the entry points (``python -m app``, ``python -m app.entry.exchange``
 
 from __future__ import annotations
 
+import gc
 import threading
-from typing import TYPE_CHECKING
 
+from flask import Flask, jsonify, request
+from flask_caching import Cache
+from sqlalchemy import Engine
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app import security
+from app.api.auth import TokenSigner, UserBook, seed_users
+from app.api.gsy_compat import GsyFace, install
+from app.api.gsy_compat.face import SDK_TOKEN_TTL_S
+from app.api.gsy_compat.protocol import simulation_id
+from app.api.gsy_compat.store import GsyStore
+from app.api.routes import ApiContext, bp
+from app.api.service import ExchangeService
 from app.config import Settings
-
-if TYPE_CHECKING:  # Flask is imported when a server is built: the CLI tools start without it
-    from flask import Flask
-    from sqlalchemy import Engine
-
-    from app.api.service import ExchangeService
-    from app.store.repo import ExchangeStore
+from app.console.cache import cache_config
+from app.exchange.grid import build_grid
+from app.exchange.scenario import load_scenario
+from app.operator.store import OperatorStore
+from app.store.db import check_migrated, make_engine, migrate
+from app.store.repo import ExchangeStore
 
 
 def settle_heap() -> None:
@@ -29,8 +42,6 @@ def settle_heap() -> None:
     500-market batch). Called by the entry points (``wsgi``, ``serve``, ``clock`` of ``app.entry``),
     not by ``create_app``, which tests call again and again.
     """
-    import gc
-
     gc.collect()
     gc.freeze()
 
@@ -49,21 +60,10 @@ def create_app(
     (``/api/...`` answers a JSON 404 naming the remote exchange), and the console drives the
     remote exchange through the HTTP client, keeping its own rows in ``DATABASE_URL``.
     """
-    from flask import Flask, jsonify, request
-    from flask_caching import Cache
-    from werkzeug.exceptions import HTTPException
-
-    from app import security
-    from app.api.auth import TokenSigner, UserBook, seed_users
-    from app.api.routes import ApiContext, bp
-    from app.api.service import ExchangeService
-    from app.console.cache import cache_config
 
     settings = settings or Settings.from_env()
     remote = settings.grid_api_url is not None and store is None
     if remote:
-        from app.store.db import check_migrated, make_engine, migrate
-
         if run_migrations:
             migrate(settings.database_url)
         engine = make_engine(settings.database_url)
@@ -72,10 +72,6 @@ def create_app(
         service = None
     else:
         if store is None:
-            from app.exchange.grid import build_grid
-            from app.exchange.scenario import load_scenario
-            from app.store.repo import ExchangeStore
-
             scenario = load_scenario(settings.scenario)
             store = ExchangeStore.open(
                 settings.database_url,
@@ -108,8 +104,6 @@ def create_app(
     )
     server.json.sort_keys = False
     if settings.proxy_hops:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         n = settings.proxy_hops  # the client's address and scheme as the router saw them
         server.wsgi_app = ProxyFix(server.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
     # one cache per server (Redis when REDIS_URL): the console's per-slot reads and the rate limit
@@ -132,7 +126,7 @@ def create_app(
     for endpoint in ("api_v1.token", "gsy_compat.token"):  # one count for both token endpoints
         security.limit_endpoint(server, endpoint, settings.token_rate_limit, "token")
     if dashboard:
-        from app.console.dashboard import init_dashboard
+        from app.console.dashboard import init_dashboard  # Dash only where the console is served
 
         init_dashboard(server, settings, engine, live_scenario=None if service is None else store.scenario)
 
@@ -190,12 +184,6 @@ def _mount_gsy_face(
     server: Flask, settings: Settings, service: ExchangeService, engine: Engine, secret_key: str
 ) -> None:
     """The Grid Singularity SDK's endpoints and websockets beside ``/api/v1`` (same users, fees)."""
-    from app.api.auth import TokenSigner
-    from app.api.gsy_compat import GsyFace, install
-    from app.api.gsy_compat.face import SDK_TOKEN_TTL_S
-    from app.api.gsy_compat.protocol import simulation_id
-    from app.api.gsy_compat.store import GsyStore
-    from app.operator.store import OperatorStore
 
     api = server.extensions["gridfee"]
     install(
