@@ -12,20 +12,22 @@ import logging
 import signal
 import threading
 
+from werkzeug.serving import make_server
+
 from app.config import Settings
+from app.entry.web import create_app, settle_heap
+from app.exchange.grid import build_grid
+from app.exchange.runner import ExchangeRunner, print_cycle
+from app.exchange.scenario import ScenarioError, load_scenario
+from app.operator.run import start_agent
+from app.security import json_request_handler
+from app.store.lock import RunnerLock
+from app.store.repo import ExchangeStore, StoreMismatch
 
 log = logging.getLogger(__name__)
 
 
 def serve(settings: Settings, host: str, port: int, print_slots: bool = True) -> int:
-    from werkzeug.serving import make_server
-
-    from app.entry.web import create_app, settle_heap
-    from app.exchange.grid import build_grid
-    from app.exchange.runner import ExchangeRunner, print_cycle
-    from app.exchange.scenario import ScenarioError, load_scenario
-    from app.store.lock import RunnerLock
-    from app.store.repo import ExchangeStore, StoreMismatch
 
     if settings.gsy_dialect is not None:
         return serve_remote(settings, host, port)
@@ -50,10 +52,8 @@ def serve(settings: Settings, host: str, port: int, print_slots: bool = True) ->
         runner_thread.start()
     else:
         print("another process runs this exchange; serving its store only", flush=True)
-    from app.operator.run import start_agent
 
     agent_thread = start_agent(settings, store.engine, server_app, stop)
-    from app.security import json_request_handler
 
     http = make_server(host, port, server_app, threaded=True, request_handler=json_request_handler())
     settle_heap()  # the app, the grid and the runner are built
@@ -94,11 +94,6 @@ def serve(settings: Settings, host: str, port: int, print_slots: bool = True) ->
 def serve_remote(settings: Settings, host: str, port: int) -> int:
     """The console and its agent for a Grid Singularity exchange (``GRID_API_URL=gsy+...``): no
     exchange of ours runs; the agent holds the link, the console reads what it stored."""
-    from werkzeug.serving import make_server
-
-    from app.entry.web import create_app
-    from app.operator.run import start_agent
-    from app.security import json_request_handler
 
     server_app = create_app(settings)
     engine = server_app.extensions["console"].ops.engine  # the console's store (DATABASE_URL)
