@@ -350,6 +350,9 @@ def _socket_auth():
     # that sends a batch the instant its socket is up gets the answer (read after the handshake,
     # a frame written in between was skipped)
     g.gsy_outbox_start = face().gsy.last_id()
+    # ... and the last closed slot, for the same reason: a slot that closes between the handshake
+    # and the socket's first read is a market event the script is owed (it was dropped)
+    g.gsy_closed_start = face().service.store.clock_state().last_closed_slot
     return None
 
 
@@ -417,7 +420,7 @@ def pump_aggregator(ws: Server, f: GsyFace, agg: str) -> None:
         for device in f.gsy.devices(agg):
             send(ws, protocol.selection_event(True, agg, device))
             told.add(device)
-        last_closed = store.clock_state().last_closed_slot
+        last_closed = g.gsy_closed_start if "gsy_closed_start" in g else store.clock_state().last_closed_slot
         selected_at = time.monotonic()
         finish_sent = False
         while not f.stop.is_set():
