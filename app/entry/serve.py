@@ -12,7 +12,8 @@ import logging
 import signal
 import threading
 
-from werkzeug.serving import make_server
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from app.config import Settings
 from app.entry.web import create_app, settle_heap
@@ -73,20 +74,9 @@ def serve(settings: Settings, host: str, port: int, print_slots: bool = True) ->
     if settings.demo:
         print("demo users: operator / operator (grid operator), viewer / viewer", flush=True)
 
-    def shutdown(*_):  # noqa: ANN002
-        stop.set()
-        server_app.extensions["gridfee_stop"].set()  # open websockets end
-        threading.Thread(target=http.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, shutdown)
-    signal.signal(signal.SIGINT, shutdown)
     try:
-        http.serve_forever()
+        _serve_until_signalled(http, server_app, stop, [runner_thread, agent_thread])
     finally:
-        stop.set()
-        for thread in (runner_thread, agent_thread):
-            if thread is not None:
-                thread.join(timeout=30)  # lets the slot being written finish
         lock.release()
     return 0
 
@@ -108,9 +98,19 @@ def serve_remote(settings: Settings, host: str, port: int) -> int:
     if settings.demo:
         print("demo users: operator / operator (grid operator), viewer / viewer", flush=True)
 
-    def shutdown(*_):  # noqa: ANN002
+    _serve_until_signalled(http, server_app, stop, [agent_thread])
+    return 0
+
+
+def _serve_until_signalled(
+    http: BaseWSGIServer, server_app: Flask, stop: threading.Event, threads: list[threading.Thread | None]
+) -> None:
+    """Serve until SIGTERM or SIGINT; then stop ``threads`` (the runner finishes the slot being
+    written, the agent its turn) and end the open websockets."""
+
+    def shutdown(*_: object) -> None:
         stop.set()
-        server_app.extensions["gridfee_stop"].set()
+        server_app.extensions["gridfee_stop"].set()  # open websockets end
         threading.Thread(target=http.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, shutdown)
@@ -119,6 +119,6 @@ def serve_remote(settings: Settings, host: str, port: int) -> int:
         http.serve_forever()
     finally:
         stop.set()
-        if agent_thread is not None:
-            agent_thread.join(timeout=30)
-    return 0
+        for thread in threads:
+            if thread is not None:
+                thread.join(timeout=30)

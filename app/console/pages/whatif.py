@@ -335,6 +335,23 @@ def _param_input(cand: int, model: str, field: Field, level: int = 0) -> object:
     return dmc.TextInput(id=ident, label=field.label, value=field.default, size="xs")
 
 
+def days_input(ident: str | dict, value: int, width_px: int, **kwargs: object) -> dmc.NumberInput:
+    """A whole number of days, 1 to ``MAX_DAYS`` (a run's or a tuning's); out of range is kept as
+    typed, so that the form's check names it instead of the input changing it silently."""
+    return dmc.NumberInput(
+        id=ident,
+        value=value,
+        min=1,
+        max=MAX_DAYS,
+        step=1,
+        allowDecimal=False,
+        clampBehavior="none",
+        size="xs",
+        w=width_px,
+        **kwargs,
+    )
+
+
 def level_title(level: int, split: bool) -> str:
     """The heading of a level's fields: the grid's fields serve both levels unless split."""
     if level == 1:
@@ -495,16 +512,10 @@ def candidate_card(k: int, shown: bool) -> dmc.Paper:
                             checked=False,
                             size="xs",
                         ),
-                        dmc.NumberInput(
-                            id={"type": "whatif-tune-days", "cand": k},
-                            value=DEFAULT_TUNE_DAYS,
-                            min=1,
-                            max=MAX_DAYS,
-                            step=1,
-                            allowDecimal=False,
-                            clampBehavior="none",
-                            size="xs",
-                            w=64,
+                        days_input(
+                            {"type": "whatif-tune-days", "cand": k},
+                            DEFAULT_TUNE_DAYS,
+                            64,
                             **{"aria-label": f"Days to tune candidate {k + 1} on"},
                         ),
                         dmc.Text(
@@ -555,18 +566,7 @@ def layout(**_query) -> dmc.Stack:
                             size="xs",
                             w=220,
                         ),
-                        dmc.NumberInput(
-                            id=ids.WHATIF_DAYS,
-                            label=f"Days [1-{MAX_DAYS}]",
-                            value=DEFAULT_DAYS,
-                            min=1,
-                            max=MAX_DAYS,
-                            step=1,
-                            allowDecimal=False,
-                            clampBehavior="none",
-                            size="xs",
-                            w=110,
-                        ),
+                        days_input(ids.WHATIF_DAYS, DEFAULT_DAYS, 110, label=f"Days [1-{MAX_DAYS}]"),
                         dmc.MultiSelect(
                             id=ids.WHATIF_MARKETS,
                             label="Markets",
