@@ -75,7 +75,7 @@ def retry_after(limiter: Limiter) -> int:
         return 60
     try:
         return max(1, math.ceil(current.reset_at - time.time()))
-    except Exception:  # noqa: BLE001 - the storage failed while we only wanted a hint
+    except Exception:  # the storage failed while we only wanted a hint
         return 60
 
 
@@ -103,7 +103,7 @@ def install(server: Flask, settings: Settings) -> Limiter:
     login_manager.session_protection = "basic"
 
     @login_manager.user_loader  # one LoginManager for every app of the process: the request's app
-    def _load_user(name: str):  # noqa: ANN202
+    def _load_user(name: str):
         return current_app.extensions["gridfee"].users.by_session_id(name)
 
     limiter = Limiter(
@@ -190,7 +190,7 @@ def protocol_error_json(status: int, reason: str, message: str) -> bytes:
     return json.dumps({"error": code, "message": message or reason}).encode("utf-8")
 
 
-def json_request_handler():  # noqa: ANN201
+def json_request_handler():
     """werkzeug's request handler whose own errors (431 for a header too large, 400 for a bad
     request line, ...) are JSON on the paths whose clients expect JSON (``python -m app``)."""
     from werkzeug.serving import WSGIRequestHandler
@@ -221,7 +221,7 @@ def gunicorn_json_errors() -> None:
     path is not known then, and the clients of those paths (API, SDK face, Dash) expect JSON."""
     from gunicorn import util
 
-    def write_error(sock, status_int: int, reason: str, mesg: str) -> None:  # noqa: ANN001
+    def write_error(sock, status_int: int, reason: str, mesg: str) -> None:
         body = protocol_error_json(status_int, reason, mesg)
         head = (
             f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
