@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING
 
 from flask import Flask, current_app, jsonify, request
 from flask_limiter import Limiter, RateLimitExceeded
-from flask_login import LoginManager
+from flask_login import LoginManager, login_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
+from werkzeug.serving import WSGIRequestHandler
 
 from app.config import Settings
 from app.store.schema import app_secrets
@@ -163,7 +164,6 @@ def limit_endpoint(server: Flask, endpoint: str, per_minute: int, scope: str) ->
 def signed_in_request(server: Flask, username: str | None, path: str = "/") -> Iterator[None]:
     """A request context of ``server`` with ``username`` signed in (None: nobody), for tests and
     benchmarks that call the console's functions without a browser."""
-    from flask_login import login_user
 
     with server.test_request_context(path):
         if username:
@@ -193,7 +193,6 @@ def protocol_error_json(status: int, reason: str, message: str) -> bytes:
 def json_request_handler():
     """werkzeug's request handler whose own errors (431 for a header too large, 400 for a bad
     request line, ...) are JSON on the paths whose clients expect JSON (``python -m app``)."""
-    from werkzeug.serving import WSGIRequestHandler
 
     class JsonErrorRequestHandler(WSGIRequestHandler):
         def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:

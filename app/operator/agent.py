@@ -31,6 +31,7 @@ from app.client import ApiClientError, ExchangeUnavailable, GridOperatorAgent, G
 from app.operator import alerts, fee_service, timing
 from app.operator.store import APPLIED, REFUSED, OperatorStore, history_row
 from app.tariffs.base import FeeLimits
+from app.tariffs.registry import parse_model
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +206,6 @@ class OperatorAgent(GridOperatorAgent):
         settings = self.store.settings()
         if not any(s.mode == "model" for s in settings.values()):
             return
-        from app.tariffs.registry import parse_model
 
         length = market_info["slot_length_min"]
         slot = fee_service.target_slot(
