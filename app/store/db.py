@@ -15,6 +15,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 
 from app.config import ROOT
@@ -63,9 +64,7 @@ def reader(engine: Engine) -> Engine:
     return engine.execution_options(**{READ_ONLY: True})
 
 
-def alembic_config(url: str):
-    from alembic.config import Config
-
+def alembic_config(url: str) -> Config:
     cfg = Config(str(ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(ROOT / "migrations"))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
