@@ -46,8 +46,14 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from app.exchange.scenario import Scenario
+    from app.operator.backtest import BacktestResult
+    from app.operator.oracle import OracleResult
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -79,7 +85,16 @@ def load(name: str, seed: int | None):
     return scenario if seed is None else scenario.model_copy(update={"seed": seed})
 
 
-def oracle_waterfall(scenario, total, judge_from, zero_peaks, oracle, owners, runs, results) -> dict:  # noqa: ANN001
+def oracle_waterfall(
+    scenario: Scenario,
+    total: int,
+    judge_from: int,
+    zero_peaks: tuple[float, float],
+    oracle: OracleResult,
+    owners: OracleResult,
+    runs: dict[str, BacktestResult],
+    results: dict[str, dict],
+) -> dict:
     """The steps from the physical limit to the predictive controller (``app.operator.oracle``):
 
     1. ``all_levers``: the oracle (every EV, heat pump and battery scheduled, no curtailment);
