@@ -42,6 +42,27 @@ Size: one variable per battery and slot (three) and per flexible load and window
 without a battery or flexible load are constants. The 1,000-house generated grid (161 batteries,
 259 flexible loads, 7 judged days) is about 0.45 million variables; see the bench for the time.
 
+**From the limit to the fee: the waterfall** (``bench/steering.py``'s ``oracle_steps``), each step
+on the judged slots, each either a lower bound or exactly what it says:
+
+1. ``oracle_peaks``: every asset a lever (above). A lower bound on any fee path's peaks.
+2. ``oracle_peaks(even_rate=True)``: + the owners' rule no fee changes (EVs and heat pumps never
+   slower than the even rate of what is left). Still a lower bound on any fee path's peaks (the
+   batteries' price thresholds, not convex, are left out).
+3. ``oracle_fixed_batteries(flows)``: + the batteries and curtailment doing exactly what they
+   did in a simulated run (``run_flows`` replays a run from its fees in force): each house's load
+   carries its battery's charge less discharge plus what it curtailed, and only the EVs and heat
+   pumps are scheduled (even rate). That run is one such schedule, so this is a lower bound on
+   *that run's* ``I / I_0 + E / E_0``: the rest of its gap is how its fees steered the EVs.
+4. ``greedy_fee_path``: the simulation under one grid fee per slot, chosen by an operator who
+   knows each slot's outcome before sending the fee and looks no further (the lowest fee of a
+   candidate list whose root flows stay within the aim): exactly what it says, a fee path the
+   contract allows (one fee per market and slot), not a bound.
+5. the controller, judged in the simulation.
+
+Steps 1-3 minimise ``I / I_0 + E / E_0``, so one direction may rise while the sum falls; step 3
+carries a run's curtailment, a lever steps 1-2 do not have.
+
 ``per_house=False`` gives the older, looser *pooled* bound: the batteries of one efficiency form
 one battery that may discharge into any house (no deficit bound), and the flexible loads of one
 window one pool. Every per-house schedule is a pooled one, so the pooled objective is never above
