@@ -366,7 +366,8 @@ def main() -> int:
     parser.add_argument(
         "--oracle-even-rate",
         action="store_true",
-        help="also the oracle whose EVs and heat pumps never charge below the even rate (slow on grid1000)",
+        help="the oracle whose EVs and heat pumps never charge below the even rate "
+        "(part of the waterfall; with --no-waterfall alone)",
     )
     parser.add_argument(
         "--no-waterfall",
