@@ -40,10 +40,10 @@ class ResultStore:
             return cls(where.instance_dir, where.redis_url)
         return cls(where["instance_dir"], where.get("redis_url"))
 
-    def _redis(self):  # noqa: ANN202
+    def _redis(self):
         return redis.Redis.from_url(self.redis_url, socket_connect_timeout=3.0, socket_timeout=30.0)
 
-    def _diskcache(self):  # noqa: ANN202
+    def _diskcache(self):
         return diskcache.Cache(str(self.instance_dir / "whatif" / "results"))
 
     def save(self, run_id: str, result: WhatIfResult, spec: dict) -> None:
@@ -71,7 +71,7 @@ class ResultStore:
             finally:
                 client.close()
             # written by this app's own processes into its own Redis, as Celery's results are
-            stored = None if raw is None else pickle.loads(raw)  # noqa: S301
+            stored = None if raw is None else pickle.loads(raw)
         else:
             with self._diskcache() as cache:
                 stored = cache.get(run_id)
