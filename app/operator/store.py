@@ -161,7 +161,7 @@ class OperatorStore:
                 query.order_by(h.slot)
             )
             for part in result.partitions(size):
-                yield [(label(r[0]), *r[1:]) for r in part]
+                yield [(label(r[0]),) + r[1:] for r in part]
 
     def latest_slot(self) -> str | None:
         h = op_history.c
