@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING
 
 from flask import Flask, current_app, jsonify, request
 from flask_limiter import Limiter, RateLimitExceeded
-from flask_login import LoginManager
+from flask_login import LoginManager, login_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
+from werkzeug.serving import WSGIRequestHandler
 
 from app.config import Settings
 from app.store.schema import app_secrets
@@ -75,7 +76,7 @@ def retry_after(limiter: Limiter) -> int:
         return 60
     try:
         return max(1, math.ceil(current.reset_at - time.time()))
-    except Exception:  # noqa: BLE001 - the storage failed while we only wanted a hint
+    except Exception:  # the storage failed while we only wanted a hint
         return 60
 
 
@@ -103,7 +104,7 @@ def install(server: Flask, settings: Settings) -> Limiter:
     login_manager.session_protection = "basic"
 
     @login_manager.user_loader  # one LoginManager for every app of the process: the request's app
-    def _load_user(name: str):  # noqa: ANN202
+    def _load_user(name: str):
         return current_app.extensions["gridfee"].users.by_session_id(name)
 
     limiter = Limiter(
@@ -163,7 +164,6 @@ def limit_endpoint(server: Flask, endpoint: str, per_minute: int, scope: str) ->
 def signed_in_request(server: Flask, username: str | None, path: str = "/") -> Iterator[None]:
     """A request context of ``server`` with ``username`` signed in (None: nobody), for tests and
     benchmarks that call the console's functions without a browser."""
-    from flask_login import login_user
 
     with server.test_request_context(path):
         if username:
@@ -190,10 +190,9 @@ def protocol_error_json(status: int, reason: str, message: str) -> bytes:
     return json.dumps({"error": code, "message": message or reason}).encode("utf-8")
 
 
-def json_request_handler():  # noqa: ANN201
+def json_request_handler():
     """werkzeug's request handler whose own errors (431 for a header too large, 400 for a bad
     request line, ...) are JSON on the paths whose clients expect JSON (``python -m app``)."""
-    from werkzeug.serving import WSGIRequestHandler
 
     class JsonErrorRequestHandler(WSGIRequestHandler):
         def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
@@ -221,7 +220,7 @@ def gunicorn_json_errors() -> None:
     path is not known then, and the clients of those paths (API, SDK face, Dash) expect JSON."""
     from gunicorn import util
 
-    def write_error(sock, status_int: int, reason: str, mesg: str) -> None:  # noqa: ANN001
+    def write_error(sock, status_int: int, reason: str, mesg: str) -> None:
         body = protocol_error_json(status_int, reason, mesg)
         head = (
             f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"

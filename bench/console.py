@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench.report import print_report  # noqa: E402 - after the path
+from bench.report import print_report  # after the path
 
 
 def percentiles(times_s: list[float]) -> dict:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.report import print_report  # noqa: E402 - after the path
+from bench.report import print_report  # after the path
 
 INSERT_CHUNK = 10_000
 TARGET_SECONDS = 10.0

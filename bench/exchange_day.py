@@ -87,7 +87,7 @@ def run_worker(houses: int, repeat: int, store_url: str | None) -> dict:
 
     # the heavy imports, done before any timing (pvlib and demandlib are imported lazily by the core)
     import demandlib.bdew  # noqa: F401
-    import pvlib  # noqa: F401
+    import pvlib
     import pvlib.location  # noqa: F401
 
     from app.exchange.generate import generate_scenario

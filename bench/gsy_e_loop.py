@@ -103,7 +103,7 @@ def main() -> int:
         trips: list[float] = []
         send = agent.batch_command
 
-        def timed(batch, transaction_id=None):  # noqa: ANN001, ANN202
+        def timed(batch, transaction_id=None):
             t0 = time.perf_counter()
             try:
                 return send(batch, transaction_id)

@@ -123,7 +123,7 @@ class Stack:
                 pass
 
 
-def wait_for(what: str, ok, stack: Stack, timeout: float = START_TIMEOUT_S) -> None:  # noqa: ANN001
+def wait_for(what: str, ok, stack: Stack, timeout: float = START_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -227,11 +227,11 @@ def pid(**parts: str) -> str:
     return json.dumps(parts, sort_keys=True, separators=(",", ":"))
 
 
-def components(node) -> list[dict]:  # noqa: ANN001
+def components(node) -> list[dict]:
     """Every component's props in a layout tree, in layout order."""
     found = []
 
-    def walk(value) -> None:  # noqa: ANN001
+    def walk(value) -> None:
         if isinstance(value, dict):
             if "props" in value and "type" in value:
                 found.append(value["props"])
@@ -248,7 +248,7 @@ def components(node) -> list[dict]:  # noqa: ANN001
     return found
 
 
-def prop(component: dict, component_id, name: str) -> dict:  # noqa: ANN001
+def prop(component: dict, component_id, name: str) -> dict:
     """A callback input or state entry: ``value`` only when the component has the prop."""
     entry = {"id": component_id, "property": name}
     if name in component:
@@ -292,7 +292,7 @@ class Browser:
         self.dependencies: list[dict] = []
 
     # one request, timed; ``ok`` is the set of statuses that count as answered
-    def request(self, kind: str, method: str, path: str, ok: tuple[int, ...] = (200,), **kwargs):  # noqa: ANN201
+    def request(self, kind: str, method: str, path: str, ok: tuple[int, ...] = (200,), **kwargs):
         started = time.perf_counter()
         for attempt in (1, 2):
             try:
@@ -316,7 +316,7 @@ class Browser:
         self.recorder.add(kind, elapsed, good, str(response.status_code))
         return response if good else None
 
-    def callback(self, kind: str, payload: dict):  # noqa: ANN201
+    def callback(self, kind: str, payload: dict):
         headers = {"X-CSRFToken": self.session.cookies.get("_csrf_token", ""), "Accept": "application/json"}
         response = self.request(
             kind,
@@ -330,7 +330,7 @@ class Browser:
             return None
         return response.json().get("response")
 
-    def together(self, *calls) -> list:  # noqa: ANN002
+    def together(self, *calls) -> list:
         """Send callback requests at once, as the renderer does; their answers in order."""
         futures = [self.pool.submit(self.callback, kind, payload) for kind, payload in calls]
         return [f.result() for f in futures]

@@ -85,7 +85,7 @@ def measure(url: str, redis_url: str | None, mode: str, slots: int, tmp: Path) -
     committed: dict[str, float] = {}  # slot label -> when its transaction (and notification) returned
     close_slot = clock_store.close_slot
 
-    def timed_close(slot: int, label: str, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def timed_close(slot: int, label: str, *args, **kwargs):
         result = close_slot(slot, label, *args, **kwargs)
         committed[runner.clock.label(slot + 1)] = time.monotonic()  # market_slot of the cycle
         return result
@@ -134,7 +134,7 @@ def measure(url: str, redis_url: str | None, mode: str, slots: int, tmp: Path) -
                 message = json.loads(raw)
                 if message.get("event") == "market":
                     arrived_socket[message["market_slot"]] = time.monotonic()
-        except Exception:  # noqa: BLE001 - the socket closes at the end
+        except Exception:  # the socket closes at the end
             pass
 
     readers = [threading.Thread(target=f, daemon=True) for f in (cycles_reader, socket_reader)]

@@ -59,7 +59,7 @@ COLUMNS = (
 JSON_KEYS = tuple(key for key, _, _ in COLUMNS) + ("slots_over_limit",)
 
 
-def load(name: str, seed: int | None):  # noqa: ANN201
+def load(name: str, seed: int | None):
     from app.exchange.generate import generate_scenario
     from app.exchange.scenario import load_scenario
 

@@ -51,7 +51,7 @@ def candidates(max_fee: float) -> list:
     ]
 
 
-def measure(scenario, days: int, workers: int | None) -> dict:  # noqa: ANN001
+def measure(scenario, days: int, workers: int | None) -> dict:
     from app.exchange.grid import build_grid
     from app.whatif.runs import run_whatif, whatif_workbook
 

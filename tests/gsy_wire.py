@@ -60,7 +60,7 @@ class Socket:
             self._ws = await websockets.connect(
                 self.uri, extra_headers={"Authorization": f"JWT {self.token}"}
             )
-        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+        except BaseException as exc:  # handed to the test thread
             self.error = exc
             self.opened.set()
             return

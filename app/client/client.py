@@ -77,7 +77,7 @@ class GridOperatorClient:
         self._token, self.role = body["access_token"], body["role"]
         return self._token
 
-    def _send(self, method: str, path: str, *, json=None, params=None, auth=True, retry=False, timeout=None):  # noqa: ANN001
+    def _send(self, method: str, path: str, *, json=None, params=None, auth=True, retry=False, timeout=None):
         attempts = 1 + (self.retries if retry else 0)
         renewed = False
         attempt = 0

@@ -46,7 +46,7 @@ def gsy_credentials(settings: Settings) -> tuple[str, str]:
     )
 
 
-def make_client(settings: Settings, wsgi_app=None, cls=GridOperatorClient, engine=None, **kwargs):  # noqa: ANN001
+def make_client(settings: Settings, wsgi_app=None, cls=GridOperatorClient, engine=None, **kwargs):
     """The client of the exchange the console drives (see the module's table)."""
     if settings.gsy_dialect is not None:
         if engine is None:
@@ -75,7 +75,7 @@ def make_client(settings: Settings, wsgi_app=None, cls=GridOperatorClient, engin
     return cls.embedded(wsgi_app, settings.agent_username, settings.agent_password, **kwargs)
 
 
-def _run_then_close(self, stop) -> None:  # noqa: ANN001
+def _run_then_close(self, stop) -> None:
     """The agent's ``run_forever`` on a gsy link: the link starts first and closes after."""
     self.start()
     try:

@@ -264,7 +264,7 @@ def grid_from_state(state: Mapping) -> dict:
 class GsyReader(GridOperatorClient):
     """The web workers' view of a gsy exchange: what the agent's link last wrote to the store."""
 
-    def __init__(self, base_url: str, username: str, password: str, *, link_store: GsyLinkStore, **kwargs):  # noqa: ANN003
+    def __init__(self, base_url: str, username: str, password: str, *, link_store: GsyLinkStore, **kwargs):
         super().__init__(base_url, username, password, **kwargs)
         self.link_store = link_store
 
@@ -293,7 +293,7 @@ class GsyReader(GridOperatorClient):
     def history(self, area_uuid: str, start: str | None = None, end: str | None = None) -> dict:
         raise ApiClientError(501, "not_here", "a gsy exchange keeps no history; the console's store has it")
 
-    def batch_command(self, batch_commands, transaction_id=None) -> dict:  # noqa: ANN001
+    def batch_command(self, batch_commands, transaction_id=None) -> dict:
         raise unavailable("only the console's agent sends commands to a gsy exchange")
 
 
@@ -315,11 +315,11 @@ class GsyLink(GridOperatorClient):
         base_url: str,
         username: str,
         password: str,
-        *args,  # noqa: ANN002
+        *args,
         link_store: GsyLinkStore,
         configuration_id: str = "",
         aggregator_name: str = "grid-fee-console",
-        **kwargs,  # noqa: ANN003
+        **kwargs,
     ):
         super().__init__(base_url, username, password, *args, **kwargs)
         self.link_store = link_store
@@ -387,7 +387,7 @@ class GsyLink(GridOperatorClient):
                 self._listen()
                 if not self._link_stop.is_set():
                     raise ExchangeUnavailable("the connection to the exchange closed")
-            except Exception as exc:  # noqa: BLE001 - any failure: down with its reason, then retry
+            except Exception as exc:  # any failure: down with its reason, then retry
                 if self._link_stop.is_set():
                     break
                 log.warning("gsy link down: %s", exc)
@@ -441,7 +441,7 @@ class GsyLink(GridOperatorClient):
             state["markets"] = self._markets_now()
         try:
             self.link_store.save(self.aggregator_uuid, state)
-        except Exception:  # noqa: BLE001 - the store may be briefly unreachable; next time
+        except Exception:  # the store may be briefly unreachable; next time
             log.exception("could not write the gsy link's state")
 
     def _markets_now(self) -> list[dict]:
@@ -715,7 +715,7 @@ class GsyLink(GridOperatorClient):
             if c["type"] == "grid_fees" and number(c["data"].get("fee_const")) is not None
         }
 
-    def _check(self, area, cmd, answer, moved, running, closed, length, nodes) -> dict:  # noqa: ANN001
+    def _check(self, area, cmd, answer, moved, running, closed, length, nodes) -> dict:
         kind = cmd.get("type")
         if answer is None:
             return self._error(

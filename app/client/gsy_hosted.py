@@ -55,7 +55,7 @@ def websocket_base(base_url: str, configured: str | None = None) -> str:
 class GsyHostedLink(GsyLink):
     dialect = "hosted"
 
-    def __init__(self, *args, simulation_id: str | None = None, websocket_url: str | None = None, **kwargs):  # noqa: ANN002, ANN003
+    def __init__(self, *args, simulation_id: str | None = None, websocket_url: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.simulation_id = simulation_id
         self.http = http_base(self.base_url)
@@ -148,7 +148,7 @@ class GsyHostedLink(GsyLink):
                 f"{self.ws_base}/{self.simulation_id}/aggregator/{agg}/",
                 headers={"Authorization": f"JWT {self._jwt}"},
             )
-        except Exception as exc:  # noqa: BLE001 - refused, unreachable, bad handshake
+        except Exception as exc:  # refused, unreachable, bad handshake
             raise ExchangeUnavailable(f"websocket {self.ws_base}: {exc}") from exc
 
         held, conflicts = {}, []
@@ -209,7 +209,7 @@ class GsyHostedLink(GsyLink):
         if ws is not None:
             try:
                 ws.close()
-            except Exception:  # noqa: BLE001 - best effort
+            except Exception:  # best effort
                 pass
 
 

@@ -45,7 +45,7 @@ def redis_url(base_url: str) -> str:
 class GsyRedisLink(GsyLink):
     dialect = "redis"
 
-    def __init__(self, *args, **kwargs):  # noqa: ANN002, ANN003
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._redis: redis.Redis | None = None
         self._pubsub = None
@@ -253,6 +253,6 @@ class GsyRedisLink(GsyLink):
             try:
                 if closing is not None:
                     closing.close()
-            except Exception:  # noqa: BLE001 - best effort
+            except Exception:  # best effort
                 pass
         self._pubsub = None

@@ -36,7 +36,7 @@ class WSGIAdapter(BaseAdapter):
         verify=True,
         cert=None,
         proxies=None,
-    ):  # noqa: ANN001, ARG002
+    ):
         url = urlsplit(request.url)
         body = request.body
         if isinstance(body, str):
@@ -65,7 +65,7 @@ class WSGIAdapter(BaseAdapter):
         response.reason = status.split(" ", 1)[1] if " " in status else ""
         response.headers = CaseInsensitiveDict(headers.items())
         response.raw = BytesIO(content)
-        response._content = content  # noqa: SLF001 - the body is already read
+        response._content = content  # the body is already read
         response.url = request.url
         response.request = request
         response.encoding = "utf-8"

@@ -130,7 +130,7 @@ def install(server: Flask, login_rate_limit: int) -> None:
     limit_endpoint(server, "console_auth.login_submit", login_rate_limit, "login")
 
     @login_manager.unauthorized_handler
-    def _unauthorized():  # noqa: ANN202
+    def _unauthorized():
         if wants_json():
             return jsonify(error="not_logged_in", message="sign in again"), 401
         return redirect(

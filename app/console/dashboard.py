@@ -63,7 +63,7 @@ def shell() -> dmc.MantineProvider:
             dcc.Store(id=ids.SERVER_OK_AT),
             dcc.Store(id=ids.CONNECTION, data={"offline": False}),
             dcc.Store(id=ids.BROWSER_TZ, storage_type="session"),
-            dcc.Interval(id="connection-watch", interval=1000),  # noqa: E501  # the browser's watch (clientside)
+            dcc.Interval(id="connection-watch", interval=1000),  # the browser's watch (clientside)
             dmc.NotificationContainer(id=ids.NOTIFICATIONS, position="top-right"),
             dmc.AppShell(
                 [

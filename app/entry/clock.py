@@ -94,7 +94,7 @@ def log_cycle(info: dict) -> None:
 
 def agent_thread(
     settings: Settings, engine: Engine, wsgi_app, stop: threading.Event, poll_s: float
-) -> threading.Thread | None:  # noqa: ANN001
+) -> threading.Thread | None:
     """The operator agent in a thread, under its own lock (one agent per deployment)."""
     from app.operator.agent import OperatorAgent
     from app.operator.run import AGENT_LONG_POLL_S, make_client
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     stop = threading.Event()
 
-    def on_signal(signum: int, _frame) -> None:  # noqa: ANN001
+    def on_signal(signum: int, _frame) -> None:
         if not stop.is_set():
             log.info("%s: finishing the slot being written, then stopping", signal.Signals(signum).name)
         stop.set()

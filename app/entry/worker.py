@@ -26,12 +26,12 @@ STARTUP_WAIT_S = 20.0
 EXIT_REFUSED = 1
 
 
-def _refuse(message: str):  # noqa: ANN202
+def _refuse(message: str):
     print(f"gridfee worker: refusing to start: {message}", file=sys.stderr, flush=True)
     raise SystemExit(EXIT_REFUSED)
 
 
-def _build():  # noqa: ANN202
+def _build():
     from app.exchange.scenario import ScenarioError
     from app.store.db import NotMigrated
     from app.store.repo import StoreMismatch

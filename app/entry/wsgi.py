@@ -22,7 +22,7 @@ from app.entry.web import create_app, settle_heap
 EXIT_APP_LOAD_ERROR = 4  # gunicorn.arbiter.Arbiter.APP_LOAD_ERROR
 
 
-def _build():  # noqa: ANN202
+def _build():
     from app.entry.preflight import settings_problem
     from app.exchange.scenario import ScenarioError
     from app.store.db import NotMigrated

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -192,8 +193,6 @@ class Location(_Model):
     @field_validator("tz")
     @classmethod
     def _tz(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):

@@ -31,6 +31,7 @@ from app.client import ApiClientError, ExchangeUnavailable, GridOperatorAgent, G
 from app.operator import alerts, fee_service, timing
 from app.operator.store import APPLIED, REFUSED, OperatorStore, history_row
 from app.tariffs.base import FeeLimits
+from app.tariffs.registry import parse_model
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def resend_unfinished(client: GridOperatorClient, store: OperatorStore) -> None:
 class OperatorAgent(GridOperatorAgent):
     managed_levels: tuple[int, ...] = (0, 1)  # the grid and the communities
 
-    def __init__(self, *args, store: OperatorStore, **kwargs):  # noqa: ANN002, ANN003
+    def __init__(self, *args, store: OperatorStore, **kwargs):
         super().__init__(*args, **kwargs)
         self.store = store
         self._limits: FeeLimits | None = None
@@ -205,7 +206,6 @@ class OperatorAgent(GridOperatorAgent):
         settings = self.store.settings()
         if not any(s.mode == "model" for s in settings.values()):
             return
-        from app.tariffs.registry import parse_model
 
         length = market_info["slot_length_min"]
         slot = fee_service.target_slot(

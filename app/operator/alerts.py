@@ -465,7 +465,7 @@ def last_answered_commands(commands: Sequence[Mapping]) -> dict[str, dict]:
 
 
 def evaluate_market_alerts(
-    ops,  # noqa: ANN001 - app.operator.store.OperatorStore
+    ops,  # app.operator.store.OperatorStore
     store: AlertStore,
     managed: Sequence[Mapping],
     exchange_markets: Sequence[Mapping],

@@ -21,6 +21,7 @@ from app.exchange.scenario import Scenario
 from app.exchange.simulation import Simulation
 from app.operator.kpis import market_kpis
 from app.tariffs.base import HISTORY_FOR_MODELS, FeeLimits, MarketHistory, SlotInfo
+from app.tariffs.registry import compute_fee
 
 # The slot statistics a run keeps per slot and market (keys of app.exchange.stat_table), in the order
 # of a What-if candidate's sheet: what the models, the KPIs and What-if's charts and workbook read
@@ -78,7 +79,6 @@ def backtest(
     rates) with the assets as the scenario starts them and no fee history; ``judge_from_slot``
     and the series count from it.
     """
-    from app.tariffs.registry import compute_fee
 
     sim = Simulation(scenario)
     grid = sim.grid

@@ -22,7 +22,7 @@ AGENT_LONG_POLL_S = 2.0  # seconds a market-cycles long poll waits; a stop waits
 
 def start_agent(
     settings: Settings, engine: Engine, wsgi_app, stop: threading.Event
-) -> threading.Thread | None:  # noqa: ANN001
+) -> threading.Thread | None:
     """Run the operator agent in a thread if no other process runs it; None if one does."""
     # a gsy exchange is reached as GSY_USERNAME (hosted) or without a user (Redis)
     if settings.gsy_dialect is None and not settings.agent_username:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import zstandard
 
 from app.exchange.stats import STAT_FIELDS, SlotStats
 from app.store.schema import STAT_CHUNK_MARKETS
@@ -26,8 +27,6 @@ _local = threading.local()  # zstd (de)compressors are not thread-safe: one each
 def _compressor():
     c = getattr(_local, "compressor", None)
     if c is None:
-        import zstandard
-
         c = _local.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
     return c
 
@@ -35,8 +34,6 @@ def _compressor():
 def _decompressor():
     d = getattr(_local, "decompressor", None)
     if d is None:
-        import zstandard
-
         d = _local.decompressor = zstandard.ZstdDecompressor()
     return d
 

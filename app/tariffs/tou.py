@@ -15,6 +15,8 @@ Row numbers are those a spreadsheet program or a text editor shows (the header i
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import datetime as dt
 import functools
@@ -134,8 +136,6 @@ def decode_upload(contents: object, filename: object) -> dict[str, list[float]]:
     ``MAX_UPLOAD_BYTES``; ``.xlsx``/``.xlsm`` are read as Excel, ``.xls`` refused, anything else
     read as CSV. Raises ``TouTableError`` saying what is wrong.
     """
-    import base64
-    import binascii
 
     if not isinstance(contents, str) or "," not in contents:
         raise TouTableError("nothing was uploaded")

@@ -93,7 +93,7 @@ def check_redis_url(redis_url: str) -> str:
     return redis_url
 
 
-def make_celery(redis_url: str):  # noqa: ANN201
+def make_celery(redis_url: str):
     """The Celery app of the what-if runs: broker and result backend ``redis_url``."""
     from celery import Celery
 
@@ -156,7 +156,7 @@ def queue_problem(celery: Celery, timeout: float = 1.0) -> str | None:
         return problem
     try:
         replies = celery.control.ping(timeout=timeout, limit=1)
-    except Exception as exc:  # kombu's errors: the broker went away in between  # noqa: BLE001
+    except Exception as exc:  # kombu's errors: the broker went away in between
         return f"the what-if queue in Redis cannot be used: {type(exc).__name__}: {exc}"
     if not replies:
         return (
@@ -177,7 +177,7 @@ def _cancel_on_sigterm() -> Iterator[None]:
         yield
         return
 
-    def stop(_signum, _frame):  # noqa: ANN001, ANN202
+    def stop(_signum, _frame):
         raise Cancelled("cancelled (or the worker is shutting down)")
 
     previous = signal.signal(signal.SIGTERM, stop)
@@ -222,11 +222,11 @@ def celery_manager(
             self.job_context = dict(context)
             super().__init__(handle, expire=expire)
 
-        def make_job_fn(self, fn, progress, key=None):  # noqa: ANN001, ANN201
+        def make_job_fn(self, fn, progress, key=None):
             job_context = self.job_context
 
             @functools.wraps(fn)
-            def job(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            def job(*args, **kwargs):
                 # runs in the worker: its own context (the web's came as JSON, without it)
                 _JOB.set(job_context)
                 with _cancel_on_sigterm(), _may_start_processes():

@@ -34,7 +34,7 @@ class RunLedger(SharedPlace):
     SOCKET_TIMEOUT_S = 10.0
 
     # -- storage: a dict run id -> [user, started], read and written under a lock ----------------
-    def _change(self, fn):  # noqa: ANN001, ANN202
+    def _change(self, fn):
         """Apply ``fn(runs) -> result`` to the live (not stale) runs under the ledger's lock."""
         now = time.time()
         if self.redis_url:

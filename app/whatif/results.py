@@ -57,7 +57,7 @@ class ResultStore(SharedPlace):
             finally:
                 client.close()
             # written by this app's own processes into its own Redis, as Celery's results are
-            stored = None if raw is None else pickle.loads(raw)  # noqa: S301
+            stored = None if raw is None else pickle.loads(raw)
         else:
             with self._diskcache() as cache:
                 stored = cache.get(run_id)

@@ -155,7 +155,7 @@ class WhatIfResult:
 # -- validation ---------------------------------------------------------------------------------
 
 
-def _parse(model: Any):  # noqa: ANN202
+def _parse(model: Any):
     from pydantic import BaseModel
 
     from app.tariffs.registry import parse_model

@@ -1,8 +1,4 @@
 """exchange store: markets, slot stats, fee book, exchange state
-
-Revision ID: 0001
-Revises: 
-Create Date: 2026-11-23 22:27:48.421134
 """
 
 from alembic import op
@@ -11,8 +7,6 @@ import sqlalchemy as sa
 
 revision = '0001'
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,8 +1,4 @@
 """batch transactions for idempotent batches
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-23 22:34:39.047664
 """
 
 from alembic import op
@@ -11,8 +7,6 @@ import sqlalchemy as sa
 
 revision = '0002'
 down_revision = '0001'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,8 +1,4 @@
 """operator side: history, fee settings, fee commands
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-23 22:49:00.750921
 """
 
 from alembic import op
@@ -11,8 +7,6 @@ import sqlalchemy as sa
 
 revision = '0003'
 down_revision = '0002'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,8 +1,4 @@
 """the Grid Singularity SDK face: aggregators, their selected markets, the websocket outbox
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-24 01:20:00
 """
 
 import sqlalchemy as sa
@@ -10,8 +6,6 @@ from alembic import op
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,8 +1,4 @@
 """users and their grants in the database; one shared secret per deployment
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-12-06 20:00:00
 """
 
 import sqlalchemy as sa
@@ -10,8 +6,6 @@ from alembic import op
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

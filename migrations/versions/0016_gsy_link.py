@@ -1,8 +1,4 @@
 """the console's link to a Grid Singularity exchange: its aggregator and last seen state
-
-Revision ID: 0016
-Revises: 0004
-Create Date: 2026-12-06 20:10:00
 """
 
 import sqlalchemy as sa
@@ -10,8 +6,6 @@ from alembic import op
 
 revision = "0016"
 down_revision = "0005"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

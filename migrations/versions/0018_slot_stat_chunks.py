@@ -1,10 +1,6 @@
 """slot stats packed: one row per slot and chunk of 256 markets (slot_stat_chunks) instead of one
 row per market and slot (slot_stats), whose rows it moves
 
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-12-06 20:10:00
-
 The runner of a 10,000-house grid wrote 10,021 rows per slot; now it writes 40. ``stats`` is
 the zstd frame of the chunk's field-major little-endian float64 matrix ``(15, n_markets)``: row
 ``j`` is ``STAT_FIELDS[j]`` below of each of the chunk's markets in grid order, NaN for NULL (the
@@ -21,8 +17,6 @@ from alembic import op
 
 revision = "0018"
 down_revision = "0016"
-branch_labels = None
-depends_on = None
 
 CHUNK = 256  # markets per row (app.store.schema.STAT_CHUNK_MARKETS when this was written)
 STAT_FIELDS = (

@@ -1,8 +1,4 @@
 """limits set in the console (audited) and alerts
-
-Revision ID: 0019
-Revises: 0004
-Create Date: 2026-12-06 20:00:00
 """
 
 import sqlalchemy as sa
@@ -10,8 +6,6 @@ from alembic import op
 
 revision = "0019"
 down_revision = "0018"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

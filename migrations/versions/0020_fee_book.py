@@ -1,5 +1,4 @@
-"""fee book: changes found by the slot they apply from, and a snapshot of the fees in force
-(revision 0020 after 0019).
+"""fee book: changes found by the slot they apply from, and a snapshot of the fees in force.
 
 The fee book (app.exchange.fees) reads the changes that apply from the slot after the running
 one when it opens that slot: an index on (scenario, applies_from_slot) keeps that read short

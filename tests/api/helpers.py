@@ -84,10 +84,10 @@ class Exchange:
     def auth(self, username: str = "operator") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(username)}"}
 
-    def get(self, path: str, user: str = "operator", **kwargs) -> TestResponse:  # noqa: ANN003
+    def get(self, path: str, user: str = "operator", **kwargs) -> TestResponse:
         return self.client.get(API + path, headers=self.auth(user), **kwargs)
 
-    def post(self, path: str, user: str = "operator", **kwargs) -> TestResponse:  # noqa: ANN003
+    def post(self, path: str, user: str = "operator", **kwargs) -> TestResponse:
         return self.client.post(API + path, headers=self.auth(user), **kwargs)
 
     def batch(

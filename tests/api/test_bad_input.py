@@ -27,7 +27,7 @@ def assert_nothing_changed(ex: Exchange) -> None:
     assert ex.fees(running) == ex.fees(running + 1) == initial
 
 
-def post_raw(ex: Exchange, body: str | bytes, content_type: str = "application/json"):  # noqa: ANN201
+def post_raw(ex: Exchange, body: str | bytes, content_type: str = "application/json"):
     return ex.post("/batch-commands", data=body, content_type=content_type)
 
 
@@ -131,7 +131,7 @@ def test_negative_fee_is_refused(ex: Exchange):
     assert_nothing_changed(ex)
 
 
-def test_fee_above_the_configured_maximum_is_refused(make_exchange):  # noqa: ANN001
+def test_fee_above_the_configured_maximum_is_refused(make_exchange):
     ex = make_exchange()
     ex.close()
     maximum = ex.scenario.fee_limits.max_ct_per_kwh
@@ -168,7 +168,7 @@ def test_command_with_unknown_fields_is_refused(ex: Exchange):
     assert_nothing_changed(ex)
 
 
-def test_batch_larger_than_the_limit_is_refused_with_413(make_exchange):  # noqa: ANN001
+def test_batch_larger_than_the_limit_is_refused_with_413(make_exchange):
     ex = make_exchange({"MAX_BATCH_COMMANDS": "5"})
     ex.close()
     a, b = ex.communities
@@ -263,14 +263,14 @@ def test_garbage_token_is_401(ex: Exchange, header: str):
     assert_nothing_changed(ex)
 
 
-def test_token_signed_with_another_key_is_401(make_exchange):  # noqa: ANN001
+def test_token_signed_with_another_key_is_401(make_exchange):
     ex = make_exchange()
     other = make_exchange({"SECRET_KEY": "another"})
     response = ex.client.get(f"{API}/clock", headers=other.auth())
     assert_error(response, 401, "invalid_token")
 
 
-def test_expired_token_is_401(make_exchange, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001
+def test_expired_token_is_401(make_exchange, monkeypatch: pytest.MonkeyPatch):
     ex = make_exchange({"TOKEN_TTL_S": "1"})
     headers = ex.auth()
     assert ex.client.get(f"{API}/clock", headers=headers).status_code == 200

@@ -31,7 +31,7 @@ class LiveServer:
     """``make_server`` in a thread. ``stop()`` also cuts the open (keep-alive) connections, so
     that the exchange is gone for every client, as when its process dies."""
 
-    def __init__(self, app, port: int = 0):  # noqa: ANN001
+    def __init__(self, app, port: int = 0):
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._handlers: set[threading.Thread] = set()
@@ -49,7 +49,7 @@ class LiveServer:
                     live._connections.discard(self.connection)
                 super().finish()
 
-            def log_request(self, *args) -> None:  # noqa: ANN002
+            def log_request(self, *args) -> None:
                 pass
 
         self.http = make_server("127.0.0.1", port, app, threaded=True, request_handler=Handler)
@@ -109,7 +109,7 @@ class RecordingAgent(GridOperatorAgent):
     long_poll_s = 2.0
     reconnect_s = 0.1
 
-    def __init__(self, *args, **kwargs):  # noqa: ANN002, ANN003
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.cycles: list[dict] = []
         self.errors: list[BaseException] = []
@@ -121,7 +121,7 @@ class RecordingAgent(GridOperatorAgent):
 class FeeAgent(RecordingAgent):
     """Sends, on cycle k (1, 2, ...), a fee of k ct/kWh for every community."""
 
-    def __init__(self, *args, communities: list[str], **kwargs):  # noqa: ANN002, ANN003
+    def __init__(self, *args, communities: list[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.communities = communities
         self.sent: list[tuple[dict, float, dict]] = []
@@ -139,14 +139,14 @@ class FeeAgent(RecordingAgent):
         self.sent.append((market_info, fee, response))
 
 
-def run_agent_in_thread(agent: GridOperatorAgent, max_cycles: int | None = None):  # noqa: ANN201
+def run_agent_in_thread(agent: GridOperatorAgent, max_cycles: int | None = None):
     stop = threading.Event()
     result: dict[str, object] = {}
 
     def target() -> None:
         try:
             result["delivered"] = agent.run(stop=stop, max_cycles=max_cycles)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:  # reported by the test
             result["error"] = exc
 
     thread = threading.Thread(target=target, name="agent")
@@ -206,7 +206,7 @@ def assert_fees_applied_from_the_next_slot(ex: Exchange, agent: FeeAgent) -> Non
 
 
 @pytest.fixture
-def live(make_exchange) -> Exchange:  # noqa: ANN001
+def live(make_exchange) -> Exchange:
     return make_exchange(slot_seconds=SLOT_SECONDS)
 
 

@@ -84,7 +84,7 @@ class Deployment:
 @pytest.fixture
 def deploy(
     tmp_path, fresh_store_url: Callable[..., str], request: pytest.FixtureRequest
-) -> Iterator[Callable[..., Deployment]]:  # noqa: ANN001
+) -> Iterator[Callable[..., Deployment]]:
     """``deploy(backend, poll_s, reread_s)``: backend ``sqlite``, ``postgresql`` or ``redis``
     (a SQLite store with ``REDIS_URL``)."""
     made: list[ExchangeStore] = []
@@ -172,7 +172,7 @@ def test_a_listener_whose_connection_the_database_ended_still_wakes_the_agent(
     assert answered, "the agent was not woken after the listener reconnected"
 
 
-def test_the_backend_follows_the_deployment(tmp_path):  # noqa: ANN001
+def test_the_backend_follows_the_deployment(tmp_path):
     """PostgreSQL store: LISTEN/NOTIFY; SQLite with REDIS_URL: Redis; SQLite alone: polling."""
     redis_url = "redis://127.0.0.1:6379/0"
     sqlite = create_engine(f"sqlite:///{tmp_path}/x.sqlite3")

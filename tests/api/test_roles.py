@@ -38,7 +38,7 @@ def test_viewer_cannot_set_a_fee_but_can_read_stats(ex: Exchange):
     )
 
 
-def test_operator_granted_one_community_sets_only_its_fee(make_exchange, tmp_path):  # noqa: ANN001
+def test_operator_granted_one_community_sets_only_its_fee(make_exchange, tmp_path):
     users = write_users(
         tmp_path / "users.yaml",
         {
@@ -76,7 +76,7 @@ def test_operator_granted_one_community_sets_only_its_fee(make_exchange, tmp_pat
     assert_error(response, 401, "bad_credentials")
 
 
-def test_operator_granted_a_market_by_uuid_may_set_it(make_exchange, tmp_path):  # noqa: ANN001
+def test_operator_granted_a_market_by_uuid_may_set_it(make_exchange, tmp_path):
     scenario = generate_scenario(2, 3, seed=1)
     (b,) = [m.uuid for m in build_grid(scenario).markets if m.name == "Community 2"]
     users = write_users(tmp_path / "users.yaml", {"carol": ("carol-pw", "grid_operator", [b])})

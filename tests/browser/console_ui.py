@@ -15,7 +15,7 @@ PASSWORDS = {"operator": "operator", "viewer": "viewer"}
 HEADER_BADGE = "#header .mantine-Badge-root"  # "live" / "stale since HH:MM (why)"
 
 
-def login(dash_duo, user: str, path: str = "/") -> None:  # noqa: ANN001
+def login(dash_duo, user: str, path: str = "/") -> None:
     """Sign in as ``user`` (demo password) with the login form; lands on ``path`` with Dash loaded."""
     dash_duo.driver.get(f"{dash_duo.server_url}/login?next={path}")
     dash_duo.wait_for_element("#username").send_keys(user)
@@ -25,7 +25,7 @@ def login(dash_duo, user: str, path: str = "/") -> None:  # noqa: ANN001
     dash_duo.wait_for_element(HEADER_BADGE)
 
 
-def open_page(dash_duo, path: str) -> None:  # noqa: ANN001
+def open_page(dash_duo, path: str) -> None:
     """Load ``path`` of the console (already signed in); waits for Dash and the header."""
     dash_duo.driver.get(f"{dash_duo.server_url}{path}")
     dash_duo.wait_for_element(dash_duo.dash_entry_locator)
@@ -41,7 +41,7 @@ def pid(kind: str, market: str, **extra: str) -> str:
     return f"[id='{ident}']"
 
 
-def type_into(dash_duo, selector: str, text: str) -> WebElement:  # noqa: ANN001
+def type_into(dash_duo, selector: str, text: str) -> WebElement:
     """Replace what a (Mantine) text or number input holds by typing ``text``."""
     element = dash_duo.wait_for_element(selector)
     element.click()
@@ -52,7 +52,7 @@ def type_into(dash_duo, selector: str, text: str) -> WebElement:  # noqa: ANN001
     return element
 
 
-def choose(dash_duo, selector: str, label: str, timeout: float = 10) -> None:  # noqa: ANN001
+def choose(dash_duo, selector: str, label: str, timeout: float = 10) -> None:
     """Pick the option ``label`` of the ``dmc.Select`` at ``selector``: open it, click the option.
 
     Mantine keeps every Select's options in the page; the one to click is the shown one.
@@ -71,7 +71,7 @@ def choose(dash_duo, selector: str, label: str, timeout: float = 10) -> None:  #
     )
 
 
-def grid_rows(dash_duo, grid_id: str) -> list[dict[str, str]]:  # noqa: ANN001
+def grid_rows(dash_duo, grid_id: str) -> list[dict[str, str]]:
     """The rows an AG Grid shows: ``{"row-id": ..., <col-id>: cell text}``, pinned columns merged."""
     return dash_duo.driver.execute_script(
         """

@@ -24,16 +24,16 @@ WIDTH, HEIGHT = 1366, 768
 ALERT_BADGE = "#header-alerts .mantine-Badge-root"
 
 
-def small_screen(dash_duo) -> None:  # noqa: ANN001
+def small_screen(dash_duo) -> None:
     dash_duo.driver.set_window_size(WIDTH, HEIGHT)
 
 
-def shot(dash_duo, name: str) -> None:  # noqa: ANN001
+def shot(dash_duo, name: str) -> None:
     SHOTS.mkdir(exist_ok=True)
     dash_duo.driver.save_screenshot(str(SHOTS / f"aw_{name}.png"))
 
 
-def axe_violations(dash_duo) -> list[dict]:  # noqa: ANN001
+def axe_violations(dash_duo) -> list[dict]:
     """axe-core's serious and critical violations of the page shown (WCAG 2.x A and AA rules)."""
     driver = dash_duo.driver
     if not driver.execute_script("return !!window.axe"):
@@ -60,11 +60,11 @@ def axe_violations(dash_duo) -> list[dict]:  # noqa: ANN001
     ]
 
 
-def alert_ids(live, rule: str = "over_limit") -> list[dict]:  # noqa: ANN001
+def alert_ids(live, rule: str = "over_limit") -> list[dict]:
     return [a for a in AlertStore(live.ops.engine).open_alerts() if a["rule"] == rule]
 
 
-def wait_for_history(live, dash_duo) -> None:  # noqa: ANN001
+def wait_for_history(live, dash_duo) -> None:
     until(
         lambda: len(grid_rows(dash_duo, ids.OVERVIEW_GRID)) == len(live.managed),
         2 * SLOT_SECONDS + TICK_S + 6,

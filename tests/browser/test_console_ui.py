@@ -27,16 +27,16 @@ from app.operator.store import APPLIED
 SHOTS = Path(__file__).resolve().parents[2] / "shots"
 
 
-def screenshot(dash_duo, name: str) -> None:  # noqa: ANN001
+def screenshot(dash_duo, name: str) -> None:
     SHOTS.mkdir(exist_ok=True)
     dash_duo.driver.save_screenshot(str(SHOTS / f"browser_{name}.png"))
 
 
-def click(dash_duo, selector: str) -> None:  # noqa: ANN001
+def click(dash_duo, selector: str) -> None:
     dash_duo.wait_for_element(selector).click()
 
 
-def commands_of(live, market_uuid: str) -> list[dict]:  # noqa: ANN001
+def commands_of(live, market_uuid: str) -> list[dict]:
     return [c for c in live.ops.commands() if c["market_uuid"] == market_uuid]
 
 
@@ -71,12 +71,12 @@ def test_con001_overview_fills_within_two_slots(live, dash_duo):
 PROMISE_SLOT_S = 4.0  # slots long enough to click with time left, and after the send point [s]
 
 
-def when(live, slot: int) -> str:  # noqa: ANN001
+def when(live, slot: int) -> str:
     """How the console names slot ``slot``: "HH:MM CEST" (the generated scenario: Berlin, June)."""
     return f"{live.label(slot)[11:]} CEST"
 
 
-def wait_for_moment(live, dash_duo, market_uuid: str, before_send: bool) -> int:  # noqa: ANN001
+def wait_for_moment(live, dash_duo, market_uuid: str, before_send: bool) -> int:
     """Wait, on the exchange's clock, for a moment in a slot N with at least a second left before
     N's send point (``before_send``), or after it but before N ends; the button and the header's
     countdown must both say the slot a click then reaches (N+1, or N+2). Returns N."""
@@ -113,7 +113,7 @@ def wait_for_moment(live, dash_duo, market_uuid: str, before_send: bool) -> int:
     return until(moment, 4 * PROMISE_SLOT_S, poll=0.03, msg="no moment to click as the test needs")
 
 
-def queue_fee_at_a_moment(live, dash_duo, market, fee: str, before_send: bool) -> int:  # noqa: ANN001
+def queue_fee_at_a_moment(live, dash_duo, market, fee: str, before_send: bool) -> int:
     """As the operator on ``market``'s page: type ``fee``, see its preview, and click "Queue" at a
     moment before (``before_send``) or just after the send point of a slot N; returns N."""
     login(dash_duo, "operator", f"/markets/{market.uuid}")

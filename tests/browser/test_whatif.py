@@ -31,7 +31,7 @@ def cid(kind: str, cand: int) -> str:
     return f"[id='{json.dumps({'cand': cand, 'type': kind}, separators=(',', ':'))}']"
 
 
-def start_run(dash_duo, candidates: int, days: int) -> None:  # noqa: ANN001
+def start_run(dash_duo, candidates: int, days: int) -> None:
     login(dash_duo, "operator", "/what-if")
     choose(dash_duo, f"#{ids.WHATIF_SCENARIO}", GENERATED)
     type_into(dash_duo, f"#{ids.WHATIF_DAYS}", str(days))
@@ -45,7 +45,7 @@ def start_run(dash_duo, candidates: int, days: int) -> None:  # noqa: ANN001
     dash_duo.wait_for_contains_text(f"#{ids.WHATIF_MESSAGE}", "Running", timeout=10)
 
 
-def click(dash_duo, selector: str) -> None:  # noqa: ANN001
+def click(dash_duo, selector: str) -> None:
     """Click what ``selector`` finds once it is enabled, with a DOM click event: the results
     grow (the charts load) while the page scrolls, so a click at coordinates can miss."""
     element = dash_duo.wait_for_element(selector)
@@ -55,7 +55,7 @@ def click(dash_duo, selector: str) -> None:  # noqa: ANN001
     )
 
 
-def progress_shown(dash_duo) -> int:  # noqa: ANN001
+def progress_shown(dash_duo) -> int:
     """How many progress bars are shown (0 while the box is hidden); one script, no stale elements."""
     return dash_duo.driver.execute_script(
         """

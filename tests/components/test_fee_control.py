@@ -31,7 +31,7 @@ def test_fcl002_slider_marks_are_plain_numbers():
     assert [m["label"] for m in marks] == ["0", "22.5", "45"]
 
 
-def _find(component, ident):  # noqa: ANN001, ANN202
+def _find(component, ident):
     if getattr(component, "id", None) == ident:
         return component
     children = getattr(component, "children", None)

@@ -150,7 +150,7 @@ def answers(base: str) -> bool:
         return False
 
 
-def wait_until(what: str, predicate, timeout: float, procs: Procs, every: float = 0.05):  # noqa: ANN001
+def wait_until(what: str, predicate, timeout: float, procs: Procs, every: float = 0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         got = predicate()

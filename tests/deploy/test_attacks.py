@@ -26,18 +26,18 @@ TOKEN = "/api/v1/auth/token"
 BATCH = "/api/v1/batch-commands"
 
 
-def login_form_token(client) -> str:  # noqa: ANN001
+def login_form_token(client) -> str:
     page = client.get("/login").get_data(as_text=True)
     return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
 
 
-def sign_in(client, username: str, password: str, **extra: str):  # noqa: ANN001, ANN201
+def sign_in(client, username: str, password: str, **extra: str):
     """The login form as a browser posts it: GET it for the CSRF token, then POST."""
     form = {"csrf_token": login_form_token(client), "next": "/", "username": username, "password": password}
     return client.post("/login", data={**form, **extra})
 
 
-def signed_in(client) -> bool:  # noqa: ANN001
+def signed_in(client) -> bool:
     return client.get("/").status_code == 200
 
 
@@ -57,7 +57,7 @@ def alice_with_a_session_and_a_token(app: Flask) -> tuple[UserBook, object, dict
     return book, client, token_of(app, "alice", "alice-password")
 
 
-def store_of(app: Flask):  # noqa: ANN201
+def store_of(app: Flask):
     return app.extensions["gridfee"].service.store
 
 
@@ -70,7 +70,7 @@ def community(app: Flask) -> str:
     return next(m.uuid for m in store_of(app).grid.markets if m.level == 1)
 
 
-def assert_json_error(answer, status: int, code: str, *words: str) -> dict:  # noqa: ANN001
+def assert_json_error(answer, status: int, code: str, *words: str) -> dict:
     assert answer.status_code == status, answer.get_data(as_text=True)[:300]
     assert answer.is_json, answer.get_data(as_text=True)[:300]
     body = answer.get_json()
@@ -139,7 +139,7 @@ def test_sec005_crlf_in_next_or_username_injects_no_header(make_app):
 
 
 # -- Dash: CSRF, unknown callbacks, malformed bodies ----------------------------------------------
-def dash_post(client, body: object, csrf: bool = True, raw: bytes | None = None):  # noqa: ANN001, ANN201
+def dash_post(client, body: object, csrf: bool = True, raw: bytes | None = None):
     headers = {"Content-Type": "application/json"}
     if csrf:
         headers["X-CSRFToken"] = client.get_cookie("_csrf_token").value
@@ -376,7 +376,7 @@ def test_sec016_an_operator_is_added_on_a_running_deployment_with_one_command(ma
 
 
 # -- the admin page ------------------------------------------------------------------------------
-def admin_token(client) -> str:  # noqa: ANN001
+def admin_token(client) -> str:
     page = client.get("/admin").get_data(as_text=True)
     return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
 

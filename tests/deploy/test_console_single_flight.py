@@ -95,14 +95,14 @@ def one_reading_for_two(asker: Flask, waiter: Flask) -> tuple[list[str], dict, d
     return asked, answers["asker"], answers["waiter"]
 
 
-def test_a_worker_waiting_for_anothers_clock_reading_is_woken_through_redis(console_workers):  # noqa: ANN001
+def test_a_worker_waiting_for_anothers_clock_reading_is_woken_through_redis(console_workers):
     asker, waiter = console_workers(2, redis=True)
     asked, first, second = one_reading_for_two(asker, waiter)
     assert asked == ["asker"]  # the waiting worker did not time out and ask the exchange itself
     assert second["running_slot"] == first["running_slot"] and second["connected"]
 
 
-def test_requests_of_one_worker_wait_for_one_reading_without_redis(console_workers):  # noqa: ANN001
+def test_requests_of_one_worker_wait_for_one_reading_without_redis(console_workers):
     (app,) = console_workers(1, redis=False)
     asked, first, second = one_reading_for_two(app, app)
     assert asked == ["asker"]

@@ -119,7 +119,7 @@ def test_dep034_remote_exchange_console_without_exchange_store(tmp_path: Path):
         app.extensions["console"].ops.engine.dispose()
 
 
-def sign_in(client, username: str, password: str, ip: str = "127.0.0.1"):  # noqa: ANN001, ANN201
+def sign_in(client, username: str, password: str, ip: str = "127.0.0.1"):
     """POST the login form as a browser does: first GET it for the session's CSRF token."""
     page = client.get(LOGIN, environ_base={"REMOTE_ADDR": ip}).get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
@@ -127,7 +127,7 @@ def sign_in(client, username: str, password: str, ip: str = "127.0.0.1"):  # noq
     return client.post(LOGIN, data=form, environ_base={"REMOTE_ADDR": ip})
 
 
-def signed_in(client) -> bool:  # noqa: ANN001
+def signed_in(client) -> bool:
     return client.get("/", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
 
 

@@ -118,7 +118,7 @@ def labels(ws: Worksheet) -> list[str]:
     return [r[0].strftime("%Y-%m-%dT%H:%M") for r in body(ws)]
 
 
-def export(store: OperatorStore, start=None, end=None, markets=MARKETS, **kwargs) -> openpyxl.Workbook:  # noqa: ANN001
+def export(store: OperatorStore, start=None, end=None, markets=MARKETS, **kwargs) -> openpyxl.Workbook:
     return load(history_workbook_bytes(store, markets, start, end, **kwargs))
 
 
@@ -175,11 +175,11 @@ def test_values_the_exchange_did_not_give_are_empty_cells(data):
     assert first[COL["total_traded_energy_kWh"]] == 0
 
 
-def with_values(store: OperatorStore, monkeypatch, **replace) -> None:  # noqa: ANN001
+def with_values(store: OperatorStore, monkeypatch, **replace) -> None:
     """Make the store's history give ``replace``'s values (field -> value) in every row."""
     real = store.history_chunks
 
-    def patched(market_uuid, start=None, end=None, fields=HISTORY_FIELDS, size=2000):  # noqa: ANN001
+    def patched(market_uuid, start=None, end=None, fields=HISTORY_FIELDS, size=2000):
         at = {f: i for i, f in enumerate(fields, 1)}
         for chunk in real(market_uuid, start, end, fields, size):
             rows = [list(r) for r in chunk]
@@ -210,7 +210,7 @@ def test_gaps_anywhere_in_a_row_leave_exactly_those_cells_empty(data, monkeypatc
     real = data.store.history_chunks
     written = []
 
-    def gappy(market_uuid, start=None, end=None, fields=HISTORY_FIELDS, size=2000):  # noqa: ANN001
+    def gappy(market_uuid, start=None, end=None, fields=HISTORY_FIELDS, size=2000):
         for chunk in real(market_uuid, start, end, fields, size):
             rows = []
             for r in chunk:
@@ -239,7 +239,7 @@ def test_gaps_anywhere_in_a_row_leave_exactly_those_cells_empty(data, monkeypatc
 def test_a_slot_that_is_no_label_is_kept_as_text(data, monkeypatch):
     real = data.store.history_chunks
 
-    def odd(market_uuid, start=None, end=None, fields=HISTORY_FIELDS, size=2000):  # noqa: ANN001
+    def odd(market_uuid, start=None, end=None, fields=HISTORY_FIELDS, size=2000):
         for chunk in real(market_uuid, start, end, fields, size):
             yield [("slot <7> & more", *chunk[0][1:]), *chunk[1:]]
 
@@ -285,7 +285,7 @@ def test_history_is_read_market_by_market_with_one_query_in_chunks(data, monkeyp
     calls = []
     real = data.store.history_chunks
 
-    def spy(market_uuid, start=None, end=None, fields=HISTORY_FIELDS, size=2000):  # noqa: ANN001
+    def spy(market_uuid, start=None, end=None, fields=HISTORY_FIELDS, size=2000):
         calls.append((market_uuid, start, end, size))
         for chunk in real(market_uuid, start, end, fields, size):
             calls.append(len(chunk))
@@ -499,7 +499,7 @@ def test_a_failed_export_raises_leaves_no_temporary_files_and_the_next_one_works
     (tmp_path / "tmp").mkdir()
     real, calls = data.store.history_chunks, []
 
-    def failing(market_uuid, *args):  # noqa: ANN001, ANN002
+    def failing(market_uuid, *args):
         calls.append(market_uuid)
         if len(calls) == 3:
             raise OSError("database went away")

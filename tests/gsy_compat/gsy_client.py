@@ -17,7 +17,7 @@ from app.store.repo import ExchangeStore
 SIM = "5d1c2a4e-0000-4000-8000-00000000c0de"
 
 
-def start_server(instance: Path, store: ExchangeStore, environ: dict[str, str] | None = None):  # noqa: ANN201
+def start_server(instance: Path, store: ExchangeStore, environ: dict[str, str] | None = None):
     settings = Settings.from_env(
         {
             "INSTANCE_DIR": str(instance),

@@ -38,7 +38,7 @@ json_values = st.recursive(
 
 
 @pytest.fixture(scope="module")
-def face(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def face(tmp_path_factory: pytest.TempPathFactory):
     tmp: Path = tmp_path_factory.mktemp("fuzz")
     scenario = load_scenario(ROOT / "scenarios" / "challenge.yaml")
     store = ExchangeStore.open(f"sqlite:///{tmp}/fuzz.sqlite3", scenario, build_grid(scenario))
@@ -62,7 +62,7 @@ def markets(store: ExchangeStore) -> list[str]:
     return [m.uuid for m in store.grid.markets[:2]]
 
 
-def assert_json_below_500(response) -> None:  # noqa: ANN001
+def assert_json_below_500(response) -> None:
     assert response.status_code < 500, response.get_data(as_text=True)
     assert response.is_json, response.get_data(as_text=True)[:200]
 
@@ -82,7 +82,7 @@ PATHS = [
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(path=st.sampled_from(PATHS), body=json_values, raw=st.booleans(), junk=st.binary(max_size=40))
-def test_any_body_on_any_endpoint_gets_json_below_500(face, path, body, raw, junk):  # noqa: ANN001
+def test_any_body_on_any_endpoint_gets_json_below_500(face, path, body, raw, junk):
     client, headers, _agg, _store = face
     method, url = path
     data = junk if raw else json.dumps(body)
@@ -110,7 +110,7 @@ command = st.one_of(
         max_size=3,
     )
 )
-def test_any_batch_is_answered_and_changes_only_valid_fees(face, batch):  # noqa: ANN001
+def test_any_batch_is_answered_and_changes_only_valid_fees(face, batch):
     client, headers, agg, store = face
     uuids = markets(store)
     batch = {uuids[int(k[1])] if k in ("m0", "m1") else k: v for k, v in batch.items()}

@@ -14,7 +14,7 @@ from gsy_client import GsyServer, start_server
 from app.operator.store import OperatorStore
 
 
-def connect_like_the_sdk(srv: GsyServer, names=("Grid", "Community")):  # noqa: ANN001, ANN201
+def connect_like_the_sdk(srv: GsyServer, names=("Grid", "Community")):
     """Token, aggregator, its socket, registry, GraphQL names -> uuids, market sockets, select."""
     token = srv.token()
     listed = srv.get(f"{srv.aggregator_prefix}list-aggregators/", token)
@@ -383,7 +383,7 @@ def test_market_event_waits_until_the_script_has_selected_all_its_markets(gsy_se
     assert [e["event"] for e in events] == ["selected_by_device", "selected_by_device", "market"]
 
 
-def test_scenario_end_sends_finish_and_no_slot_closes_after_it(tmp_path):  # noqa: ANN001
+def test_scenario_end_sends_finish_and_no_slot_closes_after_it(tmp_path):
     """With ``days`` set the exchange ends after its last slot: the aggregator socket says
     ``finish`` (on which the SDK's scripts exit), the clock says finished, no slot closes."""
     from app.config import ROOT

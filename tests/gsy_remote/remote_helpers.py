@@ -48,12 +48,12 @@ class Console:
             assert not self.thread.is_alive(), "the agent did not stop"
             self.thread = None
 
-    def reader(self):  # noqa: ANN201
+    def reader(self):
         """What a web worker's console gets (``GsyReader``)."""
         return make_client(self.settings, None, engine=self.engine, timeout_s=3.0, retries=0)
 
 
-def wait_for(check: Callable[[], object], timeout: float, what: str, poll: float = 0.1):  # noqa: ANN201
+def wait_for(check: Callable[[], object], timeout: float, what: str, poll: float = 0.1):
     """Poll ``check`` until it returns something truthy; fail naming ``what`` otherwise."""
     deadline = time.monotonic() + timeout
     while True:
@@ -79,7 +79,7 @@ def send_to_a_lost_market(agent: OperatorAgent, held_uuid: str) -> tuple[str, di
     """Send a batch with a fee for ``held_uuid`` and one for a market the agent believes it holds
     but gsy-e does not (gsy-e drops that command); the stray market's uuid and the answer."""
     stray = str(uuid.uuid4())
-    agent._gsy_state["held"][stray] = "Lost market"  # noqa: SLF001
+    agent._gsy_state["held"][stray] = "Lost market"
     answer = agent.batch_command(
         {
             held_uuid: [{"type": "grid_fees", "data": {"fee_const": 1}}],

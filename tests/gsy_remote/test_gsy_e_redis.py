@@ -43,12 +43,12 @@ def gsye(redis_url: str, tmp_path: Path):
         Path(os.environ["GSY_E_RECORD"]).write_text(json.dumps(recorder.stop(), indent=0) + "\n")
 
 
-def held_names(console) -> set[str]:  # noqa: ANN001
+def held_names(console) -> set[str]:
     _, state, _ = GsyLinkStore(console.engine, console.settings.exchange_key).load()
     return set((state.get("held") or {}).values())
 
 
-def commands(console) -> list[dict]:  # noqa: ANN001
+def commands(console) -> list[dict]:
     return console.store.commands()
 
 
@@ -77,7 +77,7 @@ def test_gre001_console_operates_gsy_e_over_redis(gsye: GsyE, redis_url: str, co
     # a restarted console takes its markets back: the same aggregator, still selected
     console.stop_agent()
     agent = console.start_agent()
-    wait_for(lambda: agent._ready, 30, "the restarted link")  # noqa: SLF001
+    wait_for(lambda: agent._ready, 30, "the restarted link")
     assert agent.aggregator_uuid == first_aggregator
     assert held_names(console) == {"Grid", "Community"}
 
@@ -157,19 +157,19 @@ def test_gre001_console_operates_gsy_e_over_redis(gsye: GsyE, redis_url: str, co
     assert book["Community"].max_row == len(console.store.slots(uuids["Community"])) + 1
 
 
-def _grid(console) -> list[dict] | None:  # noqa: ANN001
+def _grid(console) -> list[dict] | None:
     try:
         return console.reader().grid()["markets"]
     except ExchangeUnavailable:
         return None
 
 
-def _finished(console) -> bool:  # noqa: ANN001
+def _finished(console) -> bool:
     try:
         return console.reader().clock()["finished"]
     except ExchangeUnavailable:
         return False
 
 
-def _clock_running(console) -> str:  # noqa: ANN001
+def _clock_running(console) -> str:
     return console.reader().clock()["running_slot"]

@@ -59,7 +59,7 @@ class Exchange:
             TOKEN_RATE_LIMIT="0",
             PYTHONUNBUFFERED="1",
         )
-        log = open(self.instance / "exchange.log", "ab")  # noqa: SIM115 - the process keeps it
+        log = open(self.instance / "exchange.log", "ab")  # the process keeps it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "app.entry.exchange", "--port", str(self.port), "--quiet"],
             cwd=ROOT,
@@ -108,12 +108,12 @@ def exchange(tmp_path: Path):
     ex.stop()
 
 
-def held(console) -> set[str]:  # noqa: ANN001
+def held(console) -> set[str]:
     _, state, _ = GsyLinkStore(console.engine, console.settings.exchange_key).load()
     return set((state.get("held") or {}).values())
 
 
-def down_reason(console) -> str | None:  # noqa: ANN001
+def down_reason(console) -> str | None:
     try:
         console.reader().clock()
     except ExchangeUnavailable as exc:
@@ -121,7 +121,7 @@ def down_reason(console) -> str | None:  # noqa: ANN001
     return None
 
 
-def next_stored(console, after: str | None) -> str:  # noqa: ANN001
+def next_stored(console, after: str | None) -> str:
     return wait_for(
         lambda: (s := console.store.latest_slot()) and s != after and s, 30, "a newly stored slot"
     )
@@ -214,7 +214,7 @@ def test_gho001_console_operates_the_hosted_dialect(exchange: Exchange, console_
             assert row["fee_ct_per_kwh"] == pytest.approx(exchange_slots[row["slot"]]["current_market_fee"])
 
 
-def _markets(console) -> list[dict] | None:  # noqa: ANN001
+def _markets(console) -> list[dict] | None:
     try:
         return console.reader().grid()["markets"]
     except ExchangeUnavailable:

@@ -26,11 +26,11 @@ def replay(redis_url: str):
     gsye.close()
 
 
-def link_state(console) -> dict:  # noqa: ANN001
+def link_state(console) -> dict:
     return GsyLinkStore(console.engine, console.settings.exchange_key).load()[1]
 
 
-def reader_clock(console) -> dict | str:  # noqa: ANN001
+def reader_clock(console) -> dict | str:
     try:
         return console.reader().clock()
     except ExchangeUnavailable as exc:

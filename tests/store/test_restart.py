@@ -131,7 +131,7 @@ def test_crash_mid_slot_reruns_that_slot_once(open_store, small_scenario, monkey
     real_close_slot = store.close_slot
     calls: list[int] = []
 
-    def crash_before_commit(conn, cursor, statement, *args):  # noqa: ANN001
+    def crash_before_commit(conn, cursor, statement, *args):
         # the slot's stats rows are written; the state row is next, then the commit
         if statement.lstrip().upper().startswith("UPDATE EXCHANGE_STATE"):
             raise RuntimeError("simulated crash before the slot's commit")

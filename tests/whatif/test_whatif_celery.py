@@ -31,7 +31,7 @@ from app.whatif.results import ResultStore
 from app.whatif.runs import run_whatif
 
 
-def _spec(console, days: int = 2, scenario: str = "live") -> dict:  # noqa: ANN001
+def _spec(console, days: int = 2, scenario: str = "live") -> dict:
     names = ["zero", "tou", "tiers", "controller"]
     models = ["zero", "tou", "peak_tiers", "controller"]
     params = param_states(2, "peak_tiers") + param_states(3, "controller")
@@ -46,14 +46,14 @@ def _run_job_key() -> str:
     return next(key for key, fn, _ in BaseBackgroundCallbackManager.functions if fn is page.run_job)
 
 
-def _queue(manager, spec: dict) -> tuple[str, str]:  # noqa: ANN001
+def _queue(manager, spec: dict) -> tuple[str, str]:
     """Queue ``run_job(spec)`` as Dash's dispatcher does: (cache key, job id)."""
     cache_key = manager.build_cache_key(page.run_job, [spec], [], None)
     job = manager.call_job_fn(cache_key, manager.func_registry[_run_job_key()], [spec], {})
     return cache_key, job
 
 
-def _wait_result(manager, cache_key: str, job: str, timeout: float, log) -> tuple[list, list]:  # noqa: ANN001
+def _wait_result(manager, cache_key: str, job: str, timeout: float, log) -> tuple[list, list]:
     progress = []
     deadline = time.monotonic() + timeout
     while True:

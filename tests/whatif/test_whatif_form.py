@@ -23,13 +23,13 @@ def _upload(data: bytes, kind: str = "text/csv") -> str:
     return f"data:{kind};base64,{base64.b64encode(data).decode()}"
 
 
-def _csv(rows: int = 96, cell=lambda q: f"{q / 10:.1f}".replace(".", ",")) -> bytes:  # noqa: ANN001
+def _csv(rows: int = 96, cell=lambda q: f"{q / 10:.1f}".replace(".", ",")) -> bytes:
     """A GSy-style table: ``Time;Community;Grid`` with a decimal comma, ``rows`` quarter hours."""
     lines = ["Time;Community;Grid"] + [f"{TIMES[q]}:00;{cell(q)};{cell(q + 100)}" for q in range(rows)]
     return "\n".join(lines).encode()
 
 
-def _xlsx(header=("Start", "Fee"), value=lambda q: q / 4) -> bytes:  # noqa: ANN001
+def _xlsx(header=("Start", "Fee"), value=lambda q: q / 4) -> bytes:
     wb = openpyxl.Workbook()
     ws = wb.active
     ws.append(list(header))

@@ -127,7 +127,7 @@ def layout(**_query) -> dmc.Grid:
     )
 
 
-def node_patch(old_ids: list[str], elements: list[dict]):  # noqa: ANN201
+def node_patch(old_ids: list[str], elements: list[dict]):
     """A ``Patch`` setting each element's data and classes in place, or the new list when the
     grid changed (other markets)."""
     if [e["data"]["id"] for e in elements] != old_ids:

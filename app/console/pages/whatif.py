@@ -196,7 +196,7 @@ def queue_problem_now(server: Flask | None = None) -> str | None:
     return queue_problem(server.extensions["dash_app"]._background_manager.handle)
 
 
-def require_operator_to_run():  # noqa: ANN201
+def require_operator_to_run():
     """The signed-in grid operator; ``NotAllowed`` for a viewer (What-if runs take every core)."""
     try:
         return require_operator()
