@@ -21,12 +21,14 @@ from __future__ import annotations
 import json
 import math
 import secrets
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from flask import Flask, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_login import LoginManager, login_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -104,7 +106,7 @@ def install(server: Flask, settings: Settings) -> Limiter:
     login_manager.session_protection = "basic"
 
     @login_manager.user_loader  # one LoginManager for every app of the process: the request's app
-    def _load_user(name: str):
+    def _load_user(name: str) -> object | None:  # app.api.auth.User, a layer above
         return current_app.extensions["gridfee"].users.by_session_id(name)
 
     limiter = Limiter(
@@ -118,7 +120,7 @@ def install(server: Flask, settings: Settings) -> Limiter:
     server.extensions["gridfee_limiter"] = limiter
 
     @server.errorhandler(RateLimitExceeded)
-    def _too_many(exc: RateLimitExceeded):
+    def _too_many(exc: RateLimitExceeded) -> ResponseReturnValue:
         wait = retry_after(limiter)
         login_page = current_app.extensions.get(LOGIN_PAGE)
         if request.path == "/login" and login_page is not None:
@@ -133,7 +135,7 @@ def install(server: Flask, settings: Settings) -> Limiter:
         return response, 429
 
     @server.errorhandler(CSRFError)
-    def _csrf_refused(exc: CSRFError):
+    def _csrf_refused(exc: CSRFError) -> ResponseReturnValue:
         login_page = current_app.extensions.get(LOGIN_PAGE)
         if request.path == "/login" and login_page is not None:
             return login_page("The form expired; please sign in again.", 400)
@@ -190,7 +192,7 @@ def protocol_error_json(status: int, reason: str, message: str) -> bytes:
     return json.dumps({"error": code, "message": message or reason}).encode("utf-8")
 
 
-def json_request_handler():
+def json_request_handler() -> type[WSGIRequestHandler]:
     """werkzeug's request handler whose own errors (431 for a header too large, 400 for a bad
     request line, ...) are JSON on the paths whose clients expect JSON (``python -m app``)."""
 
@@ -220,7 +222,7 @@ def gunicorn_json_errors() -> None:
     path is not known then, and the clients of those paths (API, SDK face, Dash) expect JSON."""
     from gunicorn import util
 
-    def write_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    def write_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
         body = protocol_error_json(status_int, reason, mesg)
         head = (
             f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"

@@ -128,7 +128,7 @@ def build_grid(scenario: Scenario) -> GridModel:
 
     n_h = len(house_comm)
 
-    def per_house(items, attr, default=0.0):
+    def per_house(items: list[tuple[int, object]], attr: str, default: float = 0.0) -> np.ndarray:
         out = np.full(n_h, default, dtype=float)
         for h, a in items:
             out[h] = getattr(a, attr)

@@ -106,7 +106,7 @@ def match_grouped(
     stretch = np.minimum(tot_b, tot_o)
     start = np.cumsum(stretch) - stretch
 
-    def axis(groups, qty, totals):
+    def axis(groups: np.ndarray, qty: np.ndarray, totals: np.ndarray) -> np.ndarray:
         within = np.cumsum(qty) - (np.cumsum(totals) - totals)[groups]
         return start[groups] + np.clip(within, 0.0, stretch[groups])
 

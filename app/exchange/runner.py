@@ -182,7 +182,7 @@ class ExchangeRunner:
 def print_cycle(info: dict, levels: tuple[int, ...] = (0, 1)) -> None:
     """Print the closed slot's stats of the grid and community markets, one line each."""
 
-    def num(v, fmt="{:7.2f}"):
+    def num(v: float | None, fmt: str = "{:7.2f}") -> str:
         return "      -" if v is None else fmt.format(v)
 
     print(f"slot {info['last_market_slot']} closed; {info['market_slot']} running", flush=True)

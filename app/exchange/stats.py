@@ -59,7 +59,9 @@ SlotStats.__doc__ = """Arrays over markets (index as in ``GridModel.markets``), 
 when nothing was consumed or produced)."""
 
 
-def market_triples(grid: GridModel, trades: Trades, fee: np.ndarray):
+def market_triples(
+    grid: GridModel, trades: Trades, fee: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Expand trades into (market, rate, energy, role) rows, one per market on each path."""
     n_c = grid.n_communities
     comm_of = grid.house_community
@@ -75,7 +77,7 @@ def market_triples(grid: GridModel, trades: Trades, fee: np.ndarray):
     meet_role[~local_b] = ROLE_EXPORT
     markets, rates, energies, roles = [trades.market], [c], [e], [meet_role]
 
-    def add(mask, market, rate, role):
+    def add(mask: np.ndarray, market: np.ndarray, rate: np.ndarray, role: int) -> None:
         markets.append(market[mask])
         rates.append(rate[mask])
         energies.append(e[mask])

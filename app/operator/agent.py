@@ -71,7 +71,7 @@ def resend_unfinished(client: GridOperatorClient, store: OperatorStore) -> None:
 class OperatorAgent(GridOperatorAgent):
     managed_levels: tuple[int, ...] = (0, 1)  # the grid and the communities
 
-    def __init__(self, *args, store: OperatorStore, **kwargs):
+    def __init__(self, *args: object, store: OperatorStore, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.store = store
         self._limits: FeeLimits | None = None

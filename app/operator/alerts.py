@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, insert, select, update
 
+from app.operator.store import OperatorStore
 from app.store.schema import alerts, limit_changes
 
 log = logging.getLogger(__name__)
@@ -465,7 +466,7 @@ def last_answered_commands(commands: Sequence[Mapping]) -> dict[str, dict]:
 
 
 def evaluate_market_alerts(
-    ops,  # app.operator.store.OperatorStore
+    ops: OperatorStore,
     store: AlertStore,
     managed: Sequence[Mapping],
     exchange_markets: Sequence[Mapping],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from flask import Flask
 from sqlalchemy import Engine
 
 from app.client.factory import make_client
@@ -21,7 +22,7 @@ AGENT_LONG_POLL_S = 2.0  # seconds a market-cycles long poll waits; a stop waits
 
 
 def start_agent(
-    settings: Settings, engine: Engine, wsgi_app, stop: threading.Event
+    settings: Settings, engine: Engine, wsgi_app: Flask | None, stop: threading.Event
 ) -> threading.Thread | None:
     """Run the operator agent in a thread if no other process runs it; None if one does."""
     # a gsy exchange is reached as GSY_USERNAME (hosted) or without a user (Redis)

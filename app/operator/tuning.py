@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from app.exchange.grid import build_grid
 from app.exchange.scenario import Scenario
 from app.operator.backtest import ZERO, BacktestResult, Cancelled, backtest
+from app.tariffs.registry import parse_model
 
 WASTE_PP = 10.0
 """Points per 100 % of the zero-fee export energy left unmatched (curtailed)."""
@@ -178,8 +179,6 @@ def tune_model(
     ``scored_zero``: the zero-fee run of the same days and scoring window, if the caller has it.
     ``should_stop`` returning True cancels (``Cancelled``).
     """
-    from app.tariffs.registry import parse_model
-
     make = make or base_params(model)
     grid_values = DEFAULT_GRIDS[model] if grid_values is None else grid_values
     grid = build_grid(scenario)

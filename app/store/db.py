@@ -15,6 +15,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 
 from app.config import ROOT
@@ -63,9 +67,7 @@ def reader(engine: Engine) -> Engine:
     return engine.execution_options(**{READ_ONLY: True})
 
 
-def alembic_config(url: str):
-    from alembic.config import Config
-
+def alembic_config(url: str) -> Config:
     cfg = Config(str(ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(ROOT / "migrations"))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -74,7 +76,6 @@ def alembic_config(url: str):
 
 def migrate(url: str) -> None:
     """Bring the database at ``url`` to the newest schema (idempotent)."""
-    from alembic import command
 
     command.upgrade(alembic_config(url), "head")
 
@@ -89,8 +90,6 @@ def check_migrated(engine: Engine) -> None:
     For processes that must not migrate (the web workers and the clock on a PaaS, where the
     ``release:`` phase runs ``alembic upgrade head`` once before they start).
     """
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
 
     heads = set(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
     with engine.connect() as conn:

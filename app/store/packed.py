@@ -24,14 +24,14 @@ ZSTD_LEVEL = 1
 _local = threading.local()  # zstd (de)compressors are not thread-safe: one each per thread
 
 
-def _compressor():
+def _compressor() -> zstandard.ZstdCompressor:
     c = getattr(_local, "compressor", None)
     if c is None:
         c = _local.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
     return c
 
 
-def _decompressor():
+def _decompressor() -> zstandard.ZstdDecompressor:
     d = getattr(_local, "decompressor", None)
     if d is None:
         d = _local.decompressor = zstandard.ZstdDecompressor()

@@ -16,7 +16,7 @@ import json
 import time
 
 import numpy as np
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.config import Settings
@@ -206,7 +206,7 @@ class ExchangeStore:
         self.fee_book.forget()
 
     # -- the runner's state ---------------------------------------------------------------
-    def _lock_state(self, conn: Connection):
+    def _lock_state(self, conn: Connection) -> Row:
         """Lock the exchange's state row; returns its ``running_slot``."""
         c = exchange_state.c
         return conn.execute(select(c.running_slot).where(c.scenario == self.key).with_for_update()).one()

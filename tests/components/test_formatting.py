@@ -44,7 +44,7 @@ def test_fmt002_missing_and_clean_number():
         (None, "–"),
     ],
 )
-def test_fmt003_duration(seconds, text):
+def test_fmt003_duration_rounds_up_to_seconds_never_negative_hours_when_long(seconds, text):
     assert f.fmt_duration_s(seconds) == text
 
 
@@ -55,7 +55,7 @@ def test_fmt004_clock_in_given_zone():
     assert f.fmt_clock(None) == "–"
 
 
-def test_fmt005_slot_labels():
+def test_fmt005_slot_labels_parse_naive_and_bad_labels_are_refused():
     assert f.slot_label_to_datetime("2026-06-22T13:15") == dt.datetime(2026, 6, 22, 13, 15)
     assert f.slot_label_to_datetime("2026-06-22T13:15").tzinfo is None
     assert f.slot_time("2026-06-22T13:15") == "13:15"
@@ -66,7 +66,7 @@ def test_fmt005_slot_labels():
             f.slot_label_to_datetime(bad)
 
 
-def test_fmt006_with_unit():
+def test_fmt006_axis_title_carries_its_unit_in_brackets():
     assert f.with_unit("Price", f.UNIT_PRICE) == "Price [ct/kWh]"
 
 

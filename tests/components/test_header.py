@@ -26,7 +26,7 @@ LIVE = {
 STALE = LIVE | {"connected": False, "stale_since": STALE_TS, "reason": "exchange unreachable"}
 
 
-def test_hdr001_live():
+def test_hdr001_live_header_names_slot_simulated_date_deadline_and_user_in_the_exchange_zone():
     assert header_text(LIVE, dt.UTC) == {
         "connection": "live",
         "slot": "slot 13:15",
@@ -49,7 +49,7 @@ def test_hdr002_stale_with_time_and_reason():
     assert none == "exchange stale (exchange unreachable)"
 
 
-def test_hdr003_deadline():
+def test_hdr003_deadline_counts_down_says_closed_at_zero_and_dash_when_unknown():
     assert header_text(LIVE | {"deadline_s": 2520})["deadline"] == "fees for 13:30 close in 42:00"
     assert header_text(LIVE | {"deadline_s": 0})["deadline"] == "fees for 13:30 closed"
     assert header_text(LIVE | {"deadline_s": None})["deadline"] == "fees for 13:30 close in –"
@@ -73,7 +73,7 @@ def _texts(group: dmc.Group) -> list[str]:
     return [getattr(child.children, "children", child.children) for child in group.children]
 
 
-def test_hdr005_bar_live():
+def test_hdr005_live_bar_shows_a_live_badge_and_warns_under_a_minute_left():
     bar = header_bar(LIVE, dt.UTC)
     assert isinstance(bar, dmc.Group)
     badge = bar.children[0]

@@ -126,7 +126,7 @@ def test_ovt003_over_limit_marks_import_and_export_only():
     assert not any("cellClassRules" in c or "cellStyle" in c for c in others)
 
 
-def test_ovt004_rows():
+def test_ovt004_one_row_per_market_with_its_figures_queued_fee_mode_and_limits_nulls_for_nan():
     latest = [
         history_row("2026-06-22T13:15", import_kwh=7.5, next_fee_ct_per_kwh=2.5),
         history_row(
@@ -190,7 +190,7 @@ def test_ovt004_rows():
     assert fields <= community.keys()
 
 
-def test_ovt005_grid_component():
+def test_ovt005_grid_keys_rows_by_market_uuid_with_the_column_groups():
     rows = overview_rows([history_row("2026-06-22T13:15")], {}, {}, {})
     grid = overview_grid(rows, "overview-grid")
     assert isinstance(grid, dag.AgGrid)
