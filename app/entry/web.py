@@ -26,8 +26,6 @@ from app.api.routes import ApiContext, bp
 from app.api.service import ExchangeService
 from app.config import Settings
 from app.console.cache import cache_config
-from app.exchange.grid import build_grid
-from app.exchange.scenario import load_scenario
 from app.operator.store import OperatorStore
 from app.store.db import check_migrated, make_engine, migrate
 from app.store.repo import ExchangeStore
@@ -72,14 +70,7 @@ def create_app(
         service = None
     else:
         if store is None:
-            scenario = load_scenario(settings.scenario)
-            store = ExchangeStore.open(
-                settings.database_url,
-                scenario,
-                build_grid(scenario),
-                run_migrations=run_migrations,
-                redis_url=settings.redis_url,
-            )
+            store = ExchangeStore.of_settings(settings, run_migrations)
         engine = store.engine
         service = ExchangeService(
             store,

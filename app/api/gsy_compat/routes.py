@@ -21,10 +21,10 @@ from flask_sock import Sock
 from simple_websocket import ConnectionClosed, Server
 
 from app.api.auth import AuthError, User, bearer_token
+from app.api.errors import HttpError
 from app.api.gsy_compat import protocol
 from app.api.gsy_compat.face import GsyFace
 from app.api.gsy_compat.store import aggregator_channel, area_channel
-from app.api.service import ApiError
 from app.store.notify import Subscription
 
 bp = Blueprint("gsy_compat", __name__)
@@ -42,10 +42,8 @@ STOP_CHECK_S = 0.5  # how often a waiting socket looks whether the process stops
 SOCKET_POLL_S = 0.2  # SQLite alone: how often a socket reads the outbox and the clock (2 reads)
 
 
-class GsyError(Exception):
-    def __init__(self, status: int, code: str, message: str):
-        self.status, self.code, self.message = status, code, message
-        super().__init__(message)
+class GsyError(HttpError):
+    """A request the Grid Singularity face refuses."""
 
 
 def face() -> GsyFace:
@@ -56,10 +54,8 @@ def error(status: int, code: str, message: str):
     return jsonify(error=code, message=message, detail=message), status
 
 
-@bp.errorhandler(GsyError)
-@bp.errorhandler(ApiError)
-@bp.errorhandler(AuthError)
-def _error(exc):
+@bp.errorhandler(HttpError)  # GsyError, and the ApiError or AuthError of the code it calls
+def _error(exc: HttpError):
     return error(exc.status, exc.code, exc.message)
 
 
