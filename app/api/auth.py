@@ -249,7 +249,7 @@ class UserBook:
             username, password_hash, role, None if markets is None else frozenset(markets), bool(admin)
         )
 
-    def _change(self, username: str, **values) -> User:
+    def _change(self, username: str, **values: object) -> User:
         values["updated_at"] = time.time()
         with self.engine.begin() as conn:
             done = conn.execute(

@@ -98,7 +98,7 @@ def _row(user: User, me: User) -> str:
     )
 
 
-def page(me: User, message: str = "", error: bool = False, status: int = 200):
+def page(me: User, message: str = "", error: bool = False, status: int = 200) -> ResponseReturnValue:
     users = _books().all()
     note = (
         f'<div class="msg {"err" if error else "ok"}" id="admin-message">{escape(message)}</div>'
@@ -159,7 +159,7 @@ def _admin_only(view: Callable[[User], ResponseReturnValue]) -> Callable[[], Res
 
 @bp.get("/admin")
 @_admin_only
-def admin_page(me: User):
+def admin_page(me: User) -> ResponseReturnValue:
     done = get_flashed_messages()
     return page(me, done[-1] if done else "")
 
@@ -217,7 +217,7 @@ def change(me: User, form: Mapping[str, str]) -> str:
 
 @bp.post("/admin")
 @_admin_only
-def admin_change(me: User):
+def admin_change(me: User) -> ResponseReturnValue:
     # the CSRF token was checked by the console's guard (app.console.auth)
     try:
         message = change(me, request.form)

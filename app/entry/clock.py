@@ -33,6 +33,9 @@ from app.config import ConfigError, Settings
 from app.entry.preflight import settings_problem
 
 if TYPE_CHECKING:  # imported where used: --help and a refusal start without them
+    from types import FrameType
+
+    from flask import Flask
     from sqlalchemy import Engine
 
     from app.exchange.runner import ExchangeRunner
@@ -93,7 +96,7 @@ def log_cycle(info: dict) -> None:
 
 
 def agent_thread(
-    settings: Settings, engine: Engine, wsgi_app, stop: threading.Event, poll_s: float
+    settings: Settings, engine: Engine, wsgi_app: Flask, stop: threading.Event, poll_s: float
 ) -> threading.Thread | None:
     """The operator agent in a thread, under its own lock (one agent per deployment)."""
     from app.operator.agent import OperatorAgent
@@ -245,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     stop = threading.Event()
 
-    def on_signal(signum: int, _frame) -> None:
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
         if not stop.is_set():
             log.info("%s: finishing the slot being written, then stopping", signal.Signals(signum).name)
         stop.set()

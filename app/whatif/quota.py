@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import diskcache
 
 from app.whatif.shared import SharedPlace
+
+T = TypeVar("T")
 
 STALE_S = 3600.0  # a run still claimed after this long died without releasing its claim
 REDIS_KEY = "gridfee:whatif:running"
@@ -34,7 +38,7 @@ class RunLedger(SharedPlace):
     SOCKET_TIMEOUT_S = 10.0
 
     # -- storage: a dict run id -> [user, started], read and written under a lock ----------------
-    def _change(self, fn):
+    def _change(self, fn: Callable[[dict], T]) -> T:
         """Apply ``fn(runs) -> result`` to the live (not stale) runs under the ledger's lock."""
         now = time.time()
         if self.redis_url:

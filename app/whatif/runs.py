@@ -40,6 +40,7 @@ from io import BytesIO
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 
 from app.exchange.grid import build_grid
 from app.exchange.scenario import Scenario
@@ -47,6 +48,7 @@ from app.exchange.stat_table import STAT
 from app.export import xlsx
 from app.operator.backtest import SERIES, ZERO, BacktestResult, Cancelled, backtest
 from app.operator.kpis import KPI_UNITS, market_kpis
+from app.tariffs.registry import FeeModel, describe, parse_model
 
 __all__ = [
     "BASELINE",
@@ -155,11 +157,7 @@ class WhatIfResult:
 # -- validation ---------------------------------------------------------------------------------
 
 
-def _parse(model: Any):
-    from pydantic import BaseModel
-
-    from app.tariffs.registry import parse_model
-
+def _parse(model: Any) -> FeeModel:
     if isinstance(model, BaseModel):
         model = model.model_dump(mode="json", by_alias=True)
     return parse_model(model)
@@ -605,7 +603,6 @@ def whatif_workbook(result: WhatIfResult) -> bytes:
     of ``SHEET_COLUMNS``), the header row and the first two columns frozen; empty cells are values
     the exchange did not give. Written by the project's one Excel writer (:mod:`app.export.xlsx`).
     """
-    from app.tariffs.registry import describe
 
     titles = xlsx.sheet_titles([KPI_SHEET, *result.candidates], blank="Candidate")
     kpi_columns = (

@@ -40,6 +40,6 @@ def open_market_on(app: Dash, component_id: str, prop: str, market_of: Callable[
         Input(component_id, prop),
         prevent_initial_call=True,
     )
-    def open_market(data):
+    def open_market(data: dict | None) -> object:  # the market's path, or no_update
         market = market_of(data) if data else None
         return market_path(str(market)) if market else no_update
