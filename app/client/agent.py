@@ -20,7 +20,7 @@ class GridOperatorAgent(GridOperatorClient):
     long_poll_s: float = 10.0
     reconnect_s: float = 2.0
 
-    def __init__(self, *args, start_after: str | None = None, **kwargs):
+    def __init__(self, *args: object, start_after: str | None = None, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.last_market_slot: str | None = start_after
 

@@ -77,7 +77,17 @@ class GridOperatorClient:
         self._token, self.role = body["access_token"], body["role"]
         return self._token
 
-    def _send(self, method: str, path: str, *, json=None, params=None, auth=True, retry=False, timeout=None):
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: object = None,
+        params: dict | None = None,
+        auth: bool = True,
+        retry: bool = False,
+        timeout: float | None = None,
+    ) -> dict | list:
         attempts = 1 + (self.retries if retry else 0)
         renewed = False
         attempt = 0

@@ -17,9 +17,16 @@ last stored; asked for an agent class (``OperatorAgent``), the agent runs on the
 
 from __future__ import annotations
 
+import threading
+from typing import TYPE_CHECKING
+
 from app.client.client import GridOperatorClient
 from app.client.gsy import GsyLink, GsyLinkStore, GsyReader
 from app.config import Settings
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from sqlalchemy import Engine
 
 
 def link_class(settings: Settings) -> type[GsyLink]:
@@ -46,7 +53,13 @@ def gsy_credentials(settings: Settings) -> tuple[str, str]:
     )
 
 
-def make_client(settings: Settings, wsgi_app=None, cls=GridOperatorClient, engine=None, **kwargs):
+def make_client(
+    settings: Settings,
+    wsgi_app: Flask | None = None,
+    cls: type[GridOperatorClient] = GridOperatorClient,
+    engine: Engine | None = None,
+    **kwargs: object,
+) -> GridOperatorClient:
     """The client of the exchange the console drives (see the module's table)."""
     if settings.gsy_dialect is not None:
         if engine is None:
@@ -75,7 +88,7 @@ def make_client(settings: Settings, wsgi_app=None, cls=GridOperatorClient, engin
     return cls.embedded(wsgi_app, settings.agent_username, settings.agent_password, **kwargs)
 
 
-def _run_then_close(self, stop) -> None:
+def _run_then_close(self: GsyLink, stop: threading.Event) -> None:
     """The agent's ``run_forever`` on a gsy link: the link starts first and closes after."""
     self.start()
     try:

@@ -264,7 +264,9 @@ def grid_from_state(state: Mapping) -> dict:
 class GsyReader(GridOperatorClient):
     """The web workers' view of a gsy exchange: what the agent's link last wrote to the store."""
 
-    def __init__(self, base_url: str, username: str, password: str, *, link_store: GsyLinkStore, **kwargs):
+    def __init__(
+        self, base_url: str, username: str, password: str, *, link_store: GsyLinkStore, **kwargs: object
+    ) -> None:
         super().__init__(base_url, username, password, **kwargs)
         self.link_store = link_store
 
@@ -293,7 +295,9 @@ class GsyReader(GridOperatorClient):
     def history(self, area_uuid: str, start: str | None = None, end: str | None = None) -> dict:
         raise ApiClientError(501, "not_here", "a gsy exchange keeps no history; the console's store has it")
 
-    def batch_command(self, batch_commands, transaction_id=None) -> dict:
+    def batch_command(
+        self, batch_commands: Mapping[str, Iterable[dict]], transaction_id: str | None = None
+    ) -> dict:
         raise unavailable("only the console's agent sends commands to a gsy exchange")
 
 
@@ -315,12 +319,12 @@ class GsyLink(GridOperatorClient):
         base_url: str,
         username: str,
         password: str,
-        *args,
+        *args: object,
         link_store: GsyLinkStore,
         configuration_id: str = "",
         aggregator_name: str = "grid-fee-console",
-        **kwargs,
-    ):
+        **kwargs: object,
+    ) -> None:
         super().__init__(base_url, username, password, *args, **kwargs)
         self.link_store = link_store
         self.configuration_id = configuration_id
@@ -715,7 +719,17 @@ class GsyLink(GridOperatorClient):
             if c["type"] == "grid_fees" and number(c["data"].get("fee_const")) is not None
         }
 
-    def _check(self, area, cmd, answer, moved, running, closed, length, nodes) -> dict:
+    def _check(
+        self,
+        area: str,
+        cmd: dict,
+        answer: dict | None,
+        moved: bool,
+        running: str | None,
+        closed: str | None,
+        length: int,
+        nodes: Mapping[str, dict],
+    ) -> dict:
         kind = cmd.get("type")
         if answer is None:
             return self._error(

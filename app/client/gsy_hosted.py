@@ -55,7 +55,13 @@ def websocket_base(base_url: str, configured: str | None = None) -> str:
 class GsyHostedLink(GsyLink):
     dialect = "hosted"
 
-    def __init__(self, *args, simulation_id: str | None = None, websocket_url: str | None = None, **kwargs):
+    def __init__(
+        self,
+        *args: object,
+        simulation_id: str | None = None,
+        websocket_url: str | None = None,
+        **kwargs: object,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.simulation_id = simulation_id
         self.http = http_base(self.base_url)

@@ -45,7 +45,7 @@ def redis_url(base_url: str) -> str:
 class GsyRedisLink(GsyLink):
     dialect = "redis"
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self._redis: redis.Redis | None = None
         self._pubsub = None

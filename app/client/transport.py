@@ -8,6 +8,7 @@ and the status codes exactly those of the HTTP path, with no socket and no worke
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from io import BytesIO
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -31,12 +32,12 @@ class WSGIAdapter(BaseAdapter):
     def send(
         self,
         request: requests.PreparedRequest,
-        stream=False,
-        timeout=None,
-        verify=True,
-        cert=None,
-        proxies=None,
-    ):
+        stream: bool = False,
+        timeout: float | tuple[float, float] | None = None,
+        verify: bool | str = True,
+        cert: str | tuple[str, str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
         url = urlsplit(request.url)
         body = request.body
         if isinstance(body, str):

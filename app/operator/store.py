@@ -230,7 +230,17 @@ class OperatorStore:
             for r in rows
         }
 
-    def _upsert_setting(self, market_uuid: str, values: dict) -> None:
+    def _upsert_setting(
+        self, market_uuid: str, user: str, mode: str, manual_fee_ct_per_kwh: float | None, model: str | None
+    ) -> None:
+        """Set the market's fee setting (a manual fee or a model), stamped with who and when."""
+        values = dict(
+            mode=mode,
+            manual_fee_ct_per_kwh=manual_fee_ct_per_kwh,
+            model=model,
+            changed_by=user,
+            changed_at=time.time(),
+        )
         s = fee_settings.c
         key = and_(s.exchange == self.exchange, s.market_uuid == market_uuid)
         with self.engine.begin() as conn:
@@ -241,28 +251,10 @@ class OperatorStore:
                 )
 
     def set_manual(self, market_uuid: str, fee_ct_per_kwh: float, user: str) -> None:
-        self._upsert_setting(
-            market_uuid,
-            dict(
-                mode="manual",
-                manual_fee_ct_per_kwh=fee_ct_per_kwh,
-                model=None,
-                changed_by=user,
-                changed_at=time.time(),
-            ),
-        )
+        self._upsert_setting(market_uuid, user, "manual", fee_ct_per_kwh, None)
 
     def set_model(self, market_uuid: str, model: dict, user: str) -> None:
-        self._upsert_setting(
-            market_uuid,
-            dict(
-                mode="model",
-                manual_fee_ct_per_kwh=None,
-                model=json.dumps(model),
-                changed_by=user,
-                changed_at=time.time(),
-            ),
-        )
+        self._upsert_setting(market_uuid, user, "model", None, json.dumps(model))
 
     # -- commands -------------------------------------------------------------------------
     def queue(
