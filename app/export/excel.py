@@ -31,7 +31,7 @@ of the rows' XML, ~1.7 s deflating at ``COMPRESSLEVEL`` 1 (the default level 6 m
 ~15 % smaller and takes three times as long), ~0.9 s reading the store. Memory stays at a few MB
 above the output: one chunk of rows at a time.
 
-``start`` and ``end`` are slot labels ``YYYY-MM-DDTHH:mm`` (inclusive, compared as strings) or
+``start`` and ``end`` are slot labels ``YYYY-MM-DDTHH:mm`` (inclusive, compared as slot numbers) or
 dates ``YYYY-MM-DD`` (start: from 00:00, end: to the end of that day); None or "" is open.
 Timestamps of commands and settings (unix seconds) are written in UTC.
 """
