@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Integer, MetaData, Table, insert, inspect, select
 
@@ -10,6 +12,7 @@ from app.exchange.stat_table import HISTORY_STATS
 from app.operator.alerts import AlertStore
 from app.operator.store import HISTORY_FIELDS, OperatorStore
 from app.store.db import alembic_config, make_engine, migrate
+from app.store.schema import metadata
 
 # across midnight, a leap day, a year's end, 5-minute slots beside 15-minute ones, before 2000
 LABELS = [
@@ -150,5 +153,16 @@ def test_the_operators_rows_keep_their_slots_through_the_numbering_and_back(stor
                 back = [dict(r._mapping) for r in conn.execute(select(tables[name]))]
                 key = lambda r: (r.get("id"), r.get("market_uuid"), r.get("slot"))  # noqa: E731
                 assert sorted(back, key=key) == sorted(rows, key=key), name
+    finally:
+        engine.dispose()
+
+
+def test_the_migrations_make_the_tables_the_schema_declares_types_included(store_url):
+    migrate(store_url)
+    engine = make_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
     finally:
         engine.dispose()
