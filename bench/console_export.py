@@ -43,16 +43,17 @@ def fill(store, markets: list[dict], days: int) -> int:
     """History rows for every market and slot, inserted in chunks; returns how many."""
     from sqlalchemy import insert
 
+    from app import slots
     from app.store.schema import op_history
 
     rnd = random.Random(7)
-    start = dt.datetime(2026, 6, 1)
-    labels = [(start + dt.timedelta(minutes=15 * i)).strftime("%Y-%m-%dT%H:%M") for i in range(days * 96)]
+    labels = slots.labels(dt.datetime(2026, 6, 1), days * 96, 15)
+    numbers = [slots.minutes(label) for label in labels]  # the table's slot numbers
     rows: list[dict] = []
     total = 0
     with store.engine.begin() as conn:
         for m in markets:
-            for i, label in enumerate(labels):
+            for i, number in enumerate(numbers):
                 traded = rnd.uniform(0, 40)
                 rate = rnd.uniform(10, 30)
                 fee = 1.0 + (i % 96) / 48
@@ -60,7 +61,7 @@ def fill(store, markets: list[dict], days: int) -> int:
                     {
                         "exchange": store.exchange,
                         "market_uuid": m["uuid"],
-                        "slot": label,
+                        "slot": number,
                         "name": m["name"],
                         "level": m["level"],
                         "parent_uuid": None,

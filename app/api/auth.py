@@ -37,6 +37,7 @@ from sqlalchemy import Engine, Row, Select, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from app.api.errors import HttpError
 from app.config import Settings
 from app.store.schema import users as users_table
 
@@ -47,10 +48,8 @@ MIN_PASSWORD = 8  # for passwords set by the CLI or the admin page (the demo use
 _DUMMY_HASH: list[str] = []  # compared against when the user is unknown: the same cost
 
 
-class AuthError(Exception):
-    def __init__(self, status: int, code: str, message: str):
-        self.status, self.code, self.message = status, code, message
-        super().__init__(message)
+class AuthError(HttpError):
+    """No token, a bad or expired one, or a user without the right (401, 403)."""
 
 
 @dataclass(frozen=True)
@@ -250,7 +249,7 @@ class UserBook:
             username, password_hash, role, None if markets is None else frozenset(markets), bool(admin)
         )
 
-    def _change(self, username: str, **values) -> User:
+    def _change(self, username: str, **values: object) -> User:
         values["updated_at"] = time.time()
         with self.engine.begin() as conn:
             done = conn.execute(

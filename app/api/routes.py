@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from typing import NoReturn
 
 import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
 
 from app.api.auth import AuthError, TokenSigner, User, UserBook, bearer_token
@@ -55,19 +57,19 @@ def error(status: int, code: str, message: str) -> tuple[Response, int]:
 
 
 @bp.errorhandler(ApiError)
-def _api_error(exc: ApiError):
+def _api_error(exc: ApiError) -> ResponseReturnValue:
     return error(exc.status, exc.code, exc.message)
 
 
 @bp.errorhandler(AuthError)
-def _auth_error(exc: AuthError):
+def _auth_error(exc: AuthError) -> ResponseReturnValue:
     response, status = error(exc.status, exc.code, exc.message)
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="grid-operator-api"'
     return response, status
 
 
-def _reject_constant(name: str):
+def _reject_constant(name: str) -> NoReturn:
     raise ApiError(400, "invalid_json", f"{name} is not allowed in JSON; send a finite number")
 
 
@@ -119,7 +121,7 @@ def current_user() -> User:
 
 
 @bp.post("/auth/token")
-def token():
+def token() -> ResponseReturnValue:
     # rate-limited per client address (TOKEN_RATE_LIMIT, Flask-Limiter: app.security)
     try:
         body = TokenRequest.model_validate(json_body())
@@ -137,13 +139,13 @@ def token():
 
 
 @bp.get("/clock")
-def clock():
+def clock() -> ResponseReturnValue:
     current_user()
     return jsonify(ctx().service.clock_info())
 
 
 @bp.get("/grid")
-def grid():
+def grid() -> ResponseReturnValue:
     current_user()
     return json_response(ctx().service.grid_tree())
 
@@ -162,14 +164,14 @@ def _float_arg(name: str, default: float, lo: float, hi: float) -> float:
 
 
 @bp.get("/market-cycles")
-def market_cycles():
+def market_cycles() -> ResponseReturnValue:
     current_user()
     wait = _float_arg("wait", 0.0, 0.0, MAX_WAIT_S)
     return json_response(ctx().service.market_cycles(request.args.get("after"), wait))
 
 
 @bp.post("/batch-commands")
-def batch_commands():
+def batch_commands() -> ResponseReturnValue:
     user = current_user()
     try:
         body = batch_request(json_body())
@@ -191,11 +193,11 @@ def batch_commands():
 
 
 @bp.get("/markets/<area_uuid>/history")
-def history(area_uuid: str):
+def history(area_uuid: str) -> ResponseReturnValue:
     current_user()
     return json_response(ctx().service.history(area_uuid, request.args.get("from"), request.args.get("to")))
 
 
 @bp.get("/openapi.json")
-def openapi():
+def openapi() -> ResponseReturnValue:
     return jsonify(openapi_document())

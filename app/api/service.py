@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pydantic import TypeAdapter, ValidationError
 
 from app.api.auth import User
+from app.api.errors import HttpError
 from app.api.models import Command, GridFeesCommand
 from app.exchange.clock import BadSlot, SimClock
 from app.exchange.events import dso_market_stats, last_market_stats, market_info
@@ -28,12 +29,8 @@ _COMMAND = TypeAdapter(Command)
 MAX_CYCLES_PER_PAGE = 96
 
 
-class ApiError(Exception):
-    """An error answered as ``{"error": code, "message": message}`` with ``status``."""
-
-    def __init__(self, status: int, code: str, message: str):
-        self.status, self.code, self.message = status, code, message
-        super().__init__(message)
+class ApiError(HttpError):
+    """A request the Grid Operator API refuses, answered as ``{"error": code, "message": message}``."""
 
 
 @dataclass(frozen=True)

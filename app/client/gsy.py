@@ -43,12 +43,12 @@ from collections.abc import Iterable, Mapping
 
 from sqlalchemy import Engine, insert, select, update
 
+from app import slots
 from app.client.client import ApiClientError, ExchangeUnavailable, GridOperatorClient
 from app.store.schema import gsy_link
 
 log = logging.getLogger(__name__)
 
-SLOT_FORMAT = "%Y-%m-%dT%H:%M"
 DEFAULT_SLOT_LENGTH_MIN = 15  # gsy-e's default slot length, until two events tell the real one
 FEE_LIMITS = {"min_ct_per_kwh": 0.0, "max_ct_per_kwh": 100.0}
 """The console's bounds for a gsy fee [ct/kWh]: gsy-e takes 0 up to ``sys.maxsize``; the console's
@@ -61,16 +61,6 @@ READER_STALE_S = 30.0  # a state row older than this: the agent's link is not ru
 KEEP_CYCLES = 400
 WALL_SLOTS_KEPT = 8  # the wall time of this many recent slots estimates the running one's
 KEEP_SENT = 200
-
-
-def shift(label: str, minutes: int) -> str:
-    return (dt.datetime.strptime(label, SLOT_FORMAT) + dt.timedelta(minutes=minutes)).strftime(SLOT_FORMAT)
-
-
-def minutes_between(a: str, b: str) -> int:
-    return int(
-        (dt.datetime.strptime(b, SLOT_FORMAT) - dt.datetime.strptime(a, SLOT_FORMAT)).total_seconds() // 60
-    )
 
 
 def hhmm(epoch: float) -> str:
@@ -486,7 +476,7 @@ class GsyLink(GridOperatorClient):
                 return  # the same slot again (or an older one): nothing new
             length = int(st.get("slot_length_min") or 0)
             if prev is not None:
-                gap = minutes_between(prev, slot)
+                gap = slots.minutes(slot) - slots.minutes(prev)
                 if gap > 0 and (not st.get("length_seen") or gap < length):
                     length = gap  # the shortest gap between two events seen is the slot length
                     st["length_seen"] = True
@@ -504,7 +494,7 @@ class GsyLink(GridOperatorClient):
             info = {
                 "event": "market",
                 "market_slot": slot,
-                "last_market_slot": shift(slot, -length),
+                "last_market_slot": slots.shift(slot, -1, length),
                 "slot_length_min": length,
                 "feed_in_tariff_rate": event.get("feed_in_tariff_rate"),
                 "market_maker_rate": event.get("market_maker_rate"),
@@ -754,7 +744,9 @@ class GsyLink(GridOperatorClient):
             with self._cond:
                 self._next_fee[area] = sent
             # the hosted face says from which slot; gsy-e does not: the slot after the running one
-            applies = answer.get("applies_from_slot") or (shift(running, length) if running else None)
+            applies = answer.get("applies_from_slot") or (
+                slots.shift(running, 1, length) if running else None
+            )
             return {
                 "status": "ready",
                 "area_uuid": area,

@@ -10,10 +10,12 @@ right or role away (the deployment would lose its way in). Anyone else gets a 40
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from html import escape
 
 from flask import Blueprint, Flask, current_app, flash, get_flashed_messages, redirect, request
+from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import generate_csrf
 
 from app.api.auth import ROLES, UnknownUser, User, UserBook, UserExists
@@ -96,7 +98,7 @@ def _row(user: User, me: User) -> str:
     )
 
 
-def page(me: User, message: str = "", error: bool = False, status: int = 200):
+def page(me: User, message: str = "", error: bool = False, status: int = 200) -> ResponseReturnValue:
     users = _books().all()
     note = (
         f'<div class="msg {"err" if error else "ok"}" id="admin-message">{escape(message)}</div>'
@@ -136,20 +138,28 @@ def _markets(raw: str) -> list[str] | None:
     return found
 
 
-def _forbidden(exc: NotAllowed):
-    return (
-        f'<!doctype html><p id="admin-forbidden">{escape(str(exc))}. <a href="/">Back to the console</a></p>',
-        403,
-        {"Content-Type": "text/html; charset=utf-8"},
-    )
+def _admin_only(view: Callable[[User], ResponseReturnValue]) -> Callable[[], ResponseReturnValue]:
+    """``view(me)`` for a signed-in admin; anybody else gets the forbidden page (403) saying why."""
+
+    @functools.wraps(view)
+    def guarded() -> ResponseReturnValue:
+        try:
+            me = require_admin()
+        except NotAllowed as exc:
+            back = '<a href="/">Back to the console</a>'
+            return (
+                f'<!doctype html><p id="admin-forbidden">{escape(str(exc))}. {back}</p>',
+                403,
+                {"Content-Type": "text/html; charset=utf-8"},
+            )
+        return view(me)
+
+    return guarded
 
 
 @bp.get("/admin")
-def admin_page():
-    try:
-        me = require_admin()
-    except NotAllowed as exc:
-        return _forbidden(exc)
+@_admin_only
+def admin_page(me: User) -> ResponseReturnValue:
     done = get_flashed_messages()
     return page(me, done[-1] if done else "")
 
@@ -206,12 +216,9 @@ def change(me: User, form: Mapping[str, str]) -> str:
 
 
 @bp.post("/admin")
-def admin_change():
+@_admin_only
+def admin_change(me: User) -> ResponseReturnValue:
     # the CSRF token was checked by the console's guard (app.console.auth)
-    try:
-        me = require_admin()
-    except NotAllowed as exc:
-        return _forbidden(exc)
     try:
         message = change(me, request.form)
     except UnknownUser as exc:

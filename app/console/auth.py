@@ -17,6 +17,7 @@ from string import Template
 from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, redirect, request, session
+from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import generate_csrf
 
@@ -59,7 +60,7 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def login_page(error: str = "", status: int = 200):
+def login_page(error: str = "", status: int = 200) -> ResponseReturnValue:
     settings = current_app.extensions["gridfee_settings"]
     demo = settings.demo and current_app.extensions["gridfee"].users.get("operator") is not None
     html = PAGE.substitute(
@@ -72,12 +73,12 @@ def login_page(error: str = "", status: int = 200):
 
 
 @bp.get("/login")
-def login_form():
+def login_form() -> ResponseReturnValue:
     return login_page()
 
 
 @bp.post("/login")
-def login_submit():
+def login_submit() -> ResponseReturnValue:
     # the CSRF token was checked before (the guard), the rate limit too (app.security)
     try:
         user = current_app.extensions["gridfee"].users.check_password(
@@ -91,7 +92,7 @@ def login_submit():
 
 
 @bp.get("/logout")
-def logout():
+def logout() -> ResponseReturnValue:
     logout_user()
     session.clear()
     return redirect("/login")
@@ -130,7 +131,7 @@ def install(server: Flask, login_rate_limit: int) -> None:
     limit_endpoint(server, "console_auth.login_submit", login_rate_limit, "login")
 
     @login_manager.unauthorized_handler
-    def _unauthorized():
+    def _unauthorized() -> ResponseReturnValue:
         if wants_json():
             return jsonify(error="not_logged_in", message="sign in again"), 401
         return redirect(
@@ -138,7 +139,7 @@ def install(server: Flask, login_rate_limit: int) -> None:
         )
 
     @server.before_request
-    def _guard():
+    def _guard() -> ResponseReturnValue | None:
         path = request.path
         check_csrf = request.method == "POST" and path.startswith(CSRF_PREFIXES)
         if path.startswith(OPEN_PREFIXES):

@@ -11,6 +11,7 @@ import dash
 import dash_mantine_components as dmc
 from dash import Dash, dcc, html
 from flask import Flask, jsonify, request
+from flask.typing import ResponseReturnValue
 from flask_caching import Cache
 from sqlalchemy import Engine
 
@@ -172,7 +173,7 @@ def init_dashboard(
     server.extensions["dash_app"] = app
 
     @server.before_request
-    def _dash_callback_known():
+    def _dash_callback_known() -> ResponseReturnValue | None:
         """A Dash callback request whose body is not Dash's, or that names no callback of this
         app, is the client's error (JSON 400 or 404), not the server's. Runs after the sign-in
         guard and the CSRF check, and after Dash has set up its callbacks."""

@@ -33,6 +33,9 @@ from app.config import ConfigError, Settings
 from app.entry.preflight import settings_problem
 
 if TYPE_CHECKING:  # imported where used: --help and a refusal start without them
+    from types import FrameType
+
+    from flask import Flask
     from sqlalchemy import Engine
 
     from app.exchange.runner import ExchangeRunner
@@ -93,7 +96,7 @@ def log_cycle(info: dict) -> None:
 
 
 def agent_thread(
-    settings: Settings, engine: Engine, wsgi_app, stop: threading.Event, poll_s: float
+    settings: Settings, engine: Engine, wsgi_app: Flask, stop: threading.Event, poll_s: float
 ) -> threading.Thread | None:
     """The operator agent in a thread, under its own lock (one agent per deployment)."""
     from app.operator.agent import OperatorAgent
@@ -136,23 +139,15 @@ def agent_thread(
 
 def run_embedded(settings: Settings, stop: threading.Event, max_slots: int | None) -> int:
     from app.entry.web import create_app, settle_heap
-    from app.exchange.grid import build_grid
     from app.exchange.runner import ExchangeRunner
-    from app.exchange.scenario import ScenarioError, load_scenario
+    from app.exchange.scenario import ScenarioError
     from app.operator.run import AGENT_LONG_POLL_S
     from app.store.db import NotMigrated
     from app.store.lock import RunnerLock
     from app.store.repo import ExchangeStore, StoreMismatch
 
     try:
-        scenario = load_scenario(settings.scenario)
-        store = ExchangeStore.open(
-            settings.database_url,
-            scenario,
-            build_grid(scenario),
-            run_migrations=False,
-            redis_url=settings.redis_url,  # the closed slots' notifications (app.store.notify)
-        )
+        store = ExchangeStore.of_settings(settings, run_migrations=False)
     except (ScenarioError, NotMigrated, StoreMismatch) as exc:
         return refuse(exc)
     where = store.engine.url.render_as_string(hide_password=True)
@@ -175,7 +170,7 @@ def run_embedded(settings: Settings, stop: threading.Event, max_slots: int | Non
         first = runner.resume()
         log.info(
             "running exchange %r (%d markets) from slot %s, one slot every %g s; store %s",
-            scenario.name,
+            store.scenario.name,
             store.grid.n_markets,
             runner.clock.label(first),
             settings.slot_seconds,
@@ -187,7 +182,9 @@ def run_embedded(settings: Settings, stop: threading.Event, max_slots: int | Non
         if runner.finished and not stop.is_set():
             # the scenario's days are over: stay up (and keep the lock), so that the platform
             # does not restart the clock again and again; the console and API keep serving
-            log.info("the scenario ended after %d day(s); the exchange idles until stopped", scenario.days)
+            log.info(
+                "the scenario ended after %d day(s); the exchange idles until stopped", store.scenario.days
+            )
             stop.wait()
         log.info(
             "runner stopped after %d slots; slot %s is next", closed, runner.clock.label(runner.running_slot)
@@ -251,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     stop = threading.Event()
 
-    def on_signal(signum: int, _frame) -> None:
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
         if not stop.is_set():
             log.info("%s: finishing the slot being written, then stopping", signal.Signals(signum).name)
         stop.set()

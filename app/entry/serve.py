@@ -17,9 +17,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from app.config import Settings
 from app.entry.web import create_app, settle_heap
-from app.exchange.grid import build_grid
 from app.exchange.runner import ExchangeRunner, print_cycle
-from app.exchange.scenario import ScenarioError, load_scenario
+from app.exchange.scenario import ScenarioError
 from app.operator.run import start_agent
 from app.security import json_request_handler
 from app.store.lock import RunnerLock
@@ -33,10 +32,7 @@ def serve(settings: Settings, host: str, port: int, print_slots: bool = True) ->
     if settings.gsy_dialect is not None:
         return serve_remote(settings, host, port)
     try:
-        scenario = load_scenario(settings.scenario)
-        store = ExchangeStore.open(
-            settings.database_url, scenario, build_grid(scenario), redis_url=settings.redis_url
-        )
+        store = ExchangeStore.of_settings(settings)
     except (ScenarioError, StoreMismatch) as exc:
         print(f"error: {exc}")
         return 2
@@ -60,7 +56,7 @@ def serve(settings: Settings, host: str, port: int, print_slots: bool = True) ->
     settle_heap()  # the app, the grid and the runner are built
     print(
         f"Grid Fee Console on http://{host}:{port} (API: /api/v1, OpenAPI: /api/v1/openapi.json); "
-        f"scenario {scenario.name!r}, a slot every {settings.slot_seconds:g} s",
+        f"scenario {store.scenario.name!r}, a slot every {settings.slot_seconds:g} s",
         flush=True,
     )
     gsy = server_app.extensions.get("gsy_compat")

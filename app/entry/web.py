@@ -11,6 +11,7 @@ import gc
 import threading
 
 from flask import Flask, jsonify, request
+from flask.typing import ResponseReturnValue
 from flask_caching import Cache
 from sqlalchemy import Engine
 from werkzeug.exceptions import HTTPException
@@ -26,8 +27,6 @@ from app.api.routes import ApiContext, bp
 from app.api.service import ExchangeService
 from app.config import Settings
 from app.console.cache import cache_config
-from app.exchange.grid import build_grid
-from app.exchange.scenario import load_scenario
 from app.operator.store import OperatorStore
 from app.store.db import check_migrated, make_engine, migrate
 from app.store.repo import ExchangeStore
@@ -72,14 +71,7 @@ def create_app(
         service = None
     else:
         if store is None:
-            scenario = load_scenario(settings.scenario)
-            store = ExchangeStore.open(
-                settings.database_url,
-                scenario,
-                build_grid(scenario),
-                run_migrations=run_migrations,
-                redis_url=settings.redis_url,
-            )
+            store = ExchangeStore.of_settings(settings, run_migrations)
         engine = store.engine
         service = ExchangeService(
             store,
@@ -131,7 +123,7 @@ def create_app(
         init_dashboard(server, settings, engine, live_scenario=None if service is None else store.scenario)
 
     @server.before_request
-    def _api_paths_stay_json():
+    def _api_paths_stay_json() -> ResponseReturnValue | None:
         """An /api/ path that no API route takes is a JSON 404 or 405, not the console's page."""
         if not request.path.startswith("/api/") or request.blueprint == "api_v1":
             return None
@@ -157,7 +149,7 @@ def create_app(
         return jsonify(error="not_found", message=f"no API endpoint {request.path}"), 404
 
     @server.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):
+    def _http_error(exc: HTTPException) -> ResponseReturnValue:
         """On the paths whose clients expect JSON (the API, the SDK face, Dash's requests) every
         HTTP error is ``{"error", "message"}``: 400, 404, 405, 413, 431, ..."""
         if not security.wants_json():
@@ -173,7 +165,7 @@ def create_app(
         return response, exc.code
 
     @server.errorhandler(Exception)
-    def _unexpected(exc: Exception):  # a bug, not bad input: log it, answer JSON
+    def _unexpected(exc: Exception) -> ResponseReturnValue:  # a bug, not bad input: log it, answer JSON
         server.logger.exception("unhandled error on %s", request.path)
         return jsonify(error="internal_error", message="the server failed; the error was logged"), 500
 

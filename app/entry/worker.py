@@ -18,25 +18,27 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import NoReturn
+
+from flask import Flask
 
 from app.config import ConfigError, Settings
 from app.entry.web import create_app
+from app.exchange.scenario import ScenarioError
+from app.store.db import NotMigrated
+from app.store.repo import StoreMismatch
+from app.whatif.queue import check_redis_url, redis_problem
 
 STARTUP_WAIT_S = 20.0
 EXIT_REFUSED = 1
 
 
-def _refuse(message: str):
+def _refuse(message: str) -> NoReturn:
     print(f"gridfee worker: refusing to start: {message}", file=sys.stderr, flush=True)
     raise SystemExit(EXIT_REFUSED)
 
 
-def _build():
-    from app.exchange.scenario import ScenarioError
-    from app.store.db import NotMigrated
-    from app.store.repo import StoreMismatch
-    from app.whatif.queue import check_redis_url, redis_problem
-
+def _build() -> Flask:
     try:
         settings = Settings.from_env()
         if not settings.redis_url:

@@ -16,18 +16,19 @@ from __future__ import annotations
 import logging
 import sys
 
+from flask import Flask
+
 from app.config import ConfigError, Settings
+from app.entry.preflight import settings_problem
 from app.entry.web import create_app, settle_heap
+from app.exchange.scenario import ScenarioError
+from app.store.db import NotMigrated
+from app.store.repo import StoreMismatch
 
 EXIT_APP_LOAD_ERROR = 4  # gunicorn.arbiter.Arbiter.APP_LOAD_ERROR
 
 
-def _build():
-    from app.entry.preflight import settings_problem
-    from app.exchange.scenario import ScenarioError
-    from app.store.db import NotMigrated
-    from app.store.repo import StoreMismatch
-
+def _build() -> Flask:
     try:
         settings = Settings.from_env()
         message = settings_problem(settings)  # e.g. no users outside demo mode

@@ -31,7 +31,7 @@ of the rows' XML, ~1.7 s deflating at ``COMPRESSLEVEL`` 1 (the default level 6 m
 ~15 % smaller and takes three times as long), ~0.9 s reading the store. Memory stays at a few MB
 above the output: one chunk of rows at a time.
 
-``start`` and ``end`` are slot labels ``YYYY-MM-DDTHH:mm`` (inclusive, compared as strings) or
+``start`` and ``end`` are slot labels ``YYYY-MM-DDTHH:mm`` (inclusive, compared as slot numbers) or
 dates ``YYYY-MM-DD`` (start: from 00:00, end: to the end of that day); None or "" is open.
 Timestamps of commands and settings (unix seconds) are written in UTC.
 """
@@ -227,10 +227,11 @@ def _write_history_sheet(
     """One row per slot, each one call of a row function of ``_HistoryRows``.
 
     The function of a row with every value known and finite is made once; a row with gaps (SQLite
-    gives None, PostgreSQL NaN) takes the one without those cells, made once per pattern of gaps.
+    gives None, PostgreSQL NaN) takes the one without those cells, made once per pattern of gaps;
+    the functions are kept for every sheet and export (``_HISTORY_ROWS``).
     ``serials``: slot label -> Excel serial day, filled as labels come (the markets share them).
     """
-    rows = _HistoryRows(ws.letters)
+    rows = _HISTORY_ROWS
     full = rows.get(())
     revenue_at = _HISTORY_FIELDS.index("market_fee_revenue")
     isfinite = math.isfinite
@@ -243,15 +244,17 @@ def _write_history_sheet(
             for record in chunk:
                 n += 1
                 values = record[1:]
-                revenue = values[revenue_at]
-                if revenue is not None and revenue - revenue == 0:  # finite (NaN, inf: not)
-                    cumulative += revenue
-                serial = serials.get(record[0])
-                if serial is None:
+                try:
+                    serial = serials[record[0]]
+                except KeyError:  # a slot not seen yet: once per slot of the export
                     serial = serials[record[0]] = label_serial(record[0])
                 if serial is not None and None not in values and isfinite(sum(values)):
+                    cumulative += values[revenue_at]  # every value finite: the revenue too
                     lines.append(full(str(n), serial, *values, cumulative))
                     continue
+                revenue = values[revenue_at]
+                if revenue is not None and isfinite(revenue):
+                    cumulative += revenue
                 gaps = tuple(i for i, v in enumerate(values) if v is None or not isfinite(v))
                 if serial is None:  # not a slot label: keep it as text rather than drop the row
                     row = rows.get(gaps, slot_text=True)
@@ -299,6 +302,10 @@ class _HistoryRows:
             assert "'" not in body and "\\" not in body  # a plain f-string literal
             row = self._made[key] = eval(f"lambda {self._params}: f'{body}'")
         return row
+
+
+# The row functions of every history sheet (the same columns, the same letters), made as needed
+_HISTORY_ROWS = _HistoryRows([xlsx.column_letter(i) for i in range(1, len(HISTORY_COLUMNS) + 1)])
 
 
 def _write_commands_sheet(ws: Sheet, store: OperatorStore, start: str | None, end: str | None) -> None:

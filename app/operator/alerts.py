@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, insert, select, update
 
+from app import slots
 from app.operator.store import OperatorStore
 from app.store.schema import alerts, limit_changes
 
@@ -295,6 +296,16 @@ def liveness_conditions(
 
 
 # -- the store ------------------------------------------------------------------------------------
+_ALERT_SLOTS = ("started_slot", "firing_slot", "resolved_slot")  # Integer numbers in the table (app.slots)
+
+
+def _alert_out(row: dict) -> dict:
+    """An alert row as read from the table, its slot numbers as labels."""
+    for key in _ALERT_SLOTS:
+        row[key] = slots.from_column(row[key])
+    return row
+
+
 class AlertStore:
     """Alert instances and the console's limit changes of one exchange."""
 
@@ -350,7 +361,7 @@ class AlertStore:
             select(alerts).where(a.exchange == self.exchange, a.state.in_(OPEN_STATES)).order_by(a.id.desc())
         )
         with self.engine.connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(query)]
+            rows = [_alert_out(dict(r._mapping)) for r in conn.execute(query)]
         return sorted(rows, key=lambda r: r["state"] != ALERTING)
 
     def history(self, limit: int = 200) -> list[dict]:
@@ -363,13 +374,13 @@ class AlertStore:
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+            return [_alert_out(dict(r._mapping)) for r in conn.execute(query)]
 
     def alert(self, alert_id: int) -> dict | None:
         a = alerts.c
         with self.engine.connect() as conn:
             row = conn.execute(select(alerts).where(a.exchange == self.exchange, a.id == alert_id)).first()
-        return None if row is None else dict(row._mapping)
+        return None if row is None else _alert_out(dict(row._mapping))
 
     def acknowledge(self, alert_id: int, user: str) -> bool:
         """Mark an open alert as seen by ``user``; False when it is not open or already acked."""
@@ -393,6 +404,7 @@ class AlertStore:
         """Move each (rule, market) instance one evaluation on; returns the transitions
         ``(rule, market_name, old state, new state)``. Only the rules in ``conditions`` move."""
         now = time.time() if now is None else now
+        slot_number = slots.to_column(slot)  # ``slot`` is a label, the table keeps its number
         a = alerts.c
         transitions = []
         # read first, write only when something moves: the agent evaluates after every poll, and
@@ -423,9 +435,9 @@ class AlertStore:
                         threshold=cond.threshold,
                         evaluations=1,
                         started_at=now,
-                        started_slot=slot,
+                        started_slot=slot_number,
                         firing_at=now if fires else None,
-                        firing_slot=slot if fires else None,
+                        firing_slot=slot_number if fires else None,
                     )
                 )
                 transitions.append((cond.rule, cond.market_name, None, state))
@@ -434,7 +446,7 @@ class AlertStore:
                 if row.state == PENDING:
                     values["evaluations"] = row.evaluations + 1
                     if row.evaluations + 1 >= rule.for_evaluations:
-                        values.update(state=ALERTING, firing_at=now, firing_slot=slot)
+                        values.update(state=ALERTING, firing_at=now, firing_slot=slot_number)
                         transitions.append((cond.rule, cond.market_name, PENDING, ALERTING))
                 elif row.message == cond.message:
                     continue  # firing, nothing new to say: no write
@@ -444,7 +456,7 @@ class AlertStore:
                 statements.append(
                     update(alerts)
                     .where(a.id == row.id, a.state == row.state)
-                    .values(state=RESOLVED, resolved_at=now, resolved_slot=slot)
+                    .values(state=RESOLVED, resolved_at=now, resolved_slot=slot_number)
                 )
                 transitions.append((cond.rule, cond.market_name, row.state, RESOLVED))
         if statements:

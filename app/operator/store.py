@@ -4,6 +4,10 @@ Keyed by ``exchange`` ("embedded" or the remote exchange's URL). The console rea
 tables, audit log, Excel) and writes settings and queued commands; the agent appends history and
 sends the queue. Several web workers and one agent share it, so every change that two of them
 could race on (queueing vs claiming a command) is one conditional UPDATE.
+
+Slots are labels ``YYYY-MM-DDTHH:mm`` in and out of this class, Integer numbers in its tables
+(``app.slots.minutes``): the conversion is here, at the rows' way in and out, and every range,
+order and "last N" compares the numbers.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, and_, func, insert, select, update
 
+from app import slots
 from app.exchange.stat_table import HISTORY_STATS
 from app.exchange.stat_table import get as wire_value
 from app.store.schema import fee_commands, fee_settings, op_history
@@ -26,6 +31,8 @@ HISTORY_FIELDS = tuple(s.key for s in HISTORY_STATS)
 _COLUMN_OF = {s.key: s.column for s in HISTORY_STATS if s.key != s.column}
 _KEY_OF = {column: key for key, column in _COLUMN_OF.items()}
 _ROW_COLUMNS = tuple(c.label(_KEY_OF[c.name]) if c.name in _KEY_OF else c for c in op_history.c)
+
+_COMMAND_SLOTS = ("running_slot", "applies_from_slot")  # fee_commands' slot columns
 
 QUEUED, SENDING, APPLIED, REFUSED, SUPERSEDED = "queued", "sending", "applied", "refused", "superseded"
 
@@ -61,6 +68,19 @@ def history_row(market: dict, slot: str, stats: dict | None = None) -> dict:
     return row
 
 
+def _history_out(row: dict) -> dict:
+    """A history row as read from the table, its slot number as a label."""
+    row["slot"] = slots.from_minutes(row["slot"])
+    return row
+
+
+def _command_out(row: dict) -> dict:
+    """A command row as read from the table, its slot numbers as labels."""
+    for key in _COMMAND_SLOTS:
+        row[key] = slots.from_column(row[key])
+    return row
+
+
 class OperatorStore:
     def __init__(self, engine: Engine, exchange: str = "embedded"):
         self.engine = engine
@@ -71,19 +91,25 @@ class OperatorStore:
         """Add rows not yet there (a cycle delivered twice adds nothing); returns how many."""
         if not rows:
             return 0
-        slots = {r["slot"] for r in rows}
+        numbers = {label: slots.minutes(label) for label in {r["slot"] for r in rows}}
         h = op_history.c
         with self.engine.begin() as conn:
             have = {
                 (m, s)
                 for m, s in conn.execute(
-                    select(h.market_uuid, h.slot).where(h.exchange == self.exchange, h.slot.in_(slots))
+                    select(h.market_uuid, h.slot).where(
+                        h.exchange == self.exchange, h.slot.in_(numbers.values())
+                    )
                 )
             }
             new = [
-                {**{_COLUMN_OF.get(k, k): v for k, v in r.items()}, "exchange": self.exchange}
+                {
+                    **{_COLUMN_OF.get(k, k): v for k, v in r.items()},
+                    "slot": numbers[r["slot"]],
+                    "exchange": self.exchange,
+                }
                 for r in rows
-                if (r["market_uuid"], r["slot"]) not in have
+                if (r["market_uuid"], numbers[r["slot"]]) not in have
             ]
             if new:
                 conn.execute(insert(op_history), new)
@@ -96,15 +122,15 @@ class OperatorStore:
         h = op_history.c
         query = select(*_ROW_COLUMNS).where(h.exchange == self.exchange, h.market_uuid == market_uuid)
         if start is not None:
-            query = query.where(h.slot >= start)
+            query = query.where(h.slot >= slots.minutes(start))
         if end is not None:
-            query = query.where(h.slot <= end)
+            query = query.where(h.slot <= slots.minutes(end))
         if last is not None:
             query = query.order_by(h.slot.desc()).limit(last)
         else:
             query = query.order_by(h.slot)
         with self.engine.connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(query)]
+            rows = [_history_out(dict(r._mapping)) for r in conn.execute(query)]
         return rows[::-1] if last is not None else rows
 
     def history_chunks(
@@ -126,22 +152,25 @@ class OperatorStore:
             h.exchange == self.exchange, h.market_uuid == market_uuid
         )
         if start is not None:
-            query = query.where(h.slot >= start)
+            query = query.where(h.slot >= slots.minutes(start))
         if end is not None:
-            query = query.where(h.slot <= end)
+            query = query.where(h.slot <= slots.minutes(end))
+        label = slots.from_minutes
         with self.engine.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=size).execute(
                 query.order_by(h.slot)
             )
             for part in result.partitions(size):
-                yield [tuple(r) for r in part]
+                yield [(label(r[0]),) + r[1:] for r in part]
 
     def latest_slot(self) -> str | None:
         h = op_history.c
         with self.engine.connect() as conn:
-            return conn.execute(
-                select(h.slot).where(h.exchange == self.exchange).order_by(h.slot.desc()).limit(1)
-            ).scalar()
+            return slots.from_column(
+                conn.execute(
+                    select(h.slot).where(h.exchange == self.exchange).order_by(h.slot.desc()).limit(1)
+                ).scalar()
+            )
 
     def history_markets(self) -> list[dict]:
         """The markets the history holds (``uuid``, ``name``, ``level``, ``parent_uuid``), grid first,
@@ -160,34 +189,29 @@ class OperatorStore:
 
     def slot_rows(self, slot: str | None) -> list[dict]:
         """Every market's row of one slot."""
+        if slot is None:
+            return []
         h = op_history.c
+        query = select(*_ROW_COLUMNS).where(h.exchange == self.exchange, h.slot == slots.minutes(slot))
         with self.engine.connect() as conn:
-            return [
-                dict(r._mapping)
-                for r in conn.execute(
-                    select(*_ROW_COLUMNS).where(h.exchange == self.exchange, h.slot == slot)
-                )
-            ]
+            return [_history_out(dict(r._mapping)) for r in conn.execute(query)]
 
     def fee_revenue_by_market(self, after: str | None = None) -> dict[str, float]:
         """Fee revenue [ct] per market summed over the slots after ``after`` (all when None)."""
         h = op_history.c
         query = select(h.market_uuid, func.sum(h.market_fee_revenue)).where(h.exchange == self.exchange)
         if after is not None:
-            query = query.where(h.slot > after)
+            query = query.where(h.slot > slots.minutes(after))
         with self.engine.connect() as conn:
             return {uuid: revenue or 0.0 for uuid, revenue in conn.execute(query.group_by(h.market_uuid))}
 
     def slots(self, market_uuid: str) -> list[str]:
         h = op_history.c
+        query = (
+            select(h.slot).where(h.exchange == self.exchange, h.market_uuid == market_uuid).order_by(h.slot)
+        )
         with self.engine.connect() as conn:
-            return list(
-                conn.execute(
-                    select(h.slot)
-                    .where(h.exchange == self.exchange, h.market_uuid == market_uuid)
-                    .order_by(h.slot)
-                ).scalars()
-            )
+            return [slots.from_minutes(n) for n in conn.execute(query.order_by(h.slot)).scalars()]
 
     # -- settings -------------------------------------------------------------------------
     def settings(self) -> dict[str, FeeSetting]:
@@ -206,7 +230,17 @@ class OperatorStore:
             for r in rows
         }
 
-    def _upsert_setting(self, market_uuid: str, values: dict) -> None:
+    def _upsert_setting(
+        self, market_uuid: str, user: str, mode: str, manual_fee_ct_per_kwh: float | None, model: str | None
+    ) -> None:
+        """Set the market's fee setting (a manual fee or a model), stamped with who and when."""
+        values = dict(
+            mode=mode,
+            manual_fee_ct_per_kwh=manual_fee_ct_per_kwh,
+            model=model,
+            changed_by=user,
+            changed_at=time.time(),
+        )
         s = fee_settings.c
         key = and_(s.exchange == self.exchange, s.market_uuid == market_uuid)
         with self.engine.begin() as conn:
@@ -217,28 +251,10 @@ class OperatorStore:
                 )
 
     def set_manual(self, market_uuid: str, fee_ct_per_kwh: float, user: str) -> None:
-        self._upsert_setting(
-            market_uuid,
-            dict(
-                mode="manual",
-                manual_fee_ct_per_kwh=fee_ct_per_kwh,
-                model=None,
-                changed_by=user,
-                changed_at=time.time(),
-            ),
-        )
+        self._upsert_setting(market_uuid, user, "manual", fee_ct_per_kwh, None)
 
     def set_model(self, market_uuid: str, model: dict, user: str) -> None:
-        self._upsert_setting(
-            market_uuid,
-            dict(
-                mode="model",
-                manual_fee_ct_per_kwh=None,
-                model=json.dumps(model),
-                changed_by=user,
-                changed_at=time.time(),
-            ),
-        )
+        self._upsert_setting(market_uuid, user, "model", None, json.dumps(model))
 
     # -- commands -------------------------------------------------------------------------
     def queue(
@@ -268,7 +284,7 @@ class OperatorStore:
                     source=source,
                     created_by=user,
                     created_at=time.time(),
-                    running_slot=running_slot,
+                    running_slot=slots.to_column(running_slot),
                 )
             ).inserted_primary_key[0]
 
@@ -287,7 +303,7 @@ class OperatorStore:
                 .values(status=SENDING, transaction_id=tid, sent_at=time.time())
             )
             rows = conn.execute(select(fee_commands).where(c.transaction_id == tid).order_by(c.id)).all()
-        return tid, [dict(r._mapping) for r in rows]
+        return tid, [_command_out(dict(r._mapping)) for r in rows]
 
     def unfinished(self) -> dict[str, list[dict]]:
         """Commands claimed but not answered (the sender died): by transaction id, to resend."""
@@ -298,7 +314,7 @@ class OperatorStore:
             ).all()
         out: dict[str, list[dict]] = {}
         for r in rows:
-            out.setdefault(r.transaction_id, []).append(dict(r._mapping))
+            out.setdefault(r.transaction_id, []).append(_command_out(dict(r._mapping)))
         return out
 
     def record_results(self, results: dict[int, dict]) -> None:
@@ -311,7 +327,7 @@ class OperatorStore:
                     .where(c.id == command_id, c.status == SENDING)
                     .values(
                         status=result["status"],
-                        applies_from_slot=result.get("applies_from_slot"),
+                        applies_from_slot=slots.to_column(result.get("applies_from_slot")),
                         reason=result.get("reason"),
                     )
                 )
@@ -336,10 +352,10 @@ class OperatorStore:
                 "source": source,
                 "created_by": user,
                 "created_at": now,
-                "running_slot": c.get("running_slot"),
+                "running_slot": slots.to_column(c.get("running_slot")),
                 "transaction_id": transaction_id,
                 "sent_at": now,
-                "applies_from_slot": c.get("applies_from_slot"),
+                "applies_from_slot": slots.to_column(c.get("applies_from_slot")),
                 "reason": c.get("reason"),
             }
             for c in commands
@@ -354,7 +370,7 @@ class OperatorStore:
             row = conn.execute(
                 select(fee_commands).where(c.exchange == self.exchange, c.id == command_id)
             ).first()
-        return None if row is None else dict(row._mapping)
+        return None if row is None else _command_out(dict(row._mapping))
 
     def command_pages(
         self, start: str | None = None, end: str | None = None, size: int = 2000
@@ -365,14 +381,14 @@ class OperatorStore:
         slot = func.coalesce(c.applies_from_slot, c.running_slot)
         query = select(fee_commands).where(c.exchange == self.exchange)
         if start is not None:
-            query = query.where(slot >= start)
+            query = query.where(slot >= slots.minutes(start))
         if end is not None:
-            query = query.where(slot <= end)
+            query = query.where(slot <= slots.minutes(end))
         last_id = None
         while True:
             page = query if last_id is None else query.where(c.id > last_id)
             with self.engine.connect() as conn:
-                rows = [dict(r._mapping) for r in conn.execute(page.order_by(c.id).limit(size))]
+                rows = [_command_out(dict(r._mapping)) for r in conn.execute(page.order_by(c.id).limit(size))]
             if rows:
                 yield rows
             if len(rows) < size:
@@ -386,4 +402,6 @@ class OperatorStore:
         if statuses:
             query = query.where(c.status.in_(statuses))
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query.order_by(c.id.desc()).limit(limit))]
+            return [
+                _command_out(dict(r._mapping)) for r in conn.execute(query.order_by(c.id.desc()).limit(limit))
+            ]

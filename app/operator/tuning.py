@@ -29,6 +29,7 @@ starts them. For "the last T days" of a live market, ``end_slot`` is its last cl
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Mapping
@@ -55,12 +56,8 @@ PREDICTIVE_GRID: dict[str, tuple] = {  # gain 25 and smoothing 2 as issue 20 tun
 }
 
 
-def controller_params(import_limit_kwh: float, export_limit_kwh: float, **change: float) -> dict:
-    """The PI controller's parameters the bench starts from, with ``change`` applied."""
-    return {
-        "model": "controller",
-        "import_limit_kwh": max(import_limit_kwh, 0.1),
-        "export_limit_kwh": max(export_limit_kwh, 0.1),
+START_PARAMS: dict[str, dict[str, float]] = {  # what the bench and the tuning start from
+    "controller": {
         "kp_ct_per_kwh": 2.0,
         "ki_ct_per_kwh": 5.0,
         "base_fee_ct_per_kwh": 1.0,
@@ -69,26 +66,41 @@ def controller_params(import_limit_kwh: float, export_limit_kwh: float, **change
         "max_step_ct_per_kwh": 6.0,
         "max_step_down_ct_per_kwh": 0.5,
         "forecast_weight": 0.0,
-    } | change
-
-
-def predictive_params(import_limit_kwh: float, export_limit_kwh: float, **change: float) -> dict:
-    """The predictive controller's parameters the bench starts from, with ``change`` applied."""
-    return {
-        "model": "predictive",
-        "import_limit_kwh": max(import_limit_kwh, 0.1),
-        "export_limit_kwh": max(export_limit_kwh, 0.1),
+    },
+    "predictive": {
         "base_fee_ct_per_kwh": 1.0,
         "max_fee_ct_per_kwh": 40.0,
         "max_fall_ct_per_kwh": 0.5,
         "gain_ct_per_kwh": 25.0,
         "smooth_slots": 2,
+    },
+}
+
+
+def start_params(model: str, import_limit_kwh: float, export_limit_kwh: float, **change: float) -> dict:
+    """``model``'s parameters the bench starts from (:data:`START_PARAMS`) in a market of these
+    limits [kWh/slot] (at least 0.1 each), with ``change`` applied."""
+    return {
+        "model": model,
+        "import_limit_kwh": max(import_limit_kwh, 0.1),
+        "export_limit_kwh": max(export_limit_kwh, 0.1),
+        **START_PARAMS[model],
     } | change
+
+
+def controller_params(import_limit_kwh: float, export_limit_kwh: float, **change: float) -> dict:
+    """The PI controller's parameters the bench starts from, with ``change`` applied."""
+    return start_params("controller", import_limit_kwh, export_limit_kwh, **change)
+
+
+def predictive_params(import_limit_kwh: float, export_limit_kwh: float, **change: float) -> dict:
+    """The predictive controller's parameters the bench starts from, with ``change`` applied."""
+    return start_params("predictive", import_limit_kwh, export_limit_kwh, **change)
 
 
 def base_params(model: str) -> Callable[..., dict]:
     """``(import limit, export limit, **change) -> parameters`` of a tunable model."""
-    return {"controller": controller_params, "predictive": predictive_params}[model]
+    return functools.partial(start_params, model)
 
 
 DEFAULT_GRIDS: dict[str, dict[str, tuple]] = {"controller": CONTROLLER_GRID, "predictive": PREDICTIVE_GRID}
@@ -230,10 +242,12 @@ __all__ = [
     "Cancelled",
     "TuningResult",
     "TuningRow",
+    "START_PARAMS",
     "base_params",
     "candidate_changes",
     "controller_params",
     "predictive_params",
+    "start_params",
     "tune_model",
     "tuning_score",
 ]

@@ -19,10 +19,11 @@ import numpy as np
 from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.config import Settings
 from app.exchange.fees import FeeChange
-from app.exchange.grid import GridModel
+from app.exchange.grid import GridModel, build_grid
 from app.exchange.runner import AssetArrays, BuildStats, RunnerState
-from app.exchange.scenario import Scenario
+from app.exchange.scenario import Scenario, load_scenario
 from app.exchange.stats import SlotStats
 from app.store import packed
 from app.store.db import check_migrated, make_engine, migrate, reader
@@ -135,6 +136,19 @@ class ExchangeStore:
             store.engine.dispose()  # the caller never gets the engine: close its connections
             raise
         return store
+
+    @classmethod
+    def of_settings(cls, settings: Settings, run_migrations: bool = True) -> ExchangeStore:
+        """The store of a deployment: its ``SCENARIO`` at ``DATABASE_URL``, closed slots announced
+        on ``REDIS_URL`` when set (:meth:`open`; ``ScenarioError`` when the scenario is not one)."""
+        scenario = load_scenario(settings.scenario)
+        return cls.open(
+            settings.database_url,
+            scenario,
+            build_grid(scenario),
+            run_migrations=run_migrations,
+            redis_url=settings.redis_url,  # the closed slots' notifications (app.store.notify)
+        )
 
     def register(self) -> None:
         """Record the scenario's markets; refuse a store that ran other content under its name."""

@@ -102,7 +102,10 @@ batch_transactions = Table(
 
 # --- the operator side (the console and its agent); it knows the exchange only through the API --
 # `exchange` keys the rows by the exchange they came from ("embedded" or GRID_API_URL), so a
-# console pointed at another exchange does not mix histories.
+# console pointed at another exchange does not mix histories. Its slot columns are Integer slot
+# numbers: the minutes from 2000-01-01T00:00 to the slot's start (app.slots.minutes; unique for
+# every slot length Grid Singularity allows, ordered like the labels). The operator's stores
+# (app.operator.store, app.operator.alerts) turn them into labels YYYY-MM-DDTHH:mm and back.
 
 # The history store: each managed market's dso_market_stats per closed slot, as the agent got them.
 op_history = Table(
@@ -110,7 +113,7 @@ op_history = Table(
     metadata,
     Column("exchange", String(300), primary_key=True),
     Column("market_uuid", String(36), primary_key=True),
-    Column("slot", String(16), primary_key=True),  # slot label YYYY-MM-DDTHH:mm
+    Column("slot", Integer, primary_key=True),  # slot number (app.slots.minutes)
     Column("name", String(200), nullable=False),
     Column("level", Integer, nullable=False),
     Column("parent_uuid", String(36), nullable=True),
@@ -148,10 +151,10 @@ fee_commands = Table(
     Column("source", String(500), nullable=False),  # "manual:<user>" or "model:<summary>"
     Column("created_by", String(200), nullable=False),
     Column("created_at", Float, nullable=False),
-    Column("running_slot", String(16), nullable=True),  # slot running when it was queued
+    Column("running_slot", Integer, nullable=True),  # slot number running when it was queued
     Column("transaction_id", String(200), nullable=True),
     Column("sent_at", Float, nullable=True),
-    Column("applies_from_slot", String(16), nullable=True),
+    Column("applies_from_slot", Integer, nullable=True),  # slot number
     Column("reason", Text, nullable=True),  # why it was refused
 )
 Index("ix_fee_commands_status", fee_commands.c.exchange, fee_commands.c.status)
@@ -262,11 +265,11 @@ alerts = Table(
     Column("threshold", Float, nullable=True),
     Column("evaluations", Integer, nullable=False),  # consecutive evaluations the condition held
     Column("started_at", Float, nullable=False),
-    Column("started_slot", String(16), nullable=True),
+    Column("started_slot", Integer, nullable=True),  # slot numbers (app.slots.minutes)
     Column("firing_at", Float, nullable=True),
-    Column("firing_slot", String(16), nullable=True),
+    Column("firing_slot", Integer, nullable=True),
     Column("resolved_at", Float, nullable=True),
-    Column("resolved_slot", String(16), nullable=True),
+    Column("resolved_slot", Integer, nullable=True),
     Column("acked_by", String(200), nullable=True),
     Column("acked_at", Float, nullable=True),
 )

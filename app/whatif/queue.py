@@ -32,7 +32,8 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 from app.operator.backtest import Cancelled
@@ -93,7 +94,7 @@ def check_redis_url(redis_url: str) -> str:
     return redis_url
 
 
-def make_celery(redis_url: str):
+def make_celery(redis_url: str) -> Celery:
     """The Celery app of the what-if runs: broker and result backend ``redis_url``."""
     from celery import Celery
 
@@ -177,7 +178,7 @@ def _cancel_on_sigterm() -> Iterator[None]:
         yield
         return
 
-    def stop(_signum, _frame):
+    def stop(_signum: int, _frame: FrameType | None) -> NoReturn:
         raise Cancelled("cancelled (or the worker is shutting down)")
 
     previous = signal.signal(signal.SIGTERM, stop)
@@ -222,11 +223,11 @@ def celery_manager(
             self.job_context = dict(context)
             super().__init__(handle, expire=expire)
 
-        def make_job_fn(self, fn, progress, key=None):
+        def make_job_fn(self, fn: Callable, progress: bool, key: str | None = None) -> Callable:
             job_context = self.job_context
 
             @functools.wraps(fn)
-            def job(*args, **kwargs):
+            def job(*args: object, **kwargs: object) -> object:
                 # runs in the worker: its own context (the web's came as JSON, without it)
                 _JOB.set(job_context)
                 with _cancel_on_sigterm(), _may_start_processes():

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Callable
+from typing import TypeVar
 
-from app.config import Settings
+import diskcache
+
+from app.whatif.shared import SharedPlace
+
+T = TypeVar("T")
 
 STALE_S = 3600.0  # a run still claimed after this long died without releasing its claim
 REDIS_KEY = "gridfee:whatif:running"
@@ -27,26 +31,18 @@ class RunRefused(Exception):
     """A run that may not start now; the message says why (shown to the user, a 429's reason)."""
 
 
-class RunLedger:
-    def __init__(self, instance_dir: Path | str, redis_url: str | None = None):
-        self.instance_dir = Path(instance_dir)
-        self.redis_url = redis_url
+class RunLedger(SharedPlace):
+    """The runs claimed and not released, beside the results (:class:`SharedPlace`)."""
 
-    @classmethod
-    def of(cls, where: Settings | Mapping) -> RunLedger:
-        """The ledger of the app's ``Settings`` or of a job context (a mapping)."""
-        if isinstance(where, Mapping):
-            return cls(where["instance_dir"], where.get("redis_url"))
-        return cls(where.instance_dir, where.redis_url)
+    FOLDER = "ledger"
+    SOCKET_TIMEOUT_S = 10.0
 
     # -- storage: a dict run id -> [user, started], read and written under a lock ----------------
-    def _change(self, fn):
+    def _change(self, fn: Callable[[dict], T]) -> T:
         """Apply ``fn(runs) -> result`` to the live (not stale) runs under the ledger's lock."""
         now = time.time()
         if self.redis_url:
-            import redis
-
-            client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=3.0, socket_timeout=10.0)
+            client = self._redis()
             try:
                 with client.lock(f"{REDIS_KEY}:lock", timeout=10, blocking_timeout=10):
                     raw = client.hgetall(REDIS_KEY)
@@ -63,9 +59,7 @@ class RunLedger:
                     return result
             finally:
                 client.close()
-        import diskcache
-
-        folder = self.instance_dir / "whatif" / "ledger"
+        folder = self._folder()
         folder.mkdir(parents=True, exist_ok=True)
         with diskcache.Cache(str(folder)) as cache, cache.transact():
             runs = {k: v for k, v in (cache.get("running") or {}).items() if now - v[1] < STALE_S}

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import pickle
 import re
-from collections.abc import Mapping
-from pathlib import Path
 
 import diskcache
 import redis
 
-from app.config import Settings
 from app.whatif.runs import WhatIfResult
+from app.whatif.shared import SharedPlace
 
 RESULT_TTL_S = 24 * 3600
 _RENAMED_SERIES = {"market_fee": "fee_ct_per_kwh", "next_market_fee": "next_fee_ct_per_kwh"}  # old -> new
@@ -21,7 +19,7 @@ RUN_ID = re.compile(r"[0-9a-f]{32}")
 """A run id: 32 hex digits (``uuid4().hex``), made by the server when it accepts a run."""
 
 
-class ResultStore:
+class ResultStore(SharedPlace):
     """Where the runs' results are kept for a day (``RESULT_TTL_S``), keyed by run id.
 
     With ``redis_url`` in Redis (pickled, under ``gridfee:whatif:<run id>``), which the web
@@ -29,22 +27,10 @@ class ResultStore:
     web server and its job processes share (one machine).
     """
 
-    def __init__(self, instance_dir: Path | str, redis_url: str | None = None):
-        self.instance_dir = Path(instance_dir)
-        self.redis_url = redis_url
+    FOLDER = "results"
 
-    @classmethod
-    def of(cls, where: Settings | Mapping) -> ResultStore:
-        """The store of the app's ``Settings`` or of a job context."""
-        if isinstance(where, Settings):
-            return cls(where.instance_dir, where.redis_url)
-        return cls(where["instance_dir"], where.get("redis_url"))
-
-    def _redis(self):
-        return redis.Redis.from_url(self.redis_url, socket_connect_timeout=3.0, socket_timeout=30.0)
-
-    def _diskcache(self):
-        return diskcache.Cache(str(self.instance_dir / "whatif" / "results"))
+    def _diskcache(self) -> diskcache.Cache:
+        return diskcache.Cache(str(self._folder()))
 
     def save(self, run_id: str, result: WhatIfResult, spec: dict) -> None:
         stored = {"result": result, "spec": spec}

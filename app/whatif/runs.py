@@ -40,6 +40,7 @@ from io import BytesIO
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 
 from app.exchange.grid import build_grid
 from app.exchange.scenario import Scenario
@@ -47,6 +48,7 @@ from app.exchange.stat_table import STAT
 from app.export import xlsx
 from app.operator.backtest import SERIES, ZERO, BacktestResult, Cancelled, backtest
 from app.operator.kpis import KPI_UNITS, market_kpis
+from app.tariffs.registry import FeeModel, describe, parse_model
 
 __all__ = [
     "BASELINE",
@@ -155,11 +157,7 @@ class WhatIfResult:
 # -- validation ---------------------------------------------------------------------------------
 
 
-def _parse(model: Any):
-    from pydantic import BaseModel
-
-    from app.tariffs.registry import parse_model
-
+def _parse(model: Any) -> FeeModel:
     if isinstance(model, BaseModel):
         model = model.model_dump(mode="json", by_alias=True)
     return parse_model(model)
@@ -375,7 +373,10 @@ def run_whatif(
 
     resolved = {name: _resolve(c, levels, limits) for name, c in zip(names, candidates, strict=True)}
     jobs = {name: models for name, models in resolved.items() if models != ZERO}
-    runs, used = _run_candidates(scenario, jobs, days, picked, baseline, limits, report, should_stop, workers)
+    # what backtest reads of the baseline: its peaks (the series stay here)
+    slim = BacktestResult(baseline.market_uuids, baseline.market_names, [], {}, baseline.kpis)
+    shared = _Shared(scenario, days, picked, slim, limits)
+    runs, used = _run_candidates(shared, jobs, report, should_stop, workers)
     for name in zero_names:
         runs[name] = baseline
     runs = {name: runs[name] for name in names}
@@ -427,39 +428,51 @@ def _pool_size(workers: int | None, jobs: int) -> int:
     return workers
 
 
+@dataclass(frozen=True)
+class _Shared:
+    """What every candidate's backtest shares: the scenario and its days, the markets steered,
+    the zero-fee baseline without its series (``slim``: its peaks) and the markets' limits."""
+
+    scenario: Scenario
+    days: int
+    picked: list[str]
+    slim: BacktestResult
+    limits: dict[str, tuple[float, float]]
+
+    def backtest(
+        self, models: Any, progress: Callable[[float], None], should_stop: Callable[[], bool] | None
+    ) -> BacktestResult:
+        """The backtest of one candidate's ``models``."""
+        return backtest(
+            self.scenario,
+            models,
+            self.days,
+            self.picked,
+            self.slim,
+            self.limits,
+            progress=progress,
+            should_stop=should_stop,
+        )
+
+
 def _run_candidates(
-    scenario: Scenario,
+    shared: _Shared,
     jobs: dict[str, Any],
-    days: int,
-    picked: list[str],
-    baseline: BacktestResult,
-    limits: dict[str, tuple[float, float]],
     report: _Progress,
     should_stop: Callable[[], bool] | None,
     workers: int | None,
 ) -> tuple[dict[str, BacktestResult], int]:
     size = _pool_size(workers, len(jobs))
-    # what backtest reads of the baseline: its peaks (the series stay here)
-    slim = BacktestResult(baseline.market_uuids, baseline.market_names, [], {}, baseline.kpis)
     runs: dict[str, BacktestResult] = {}
     if size > 1:
         try:
-            runs = _run_in_pool(scenario, jobs, days, picked, slim, limits, report, should_stop, size)
+            runs = _run_in_pool(shared, jobs, report, should_stop, size)
         except (BrokenProcessPool, OSError):
             size = 1  # a worker died (memory?) or could not start: run the rest here
     for name, models in jobs.items():
         if name in runs:
             continue
-        runs[name] = backtest(
-            scenario,
-            models,
-            days,
-            picked,
-            slim,
-            limits,
-            progress=lambda share, name=name: report(name, share),
-            should_stop=should_stop,
-        )
+        runs[name] = shared.backtest(models, lambda share, name=name: report(name, share), should_stop)
     return runs, size
 
 
@@ -485,35 +498,14 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _run_in_worker(
-    scenario: Scenario,
-    name: str,
-    models: dict,
-    days: int,
-    picked: list[str],
-    slim: BacktestResult,
-    limits: dict,
-) -> BacktestResult:
+def _run_in_worker(shared: _Shared, name: str, models: dict) -> BacktestResult:
     queue, stop = _WORKER["queue"], _WORKER["stop"]
-    return backtest(
-        scenario,
-        models,
-        days,
-        picked,
-        slim,
-        limits,
-        progress=lambda share: queue.put((name, share)),
-        should_stop=stop.is_set,
-    )
+    return shared.backtest(models, lambda share: queue.put((name, share)), stop.is_set)
 
 
 def _run_in_pool(
-    scenario: Scenario,
+    shared: _Shared,
     jobs: dict[str, Any],
-    days: int,
-    picked: list[str],
-    slim: BacktestResult,
-    limits: dict[str, tuple[float, float]],
     report: _Progress,
     should_stop: Callable[[], bool] | None,
     size: int,
@@ -531,8 +523,7 @@ def _run_in_pool(
         size, mp_context=context, initializer=_init_worker, initargs=(queue, stop, os.getpid())
     ) as pool:
         pending: dict[Future, str] = {
-            pool.submit(_run_in_worker, scenario, name, models, days, picked, slim, limits): name
-            for name, models in jobs.items()
+            pool.submit(_run_in_worker, shared, name, models): name for name, models in jobs.items()
         }
         try:
             while pending:
@@ -612,7 +603,6 @@ def whatif_workbook(result: WhatIfResult) -> bytes:
     of ``SHEET_COLUMNS``), the header row and the first two columns frozen; empty cells are values
     the exchange did not give. Written by the project's one Excel writer (:mod:`app.export.xlsx`).
     """
-    from app.tariffs.registry import describe
 
     titles = xlsx.sheet_titles([KPI_SHEET, *result.candidates], blank="Candidate")
     kpi_columns = (

@@ -120,30 +120,30 @@ def test_alr006_liveness_no_slot_for_two_slot_lengths_and_unreachable():
 def test_alr007_pending_then_alerting_then_resolved_with_times_and_slots(store):
     on = Condition("over_limit", "m1", "North", True, "import over", 12.0, 10.0)
     off = Condition("over_limit", "m1", "North", False)
-    assert store.apply([on], "s1", now=1.0) == [("over_limit", "North", None, PENDING)]
+    assert store.apply([on], "2026-06-22T12:00", now=1.0) == [("over_limit", "North", None, PENDING)]
     (alert,) = store.open_alerts()
     assert alert["state"] == PENDING and alert["firing_at"] is None
-    assert store.apply([on], "s2", now=2.0) == [("over_limit", "North", PENDING, ALERTING)]
-    assert store.apply([on], "s3", now=3.0) == []  # still firing: no transition
+    assert store.apply([on], "2026-06-22T12:15", now=2.0) == [("over_limit", "North", PENDING, ALERTING)]
+    assert store.apply([on], "2026-06-22T12:30", now=3.0) == []  # still firing: no transition
     (alert,) = store.open_alerts()
     assert (alert["state"], alert["started_slot"], alert["firing_slot"], alert["firing_at"]) == (
         ALERTING,
-        "s1",
-        "s2",
+        "2026-06-22T12:00",
+        "2026-06-22T12:15",
         2.0,
     )
-    assert store.apply([off], "s4", now=4.0) == [("over_limit", "North", ALERTING, RESOLVED)]
+    assert store.apply([off], "2026-06-22T12:45", now=4.0) == [("over_limit", "North", ALERTING, RESOLVED)]
     assert store.open_alerts() == []
     (done,) = store.history()
-    assert (done["resolved_slot"], done["resolved_at"]) == ("s4", 4.0)
+    assert (done["resolved_slot"], done["resolved_at"]) == ("2026-06-22T12:45", 4.0)
     # a condition that held once and cleared never fired: not in the history
-    store.apply([on], "s5", now=5.0)
-    store.apply([off], "s6", now=6.0)
+    store.apply([on], "2026-06-22T13:00", now=5.0)
+    store.apply([off], "2026-06-22T13:15", now=6.0)
     assert len(store.history()) == 1
 
 
 def test_alr008_acknowledged_once_by_whom_and_when(store):
-    store.apply([Condition("command_refused", "m1", "North", True, "refused")], "s1")
+    store.apply([Condition("command_refused", "m1", "North", True, "refused")], "2026-06-22T12:00")
     (alert,) = store.open_alerts()
     assert alert["state"] == ALERTING  # a refusal fires at once
     assert store.acknowledge(alert["id"], "operator")

@@ -68,6 +68,18 @@ class Deployment:
             assert thread.is_alive() and time.monotonic() < deadline, "the long poll never waited"
             time.sleep(0.02)
 
+    def close_slot_1(self, thread: threading.Thread, answer: dict) -> bool:
+        """Close slot 1 while the agent waits; whether its answer came within ``ANSWERED_S`` (a
+        reader that was not woken answers only at the end of its long poll). Either way the
+        answer, once there, is slot 1 alone."""
+        self.runner.close_running_slot()
+        thread.join(ANSWERED_S)
+        answered = not thread.is_alive()
+        thread.join(LONG_POLL_S + 10)
+        assert not thread.is_alive(), "the long poll never answered"
+        assert [c["last_market_slot"] for c in answer["cycles"]] == [self.web.label(1)]
+        return answered
+
 
 @pytest.fixture
 def deploy(
@@ -113,12 +125,8 @@ def test_a_closed_slot_wakes_the_waiting_agent(deploy: Callable[..., Deployment]
     d = deploy(backend, poll_s=LONG_S, reread_s=LONG_S)
     thread, answer = d.long_poll(after=0)
     d.agent_waits(thread)
-    d.runner.close_running_slot()
-    thread.join(ANSWERED_S)
-    answered = not thread.is_alive()
-    thread.join(LONG_POLL_S + 10)
+    answered = d.close_slot_1(thread, answer)
     assert answered, "the agent was not woken: it got the slot only at the end of its long poll"
-    assert [c["last_market_slot"] for c in answer["cycles"]] == [d.web.label(1)]
 
 
 def test_on_sqlite_alone_the_waiting_agent_gets_the_slot_by_polling(deploy: Callable[..., Deployment]):
@@ -126,12 +134,8 @@ def test_on_sqlite_alone_the_waiting_agent_gets_the_slot_by_polling(deploy: Call
     assert d.web.store.events.backend == "polling"
     thread, answer = d.long_poll(after=0)
     d.agent_waits(thread)
-    d.runner.close_running_slot()
-    thread.join(ANSWERED_S)
-    answered = not thread.is_alive()
-    thread.join(LONG_POLL_S + 10)
+    answered = d.close_slot_1(thread, answer)
     assert answered, "the agent was not woken: it got the slot only at the end of its long poll"
-    assert [c["last_market_slot"] for c in answer["cycles"]] == [d.web.label(1)]
 
 
 @pytest.mark.parametrize("backend", NOTIFYING)
@@ -144,12 +148,8 @@ def test_a_lost_notification_only_delays_the_agent(
     monkeypatch.setattr(d.runner.store.events, "publish", lambda channel, payload="": None)
     thread, answer = d.long_poll(after=0)
     d.agent_waits(thread)
-    d.runner.close_running_slot()
-    thread.join(ANSWERED_S)
-    answered = not thread.is_alive()
-    thread.join(LONG_POLL_S + 10)
+    answered = d.close_slot_1(thread, answer)
     assert answered, "the agent was not woken: it got the slot only at the end of its long poll"
-    assert [c["last_market_slot"] for c in answer["cycles"]] == [d.web.label(1)]
 
 
 @pytest.mark.postgres
@@ -168,12 +168,8 @@ def test_a_listener_whose_connection_the_database_ended_still_wakes_the_agent(
         ).all()
     assert ended == [(True,)]
     d.agent_waits(thread)  # listening again
-    d.runner.close_running_slot()
-    thread.join(ANSWERED_S)
-    answered = not thread.is_alive()
-    thread.join(LONG_POLL_S + 10)
+    answered = d.close_slot_1(thread, answer)
     assert answered, "the agent was not woken after the listener reconnected"
-    assert [c["last_market_slot"] for c in answer["cycles"]] == [d.web.label(1)]
 
 
 def test_the_backend_follows_the_deployment(tmp_path):

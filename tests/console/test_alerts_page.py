@@ -43,7 +43,7 @@ def test_alp001_an_operator_sets_limits_the_overview_and_map_follow(console):
 
 def test_alp002_a_viewer_sees_alerts_and_cannot_acknowledge_or_set_limits(console):
     store = AlertStore(console.data.ops.engine)
-    store.apply([Condition("command_refused", "m", "Community 1", True, "fee refused")], "s")
+    store.apply([Condition("command_refused", "m", "Community 1", True, "fee refused")], "2026-06-22T12:00")
     (alert,) = store.open_alerts()
     for user in ("viewer", None):
         with console.as_user(user), pytest.raises(NotAllowed):

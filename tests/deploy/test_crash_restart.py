@@ -37,7 +37,7 @@ from app.exchange.runner import ExchangeRunner
 from app.exchange.scenario import Scenario
 from app.operator.store import APPLIED, QUEUED, SENDING, OperatorStore
 from app.store.repo import ExchangeStore
-from app.store.schema import batch_transactions, exchange_state, fee_changes, op_history
+from app.store.schema import batch_transactions, exchange_state, fee_changes
 
 SLOT_SECONDS = 0.5
 START_S = 90  # a cold start on a loaded machine: imports, gunicorn workers, the day's profiles
@@ -178,12 +178,7 @@ def test_dep050_kill9_whole_server_mid_slot_restart_loses_and_doubles_nothing(
         assert got == reference
 
         # the agent's history, which the console shows: every slot it followed, none missing
-        h = op_history.c
-        with engine.connect() as conn:
-            followed = conn.execute(
-                select(h.slot).where(h.exchange == "embedded", h.market_uuid == market["area_uuid"])
-            ).scalars()
-            agent_slots = sorted(d.index(s) for s in followed)
+        agent_slots = sorted(d.index(s) for s in ops.slots(market["area_uuid"]))
         assert agent_slots == list(range(agent_slots[0], last + 1)), agent_slots
         assert agent_slots[0] <= 2
 

@@ -24,10 +24,11 @@ from gsye import SKIP_REASON, GsyE, WireRecorder, gsy_e_available
 from remote_helpers import send_to_a_lost_market, wait_for
 
 from app.client import ExchangeUnavailable
-from app.client.gsy import GsyLinkStore, shift
+from app.client.gsy import GsyLinkStore
 from app.export.excel import history_workbook_bytes
 from app.operator import timing
 from app.operator.store import APPLIED, REFUSED
+from app.slots import shift
 
 pytestmark = pytest.mark.skipif(not gsy_e_available(), reason=SKIP_REASON)
 
@@ -95,7 +96,7 @@ def test_gre001_console_operates_gsy_e_over_redis(gsye: GsyE, redis_url: str, co
     send_s = clock["seconds_to_deadline"] - timing.send_lead_s(clock["slot_seconds"])
     assert send_s > 0, clock
     target = timing.target_slot(running, 15, send_s)
-    assert target == shift(running, 15)  # what the console says before the click: N+1
+    assert target == shift(running, 1, 15)  # what the console says before the click: N+1
     console.store.queue(
         uuids["Community"], "Community", 7.0, source="manual", user="operator", running_slot=running
     )
@@ -144,7 +145,7 @@ def test_gre001_console_operates_gsy_e_over_redis(gsye: GsyE, redis_url: str, co
     wait_for(lambda: _finished(console), 30, "the finish event")
     slots = console.store.slots(uuids["Grid"])
     assert slots == sorted(set(slots))
-    expected = [shift(slots[0], 15 * k) for k in range(len(slots))]
+    expected = [shift(slots[0], k, 15) for k in range(len(slots))]
     assert slots == expected  # consecutive: one row per closed slot
     assert slots[-1] < _clock_running(console)  # the running slot at the end never closed: not stored
     assert len(slots) >= 5

@@ -25,10 +25,11 @@ from ending import end_process
 from remote_helpers import wait_for
 
 from app.client import ExchangeUnavailable
-from app.client.gsy import GsyLinkStore, shift
+from app.client.gsy import GsyLinkStore
 from app.config import ROOT, without_settings
 from app.operator import timing
 from app.operator.store import APPLIED, QUEUED, REFUSED
+from app.slots import shift
 
 SIM = "5d1c2a4e-0000-4000-8000-0000000016ee"
 SLOT_SECONDS = 3
@@ -148,7 +149,7 @@ def test_gho001_console_operates_the_hosted_dialect(exchange: Exchange, console_
     send_s = clock["seconds_to_deadline"] - timing.send_lead_s(clock["slot_seconds"])
     assert send_s > 0, clock
     target = timing.target_slot(running, 15, send_s)
-    assert target == shift(running, 15)
+    assert target == shift(running, 1, 15)
     console.store.queue(
         uuids["Community"], "Community", 7.0, source="manual", user="operator", running_slot=running
     )

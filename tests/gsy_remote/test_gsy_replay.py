@@ -12,9 +12,10 @@ from gsye_replay import ReplayGsyE
 from remote_helpers import send_to_a_lost_market, settled_commands, wait_for
 
 from app.client import ExchangeUnavailable, gsy, gsy_redis
-from app.client.gsy import GsyLinkStore, shift
+from app.client.gsy import GsyLinkStore
 from app.operator import timing
 from app.operator.store import APPLIED, REFUSED
+from app.slots import shift
 
 PACE_S = 2.0
 
@@ -50,7 +51,7 @@ def test_grr001_recorded_gsy_e_loop(replay: ReplayGsyE, redis_url: str, console_
     def step() -> str:
         """The next recorded slot opens; returns the slot it closed, once the agent stored it."""
         event = replay.step()
-        closed = shift(event["market_slot"], -15)
+        closed = shift(event["market_slot"], -1, 15)
         wait_for(lambda: console.store.latest_slot() == closed, 30, f"slot {closed} stored")
         return closed
 
@@ -102,7 +103,7 @@ def test_grr001_recorded_gsy_e_loop(replay: ReplayGsyE, redis_url: str, console_
 
     # the history is gsy-e's recorded figures, each closed slot once
     community = {r["slot"]: r for r in console.store.history(uuids["Community"])}
-    assert sorted(community) == [shift("2024-06-21T00:00", 15 * k) for k in range(7)]
+    assert sorted(community) == [shift("2024-06-21T00:00", k, 15) for k in range(7)]
     assert community["2024-06-21T00:45"]["fee_ct_per_kwh"] == 4.0
     assert community["2024-06-21T01:00"]["fee_ct_per_kwh"] == 7.0
     assert community["2024-06-21T01:00"]["market_fee_revenue"] == pytest.approx(1.6275)
@@ -123,7 +124,7 @@ def test_grr002_a_lost_answer_is_settled_from_the_next_event_not_sent_again(
         if k:
             time.sleep(PACE_S)
         event = replay.step()
-        closed = shift(event["market_slot"], -15)
+        closed = shift(event["market_slot"], -1, 15)
         wait_for(lambda c=closed: console.store.latest_slot() == c, 30, f"slot {closed} stored")
     running = console.reader().clock()["running_slot"]
     replay.mute_batches.set()  # gsy-e takes the batch; its answer never reaches the console

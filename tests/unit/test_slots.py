@@ -41,3 +41,24 @@ def test_the_exchange_clock_labels_and_reads_back_with_the_same_rule():
     assert clock.slot_of(slots.shift(clock.label(0), 7, 15)) == 7
     with pytest.raises(BadSlot):
         clock.slot_of("22.06.2026 13:15")
+
+
+@pytest.mark.parametrize("length", [2, 3, 5, 15, 60])
+def test_every_label_of_a_market_of_any_allowed_slot_length_has_a_stored_number_of_its_own(length):
+    # Grid Singularity allows 2 to 60 minute slots: the operator's tables number them in minutes
+    labels = slots.labels(dt.datetime(2026, 3, 28, 22, 0), 3 * 24 * 60 // length, length)
+    numbers = [slots.minutes(label) for label in labels]
+    assert len(set(numbers)) == len(labels)
+    assert numbers == sorted(numbers)  # numbers order as the labels do
+    assert [slots.from_minutes(n) for n in numbers] == labels
+    assert numbers[1] - numbers[0] == length
+
+
+def test_a_stored_slot_number_counts_minutes_from_2000_and_none_stays_none():
+    assert slots.minutes("2000-01-01T00:00") == 0
+    assert slots.minutes(dt.datetime(2000, 1, 2, 0, 15)) == 1440 + 15
+    assert slots.from_minutes(-15) == "1999-12-31T23:45"
+    assert slots.to_column(None) is None and slots.from_column(None) is None
+    assert slots.from_column(slots.to_column("2026-06-22T13:15")) == "2026-06-22T13:15"
+    with pytest.raises(ValueError, match="not a slot label"):
+        slots.to_column("2026-06-22 13:15")

@@ -15,16 +15,18 @@ import math
 import socket
 import time
 import uuid as uuidlib
+from typing import NoReturn
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed, Server
 
 from app.api.auth import AuthError, User, bearer_token
+from app.api.errors import HttpError
 from app.api.gsy_compat import protocol
 from app.api.gsy_compat.face import GsyFace
 from app.api.gsy_compat.store import aggregator_channel, area_channel
-from app.api.service import ApiError
 from app.store.notify import Subscription
 
 bp = Blueprint("gsy_compat", __name__)
@@ -42,24 +44,20 @@ STOP_CHECK_S = 0.5  # how often a waiting socket looks whether the process stops
 SOCKET_POLL_S = 0.2  # SQLite alone: how often a socket reads the outbox and the clock (2 reads)
 
 
-class GsyError(Exception):
-    def __init__(self, status: int, code: str, message: str):
-        self.status, self.code, self.message = status, code, message
-        super().__init__(message)
+class GsyError(HttpError):
+    """A request the Grid Singularity face refuses."""
 
 
 def face() -> GsyFace:
     return current_app.extensions["gsy_compat"]
 
 
-def error(status: int, code: str, message: str):
+def error(status: int, code: str, message: str) -> ResponseReturnValue:
     return jsonify(error=code, message=message, detail=message), status
 
 
-@bp.errorhandler(GsyError)
-@bp.errorhandler(ApiError)
-@bp.errorhandler(AuthError)
-def _error(exc):
+@bp.errorhandler(HttpError)  # GsyError, and the ApiError or AuthError of the code it calls
+def _error(exc: HttpError) -> ResponseReturnValue:
     return error(exc.status, exc.code, exc.message)
 
 
@@ -79,7 +77,7 @@ def body() -> dict:
     return value
 
 
-def _reject_constant(name: str):
+def _reject_constant(name: str) -> NoReturn:
     raise GsyError(400, "invalid_json", f"{name} is not allowed in JSON; send a finite number")
 
 
@@ -128,7 +126,7 @@ def aggregator_request(sim: str) -> tuple[User, dict, dict]:
 
 # -- auth ---------------------------------------------------------------------------------------
 @bp.post("/api-token-auth/", strict_slashes=False)
-def token():
+def token() -> ResponseReturnValue:
     f = face()  # rate-limited per client address with /api/v1/auth/token (app.security)
     data = body()
     username, password = data.get("username"), data.get("password")
@@ -142,7 +140,7 @@ def token():
 
 # -- aggregators (A2-A4, M1-M2) -------------------------------------------------------------
 @bp.route(f"{AGG}/list-aggregators/", methods=["GET", "POST"], strict_slashes=False)
-def list_aggregators(sim: str):
+def list_aggregators(sim: str) -> ResponseReturnValue:
     who = user()
     check_simulation(sim)
     body()
@@ -150,7 +148,7 @@ def list_aggregators(sim: str):
 
 
 @bp.post(f"{AGG}/create-aggregator/", strict_slashes=False)
-def create_aggregator(sim: str):
+def create_aggregator(sim: str) -> ResponseReturnValue:
     who = user()
     check_simulation(sim)
     name = text_field(body(), "name")
@@ -168,13 +166,13 @@ def create_aggregator(sim: str):
 
 
 @bp.post(f"{AGG}/delete-aggregator/", strict_slashes=False)
-def delete_aggregator(sim: str):
+def delete_aggregator(sim: str) -> ResponseReturnValue:
     who, data, found = aggregator_request(sim)
     face().gsy.delete(who.username, found["uuid"])
     return jsonify(aggregator_uuid=found["uuid"], deleted=True, transaction_id=transaction_id(data))
 
 
-def _selection(sim: str, selected: bool):
+def _selection(sim: str, selected: bool) -> ResponseReturnValue:
     who, data, found = aggregator_request(sim)
     device = text_field(data, "device_uuid")
     f = face()
@@ -201,12 +199,12 @@ def _selection(sim: str, selected: bool):
 
 
 @bp.post(f"{AGG}/select-aggregator/", strict_slashes=False)
-def select_aggregator(sim: str):
+def select_aggregator(sim: str) -> ResponseReturnValue:
     return _selection(sim, True)
 
 
 @bp.post(f"{AGG}/unselect-aggregator/", strict_slashes=False)
-def unselect_aggregator(sim: str):
+def unselect_aggregator(sim: str) -> ResponseReturnValue:
     return _selection(sim, False)
 
 
@@ -253,7 +251,7 @@ def run_commands(who: User, batch: dict, tid: str, source: str) -> dict:
 
 
 @bp.post(f"{AGG}/batch-commands/", strict_slashes=False)
-def batch_commands(sim: str):
+def batch_commands(sim: str) -> ResponseReturnValue:
     who, data, found = aggregator_request(sim)
     batch = data.get("batch_commands")
     if not isinstance(batch, dict) or not all(
@@ -268,7 +266,7 @@ def batch_commands(sim: str):
     return jsonify(transaction_id=tid, aggregator_uuid=found["uuid"], status="accepted")
 
 
-def _direct(sim: str, area: str, command: dict, data: dict):
+def _direct(sim: str, area: str, command: dict, data: dict) -> ResponseReturnValue:
     """A market client's own command (M3/M4): answered on the market's websocket."""
     who = user()
     check_simulation(sim)
@@ -282,14 +280,14 @@ def _direct(sim: str, area: str, command: dict, data: dict):
 
 
 @bp.post(f"{MARKET}/grid-fee/", strict_slashes=False)
-def grid_fee(sim: str, area: str):
+def grid_fee(sim: str, area: str) -> ResponseReturnValue:
     data = body()
     fee = {k: v for k, v in data.items() if k in ("fee_const", "fee_percent")}
     return _direct(sim, area, {"type": "grid_fees", "data": fee}, data)
 
 
 @bp.route(f"{MARKET}/dso-market-stats/", methods=["GET", "POST"], strict_slashes=False)
-def dso_market_stats(sim: str, area: str):
+def dso_market_stats(sim: str, area: str) -> ResponseReturnValue:
     data = body()
     return _direct(sim, area, {"type": "dso_market_stats", "data": {}}, data)
 
@@ -298,7 +296,7 @@ def dso_market_stats(sim: str, area: str):
 @bp.route(
     "/external-connection/configurations/<sim>/registry/", methods=["GET", "POST"], strict_slashes=False
 )
-def registry(sim: str):
+def registry(sim: str) -> ResponseReturnValue:
     who = user()
     check_simulation(sim)
     body()
@@ -307,7 +305,7 @@ def registry(sim: str):
 
 
 @bp.post("/graphql/", strict_slashes=False)
-def graphql():
+def graphql() -> ResponseReturnValue:
     user()
     data = body()
     try:
@@ -323,7 +321,7 @@ def graphql():
 
 # -- websockets (§1.5) -------------------------------------------------------------------------
 @bp.before_request
-def _socket_auth():
+def _socket_auth() -> ResponseReturnValue | None:
     """Check a websocket's token and path before the upgrade, so a bad one gets a 4xx."""
     if not request.path.startswith("/external-ws/") or request.endpoint is None:
         return None
@@ -362,7 +360,7 @@ def _socket_slot_free(_exc: Exception) -> tuple[Response, int]:
         face().socket_slots.release()
 
 
-def send(ws, frame: dict | str) -> None:
+def send(ws: Server, frame: dict | str) -> None:
     """Every frame is binary UTF-8 JSON: the SDK calls ``message.decode('utf-8')``."""
     ws.send((frame if isinstance(frame, str) else json.dumps(frame)).encode("utf-8"))
 
@@ -493,7 +491,7 @@ def install(server: Flask, face_: GsyFace) -> None:
     server.register_blueprint(bp)
 
     @server.before_request
-    def _gsy_paths_stay_json():
+    def _gsy_paths_stay_json() -> ResponseReturnValue | None:
         if not request.path.startswith(PREFIXES) or request.blueprint == "gsy_compat":
             return None
         return error(404, "not_found", f"no endpoint {request.path}")

@@ -12,7 +12,7 @@ import json
 import time
 import uuid as uuidlib
 
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import ColumnElement, Connection, Engine, Row, delete, func, insert, select
 
 from app.store.notify import Notifier
 from app.store.schema import gsy_aggregators, gsy_outbox, gsy_selections
@@ -45,23 +45,23 @@ class GsyStore:
             {"uuid": r.uuid, "name": r.name, "devices": sorted(by_aggregator.get(r.uuid, []))} for r in rows
         ]
 
-    def aggregator(self, owner: str, aggregator_uuid: str) -> dict | None:
+    def _find(self, conn: Connection, owner: str, which: ColumnElement[bool]) -> Row | None:
+        """(uuid, name) of the user's aggregator in this scenario that ``which`` picks (by uuid or
+        name); None when there is none: a user sees only their own."""
         a = gsy_aggregators.c
+        return conn.execute(
+            select(a.uuid, a.name).where(a.scenario == self.scenario, a.owner == owner, which)
+        ).first()
+
+    def aggregator(self, owner: str, aggregator_uuid: str) -> dict | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(a.uuid, a.name).where(
-                    a.scenario == self.scenario, a.owner == owner, a.uuid == aggregator_uuid
-                )
-            ).first()
+            row = self._find(conn, owner, gsy_aggregators.c.uuid == aggregator_uuid)
         return None if row is None else {"uuid": row.uuid, "name": row.name}
 
     def create(self, owner: str, name: str) -> dict:
         """A new aggregator, or the user's existing one of that name (creating is idempotent)."""
-        a = gsy_aggregators.c
         with self.engine.begin() as conn:
-            row = conn.execute(
-                select(a.uuid).where(a.scenario == self.scenario, a.owner == owner, a.name == name)
-            ).first()
+            row = self._find(conn, owner, gsy_aggregators.c.name == name)
             if row is not None:
                 return {"uuid": row.uuid, "name": name, "created": False}
             new = str(uuidlib.uuid4())
@@ -73,15 +73,11 @@ class GsyStore:
         return {"uuid": new, "name": name, "created": True}
 
     def delete(self, owner: str, aggregator_uuid: str) -> bool:
-        a = gsy_aggregators.c
         with self.engine.begin() as conn:
-            mine = conn.execute(
-                select(a.uuid).where(a.scenario == self.scenario, a.owner == owner, a.uuid == aggregator_uuid)
-            ).first()
-            if mine is None:
+            if self._find(conn, owner, gsy_aggregators.c.uuid == aggregator_uuid) is None:
                 return False
             conn.execute(delete(gsy_selections).where(gsy_selections.c.aggregator_uuid == aggregator_uuid))
-            conn.execute(delete(gsy_aggregators).where(a.uuid == aggregator_uuid))
+            conn.execute(delete(gsy_aggregators).where(gsy_aggregators.c.uuid == aggregator_uuid))
         return True
 
     # -- selections -------------------------------------------------------------------------

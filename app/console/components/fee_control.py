@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dash_mantine_components as dmc
 from dash import dcc, html
+from dash.development.base_component import Component
 
 from app.console.components.formatting import plain_number
 from app.tariffs.forms import DAYS, FORMS, Field
@@ -48,7 +49,7 @@ def form_values(model: dict | None) -> dict[str, object]:
     return out
 
 
-def _input(market: str, model: str, field: Field, value: object, disabled: bool):
+def _input(market: str, model: str, field: Field, value: object, disabled: bool) -> Component:
     ident = param_id(market, model, field.name)
     value = field.default if value is None else value
     if field.kind == "number":

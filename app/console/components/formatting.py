@@ -16,10 +16,14 @@ import datetime as dt
 import math
 from decimal import Decimal
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app import slots
 from app.exchange.stat_table import ENERGY_UNIT, MONEY_UNIT, RATE_UNIT, SHARE_UNIT
+
+if TYPE_CHECKING:
+    from plotly.graph_objects import Figure
 
 MISSING = "–"  # en dash: what a missing value (None / NaN) looks like everywhere
 
@@ -112,6 +116,39 @@ def fmt_percent(value_pct: float | None, decimals: int = 1) -> str:
 def with_unit(label: str, unit: str) -> str:
     """An axis title or column header with its unit: ``with_unit("Price", "ct/kWh")`` → "Price [ct/kWh]"."""
     return f"{label} [{unit}]"
+
+
+def slot_axis(title: str) -> dict:
+    """A chart's x axis of slot starts: dates, hovered to the minute, titled ``title``."""
+    return {"type": "date", "title": {"text": title}, "hoverformat": "%Y-%m-%d %H:%M"}
+
+
+def chart_layout(
+    fig: Figure,
+    *,
+    y_title: str,
+    xaxis: dict,
+    legend: dict,
+    height_px: int,
+    top_px: int,
+    right_px: int = 16,
+    uirevision: str,
+    **more: object,
+) -> None:
+    """The look every console chart shares: white template, a horizontal legend in small type at
+    the right (``legend`` sets its height: y and anchors), one hover box for all traces at an x,
+    titled axes, room for axis titles left and below. ``more`` goes to ``fig.update_layout``."""
+    fig.update_layout(
+        template="plotly_white",
+        uirevision=uirevision,
+        height=height_px,
+        margin={"l": 64, "r": right_px, "t": top_px, "b": 48},
+        legend={"orientation": "h", **legend, "xanchor": "right", "x": 1, "font": {"size": 10}},
+        hovermode="x unified",
+        xaxis=xaxis,
+        yaxis={"title": {"text": y_title}},
+        **more,
+    )
 
 
 def fmt_duration_s(seconds: float | None) -> str:

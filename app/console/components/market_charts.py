@@ -48,7 +48,9 @@ from dash import Patch
 
 from app.console.components.formatting import (
     PALETTE,
+    chart_layout,
     clean_number,
+    slot_axis,
     slot_label_to_datetime,
     with_unit,
 )
@@ -202,82 +204,82 @@ LEGEND_ROOM_PX = 74
 def _layout(
     fig: go.Figure, figure: str, uirevision: str, height_px: int, *, right_margin_px: int = 16
 ) -> None:
-    """The shared compact look: white template, legend on top, titled axes, range buttons."""
-    fig.update_layout(
-        template="plotly_white",
-        uirevision=uirevision,
-        height=height_px,
+    """The console's chart look with the legend on top and the range buttons above the plot."""
+    chart_layout(
+        fig,
+        y_title=Y_TITLES[figure],
         # the legend at the very top of the figure (container coordinates: its one or two rows
         # never reach down), the range buttons just above the plot: neither covers the other
-        margin={"l": 64, "r": right_margin_px, "t": LEGEND_ROOM_PX, "b": 48},
-        legend={
-            "orientation": "h",
-            "yref": "container",
-            "yanchor": "top",
-            "y": 1,
-            "xanchor": "right",
-            "x": 1,
-            "font": {"size": 10},
-        },
-        hovermode="x unified",
+        legend={"yref": "container", "yanchor": "top", "y": 1},
         xaxis={
-            "type": "date",
-            "title": {"text": X_TITLE},
-            "hoverformat": "%Y-%m-%d %H:%M",
+            **slot_axis(X_TITLE),
             "rangeselector": {"buttons": list(RANGE_BUTTONS), "x": 0, "y": 1.02, "yanchor": "bottom"},
         },
-        yaxis={"title": {"text": Y_TITLES[figure]}},
+        height_px=height_px,
+        top_px=LEGEND_ROOM_PX,
+        right_px=right_margin_px,
+        uirevision=uirevision,
     )
 
 
-def _hover(unit: str, decimals: int = 2) -> str:
-    return f"%{{y:.{decimals}f}} {unit}"
+def _hover(key: str, decimals: int = 2) -> str:
+    """The hover text of a trace of the slot statistic ``key``: its value and unit."""
+    return f"%{{y:.{decimals}f}} {STAT[key].unit}"
+
+
+def _bar(figure: str, index: int, col: dict[str, list], colour: str, width_ms: float, **extra: Any) -> go.Bar:
+    """Trace ``index`` of ``figure`` (named as in :data:`FIGURE_TRACES`): bars of ``width_ms``
+    in the palette's ``colour``; ``extra`` goes to ``go.Bar``, a ``marker`` in it joins the colour."""
+    marker = {"color": PALETTE[colour], **extra.pop("marker", {})}
+    return go.Bar(
+        name=FIGURE_TRACES[figure][index], x=col["x"], y=col["y"], width=width_ms, marker=marker, **extra
+    )
+
+
+def _line(
+    figure: str,
+    index: int,
+    col: dict[str, list],
+    colour: str,
+    hover: str,
+    *,
+    markers: bool = True,
+    **line: Any,
+) -> go.Scatter:
+    """Trace ``index`` of ``figure``: a line in the palette's ``colour`` (``line``: its width,
+    dash, shape) with a gap where a value is ``None``; with ``markers`` a dot per slot, so a slot
+    between two gaps stays visible."""
+    return go.Scatter(
+        name=FIGURE_TRACES[figure][index],
+        x=col["x"],
+        y=col["y"],
+        mode="lines+markers" if markers else "lines",
+        marker=_MARKER if markers else None,
+        line={"color": PALETTE[colour], **line},
+        connectgaps=False,
+        hovertemplate=hover,
+    )
 
 
 def _price_figure(cols: list[dict[str, list]], bar_ms: float) -> go.Figure:
     band, median, avg, fee = cols
     return go.Figure(
         [
-            go.Bar(
-                name=FIGURE_TRACES["price"][0],
-                x=band["x"],
-                y=band["y"],
+            _bar(
+                "price",
+                0,
+                band,
+                "price",
+                bar_ms,
                 base=band["base"],
                 customdata=band["customdata"],
-                width=bar_ms,
-                marker={"color": PALETTE["price"], "line": {"width": 0}},
+                marker={"line": {"width": 0}},
                 opacity=0.35,
                 hovertemplate=f"%{{customdata[0]:.2f}}–%{{customdata[1]:.2f}} {STAT['max_trade_rate'].unit}",
             ),
-            go.Scatter(
-                name=FIGURE_TRACES["price"][1],
-                x=median["x"],
-                y=median["y"],
-                mode="lines+markers",
-                marker=_MARKER,
-                line={"color": PALETTE["median"], "width": 2},
-                connectgaps=False,
-                hovertemplate=_hover(STAT["median_trade_rate"].unit),
-            ),
-            go.Scatter(
-                name=FIGURE_TRACES["price"][2],
-                x=avg["x"],
-                y=avg["y"],
-                mode="lines+markers",
-                marker=_MARKER,
-                line={"color": PALETTE["avg"], "width": 1.5, "dash": "dot"},
-                connectgaps=False,
-                hovertemplate=_hover(STAT["avg_trade_rate"].unit),
-            ),
-            go.Scatter(
-                name=FIGURE_TRACES["price"][3],
-                x=fee["x"],
-                y=fee["y"],
-                mode="lines",
-                line={"color": PALETTE["fee"], "width": 2, "shape": "hv"},
-                connectgaps=False,
-                hovertemplate=_hover(STAT["fee_ct_per_kwh"].unit),
-            ),
+            _line("price", 1, median, "median", _hover("median_trade_rate"), width=2),
+            _line("price", 2, avg, "avg", _hover("avg_trade_rate"), width=1.5, dash="dot"),
+            _line("price", 3, fee, "fee", _hover("fee_ct_per_kwh"), markers=False, width=2, shape="hv"),
         ],
         layout={"bargap": 0},
     )
@@ -286,14 +288,7 @@ def _price_figure(cols: list[dict[str, list]], bar_ms: float) -> go.Figure:
 def _volume_figure(cols: list[dict[str, list]], bar_ms: float) -> go.Figure:
     (traded,) = cols
     return go.Figure(
-        go.Bar(
-            name=FIGURE_TRACES["volume"][0],
-            x=traded["x"],
-            y=traded["y"],
-            width=bar_ms,
-            marker={"color": PALETTE["traded"]},
-            hovertemplate=_hover(STAT["total_traded_energy_kWh"].unit),
-        )
+        _bar("volume", 0, traded, "traded", bar_ms, hovertemplate=_hover("total_traded_energy_kWh"))
     )
 
 
@@ -335,6 +330,25 @@ def violation_shapes(
     return shapes
 
 
+def add_limit_lines(fig: go.Figure | Patch, limits: tuple[float | None, float | None]) -> None:
+    """The (import, export) limits per slot [kWh] as dashed lines on a flows chart, import above
+    and export below zero (a ``None`` limit draws no line). Shapes, not traces, so the trace
+    order (and the patch indices) stay as documented."""
+    for value, y, text in (
+        (limits[0], limits[0], "import limit"),
+        (limits[1], _negated(limits[1]), "export limit"),
+    ):
+        if value is None:
+            continue
+        fig.add_hline(
+            y=y,
+            line={"color": PALETTE["over_limit"], "dash": "dash", "width": 1},
+            annotation_text=text,
+            annotation_font_color=PALETTE["over_limit"],
+            annotation_position="top left" if y > 0 else "bottom left",
+        )
+
+
 def _flows_figure(
     cols: list[dict[str, list]],
     bar_ms: float,
@@ -344,20 +358,13 @@ def _flows_figure(
     imp, exp = cols
     fig = go.Figure(
         [
-            go.Bar(
-                name=FIGURE_TRACES["flows"][0],
-                x=imp["x"],
-                y=imp["y"],
-                width=bar_ms,
-                marker={"color": PALETTE["import"]},
-                hovertemplate=_hover(STAT["import_kwh"].unit),
-            ),
-            go.Bar(
-                name=FIGURE_TRACES["flows"][1],
-                x=exp["x"],
-                y=exp["y"],
-                width=bar_ms,
-                marker={"color": PALETTE["export"]},
+            _bar("flows", 0, imp, "import", bar_ms, hovertemplate=_hover("import_kwh")),
+            _bar(
+                "flows",
+                1,
+                exp,
+                "export",
+                bar_ms,
                 customdata=exp["customdata"],  # the export as a positive amount, for the hover
                 hovertemplate=f"%{{customdata:.2f}} {STAT['export_kwh'].unit}",
             ),
@@ -367,19 +374,7 @@ def _flows_figure(
     if limits is None and limit_kwh is not None:
         limits = (limit_kwh, limit_kwh)
     if limits is not None:
-        # Shapes, not traces, so the trace order (and the patch indices) stay as documented.
-        lines = [
-            (v, t) for v, t in ((limits[0], "import limit"), (limits[1], "export limit")) if v is not None
-        ]
-        for y, text in lines:
-            y = y if text == "import limit" else -y
-            fig.add_hline(
-                y=y,
-                line={"color": PALETTE["over_limit"], "dash": "dash", "width": 1},
-                annotation_text=text,
-                annotation_font_color=PALETTE["over_limit"],
-                annotation_position="top left" if y > 0 else "bottom left",
-            )
+        add_limit_lines(fig, limits)
     return fig
 
 
@@ -387,14 +382,14 @@ def _revenue_figure(cols: list[dict[str, list]], bar_ms: float) -> go.Figure:
     per_slot, cumulative = cols
     fig = go.Figure(
         [
-            go.Bar(
-                name=FIGURE_TRACES["revenue"][0],
-                x=per_slot["x"],
-                y=per_slot["y"],
-                width=bar_ms,
-                marker={"color": PALETTE["revenue"]},
+            _bar(
+                "revenue",
+                0,
+                per_slot,
+                "revenue",
+                bar_ms,
                 opacity=0.6,
-                hovertemplate=_hover(STAT["market_fee_revenue"].unit),
+                hovertemplate=_hover("market_fee_revenue"),
             ),
             go.Scatter(
                 name=FIGURE_TRACES["revenue"][1],
@@ -403,7 +398,7 @@ def _revenue_figure(cols: list[dict[str, list]], bar_ms: float) -> go.Figure:
                 yaxis="y2",
                 mode="lines",
                 line={"color": PALETTE["revenue"], "width": 2},
-                hovertemplate=_hover(STAT["market_fee_revenue"].unit),
+                hovertemplate=_hover("market_fee_revenue"),
             ),
         ]
     )
@@ -424,24 +419,17 @@ def _fee_figure(cols: list[dict[str, list]]) -> go.Figure:
     in_force, queued = cols
     return go.Figure(
         [
-            go.Scatter(
-                name=FIGURE_TRACES["fee"][0],
-                x=in_force["x"],
-                y=in_force["y"],
-                mode="lines+markers",
-                marker=_MARKER,
-                line={"color": PALETTE["fee"], "width": 2, "shape": "hv"},
-                connectgaps=False,
-                hovertemplate=_hover(STAT["fee_ct_per_kwh"].unit),
-            ),
-            go.Scatter(
-                name=FIGURE_TRACES["fee"][1],
-                x=queued["x"],
-                y=queued["y"],
-                mode="lines",
-                line={"color": PALETTE["fee_queued"], "width": 1.5, "dash": "dash", "shape": "hv"},
-                connectgaps=False,
-                hovertemplate=_hover(STAT["next_fee_ct_per_kwh"].unit),
+            _line("fee", 0, in_force, "fee", _hover("fee_ct_per_kwh"), width=2, shape="hv"),
+            _line(
+                "fee",
+                1,
+                queued,
+                "fee_queued",
+                _hover("next_fee_ct_per_kwh"),
+                markers=False,
+                width=1.5,
+                dash="dash",
+                shape="hv",
             ),
         ]
     )
@@ -449,17 +437,9 @@ def _fee_figure(cols: list[dict[str, list]]) -> go.Figure:
 
 def _self_sufficiency_figure(cols: list[dict[str, list]]) -> go.Figure:
     (share,) = cols
+    decimals = STAT["self_sufficiency"].decimals
     fig = go.Figure(
-        go.Scatter(
-            name=FIGURE_TRACES["self_sufficiency"][0],
-            x=share["x"],
-            y=share["y"],
-            mode="lines+markers",
-            marker=_MARKER,
-            line={"color": PALETTE["self_sufficiency"], "width": 2},
-            connectgaps=False,
-            hovertemplate=_hover(STAT["self_sufficiency"].unit, STAT["self_sufficiency"].decimals),
-        )
+        _line("self_sufficiency", 0, share, "self_sufficiency", _hover("self_sufficiency", decimals), width=2)
     )
     fig.update_layout(yaxis={"range": [0, 105], "tickvals": [0, 20, 40, 60, 80, 100]})
     return fig

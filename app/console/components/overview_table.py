@@ -62,7 +62,7 @@ def fixed_decimals_formatter(decimals: int = 2) -> dict[str, str]:
     return {"function": f"params.value == null ? '{MISSING}' : d3.format('.{decimals}f')(params.value)"}
 
 
-def _text(field: str, header: str, **extra) -> dict:
+def _text(field: str, header: str, **extra: object) -> dict:
     return {
         "field": field,
         "headerName": header,
@@ -71,7 +71,7 @@ def _text(field: str, header: str, **extra) -> dict:
     } | extra
 
 
-def _number(field: str, header: str, unit: str | None, decimals: int = 2, **extra) -> dict:
+def _number(field: str, header: str, unit: str | None, decimals: int = 2, **extra: object) -> dict:
     return {
         "field": field,
         "headerName": with_unit(header, unit) if unit else header,

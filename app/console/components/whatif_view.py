@@ -20,7 +20,15 @@ import plotly.graph_objects as go
 from dash import html
 
 from app import slots
-from app.console.components.formatting import MISSING, PALETTE, UNIT_ENERGY, UNIT_PRICE, with_unit
+from app.console.components.formatting import (
+    MISSING,
+    PALETTE,
+    UNIT_ENERGY,
+    UNIT_PRICE,
+    chart_layout,
+    slot_axis,
+    with_unit,
+)
 from app.whatif.runs import WhatIfResult
 
 CANDIDATE_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00")
@@ -142,26 +150,15 @@ def _values(array: np.ndarray, sign: float = 1.0) -> list[float | None]:
 def _layout(
     fig: go.Figure, title: str, y_title: str, x_title: str, height_px: int, date_axis: bool = True
 ) -> go.Figure:
-    fig.update_layout(
-        template="plotly_white",
-        title={"text": title, "x": 0, "xanchor": "left", "y": 0.98, "yanchor": "top", "font": {"size": 13}},
-        height=height_px,
-        margin={"l": 64, "r": 16, "t": 64, "b": 48},
-        legend={
-            "orientation": "h",
-            "yanchor": "bottom",
-            "y": 1.02,
-            "xanchor": "right",
-            "x": 1,
-            "font": {"size": 10},
-        },
-        hovermode="x unified",
-        xaxis={
-            "title": {"text": x_title},
-            **({"type": "date", "hoverformat": "%Y-%m-%d %H:%M"} if date_axis else {}),
-        },
-        yaxis={"title": {"text": y_title}},
+    chart_layout(
+        fig,
+        y_title=y_title,
+        legend={"yanchor": "bottom", "y": 1.02},
+        xaxis=slot_axis(x_title) if date_axis else {"title": {"text": x_title}},
+        height_px=height_px,
+        top_px=64,
         uirevision="whatif",
+        title={"text": title, "x": 0, "xanchor": "left", "y": 0.98, "yanchor": "top", "font": {"size": 13}},
     )
     return fig
 

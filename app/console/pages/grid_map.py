@@ -15,7 +15,7 @@ from app.console import ids
 from app.console.components.formatting import PALETTE
 from app.console.components.grid_map import grid_map, map_elements
 from app.console.components.page import heading
-from app.console.pages.common import console
+from app.console.pages.common import console, market_path, open_market_on
 
 LIST_LIMIT = 60  # markets in the keyboard list (the managed ones first)
 
@@ -44,7 +44,7 @@ def market_list(elements: list[dict]) -> list:
         items.append(
             html.Li(
                 [
-                    dcc.Link(d["name"], href=f"/markets/{d['id']}", title=d.get("tip", "")),
+                    dcc.Link(d["name"], href=market_path(d["id"]), title=d.get("tip", "")),
                     html.Span(f" – {state}", style={"color": "#495057"}),
                 ]
             )
@@ -170,12 +170,4 @@ def register_callbacks(app: Dash) -> None:
     def show_node(node):
         return info_panel(node)
 
-    @app.callback(
-        Output(ids.LOCATION, "href", allow_duplicate=True),
-        Input(ids.MAP, "tapNodeData"),
-        prevent_initial_call=True,
-    )
-    def open_node(node):
-        if not node or not node.get("managed"):
-            return no_update
-        return f"/markets/{node['id']}"
+    open_market_on(app, ids.MAP, "tapNodeData", lambda node: node.get("managed") and node["id"])

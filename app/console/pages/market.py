@@ -19,6 +19,7 @@ from app.console.components.fee_status import command_outcome, queued_text
 from app.console.components.formatting import PALETTE, UNIT_ENERGY, plain_number
 from app.console.components.market_charts import (
     FIGURE_TRACES,
+    add_limit_lines,
     append_patches,
     market_figures,
     reveal_patch,
@@ -197,17 +198,7 @@ def add_forecast(figure: go.Figure | Patch, overlay: dict) -> None:
             hovertemplate=f"forecast %{{y:.2f}} {UNIT_ENERGY}<extra></extra>",
         )
     )
-    for value, text in (
-        (overlay["import_limit_kwh"], "import limit"),
-        (-overlay["export_limit_kwh"], "export limit"),
-    ):
-        figure.add_hline(
-            y=value,
-            line={"color": PALETTE["over_limit"], "dash": "dash", "width": 1},
-            annotation_text=text,
-            annotation_font_color=PALETTE["over_limit"],
-            annotation_position="top left" if value > 0 else "bottom left",
-        )
+    add_limit_lines(figure, (overlay["import_limit_kwh"], overlay["export_limit_kwh"]))
 
 
 # -- fee control ------------------------------------------------------------------------------

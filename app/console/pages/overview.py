@@ -8,7 +8,7 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 from app.console import ids
 from app.console.components.overview_table import overview_grid, overview_rows
 from app.console.components.page import heading
-from app.console.pages.common import console
+from app.console.pages.common import console, open_market_on
 
 
 def overview_data() -> list[dict]:
@@ -98,15 +98,7 @@ def register_callbacks(app: Dash) -> None:
             return no_update, no_update
         return rows, fingerprint
 
-    @app.callback(
-        Output(ids.LOCATION, "href", allow_duplicate=True),
-        Input(ids.OVERVIEW_GRID, "cellClicked"),
-        prevent_initial_call=True,
-    )
-    def open_market(cell):
-        if not cell or not cell.get("rowId"):
-            return no_update
-        return f"/markets/{cell['rowId']}"
+    open_market_on(app, ids.OVERVIEW_GRID, "cellClicked", lambda cell: cell.get("rowId"))
 
     @app.callback(
         Output(ids.EXPORT_DOWNLOAD, "data"),

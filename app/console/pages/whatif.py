@@ -432,6 +432,11 @@ def model_options(scenario_kind: object) -> list[dict]:
     return [{"value": v, "label": label} for v, label in MODELS if v != LIVE or scenario_kind == "live"]
 
 
+def _option(k: int, kind: str, label: str, checked: bool = False, **style: object) -> dmc.Checkbox:
+    """Candidate ``k``'s checkbox of type ``kind`` (its callbacks match ``{"type": kind, "cand": ...}``)."""
+    return dmc.Checkbox(id={"type": kind, "cand": k}, label=label, checked=checked, size="xs", **style)
+
+
 def candidate_card(k: int, shown: bool) -> dmc.Paper:
     name, model = DEFAULTS[k]
     sections = []
@@ -439,15 +444,8 @@ def candidate_card(k: int, shown: bool) -> dmc.Paper:
         if value in LEVEL_MODELS:
             blocks = [_level_block(k, value, level) for level in LEVELS]
             if value == "controller":
-                blocks.insert(
-                    0,
-                    dmc.Checkbox(
-                        id={"type": "whatif-auto", "cand": k},
-                        label="Limits: the run's limit of each market (ignores the two limit fields)",
-                        checked=True,
-                        size="xs",
-                    ),
-                )
+                auto = "Limits: the run's limit of each market (ignores the two limit fields)"
+                blocks.insert(0, _option(k, "whatif-auto", auto, checked=True))
             body = dmc.Stack(blocks, gap=4)
         elif value == "tou":
             body = _tou_section(k)
@@ -493,25 +491,14 @@ def candidate_card(k: int, shown: bool) -> dmc.Paper:
                 my="xs",
             ),
             html.Div(
-                dmc.Checkbox(
-                    id={"type": "whatif-split", "cand": k},
-                    label="Other parameters for the communities",
-                    checked=False,
-                    size="xs",
-                    mb=4,
-                ),
+                _option(k, "whatif-split", "Other parameters for the communities", mb=4),
                 id={"type": "whatif-split-box", "cand": k},
                 style=None if model in LEVEL_MODELS else {"display": "none"},
             ),
             html.Div(
                 dmc.Group(
                     [
-                        dmc.Checkbox(
-                            id={"type": "whatif-tune", "cand": k},
-                            label="Tune on the last",
-                            checked=False,
-                            size="xs",
-                        ),
+                        _option(k, "whatif-tune", "Tune on the last"),
                         days_input(
                             {"type": "whatif-tune-days", "cand": k},
                             DEFAULT_TUNE_DAYS,
