@@ -21,6 +21,11 @@ grid's root market on the last ``days`` days only (the *judged* days):
   ``oracle_with_curtailment``), which is why curtailment is not part of the row. Each battery
   serves only its own house, as in the simulation; the JSON's ``oracle_pooled`` is the looser
   bound whose batteries may serve any house.
+* ``oracle_steps`` (JSON; a block under the table): what stands between the oracle and the
+  controller, step by step on the judged days (``oracle_waterfall``): every lever -> + the owners'
+  even-rate floor -> + the batteries and curtailment as they behave under one grid fee -> the
+  simulation under the best one-fee path a perfectly informed operator sends -> the controller.
+  ``--no-waterfall`` skips it (it adds the even-rate program, the one-fee search and two replays).
 
 Limits are each market's own (the scenario's ``limits``); a market without any (the generated
 grid) gets ``--limit-share`` of its zero-fee peaks *on the tuning days*. Nothing is derived from
@@ -41,6 +46,14 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from app.exchange.scenario import Scenario
+    from app.operator.backtest import BacktestResult
+    from app.operator.oracle import OracleResult
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -72,6 +85,95 @@ def load(name: str, seed: int | None):
     return scenario if seed is None else scenario.model_copy(update={"seed": seed})
 
 
+def oracle_waterfall(
+    scenario: Scenario,
+    total: int,
+    judge_from: int,
+    zero_peaks: tuple[float, float],
+    oracle: OracleResult,
+    owners: OracleResult,
+    runs: dict[str, BacktestResult],
+    results: dict[str, dict],
+) -> dict:
+    """The steps from the physical limit to the predictive controller (``app.operator.oracle``):
+
+    1. ``all_levers``: the oracle (every EV, heat pump and battery scheduled, no curtailment);
+    2. ``owners_even_rate``: + the owners' rule no fee changes (EVs and heat pumps never below the
+       even rate): a lower bound on any fee path's peaks up to the batteries' thresholds;
+    3. ``batteries_as_one_fee_path``: + the batteries and curtailment doing exactly what they did
+       under step 4's fee path, only the EVs and heat pumps scheduled (even rate): a lower bound
+       on step 4 (its run is one such schedule);
+    4. ``one_fee_foresight``: the simulation under one grid fee per slot chosen by a perfectly
+       informed myopic operator (``greedy_fee_path``, aiming at step 2's peaks): a fee path the
+       contract allows if one could forecast perfectly (it knows each slot before sending);
+    5. ``controller``: the tuned predictive controller, judged.
+
+    Steps 1-3 minimise ``I / I_0 + E / E_0`` (``sum_pct``), so one direction may rise while the sum
+    falls. Step 3 carries step 4's curtailment (a lever steps 1-2 do not have): it can fall below
+    step 2 on export. Besides the chain: ``batteries_as_controller`` / ``batteries_as_zero_fee``,
+    step 3 with the batteries and curtailment of the controller's and of the zero-fee run (lower
+    bounds on those runs).
+    """
+    from app.exchange.grid import build_grid
+    from app.operator import oracle as orc
+
+    markets = runs["predictive"].market_uuids
+    n_markets = build_grid(scenario).n_markets
+    imp0, exp0 = zero_peaks
+
+    def row(imp: float, exp: float, **more: float) -> dict:
+        return {
+            "peak_import_kwh": round(imp, 3),
+            "peak_import_pct_of_baseline": round(100 * imp / imp0, 3),
+            "peak_export_kwh": round(exp, 3),
+            "peak_export_pct_of_baseline": round(100 * exp / exp0, 3),
+            "sum_pct": round(100 * (imp / imp0 + exp / exp0), 3),  # what the programs minimise
+            **{k: round(v, 3) for k, v in more.items()},
+        }
+
+    def fixed(fee_path: np.ndarray) -> dict:
+        result = orc.oracle_fixed_batteries(
+            scenario, total, orc.run_flows(scenario, fee_path), judge_from, zero_peaks
+        )
+        return row(result.peak_import_kwh, result.peak_export_kwh, curtailed_kwh=result.curtailed_kwh)
+
+    greedy = orc.greedy_fee_path(
+        scenario,
+        total,
+        judge_from,
+        (owners.peak_import_kwh, owners.peak_export_kwh),
+        baseline_peaks=zero_peaks,
+    )
+    greedy_fees = np.zeros((len(greedy.fee_ct_per_kwh), n_markets))
+    greedy_fees[:, 0] = greedy.fee_ct_per_kwh
+    k, p = greedy.kpis, results["predictive"]
+    steps = {
+        "all_levers": row(oracle.peak_import_kwh, oracle.peak_export_kwh),
+        "owners_even_rate": row(owners.peak_import_kwh, owners.peak_export_kwh),
+        "batteries_as_one_fee_path": fixed(greedy_fees),
+        "one_fee_foresight": row(
+            k["peak_import_kwh"],
+            k["peak_export_kwh"],
+            avg_trade_rate=k["avg_trade_rate"],
+            unmatched_kwh=k["unmatched_kwh"],
+            mean_fee_ct_per_kwh=float(greedy.fee_ct_per_kwh[judge_from:].mean()),
+        ),
+        "controller": row(
+            p["peak_import_kwh"],
+            p["peak_export_kwh"],
+            avg_trade_rate=p["avg_trade_rate"],
+            unmatched_kwh=p["unmatched_kwh"],
+        ),
+    }
+    side = {
+        "batteries_as_controller": fixed(
+            orc.fees_of_run(scenario, runs["predictive"].series["fee_ct_per_kwh"], markets)
+        ),
+        "batteries_as_zero_fee": fixed(np.zeros((total * scenario.slots_per_day, n_markets))),
+    }
+    return {"oracle_steps": steps, "oracle_steps_side": side}
+
+
 def run(
     scenario_name: str,
     days: int,
@@ -81,6 +183,7 @@ def run(
     waste_pp: float | None = None,
     price_pp: float | None = None,
     oracle_even_rate: bool = False,
+    waterfall: bool = True,
 ) -> dict:
     from app.exchange.grid import build_grid
     from app.operator import tuning
@@ -114,11 +217,13 @@ def run(
         limits[m.uuid] = (imp or limit_share * tune_peaks[0], exp or limit_share * tune_peaks[1])
     zero = backtest(scenario, ZERO, days=total, baseline=raw, limits_kwh=limits, judge_from_slot=judge_from)
 
-    def judged(models: dict) -> dict:
-        result = backtest(
+    runs = {}
+
+    def judged(name: str, models: dict) -> dict:
+        runs[name] = backtest(
             scenario, models, days=total, baseline=raw, limits_kwh=limits, judge_from_slot=judge_from
         )
-        return result.kpis[root]
+        return runs[name].kpis[root]
 
     waste_pp = tuning.WASTE_PP if waste_pp is None else waste_pp
     price_pp = tuning.PRICE_PP if price_pp is None else price_pp
@@ -162,7 +267,7 @@ def run(
     }
     results = {"zero": zero.kpis[root]}
     for name, models in candidates.items():
-        results[name] = judged(models)
+        results[name] = judged(name, models)
 
     zero_peaks = raw.peaks(root)
     oracle = oracle_peaks(scenario, total, judge_from, zero_peaks)
@@ -189,7 +294,8 @@ def run(
         "peak_export_kwh": round(loose.peak_export_kwh, 3),
     }
     extra = {}
-    if oracle_even_rate:  # what fees can reach with owners who never charge below the even rate
+    owners = None
+    if waterfall or oracle_even_rate:  # what fees can reach with owners who never charge below the even rate
         owners = oracle_peaks(scenario, total, judge_from, zero_peaks, even_rate=True)
         extra["oracle_even_rate"] = {
             "peak_import_kwh": round(owners.peak_import_kwh, 3),
@@ -197,6 +303,8 @@ def run(
             "peak_import_pct_of_baseline": round(100 * owners.peak_import_kwh / zero_peaks[0], 3),
             "peak_export_pct_of_baseline": round(100 * owners.peak_export_kwh / zero_peaks[1], 3),
         }
+    if waterfall:
+        extra.update(oracle_waterfall(scenario, total, judge_from, zero_peaks, oracle, owners, runs, results))
     return {
         "scenario": scenario.name,
         "seed": scenario.seed,
@@ -258,7 +366,13 @@ def main() -> int:
     parser.add_argument(
         "--oracle-even-rate",
         action="store_true",
-        help="also the oracle whose EVs and heat pumps never charge below the even rate (slow on grid1000)",
+        help="the oracle whose EVs and heat pumps never charge below the even rate "
+        "(part of the waterfall; with --no-waterfall alone)",
+    )
+    parser.add_argument(
+        "--no-waterfall",
+        action="store_true",
+        help="skip the oracle steps from the physical limit to the controller (oracle_steps)",
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -273,6 +387,7 @@ def main() -> int:
         args.waste_pp,
         args.price_pp,
         args.oracle_even_rate,
+        not args.no_waterfall,
     )
     results = out["results"]
     print(
@@ -286,6 +401,20 @@ def main() -> int:
         cells = "".join(f"{fmt.format(kpis.get(key, float('nan'))):>15}" for key, _, fmt in COLUMNS)
         print(f"{name:<12}{cells}")
     print(f"tuned on the tuning days: {json.dumps(out['tuned'])}")
+    for title, key in (("what stands between", "oracle_steps"), ("besides the chain", "oracle_steps_side")):
+        if key not in out:
+            continue
+        print(f"{title} ({key}): peak import / export, kWh and % of zero fee")
+        for name, step in out[key].items():
+            more = "".join(
+                f"  {k} {step[k]:.2f}"
+                for k in ("curtailed_kwh", "unmatched_kwh", "avg_trade_rate")
+                if k in step
+            )
+            print(
+                f"  {name:<27}{step['peak_import_kwh']:8.1f} ({step['peak_import_pct_of_baseline']:5.1f} %)"
+                f"{step['peak_export_kwh']:8.1f} ({step['peak_export_pct_of_baseline']:5.1f} %){more}"
+            )
     if args.json:
 
         def rounded(kpis: dict) -> dict:

@@ -42,6 +42,27 @@ Size: one variable per battery and slot (three) and per flexible load and window
 without a battery or flexible load are constants. The 1,000-house generated grid (161 batteries,
 259 flexible loads, 7 judged days) is about 0.45 million variables; see the bench for the time.
 
+**From the limit to the fee: the waterfall** (``bench/steering.py``'s ``oracle_steps``), each step
+on the judged slots, each either a lower bound or exactly what it says:
+
+1. ``oracle_peaks``: every asset a lever (above). A lower bound on any fee path's peaks.
+2. ``oracle_peaks(even_rate=True)``: + the owners' rule no fee changes (EVs and heat pumps never
+   slower than the even rate of what is left). Still a lower bound on any fee path's peaks (the
+   batteries' price thresholds, not convex, are left out).
+3. ``oracle_fixed_batteries(flows)``: + the batteries and curtailment doing exactly what they
+   did in a simulated run (``run_flows`` replays a run from its fees in force): each house's load
+   carries its battery's charge less discharge plus what it curtailed, and only the EVs and heat
+   pumps are scheduled (even rate). That run is one such schedule, so this is a lower bound on
+   *that run's* ``I / I_0 + E / E_0``: the rest of its gap is how its fees steered the EVs.
+4. ``greedy_fee_path``: the simulation under one grid fee per slot, chosen by an operator who
+   knows each slot's outcome before sending the fee and looks no further (the lowest fee of a
+   candidate list whose root flows stay within the aim): exactly what it says, a fee path the
+   contract allows (one fee per market and slot), not a bound.
+5. the controller, judged in the simulation.
+
+Steps 1-3 minimise ``I / I_0 + E / E_0``, so one direction may rise while the sum falls; step 3
+carries a run's curtailment, a lever steps 1-2 do not have.
+
 ``per_house=False`` gives the older, looser *pooled* bound: the batteries of one efficiency form
 one battery that may discharge into any house (no deficit bound), and the flexible loads of one
 window one pool. Every per-house schedule is a pooled one, so the pooled objective is never above
@@ -430,3 +451,178 @@ def oracle_peaks(
         result.status,
         result.objective,
     )
+
+
+# --- the waterfall: from the physical limit to what one fee reaches ---------------------------
+
+
+@dataclass(frozen=True)
+class RunFlows:
+    """What the simulation's assets did in a run, per slot and house [kWh]."""
+
+    charge_kwh: np.ndarray  # [n, H] battery charging at the meter (from PV or grid)
+    discharge_kwh: np.ndarray  # [n, H] battery discharge at the meter
+    curtailed_kwh: np.ndarray  # [n, H] supply nobody took (PV or battery), thrown away
+    import_kwh: np.ndarray  # [n] the root's import
+    export_kwh: np.ndarray  # [n] the root's export
+
+
+def run_flows(scenario: Scenario, fee_ct_per_kwh: np.ndarray) -> RunFlows:
+    """Replay ``scenario`` with the fees in force ``fee_ct_per_kwh`` [slots, markets] (every market
+    of the grid, in ``build_grid``'s order) and record what the batteries and curtailment did.
+
+    The simulation is deterministic for a given fee path, so a backtest's fees (``fees_of_run``)
+    replay that very run."""
+    from app.exchange.simulation import Simulation
+
+    sim = Simulation(scenario)
+    n, n_h = len(fee_ct_per_kwh), sim.grid.n_houses
+    charge, discharge, curtailed = np.zeros((n, n_h)), np.zeros((n, n_h)), np.zeros((n, n_h))
+    imp, exp = np.zeros(n), np.zeros(n)
+    for t in range(n):
+        out = sim.run_slot(t, fee_ct_per_kwh[t])
+        stats = out.stats(sim.grid, fee_ct_per_kwh[t])
+        charge[t] = out.orders.demand_kwh - out.consumption_kwh
+        discharge[t] = out.orders.battery_kwh
+        curtailed[t] = out.cleared.curtailed_kwh
+        imp[t], exp[t] = stats.import_kwh[0], stats.export_kwh[0]
+    return RunFlows(charge, discharge, curtailed, imp, exp)
+
+
+def fees_of_run(scenario: Scenario, series_fee_ct_per_kwh: np.ndarray, markets: list[str]) -> np.ndarray:
+    """The fees in force [slots, every market] of a backtest whose ``series["fee_ct_per_kwh"]``
+    covers ``markets`` (uuids); the other markets kept the scenario's initial fee."""
+    grid = build_grid(scenario)
+    position = {m.uuid: i for i, m in enumerate(grid.markets)}
+    fees = np.tile(grid.initial_fee_ct_per_kwh.astype(float), (len(series_fee_ct_per_kwh), 1))
+    fees[:, [position[u] for u in markets]] = series_fee_ct_per_kwh
+    return fees
+
+
+def fixed_batteries(fleet: Fleet, flows: RunFlows, from_slot: int = 0) -> Fleet:
+    """``fleet`` with its batteries and curtailment no longer levers: each house's load carries
+    what its battery charged, less what it discharged, plus what was curtailed in the run
+    ``flows`` (from ``from_slot`` on). Only the flexible loads are left to schedule."""
+    n = fleet.n_slots
+    moved = (flows.charge_kwh - flows.discharge_kwh + flows.curtailed_kwh)[from_slot : from_slot + n]
+    none = np.zeros(0)
+    return Fleet(
+        load_kwh=fleet.load_kwh + moved,
+        pv_kwh=fleet.pv_kwh,
+        bat_house=np.zeros(0, dtype=int),
+        bat_capacity_kwh=none,
+        bat_min_kwh=none,
+        bat_initial_kwh=none,
+        bat_step_kwh=none,
+        bat_eta=none,
+        flex_house=fleet.flex_house,
+        flex_step_kwh=fleet.flex_step_kwh,
+        windows=fleet.windows,
+    )
+
+
+def oracle_fixed_batteries(
+    scenario: Scenario,
+    days: int,
+    flows: RunFlows,
+    judge_from_slot: int = 0,
+    zero_peaks_kwh: tuple[float, float] = (1.0, 1.0),
+    even_rate: bool = True,
+) -> OracleResult:
+    """The oracle whose batteries and curtailment do what they did in the run ``flows`` (e.g. under
+    the controller's fees): only the EVs and heat pumps are scheduled (by default at no less than
+    the owners' even rate). That run is itself such a schedule, so its peaks are never below
+    this one's: the gap between them is what the fee's steering of the flexible loads left."""
+    start = min(max(judge_from_slot, 0), days * scenario.slots_per_day)
+    fleet = fixed_batteries(scenario_fleet(scenario, days, from_slot=start), flows, start)
+    result = schedule(fleet, 0, zero_peaks_kwh, curtailment=False, even_rate=even_rate)
+    net = np.concatenate([np.full(start, np.nan), result.net_kwh])
+    return OracleResult(
+        result.peak_import_kwh,
+        result.peak_export_kwh,
+        net,
+        float(flows.curtailed_kwh[start:].sum()),
+        result.status,
+        result.objective,
+    )
+
+
+@dataclass(frozen=True)
+class GreedyResult:
+    fee_ct_per_kwh: np.ndarray  # [slots] the grid fee in force (0 before the judged slots)
+    import_kwh: np.ndarray  # [slots] the root's
+    export_kwh: np.ndarray
+    kpis: dict[str, float]  # the root's, on the judged slots (``market_kpis``)
+
+
+GREEDY_FEES_CT_PER_KWH = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 13.0, 16.0, 20.0, 25.0, 30.0, 40.0)
+
+
+def greedy_fee_path(
+    scenario: Scenario,
+    days: int,
+    judge_from_slot: int,
+    aim_kwh: tuple[float, float],
+    candidates_ct_per_kwh: tuple[float, ...] = GREEDY_FEES_CT_PER_KWH,
+    baseline_peaks: tuple[float, float] | None = None,
+) -> GreedyResult:
+    """One grid fee per slot, chosen with the slot's outcome known and no lag: the simulation
+    itself (its owners, batteries and curtailment all answering the one price) under the fee path
+    a perfectly informed, myopic operator would send.
+
+    Every market's fee is 0 except the grid's. Before ``judge_from_slot`` the fee is 0. In each
+    judged slot every candidate fee (ascending) is tried from the same asset state, and the lowest
+    whose root import and export stay within the aim (``aim_kwh`` at first, then the highest
+    peaks already reached) is kept; if none does, the one with the least
+    ``max(import / aim_import, export / aim_export)``. It does not look beyond the slot, so it is
+    *exactly what it says*, not a bound: a fee path that plans ahead could do better.
+    """
+    from app.exchange.simulation import Simulation
+    from app.operator.kpis import market_kpis
+
+    sim = Simulation(scenario)
+    grid = sim.grid
+    n = days * scenario.slots_per_day
+    fees = np.zeros(grid.n_markets)
+    path = np.zeros(n)
+    keys = ("import_kwh", "export_kwh", "market_fee_revenue", "total_traded_energy_kWh")
+    keys += ("avg_trade_rate", "consumption_kwh", "unmatched_kwh")
+    series = {k: np.zeros(n) for k in keys}
+    aim_i, aim_e = (max(a, 1e-6) for a in aim_kwh)
+    ordered = sorted(candidates_ct_per_kwh)
+    for t in range(n):
+        if t >= judge_from_slot:
+            saved = sim.state.to_arrays()
+            saved = {k: v.copy() for k, v in saved.items()}
+            best, best_excess = ordered[0], float("inf")
+            for fee in ordered:
+                sim.state = type(sim.state).from_arrays(saved)
+                fees[0] = fee
+                stats = sim.run_slot(t, fees).stats(grid, fees)
+                excess = max(stats.import_kwh[0] / aim_i, stats.export_kwh[0] / aim_e)
+                if excess <= 1 + 1e-9:
+                    best = fee
+                    break
+                if excess < best_excess:
+                    best, best_excess = fee, excess
+            sim.state = type(sim.state).from_arrays(saved)
+            fees[0] = best
+        stats = sim.run_slot(t, fees).stats(grid, fees)
+        path[t] = fees[0]
+        for k in keys:
+            series[k][t] = getattr(stats, k)[0]
+        if t >= judge_from_slot:
+            aim_i, aim_e = max(aim_i, series["import_kwh"][t]), max(aim_e, series["export_kwh"][t])
+    w = slice(judge_from_slot, None)
+    kpis = market_kpis(
+        series["import_kwh"][w],
+        series["export_kwh"][w],
+        path[w],
+        series["market_fee_revenue"][w],
+        series["total_traded_energy_kWh"][w],
+        series["avg_trade_rate"][w],
+        series["consumption_kwh"][w],
+        series["unmatched_kwh"][w],
+        baseline_peaks=baseline_peaks,
+    )
+    return GreedyResult(path, series["import_kwh"], series["export_kwh"], kpis)

@@ -8,7 +8,20 @@ from app.exchange.grid import build_grid
 from app.exchange.profiles import ProfileSource
 from app.exchange.scenario import parse_scenario
 from app.operator.backtest import ZERO, backtest
-from app.operator.oracle import Fleet, oracle_peaks, pooled, scenario_fleet, schedule
+from app.operator.oracle import (
+    GREEDY_FEES_CT_PER_KWH,
+    Fleet,
+    RunFlows,
+    fees_of_run,
+    fixed_batteries,
+    greedy_fee_path,
+    oracle_fixed_batteries,
+    oracle_peaks,
+    pooled,
+    run_flows,
+    scenario_fleet,
+    schedule,
+)
 
 SCENARIO = generate_scenario(2, 8, seed=5)
 
@@ -140,3 +153,70 @@ def test_with_the_owners_even_rate_an_ev_cannot_wait_for_the_emptier_slot():
     owners = schedule(fleet, zero_peaks_kwh=(4.0, 1.0), even_rate=True)
     assert owners.peak_import_kwh == pytest.approx(4.0, abs=1e-6)
     assert owners.net_kwh == pytest.approx([4.0, 2.0], abs=1e-6)
+
+
+def test_with_the_batteries_fixed_only_the_ev_moves_and_the_run_bounds_it():
+    """Two houses, three slots. House 0 has an EV needing 2 kWh in slots 0-2 (at most 2 kWh/slot)
+    and a battery that, in the run, charged 1 kWh in slot 0 and discharged 1 kWh in slot 2; house
+    1 loads 2, 1, 1. Fixed, house 0 carries 1, 0, -1: net without the EV 3, 1, 0. The EV's best
+    keeps out of slot 0 -> peak 3 (slot 0 is fixed). With the even rate (2/3 at least in slot 0):
+    3 2/3 in slot 0, the rest (4/3) spread so slot 1 stays below: peak 3 2/3."""
+    fleet = _fleet([[0.0, 2.0], [0.0, 1.0], [0.0, 1.0]], battery=(0, 2.0, 2.0), flex=((0, 2.0, 0, 3, 2.0),))
+    flows = RunFlows(
+        charge_kwh=np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0]]),
+        discharge_kwh=np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0]]),
+        curtailed_kwh=np.zeros((3, 2)),
+        import_kwh=np.zeros(3),
+        export_kwh=np.zeros(3),
+    )
+    frozen = fixed_batteries(fleet, flows)
+    assert len(frozen.bat_capacity_kwh) == 0
+    assert frozen.load_kwh == pytest.approx(np.array([[1.0, 2.0], [0.0, 1.0], [-1.0, 1.0]]))
+    free = schedule(frozen, zero_peaks_kwh=(5.0, 1.0))
+    assert free.peak_import_kwh == pytest.approx(3.0, abs=1e-6)
+    owners = schedule(frozen, zero_peaks_kwh=(5.0, 1.0), even_rate=True)
+    assert owners.peak_import_kwh == pytest.approx(3.0 + 2.0 / 3.0, abs=1e-6)
+    # the battery as a lever does better: it can discharge 1 kWh into the EV in slot 0 instead
+    assert schedule(fleet, zero_peaks_kwh=(5.0, 1.0)).peak_import_kwh < 3.0 - 1e-6
+
+
+def test_replaying_a_runs_fees_gives_its_flows_and_the_fixed_battery_oracle_bounds_that_run():
+    """The zero-fee run, replayed from its fees, has the backtest's root flows; the oracle with its
+    batteries fixed lies between the even-rate oracle (batteries free) and the run itself."""
+    zero = backtest(SCENARIO, ZERO, days=2, judge_from_slot=96)
+    peaks = zero.peaks(zero.market_uuids[0])
+    fees = fees_of_run(SCENARIO, zero.series["fee_ct_per_kwh"], zero.market_uuids)
+    assert fees.shape == (192, build_grid(SCENARIO).n_markets) and not fees.any()
+    flows = run_flows(SCENARIO, fees)
+    assert flows.import_kwh == pytest.approx(zero.series["import_kwh"][:, 0], abs=1e-9)
+    assert flows.export_kwh == pytest.approx(zero.series["export_kwh"][:, 0], abs=1e-9)
+    assert not flows.curtailed_kwh.any()  # no fee: nobody curtails
+    fixed = oracle_fixed_batteries(SCENARIO, 2, flows, judge_from_slot=96, zero_peaks_kwh=peaks)
+    free = oracle_peaks(SCENARIO, 2, judge_from_slot=96, zero_peaks_kwh=peaks, even_rate=True)
+    assert fixed.status.startswith("Optimization terminated successfully")
+    assert fixed.peak_import_kwh <= peaks[0] + 1e-6 and fixed.peak_export_kwh <= peaks[1] + 1e-6
+    assert fixed.objective >= free.objective - 1e-6
+
+
+def test_the_one_fee_search_keeps_zero_fees_when_nothing_is_over_its_aim_and_replays_exactly():
+    """Aiming above the zero-fee peaks, the lowest fee (0) always stays within: the run is the
+    zero-fee run. Aiming at half of them it sends fees from its candidates, only on judged slots,
+    and replaying that fee path gives the same root flows; the fixed-battery oracle of that run
+    is no worse than the run on I / I_0 + E / E_0."""
+    zero = backtest(SCENARIO, ZERO, days=2, judge_from_slot=96)
+    peaks = zero.peaks(zero.market_uuids[0])
+    calm = greedy_fee_path(SCENARIO, 2, 96, (peaks[0] + 1, peaks[1] + 1), baseline_peaks=peaks)
+    assert not calm.fee_ct_per_kwh.any()
+    assert calm.import_kwh == pytest.approx(zero.series["import_kwh"][:, 0], abs=1e-9)
+    tight = greedy_fee_path(SCENARIO, 2, 96, (peaks[0] / 2, peaks[1] / 2), baseline_peaks=peaks)
+    assert not tight.fee_ct_per_kwh[:96].any() and tight.fee_ct_per_kwh[96:].any()
+    assert set(tight.fee_ct_per_kwh) <= set(GREEDY_FEES_CT_PER_KWH)
+    fees = np.zeros((192, build_grid(SCENARIO).n_markets))
+    fees[:, 0] = tight.fee_ct_per_kwh
+    flows = run_flows(SCENARIO, fees)
+    assert flows.import_kwh == pytest.approx(tight.import_kwh, abs=1e-9)
+    assert flows.export_kwh == pytest.approx(tight.export_kwh, abs=1e-9)
+    assert tight.kpis["peak_import_kwh"] == pytest.approx(tight.import_kwh[96:].max())
+    run = tight.kpis["peak_import_kwh"] / peaks[0] + tight.kpis["peak_export_kwh"] / peaks[1]
+    fixed = oracle_fixed_batteries(SCENARIO, 2, flows, judge_from_slot=96, zero_peaks_kwh=peaks)
+    assert fixed.objective <= run + 1e-6
