@@ -48,7 +48,9 @@ def shift(slot_label: str, slots: int, slot_length_min: int) -> str:
 
 
 def number(slot: dt.datetime | str | int, slot_length_min: int = 15) -> int:
-    """Slots since :data:`EPOCH` of a slot start or label; a number is returned as it is."""
+    """Slots of ``slot_length_min`` since :data:`EPOCH` of a slot start or label; a number is
+    returned as it is. A count for arrays of one market's slots (its own slot length); the
+    operator's tables number slots in minutes instead (:func:`minutes`), unique whatever the length."""
     if isinstance(slot, int):
         return slot
     start = parse(slot) if isinstance(slot, str) else slot
