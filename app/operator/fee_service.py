@@ -31,7 +31,7 @@ def model_fee_ct_per_kwh(
     ops: OperatorStore, market_uuid: str, model: FeeModel, slot: SlotInfo, limits: FeeLimits
 ) -> float:
     """The fee [ct/kWh] ``model`` sets for ``slot`` from the market's stored history."""
-    history = MarketHistory.from_rows(ops.history(market_uuid, last=HISTORY_FOR_MODELS))
+    history = MarketHistory.from_rows(ops.history(market_uuid, last=HISTORY_FOR_MODELS), slot.slot_length_min)
     return compute_fee(model, history, slot, limits)
 
 

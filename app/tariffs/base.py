@@ -69,15 +69,17 @@ class MarketHistory:
         return len(self.slot)
 
     @classmethod
-    def from_rows(cls, rows: list[dict]) -> MarketHistory:
+    def from_rows(cls, rows: list[dict], slot_length_min: int = 15) -> MarketHistory:
         """From store rows (``slot`` number or label, ``import_kwh``, ``export_kwh``,
-        ``fee_ct_per_kwh``, ``next_fee_ct_per_kwh``)."""
+        ``fee_ct_per_kwh``, ``next_fee_ct_per_kwh``), labels counted in slots of the market's
+        ``slot_length_min`` like the target slot's ``SlotInfo`` (a model finds "the same slot
+        yesterday" as ``slot - 1440 / slot_length_min``)."""
 
         def col(name: str) -> np.ndarray:
             return np.array([np.nan if r.get(name) is None else r[name] for r in rows], dtype=float)
 
         return cls(
-            slot=np.array([slots.number(r["slot"]) for r in rows], dtype=np.int64),
+            slot=np.array([slots.number(r["slot"], slot_length_min) for r in rows], dtype=np.int64),
             import_kwh=col("import_kwh"),
             export_kwh=col("export_kwh"),
             fee_ct_per_kwh=col("fee_ct_per_kwh"),

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from app.operator.fee_service import target_slot
+from app.slots import label, labels, parse
 from app.tariffs.base import FeeLimits, MarketHistory, SlotInfo
 from app.tariffs.predictive import PredictiveParams, deferred_import_kwh, forecast_kwh, next_fee
 from app.tariffs.registry import compute_fee, describe, parse_model
@@ -204,3 +206,23 @@ def test_a_leak_forgets_part_of_the_learned_fee_each_day():
     assert next_fee(on_target, slot, params(trend=0, leak=0.1), LIMITS) == pytest.approx(9.0)
     with pytest.raises(ValidationError):
         params(leak=0.9)
+
+
+@pytest.mark.parametrize("slot_length_min", [5, 15, 60])
+def test_forecast_of_a_market_with_other_slot_lengths_comes_from_the_same_time_yesterday(slot_length_min):
+    """Stored history is read by label (Grid Singularity allows 2-60 minute slots): its slots must be
+    counted in the market's own slot length, like the target slot a queued fee reaches."""
+    start = parse("2026-06-21T00:00")
+    per_day = 1440 // slot_length_min
+    closed = labels(start, 2 * per_day - 2, slot_length_min)
+    yesterday_18 = label(start.replace(hour=18))
+    rows = [
+        {"slot": slot, "import_kwh": 30.0 if slot == yesterday_18 else 5.0, "export_kwh": 0.0}
+        for slot in closed
+    ]
+    history = MarketHistory.from_rows(rows, slot_length_min)
+    assert np.all(np.diff(history.slot) == 1)  # one number per slot, none shared
+
+    today_18 = target_slot(parse("2026-06-22T18:00"), slot_length_min)
+    x_imp, _ = forecast_kwh(history, today_18.slot, slot_length_min, params(trend=0.0))
+    assert x_imp == pytest.approx(30.0)  # yesterday's 18:00 peak, not a 5 kWh neighbour

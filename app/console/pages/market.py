@@ -252,7 +252,10 @@ def _model_inputs(market_uuid: str) -> tuple[MarketHistory, SlotInfo, FeeLimits]
     last ``HISTORY_FOR_MODELS`` closed slots and the slot a fee queued now is in force from."""
     data = console()
     slot, limits = data.model_target()
-    return MarketHistory.from_rows(data.history(market_uuid, last=HISTORY_FOR_MODELS)), slot, limits
+    history = MarketHistory.from_rows(
+        data.history(market_uuid, last=HISTORY_FOR_MODELS), slot.slot_length_min
+    )
+    return history, slot, limits
 
 
 def model_fee_for_next_slot(market_uuid: str, model: FeeModel) -> float:
