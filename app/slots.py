@@ -20,6 +20,7 @@ Pure standard library: the exchange core, the operator, the console and the comp
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from functools import lru_cache
 
 LABEL_FORMAT = "%Y-%m-%dT%H:%M"
@@ -87,6 +88,13 @@ def to_column(slot_label: str | None) -> int | None:
 def from_column(number: int | None) -> str | None:
     """A slot column's value of the operator's tables as a label; None stays None."""
     return None if number is None else from_minutes(number)
+
+
+def columns_to_labels(row: dict, keys: Iterable[str]) -> dict:
+    """``row`` read from an operator table with its slot columns ``keys`` turned into labels."""
+    for key in keys:
+        row[key] = from_column(row[key])
+    return row
 
 
 _EPOCH_ORDINAL = EPOCH.toordinal()

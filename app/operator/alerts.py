@@ -299,13 +299,6 @@ def liveness_conditions(
 _ALERT_SLOTS = ("started_slot", "firing_slot", "resolved_slot")  # Integer numbers in the table (app.slots)
 
 
-def _alert_out(row: dict) -> dict:
-    """An alert row as read from the table, its slot numbers as labels."""
-    for key in _ALERT_SLOTS:
-        row[key] = slots.from_column(row[key])
-    return row
-
-
 class AlertStore:
     """Alert instances and the console's limit changes of one exchange."""
 
@@ -361,7 +354,7 @@ class AlertStore:
             select(alerts).where(a.exchange == self.exchange, a.state.in_(OPEN_STATES)).order_by(a.id.desc())
         )
         with self.engine.connect() as conn:
-            rows = [_alert_out(dict(r._mapping)) for r in conn.execute(query)]
+            rows = [slots.columns_to_labels(dict(r._mapping), _ALERT_SLOTS) for r in conn.execute(query)]
         return sorted(rows, key=lambda r: r["state"] != ALERTING)
 
     def history(self, limit: int = 200) -> list[dict]:
@@ -374,13 +367,13 @@ class AlertStore:
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            return [_alert_out(dict(r._mapping)) for r in conn.execute(query)]
+            return [slots.columns_to_labels(dict(r._mapping), _ALERT_SLOTS) for r in conn.execute(query)]
 
     def alert(self, alert_id: int) -> dict | None:
         a = alerts.c
         with self.engine.connect() as conn:
             row = conn.execute(select(alerts).where(a.exchange == self.exchange, a.id == alert_id)).first()
-        return None if row is None else _alert_out(dict(row._mapping))
+        return None if row is None else slots.columns_to_labels(dict(row._mapping), _ALERT_SLOTS)
 
     def acknowledge(self, alert_id: int, user: str) -> bool:
         """Mark an open alert as seen by ``user``; False when it is not open or already acked."""

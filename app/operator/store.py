@@ -74,13 +74,6 @@ def _history_out(row: dict) -> dict:
     return row
 
 
-def _command_out(row: dict) -> dict:
-    """A command row as read from the table, its slot numbers as labels."""
-    for key in _COMMAND_SLOTS:
-        row[key] = slots.from_column(row[key])
-    return row
-
-
 class OperatorStore:
     def __init__(self, engine: Engine, exchange: str = "embedded"):
         self.engine = engine
@@ -303,7 +296,7 @@ class OperatorStore:
                 .values(status=SENDING, transaction_id=tid, sent_at=time.time())
             )
             rows = conn.execute(select(fee_commands).where(c.transaction_id == tid).order_by(c.id)).all()
-        return tid, [_command_out(dict(r._mapping)) for r in rows]
+        return tid, [slots.columns_to_labels(dict(r._mapping), _COMMAND_SLOTS) for r in rows]
 
     def unfinished(self) -> dict[str, list[dict]]:
         """Commands claimed but not answered (the sender died): by transaction id, to resend."""
@@ -314,7 +307,9 @@ class OperatorStore:
             ).all()
         out: dict[str, list[dict]] = {}
         for r in rows:
-            out.setdefault(r.transaction_id, []).append(_command_out(dict(r._mapping)))
+            out.setdefault(r.transaction_id, []).append(
+                slots.columns_to_labels(dict(r._mapping), _COMMAND_SLOTS)
+            )
         return out
 
     def record_results(self, results: dict[int, dict]) -> None:
@@ -370,7 +365,7 @@ class OperatorStore:
             row = conn.execute(
                 select(fee_commands).where(c.exchange == self.exchange, c.id == command_id)
             ).first()
-        return None if row is None else _command_out(dict(row._mapping))
+        return None if row is None else slots.columns_to_labels(dict(row._mapping), _COMMAND_SLOTS)
 
     def command_pages(
         self, start: str | None = None, end: str | None = None, size: int = 2000
@@ -388,7 +383,10 @@ class OperatorStore:
         while True:
             page = query if last_id is None else query.where(c.id > last_id)
             with self.engine.connect() as conn:
-                rows = [_command_out(dict(r._mapping)) for r in conn.execute(page.order_by(c.id).limit(size))]
+                rows = [
+                    slots.columns_to_labels(dict(r._mapping), _COMMAND_SLOTS)
+                    for r in conn.execute(page.order_by(c.id).limit(size))
+                ]
             if rows:
                 yield rows
             if len(rows) < size:
@@ -403,5 +401,6 @@ class OperatorStore:
             query = query.where(c.status.in_(statuses))
         with self.engine.connect() as conn:
             return [
-                _command_out(dict(r._mapping)) for r in conn.execute(query.order_by(c.id.desc()).limit(limit))
+                slots.columns_to_labels(dict(r._mapping), _COMMAND_SLOTS)
+                for r in conn.execute(query.order_by(c.id.desc()).limit(limit))
             ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Integer, MetaData, Table, insert, inspect, select
 
 from app.exchange.stat_table import HISTORY_STATS
@@ -13,6 +12,7 @@ from app.operator.alerts import AlertStore
 from app.operator.store import HISTORY_FIELDS, OperatorStore
 from app.store.db import alembic_config, make_engine, migrate
 from app.store.schema import metadata
+from tests.store.migration_revisions import revision_of
 
 # across midnight, a leap day, a year's end, 5-minute slots beside 15-minute ones, before 2000
 LABELS = [
@@ -30,15 +30,6 @@ SLOT_COLUMNS = {
     "fee_commands": ("running_slot", "applies_from_slot"),
     "alerts": ("started_slot", "firing_slot", "resolved_slot"),
 }
-
-
-def numbering_revision(url: str) -> tuple[str, str]:
-    """(revision, the one before it) of the migration that numbers the operator's slots."""
-    script = ScriptDirectory.from_config(alembic_config(url))
-    for rev in script.walk_revisions():
-        if rev.path.endswith("_slot_numbers.py"):
-            return rev.revision, rev.down_revision
-    raise AssertionError("no slot_numbers migration")
 
 
 def history_rows() -> list[dict]:
@@ -98,7 +89,7 @@ def alert_rows() -> list[dict]:
 
 
 def test_the_operators_rows_keep_their_slots_through_the_numbering_and_back(store_url):
-    _, before = numbering_revision(store_url)
+    _, before = revision_of(store_url, "_slot_numbers.py")
     command.upgrade(alembic_config(store_url), before)
     engine = make_engine(store_url)
     old = {"op_history": history_rows(), "fee_commands": command_rows(), "alerts": alert_rows()}

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 from alembic import command
-from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, Table, insert, select
 
 from app.exchange.grid import build_grid
 from app.exchange.runner import ExchangeRunner
 from app.store.db import alembic_config, make_engine, migrate
 from app.store.repo import ExchangeStore
-
-
-def packing_revision(url: str) -> tuple[str, str]:
-    """(revision, the one before it) of the migration that packs the slot stats."""
-    script = ScriptDirectory.from_config(alembic_config(url))
-    for rev in script.walk_revisions():
-        if rev.path.endswith("_slot_stat_chunks.py"):
-            return rev.revision, rev.down_revision
-    raise AssertionError("no slot_stat_chunks migration")
-
+from tests.store.migration_revisions import revision_of
 
 OLD_COLUMN = {"fee_ct_per_kwh": "market_fee", "next_fee_ct_per_kwh": "next_market_fee"}
 
@@ -35,7 +25,7 @@ def test_history_of_a_store_made_before_the_packing_survives_upgrade_and_downgra
 
     # ... written as the schema before the packing held it: one row per market and slot
     old_url = fresh_store_url(store_url, "before")
-    _, before = packing_revision(old_url)
+    _, before = revision_of(old_url, "_slot_stat_chunks.py")
     command.upgrade(alembic_config(old_url), before)
     engine = make_engine(old_url)
     try:
