@@ -10,13 +10,14 @@ from __future__ import annotations
 import dash
 import dash_mantine_components as dmc
 from dash import Dash, dcc, html
-from flask import Flask, jsonify, request
+from flask import Flask, has_request_context, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_caching import Cache
 from sqlalchemy import Engine
 
 from app.config import ROOT, Settings
 from app.console import admin, auth, ids
+from app.console.auth import current_console_user
 from app.console.cache import cache_config
 from app.console.data import ConsoleData
 from app.console.pages import alerts_page, audit, grid_map, market, overview, shell_callbacks, whatif
@@ -38,9 +39,6 @@ __all__ = ["NAV", "cache_config", "init_dashboard", "shell"]
 
 def _admin_link() -> list:
     """The admin page's link, for a grid operator with the admin right."""
-    from flask import has_request_context
-
-    from app.console.auth import current_console_user
 
     user = current_console_user() if has_request_context() else None
     if user is None or not user.admin or user.role != "grid_operator":

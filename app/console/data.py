@@ -25,6 +25,7 @@ from app.operator.alerts import ALERTING, EXCHANGE, PENDING, AlertStore, Limits,
 from app.operator.store import QUEUED, OperatorStore
 from app.store.notify import Notifier
 from app.tariffs.base import FeeLimits, SlotInfo
+from app.tariffs.registry import MODEL_LABELS
 
 MANAGED_LEVELS = (0, 1)
 CLOCK_MAX_AGE_S = 10.0  # the longest one clock reading is used [s]
@@ -326,8 +327,6 @@ class ConsoleData:
         return {c["market_uuid"]: c["fee_ct_per_kwh"] for c in self.ops.commands((QUEUED,))}
 
     def modes(self) -> dict[str, str]:
-        from app.tariffs.registry import MODEL_LABELS
-
         out = {}
         for uuid, setting in self.ops.settings().items():
             if setting.mode == "model" and setting.model:

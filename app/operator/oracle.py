@@ -80,6 +80,8 @@ from scipy.optimize import linprog
 from app.exchange.grid import build_grid
 from app.exchange.profiles import ProfileSource
 from app.exchange.scenario import Scenario
+from app.exchange.simulation import Simulation
+from app.operator.kpis import market_kpis
 
 _EPS = 1e-4  # cost per kWh of curtailment / battery throughput, relative to the peak terms
 
@@ -473,7 +475,6 @@ def run_flows(scenario: Scenario, fee_ct_per_kwh: np.ndarray) -> RunFlows:
 
     The simulation is deterministic for a given fee path, so a backtest's fees (``fees_of_run``)
     replay that very run."""
-    from app.exchange.simulation import Simulation
 
     sim = Simulation(scenario)
     n, n_h = len(fee_ct_per_kwh), sim.grid.n_houses
@@ -577,8 +578,6 @@ def greedy_fee_path(
     ``max(import / aim_import, export / aim_export)``. It does not look beyond the slot, so it is
     *exactly what it says*, not a bound: a fee path that plans ahead could do better.
     """
-    from app.exchange.simulation import Simulation
-    from app.operator.kpis import market_kpis
 
     sim = Simulation(scenario)
     grid = sim.grid

@@ -29,7 +29,7 @@ from app.console.components.formatting import (
     slot_axis,
     with_unit,
 )
-from app.whatif.runs import WhatIfResult
+from app.whatif.runs import WhatIfResult, best_of
 
 CANDIDATE_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00")
 BASELINE_COLOUR = PALETTE["muted"]
@@ -48,7 +48,6 @@ def grid_rows(rows: Sequence[Mapping], candidates: Sequence[str]) -> list[dict]:
     """The KPI rows flattened for AG Grid: candidate values as ``c0``.. and ``best_cols``; the
     best among ``candidates`` only (a zero-fee candidate left out of them cannot win a tie with
     the reference it repeats). ``first`` marks a market's first row (its name shows there only)."""
-    from app.whatif.runs import best_of
 
     out = []
     previous = None

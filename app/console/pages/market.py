@@ -180,7 +180,6 @@ def _forecast_points(overlay: dict) -> tuple[list, list]:
 def add_forecast(figure: go.Figure | Patch, overlay: dict) -> None:
     """The limits as dashed lines (import above, export below zero) and the forecast of the next
     fee's slot as a trace after the documented ones (so the patch indices stay as they are)."""
-    import plotly.graph_objects as go
 
     x, y = _forecast_points(overlay)
     figure.add_trace(

@@ -9,6 +9,7 @@ from app.console import ids
 from app.console.components.overview_table import overview_grid, overview_rows
 from app.console.components.page import heading
 from app.console.pages.common import console, open_market_on
+from app.console.pages.export import excel_download
 
 
 def overview_data() -> list[dict]:
@@ -110,8 +111,6 @@ def register_callbacks(app: Dash) -> None:
         running=[(Output(ids.EXPORT_BUTTON, "loading"), True, False)],
     )
     def download_excel(_clicks, start_date, end_date):
-        from app.console.pages.export import excel_download
-
         try:
             return excel_download(start_date or None, end_date or None), ""
         except ValueError as exc:

@@ -55,6 +55,7 @@ from app.console.components.whatif_view import (
 from app.console.pages.common import console, is_viewer
 from app.operator import fee_service
 from app.tariffs.forms import FORMS, Field
+from app.tariffs.registry import describe, parse_model
 from app.tariffs.tou import MAX_UPLOAD_BYTES
 from app.whatif import form, jobs
 from app.whatif.apply import plan
@@ -76,7 +77,7 @@ from app.whatif.form import (
     tou_status,
 )
 from app.whatif.jobs import execute
-from app.whatif.queue import current_job
+from app.whatif.queue import current_job, queue_problem
 from app.whatif.quota import RunLedger, RunRefused
 from app.whatif.results import RUN_ID, ResultStore
 from app.whatif.runs import (
@@ -191,7 +192,6 @@ def queue_problem_now(server: Flask | None = None) -> str | None:
     server = server or current_app
     if not _settings(server).redis_url:
         return None  # the diskcache manager starts the job itself
-    from app.whatif.queue import queue_problem
 
     return queue_problem(server.extensions["dash_app"]._background_manager.handle)
 
@@ -623,7 +623,6 @@ def layout(**_query) -> dmc.Stack:
 
 def results_section(result: WhatIfResult, spec: Mapping) -> dmc.Stack:
     """The KPI table, the charts of the first market (the select picks another), apply, export."""
-    from app.tariffs.registry import describe, parse_model
 
     markets = [
         {"value": u, "label": n} for u, n in zip(result.market_uuids, result.market_names, strict=True)
