@@ -76,8 +76,8 @@ def when(live, slot: int) -> str:
     return f"{live.label(slot)[11:]} CEST"
 
 
-def wait_for_moment(live, dash_duo, market_uuid: str, before_send: bool) -> int:
-    """Wait, on the exchange's clock, for a moment in a slot N with at least a second left before
+def wait_for_moment(live, dash_duo, market_uuid: str, before_send: bool, min_left_s: float = 1.2) -> int:
+    """Wait, on the exchange's clock, for a moment in a slot N with at least ``min_left_s`` left before
     N's send point (``before_send``), or after it but before N ends; the button and the header's
     countdown must both say the slot a click then reaches (N+1, or N+2). Returns N."""
     button = pid("fee-queue", market_uuid)
@@ -91,7 +91,7 @@ def wait_for_moment(live, dash_duo, market_uuid: str, before_send: bool) -> int:
             return None
         if (
             before_send
-            and left >= 1.2
+            and left >= min_left_s
             and said == f"Queue for {when(live, n + 1)}"
             # where a click goes, by the header: N+1's fees still open, or (in the instant after N
             # began, before the next tick) N's closed with "queue now for" N+1
@@ -176,13 +176,16 @@ def test_con008_after_the_send_point_the_button_says_n_plus_2_and_the_fee_lands_
 def test_con009_several_changes_in_one_slot_collapse_to_the_last(live, dash_duo):
     market = live.community(0)
     login(dash_duo, "operator", f"/markets/{market.uuid}")
-    n = wait_for_moment(live, dash_duo, market.uuid, before_send=True)
+    # two changes take two rounds of typing, preview and click: start early in N (its send point is
+    # 3.2 s into a 4 s slot), and check after the clicks that N's send point had not passed
+    n = wait_for_moment(live, dash_duo, market.uuid, before_send=True, min_left_s=2.5)
     for fee in ("2", "3.5"):
         type_into(dash_duo, pid("fee-input", market.uuid), fee)
         dash_duo.wait_for_contains_text(pid("fee-preview", market.uuid), f"sends {float(fee):.2f}")
         click(dash_duo, pid("fee-queue", market.uuid))
         dash_duo.wait_for_contains_text(pid("fee-message", market.uuid), f"{float(fee):.2f} ct/kWh")
-    assert live.seconds_to_send()[0] == n, "the clicks outlasted slot N: the test could not act in N"
+    running, left = live.seconds_to_send()
+    assert running == n and left > 0, "the clicks outlasted slot N's send point: the test could not act in N"
     live.wait_closed(n + 1, timeout=3 * PROMISE_SLOT_S + 5)
     charged = {r["slot"]: r["fee_ct_per_kwh"] for r in live.store.history(market.uuid)}
     assert (charged[n], charged[n + 1]) == (1.0, 3.5)

@@ -36,10 +36,15 @@ from app.exchange.grid import build_grid
 from app.exchange.runner import ExchangeRunner
 from app.exchange.scenario import Scenario
 from app.operator.store import APPLIED, QUEUED, SENDING, OperatorStore
+from app.operator.timing import send_lead_s
 from app.store.repo import ExchangeStore
 from app.store.schema import batch_transactions, exchange_state, fee_changes
 
 SLOT_SECONDS = 0.5
+# "early": the first half of the time before the agent's send point, when it sends the queue (with
+# 0.5 s slots the send lead is its 0.3 s minimum, so the send point is at 40 % of the slot; a fee
+# queued at 41 % went out at once and the test's "the kill came before the agent's cycle" failed)
+EARLY_PCT = 50 * (1 - send_lead_s(SLOT_SECONDS) / SLOT_SECONDS)
 START_S = 90  # a cold start on a loaded machine: imports, gunicorn workers, the day's profiles
 SLOTS_AFTER_RESTART = 3
 FEES = (3.25, 4.5)  # ct/kWh; the community's fee is 1.0 before
@@ -62,9 +67,9 @@ def early_in_a_slot(d: Deployment, ops: OperatorStore) -> dict:
         # the agent appends a cycle's history, then sends the queue; give it a moment for both
         label = d.label(closed)
         wait_until("the agent to follow", lambda label=label: ops.latest_slot() == label, 30, d.procs)
-        time.sleep(0.2 * SLOT_SECONDS)
+        time.sleep(0.05 * SLOT_SECONDS)
         clock = d.client.clock()
-        if d.index(clock["last_closed_slot"]) == closed and clock["slot_completion_pct"] < 70:
+        if d.index(clock["last_closed_slot"]) == closed and clock["slot_completion_pct"] < EARLY_PCT:
             return clock
     raise AssertionError(f"no quiet moment early in a slot\n{d.procs.logs()}")
 
