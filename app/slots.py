@@ -43,6 +43,17 @@ def parse(slot_label: str) -> dt.datetime:
         raise ValueError(f"not a slot label (YYYY-MM-DDTHH:mm): {slot_label!r}") from exc
 
 
+def read(value: object) -> str | None:
+    """The slot label in a slot field another exchange sent (gsy-e sends the label, sometimes with
+    seconds or a zone after it: ``"2024-06-21T00:30:00"``); None when it names no slot."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return label(parse(value[:16]))
+    except ValueError:
+        return None
+
+
 def shift(slot_label: str, slots: int, slot_length_min: int) -> str:
     """The label of the slot ``slots`` after ``slot_label`` (before it when negative)."""
     return label(parse(slot_label) + dt.timedelta(minutes=slots * slot_length_min))

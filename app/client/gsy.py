@@ -465,10 +465,10 @@ class GsyLink(GridOperatorClient):
 
     def _on_market(self, event: dict) -> None:
         now = time.time()
-        slot = event.get("market_slot")
-        if not isinstance(slot, str):
+        slot = slots.read(event.get("market_slot"))
+        if slot is None:
+            log.warning("a market event without a slot label: %r", event.get("market_slot"))
             return
-        slot = slot[:16]
         with self._cond:
             st = self._gsy_state
             prev, prev_at = st.get("running_slot"), st.get("event_at")
@@ -744,7 +744,7 @@ class GsyLink(GridOperatorClient):
             with self._cond:
                 self._next_fee[area] = sent
             # the hosted face says from which slot; gsy-e does not: the slot after the running one
-            applies = answer.get("applies_from_slot") or (
+            applies = slots.read(answer.get("applies_from_slot")) or (
                 slots.shift(running, 1, length) if running else None
             )
             return {

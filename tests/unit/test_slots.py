@@ -62,3 +62,21 @@ def test_a_stored_slot_number_counts_minutes_from_2000_and_none_stays_none():
     assert slots.from_column(slots.to_column("2026-06-22T13:15")) == "2026-06-22T13:15"
     with pytest.raises(ValueError, match="not a slot label"):
         slots.to_column("2026-06-22 13:15")
+
+
+@pytest.mark.parametrize(
+    ("sent", "read"),
+    [
+        ("2024-06-21T00:30", "2024-06-21T00:30"),
+        ("2024-06-21T00:30:00", "2024-06-21T00:30"),  # gsy-e's market_slot with seconds
+        ("2024-06-21T00:30:00+02:00", "2024-06-21T00:30"),
+        ("2024-06-21 00:30", None),
+        ("next slot", None),
+        ("", None),
+        (None, None),
+        (1718929800, None),
+    ],
+)
+def test_a_slot_another_exchange_sends_is_read_as_its_label_or_as_no_slot(sent, read):
+    # what the gsy link stores and counts with: never a string that is not a label
+    assert slots.read(sent) == read
