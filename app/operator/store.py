@@ -204,7 +204,7 @@ class OperatorStore:
             select(h.slot).where(h.exchange == self.exchange, h.market_uuid == market_uuid).order_by(h.slot)
         )
         with self.engine.connect() as conn:
-            return [slots.from_minutes(n) for n in conn.execute(query.order_by(h.slot)).scalars()]
+            return [slots.from_minutes(n) for n in conn.execute(query).scalars()]
 
     # -- settings -------------------------------------------------------------------------
     def settings(self) -> dict[str, FeeSetting]:

@@ -69,7 +69,7 @@ class MarketHistory:
         return len(self.slot)
 
     @classmethod
-    def from_rows(cls, rows: list[dict], slot_length_min: int = 15) -> MarketHistory:
+    def from_rows(cls, rows: list[dict], slot_length_min: int) -> MarketHistory:
         """From store rows (``slot`` number or label, ``import_kwh``, ``export_kwh``,
         ``fee_ct_per_kwh``, ``next_fee_ct_per_kwh``), labels counted in slots of the market's
         ``slot_length_min`` like the target slot's ``SlotInfo`` (a model finds "the same slot
